@@ -1,0 +1,107 @@
+"""The storage backend protocol: what a log needs from SQLite, PostgreSQL or memory.
+
+The :class:`~eventstore.store.EventStore` owns everything that is the same on
+every backend (group commit, decoding, subscriptions, the write API). A backend
+only stores and fetches rows, and each backend passes the same contract tests
+(``tests/backend_contract.py``).
+
+Rows cross this boundary as plain tuples in the column order of
+:class:`~eventstore.planner.Row`, because building objects for a million rows
+costs more than the query.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol
+
+from .envelope import AppendResult
+from .errors import AppendError
+from .planner import PendingAppend, Row
+
+__all__ = ["ROW_COLUMNS", "Backend", "BackendInfo", "RowTuple"]
+
+#: The log's columns, in the order every backend returns them.
+ROW_COLUMNS = Row._fields
+
+RowTuple = tuple[Any, ...]
+"""(position, event_id, stream_id, stream_version, type, schema_version,
+recorded_at_us, metadata, data, hash)"""
+
+
+class BackendInfo(Protocol):
+    """What ``store describe`` shows about a backend."""
+
+    backend: str
+    uri: str
+    schema_version: int
+    size_bytes: int | None
+    read_only: bool
+
+
+class Backend(Protocol):
+    """A place that stores the log's rows; the store does the rest."""
+
+    #: The store URI, for messages (never with a password).
+    uri: str
+    #: True when this handle must not write (a store of a newer schema, or asked so).
+    read_only: bool
+
+    async def open(self, *, create: bool) -> None:
+        """Connect, then create or upgrade the log's tables (safe against a concurrent opener)."""
+        ...
+
+    async def close(self) -> None:
+        """Release every connection; idempotent."""
+        ...
+
+    def set_append_listener(self, listener: Callable[[], None]) -> None:
+        """Call ``listener`` when another process appends, if the backend can tell (else poll)."""
+        ...
+
+    async def commit(self, appends: Sequence[PendingAppend]) -> list[AppendResult | AppendError]:
+        """Store a batch in one transaction; each append gets its result or its own error.
+
+        Raises a StoreError (busy, full, closed...) when the whole batch failed and
+        nothing of it was stored.
+        """
+        ...
+
+    async def import_rows(self, rows: Sequence[RowTuple]) -> None:
+        """Store rows verbatim (positions, times, hashes as given) in one transaction.
+
+        The first row must continue the log exactly; the caller has checked the chain.
+        """
+        ...
+
+    async def head(self) -> int:
+        """The highest position stored, 0 for an empty log."""
+        ...
+
+    async def read_rows(
+        self, from_position: int, limit: int, types: Sequence[str] | None = None
+    ) -> list[RowTuple]:
+        """Up to ``limit`` rows with position >= ``from_position`` (of ``types``), in order."""
+        ...
+
+    async def read_stream_rows(
+        self, stream_id: str, from_version: int, limit: int
+    ) -> list[RowTuple]:
+        """Up to ``limit`` rows of one stream with version >= ``from_version``, in order."""
+        ...
+
+    async def stream_version(self, stream_id: str) -> int:
+        """The stream's current version, 0 when it has no event."""
+        ...
+
+    async def row_by_event_id(self, event_id: str) -> RowTuple | None:
+        """The row of one event id, or None."""
+        ...
+
+    async def position_at(self, recorded_at_us: int) -> int:
+        """The last position recorded at or before the given time (0 if none)."""
+        ...
+
+    async def info(self) -> dict[str, Any]:
+        """Backend facts for ``store describe``: backend, uri, schema_version, size_bytes..."""
+        ...

@@ -1,0 +1,175 @@
+"""Encoding events to stored bytes and back, with upcasting and raw fallbacks.
+
+A payload is stored as MessagePack of the event's JSON-compatible builtins
+(times as RFC 3339 strings, UUIDs as strings, no tag: the tag has its own
+column). Keeping the payload JSON-isomorphic means a JSON export re-encodes to
+the very same bytes, so an imported log keeps its hash chain.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import msgspec
+
+from .envelope import Metadata, RawEvent
+from .errors import DecodeError, InvalidEventError
+from .events import EVENT_TYPES, Event
+from .upcasting import UpcasterRegistry
+from .upcasting import registry as default_registry
+
+__all__ = [
+    "DEFAULT_MAX_EVENT_BYTES",
+    "EventCodec",
+    "check_json_compatible",
+    "decode_metadata",
+    "encode_metadata",
+]
+
+#: The largest encoded event payload accepted by default (1 MiB).
+DEFAULT_MAX_EVENT_BYTES = 1 << 20
+#: How deep configuration may nest: far beyond any real configuration, far below
+#: what would exhaust the interpreter's stack.
+MAX_NESTING = 64
+
+_msgpack_encoder = msgspec.msgpack.Encoder()
+_metadata_decoder = msgspec.msgpack.Decoder(Metadata)
+_builtins_decoder = msgspec.msgpack.Decoder()
+
+
+def check_json_compatible(value: Any, *, where: str = "$", depth: int = 0) -> None:
+    """Raise InvalidEventError for NaN, infinities, non-string keys or absurd nesting.
+
+    These cannot survive a JSON export (JSON has no NaN), so they would break the
+    promise that an exported log re-imports to the same bytes.
+    """
+    if depth > MAX_NESTING:
+        raise InvalidEventError(f"{where}: nested deeper than {MAX_NESTING} levels")
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise InvalidEventError(f"{where}: {value!r} is not allowed (JSON has no NaN/Infinity)")
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise InvalidEventError(f"{where}: keys must be strings, got {key!r}")
+            if not isinstance(item, str | int | bool | None):
+                check_json_compatible(item, where=f"{where}.{key}", depth=depth + 1)
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            if not isinstance(item, str | int | bool | None):
+                check_json_compatible(item, where=f"{where}[{index}]", depth=depth + 1)
+
+
+def encode_metadata(metadata: Metadata) -> bytes:
+    """The stored bytes of an event's metadata."""
+    builtins = msgspec.to_builtins(metadata)
+    check_json_compatible(builtins, where="metadata")
+    return _msgpack_encoder.encode(builtins)
+
+
+def decode_metadata(data: bytes) -> Metadata:
+    """Decode stored metadata; unreadable metadata becomes an empty Metadata, never an error."""
+    try:
+        return _metadata_decoder.decode(data)
+    except msgspec.DecodeError:
+        return Metadata()
+
+
+class EventCodec:
+    """Encodes events to payload bytes and decodes them back, upcasting old versions.
+
+    Decoders are built once per event class and reused (msgspec's advice); unknown
+    types and versions newer than this release decode to :class:`RawEvent`.
+    """
+
+    def __init__(
+        self,
+        *,
+        max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
+        upcasters: UpcasterRegistry = default_registry,
+        event_types: dict[str, type[Event]] | None = None,
+    ) -> None:
+        self.max_event_bytes = max_event_bytes
+        self._upcasters = upcasters
+        self._types = dict(EVENT_TYPES if event_types is None else event_types)
+        self._decoders: dict[str, msgspec.msgpack.Decoder[Any]] = {
+            tag: msgspec.msgpack.Decoder(cls) for tag, cls in self._types.items()
+        }
+
+    def encode(self, event: Event) -> tuple[str, int, bytes]:
+        """Return (type, schema_version, payload bytes) for ``event``.
+
+        Raises InvalidEventError when the event holds a value JSON cannot carry or
+        its payload is larger than the limit.
+        """
+        cls = type(event)
+        tag = cls.__struct_config__.tag
+        if not isinstance(tag, str):
+            raise InvalidEventError(f"{cls.__name__} has no stable tag; it is not an event class")
+        try:
+            builtins = msgspec.to_builtins(event)
+        except (TypeError, ValueError) as exc:
+            raise InvalidEventError(f"{tag}: {exc}") from exc
+        del builtins["event_type"]
+        check_json_compatible(builtins, where=tag)
+        data = _msgpack_encoder.encode(builtins)
+        if len(data) > self.max_event_bytes:
+            raise InvalidEventError(
+                f"{tag}: the encoded event is {len(data):,} bytes, over the limit of "
+                f"{self.max_event_bytes:,} bytes"
+            )
+        return tag, cls.schema_version, data
+
+    def from_builtins(self, event_type: str, data: Any) -> Event:
+        """Validate JSON-like ``data`` as an event of ``event_type`` (for importers).
+
+        Raises InvalidEventError naming the field at fault.
+        """
+        cls = self._types.get(event_type)
+        if cls is None:
+            known = ", ".join(sorted(self._types))
+            raise InvalidEventError(f"unknown event type {event_type!r} (known: {known})")
+        if not isinstance(data, dict):
+            raise InvalidEventError(f"{event_type}: data must be a JSON object")
+        try:
+            event = msgspec.convert(data, cls, strict=False)
+        except msgspec.ValidationError as exc:
+            raise InvalidEventError(f"{event_type}: {exc}") from exc
+        assert isinstance(event, Event)
+        return event
+
+    def decode(self, event_type: str, schema_version: int, data: bytes) -> Event | RawEvent:
+        """Decode a stored payload to its current class, or to RawEvent if unknown or newer.
+
+        Raises DecodeError only when the payload of a known type is corrupt.
+        """
+        decoder = self._decoders.get(event_type)
+        if decoder is None:
+            return RawEvent(event_type, schema_version, data)
+        current = self._types[event_type].schema_version
+        try:
+            if schema_version == current:
+                event: Event = decoder.decode(data)
+                return event
+            if schema_version < current and self._upcasters.can_upcast(
+                event_type, schema_version, current
+            ):
+                builtins = _builtins_decoder.decode(data)
+                upcast = self._upcasters.upcast(event_type, builtins, schema_version, current)
+                converted: Event = msgspec.convert(upcast, self._types[event_type])
+                return converted
+        except (msgspec.DecodeError, msgspec.ValidationError, KeyError, TypeError) as exc:
+            raise DecodeError(f"{event_type} v{schema_version}: corrupt payload: {exc}") from exc
+        return RawEvent(event_type, schema_version, data)
+
+    @staticmethod
+    def to_builtins(data: bytes) -> Any:
+        """The payload as plain builtins, for JSON output."""
+        return _builtins_decoder.decode(data)
+
+    @staticmethod
+    def from_builtins_bytes(data: Any) -> bytes:
+        """Re-encode builtins produced by :meth:`to_builtins` to the identical payload bytes."""
+        check_json_compatible(data, where="data")
+        return _msgpack_encoder.encode(data)

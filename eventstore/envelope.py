@@ -1,0 +1,149 @@
+"""The envelope around an event: what the store adds (position, stream, time, hash).
+
+- :class:`NewEvent` is what a writer hands to ``append``: the event and its id.
+- :class:`StoredEvent` is a row of the log exactly as stored, payloads still encoded.
+- :class:`RecordedEvent` is a stored row decoded for readers.
+- :class:`RawEvent` stands in for an event this release cannot decode (an unknown
+  type, or a newer schema version): kept whole, never an exception.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any, Literal
+from uuid import UUID, uuid4
+
+import msgspec
+
+from .events import Event, Scalar
+
+__all__ = [
+    "ANY",
+    "NO_STREAM",
+    "AppendResult",
+    "ExpectedVersion",
+    "Metadata",
+    "NewEvent",
+    "RawEvent",
+    "RecordedEvent",
+    "StoredEvent",
+    "datetime_from_us",
+    "us_from_datetime",
+]
+
+#: ``expected_version`` accepting any current version of the stream.
+ANY: Literal["any"] = "any"
+#: ``expected_version`` requiring that the stream has no event yet.
+NO_STREAM: Literal["no_stream"] = "no_stream"
+
+ExpectedVersion = int | Literal["any", "no_stream"]
+"""An exact stream version (0 = empty), ``"no_stream"`` or ``"any"``."""
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def us_from_datetime(value: datetime) -> int:
+    """Microseconds since the Unix epoch of an aware datetime (exact, no float rounding)."""
+    if value.tzinfo is None:
+        raise ValueError("naive datetime: metaledger records times in UTC, pass an aware one")
+    delta = value - _EPOCH
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+def datetime_from_us(value: int) -> datetime:
+    """The UTC datetime of ``value`` microseconds since the Unix epoch."""
+    return _EPOCH + timedelta(microseconds=value)
+
+
+class Metadata(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """Who and what caused an event: correlation/causation ids and the emitting process.
+
+    ``actor``, ``host`` and ``pid`` are filled in by the store when left empty.
+    """
+
+    correlation_id: str | None = None
+    causation_id: str | None = None
+    actor: str | None = None
+    host: str | None = None
+    pid: int | None = None
+    orchestrator: str | None = None
+    extra: dict[str, Scalar] = {}
+
+
+class NewEvent(msgspec.Struct, frozen=True):
+    """An event about to be appended, with the id that makes a retry idempotent."""
+
+    event: Event
+    event_id: UUID = msgspec.field(default_factory=uuid4)
+
+
+class RawEvent(msgspec.Struct, frozen=True):
+    """An event this release cannot decode: an unknown type or a newer schema version.
+
+    It keeps the stored payload as is, so nothing is lost and a newer release can
+    still read it.
+    """
+
+    type: str
+    schema_version: int
+    data: bytes
+
+    def decoded(self) -> Any:
+        """The payload as plain builtins (dicts, lists, strings, numbers)."""
+        return msgspec.msgpack.decode(self.data)
+
+
+class StoredEvent(msgspec.Struct, frozen=True, gc=False):
+    """One row of the log exactly as stored: payloads encoded, time in microseconds."""
+
+    position: int
+    event_id: str
+    stream_id: str
+    stream_version: int
+    type: str
+    schema_version: int
+    recorded_at_us: int
+    metadata: bytes
+    data: bytes
+    hash: bytes
+
+    @property
+    def recorded_at(self) -> datetime:
+        """When the store committed the event, as a UTC datetime."""
+        return datetime_from_us(self.recorded_at_us)
+
+
+class RecordedEvent(msgspec.Struct, frozen=True, gc=False):
+    """A stored event decoded for readers.
+
+    ``event`` is the current class of the event (upcast if it was stored in an
+    older schema version) or a :class:`RawEvent`; ``schema_version`` is the
+    version it was stored with.
+    """
+
+    position: int
+    event_id: UUID
+    stream_id: str
+    stream_version: int
+    type: str
+    schema_version: int
+    recorded_at: datetime
+    metadata: Metadata
+    event: Event | RawEvent
+    hash: bytes
+
+
+class AppendResult(msgspec.Struct, frozen=True):
+    """What an append stored: the events' global positions and the stream's new version.
+
+    A retried append returns the positions of the original, and ``duplicate`` is True.
+    """
+
+    positions: tuple[int, ...]
+    stream_version: int
+    duplicate: bool = False
+
+    @property
+    def position(self) -> int:
+        """The position of the append's last event, to wait on for read-your-writes."""
+        return self.positions[-1]

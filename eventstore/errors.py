@@ -1,0 +1,160 @@
+"""The errors the event store raises.
+
+Every error derives from one base, so a caller can catch the whole family::
+
+    LedgerError
+    ├── StoreError                      the store itself cannot do the work
+    │   ├── StoreNotFoundError          no store at that location (and creation not asked)
+    │   ├── NotAStoreError              the path holds something that is not a metaledger store
+    │   ├── StoreVersionError           the store was written by a newer metaledger
+    │   ├── ReadOnlyStoreError          a write on a store opened read-only
+    │   ├── StoreBusyError              the write lock stayed taken through every retry
+    │   ├── StoreFullError              the disk (or the configured page limit) is full
+    │   ├── StoreClosedError            the handle was used after close
+    │   ├── BackendUnavailableError     a server backend cannot be reached or its driver is missing
+    │   └── UnsupportedURIError         a store URI with a scheme metaledger does not know
+    ├── AppendError                     one append was refused; nothing of it was stored
+    │   ├── ConcurrencyError            the stream is not at the expected version
+    │   ├── EventIdConflictError        an event id is already stored with a different body
+    │   └── InvalidEventError           an event cannot be encoded (bad value, too large...)
+    ├── DecodeError                     an event or envelope cannot be decoded
+    └── LifecycleError                  the write API refused a command; nothing was appended
+        ├── NotFoundError               a named component, stack, run, step or artifact is unknown
+        ├── AlreadyExistsError          a name or id is already taken
+        ├── InvalidStateError           the command does not fit the entity's state
+        └── InUseError                  an entity is still referenced (a component in a stack...)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+__all__ = [
+    "AlreadyExistsError",
+    "AppendError",
+    "BackendUnavailableError",
+    "ConcurrencyError",
+    "DecodeError",
+    "EventIdConflictError",
+    "InUseError",
+    "InvalidEventError",
+    "InvalidStateError",
+    "LedgerError",
+    "LifecycleError",
+    "NotAStoreError",
+    "NotFoundError",
+    "ReadOnlyStoreError",
+    "StoreBusyError",
+    "StoreClosedError",
+    "StoreError",
+    "StoreFullError",
+    "StoreNotFoundError",
+    "StoreVersionError",
+    "UnsupportedURIError",
+]
+
+
+class LedgerError(Exception):
+    """Raised for every error metaledger's event store reports; the root of the tree."""
+
+
+class StoreError(LedgerError):
+    """Raised when the store cannot do the work asked of it."""
+
+
+class StoreNotFoundError(StoreError, FileNotFoundError):
+    """Raised when no store exists at the location and creating one was not asked for."""
+
+
+class NotAStoreError(StoreError):
+    """Raised when the location holds a file or database that is not a metaledger store."""
+
+
+class StoreVersionError(StoreError):
+    """Raised when the store's schema is newer than this metaledger understands."""
+
+
+class ReadOnlyStoreError(StoreError):
+    """Raised when a write is attempted on a store opened read-only."""
+
+
+class StoreBusyError(StoreError, TimeoutError):
+    """Raised when another writer held the write lock through every retry."""
+
+
+class StoreFullError(StoreError, OSError):
+    """Raised when the disk, or the store's configured size limit, is full."""
+
+
+class StoreClosedError(StoreError, RuntimeError):
+    """Raised when a store handle is used after it was closed."""
+
+
+class BackendUnavailableError(StoreError, ConnectionError):
+    """Raised when a server backend cannot be reached or its driver is not installed."""
+
+
+class UnsupportedURIError(StoreError, ValueError):
+    """Raised when a store URI names a scheme metaledger does not support."""
+
+
+class AppendError(LedgerError):
+    """Raised when one append is refused; nothing of that append was stored."""
+
+
+class ConcurrencyError(AppendError, ValueError):
+    """Raised when a stream is not at the version the append expected."""
+
+    def __init__(self, stream_id: str, expected: object, actual: int) -> None:
+        self.stream_id = stream_id
+        self.expected = expected
+        self.actual = actual
+        super().__init__(
+            f"stream {stream_id!r} is at version {actual}, the append expected {expected}"
+        )
+
+
+class EventIdConflictError(AppendError, ValueError):
+    """Raised when an event id is already stored with a different body, or only in part."""
+
+    def __init__(self, event_ids: Sequence[str], reason: str) -> None:
+        self.event_ids = tuple(event_ids)
+        self.reason = reason
+        super().__init__(f"event id {self.event_ids[0]} {reason}")
+
+
+class InvalidEventError(AppendError, ValueError):
+    """Raised when an event cannot be encoded: a bad value, NaN, or over the size limit."""
+
+
+class DecodeError(LedgerError, ValueError):
+    """Raised when an event envelope or payload cannot be decoded."""
+
+
+class LifecycleError(LedgerError):
+    """Raised when the write API refuses a command; nothing was appended."""
+
+
+class NotFoundError(LifecycleError, LookupError):
+    """Raised when a named component, stack, run, step or artifact does not exist."""
+
+    def __init__(self, kind: str, name: str, suggestions: Sequence[str] = ()) -> None:
+        self.kind = kind
+        self.name = name
+        self.suggestions = tuple(suggestions)
+        message = f"no {kind} named {name!r}"
+        if self.suggestions:
+            message += f"; did you mean {', '.join(repr(s) for s in self.suggestions)}?"
+        super().__init__(message)
+
+
+class AlreadyExistsError(LifecycleError, ValueError):
+    """Raised when a name or id is already taken."""
+
+
+class InvalidStateError(LifecycleError, ValueError):
+    """Raised when a command does not fit the entity's state (finishing twice...)."""
+
+
+class InUseError(LifecycleError, ValueError):
+    """Raised when an entity is still referenced, such as a component used by a stack."""

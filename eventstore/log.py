@@ -1,0 +1,375 @@
+"""The log API every store handle has: append, read, subscribe, verify.
+
+:class:`Log` is backend-neutral. It owns the group-commit writer, decodes rows
+into :class:`~eventstore.envelope.RecordedEvent`, and wakes subscribers: at once
+for appends through this handle, by a cheap poll (or a backend notification)
+for other processes' appends.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+import socket
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+import anyio
+import msgspec
+
+from .backend import Backend, RowTuple
+from .chain import ChainChecker, VerifyReport
+from .codec import EventCodec, decode_metadata, encode_metadata
+from .envelope import (
+    ANY,
+    NO_STREAM,
+    AppendResult,
+    ExpectedVersion,
+    Metadata,
+    NewEvent,
+    RecordedEvent,
+    StoredEvent,
+    datetime_from_us,
+    us_from_datetime,
+)
+from .errors import InvalidEventError, StoreClosedError
+from .events import Event
+from .planner import EncodedEvent, PendingAppend
+from .writer import GroupCommitWriter
+
+__all__ = ["DEFAULT_CHUNK", "Log", "ProgressCallback"]
+
+#: Rows fetched per query when reading: large enough to amortise the query.
+DEFAULT_CHUNK = 2000
+
+ProgressCallback = Callable[[int, int], None]
+"""Called as ``progress(done, total)`` during long work."""
+
+
+def _default_metadata() -> Metadata:
+    try:
+        actor = getpass.getuser()
+    except Exception:  # no user name in some containers
+        actor = None
+    return Metadata(actor=actor, host=socket.gethostname(), pid=os.getpid())
+
+
+class Log:
+    """Append, read, subscribe to and verify one store's log. Use through ``open_store``."""
+
+    def __init__(
+        self,
+        backend: Backend,
+        *,
+        codec: EventCodec | None = None,
+        poll_interval: float = 0.2,
+        max_batch_events: int = 2000,
+    ) -> None:
+        self.backend = backend
+        self.codec = codec or EventCodec()
+        self.poll_interval = poll_interval
+        self._appended = anyio.Event()
+        self._known_head = 0
+        self._writer = GroupCommitWriter(
+            backend, max_batch_events=max_batch_events, on_commit=self._committed
+        )
+        self._defaults = _default_metadata()
+        self._default_metadata_bytes = encode_metadata(self._defaults)
+        self._closed = False
+        backend.set_append_listener(self._remote_append)
+
+    @property
+    def uri(self) -> str:
+        """The store's URI (without a password)."""
+        return self.backend.uri
+
+    @property
+    def read_only(self) -> bool:
+        """True when this handle cannot write."""
+        return self.backend.read_only
+
+    # -- lifecycle (driven by open_store) ------------------------------------------
+
+    async def _run_writer(self, *, task_status: Any = anyio.TASK_STATUS_IGNORED) -> None:
+        await self._writer.run(task_status=task_status)
+
+    def _close_writer(self) -> None:
+        self._closed = True
+        self._writer.close()
+        self._appended.set()
+
+    def _committed(self, position: int) -> None:
+        self._known_head = max(self._known_head, position)
+        event, self._appended = self._appended, anyio.Event()
+        event.set()
+
+    def _remote_append(self) -> None:
+        event, self._appended = self._appended, anyio.Event()
+        event.set()
+
+    # -- writing -------------------------------------------------------------
+
+    def _metadata_bytes(self, metadata: Metadata | dict[str, Any] | None) -> bytes:
+        if metadata is None:
+            return self._default_metadata_bytes
+        if isinstance(metadata, dict):
+            try:
+                metadata = msgspec.convert(metadata, Metadata)
+            except msgspec.ValidationError as exc:
+                raise InvalidEventError(f"metadata: {exc}") from exc
+        filled = msgspec.structs.replace(
+            metadata,
+            actor=metadata.actor if metadata.actor is not None else self._defaults.actor,
+            host=metadata.host if metadata.host is not None else self._defaults.host,
+            pid=metadata.pid if metadata.pid is not None else self._defaults.pid,
+        )
+        return encode_metadata(filled)
+
+    def encode_events(self, events: Iterable[Event | NewEvent]) -> list[EncodedEvent]:
+        """Encode events for an append; raise InvalidEventError for a bad one or repeated id."""
+        encoded: list[EncodedEvent] = []
+        seen: set[str] = set()
+        for item in events:
+            new = item if isinstance(item, NewEvent) else NewEvent(item)
+            if not isinstance(new.event, Event):
+                raise InvalidEventError(f"not an event: {new.event!r}")
+            event_id = str(new.event_id)
+            if event_id in seen:
+                raise InvalidEventError(f"event id {event_id} appears twice in one append")
+            seen.add(event_id)
+            encoded.append(EncodedEvent(event_id, *self.codec.encode(new.event)))
+        return encoded
+
+    async def append(
+        self,
+        stream_id: str,
+        events: Sequence[Event | NewEvent],
+        *,
+        expected_version: ExpectedVersion = ANY,
+        metadata: Metadata | dict[str, Any] | None = None,
+    ) -> AppendResult:
+        """Append ``events`` to ``stream_id`` atomically; return their positions.
+
+        ``expected_version`` is the stream's current version (0 = empty),
+        ``"no_stream"`` or ``"any"``; a mismatch raises ConcurrencyError and stores
+        nothing. Events given without an id get a random one; a retry with the
+        same ids returns the original positions (``duplicate=True``).
+        """
+        return await self.append_encoded(
+            stream_id, self.encode_events(events), expected_version, metadata
+        )
+
+    async def append_encoded(
+        self,
+        stream_id: str,
+        events: Sequence[EncodedEvent],
+        expected_version: ExpectedVersion = ANY,
+        metadata: Metadata | dict[str, Any] | None = None,
+    ) -> AppendResult:
+        """Append already encoded events (importers use it to validate a whole file first)."""
+        if self._closed:
+            raise StoreClosedError(f"{self.uri} is closed")
+        if not stream_id or not isinstance(stream_id, str) or len(stream_id) > 255:
+            raise InvalidEventError(
+                "stream_id must be a non-empty string of at most 255 characters"
+            )
+        if not events:
+            raise InvalidEventError("an append needs at least one event")
+        if not (
+            expected_version in (ANY, NO_STREAM)
+            or (
+                isinstance(expected_version, int)
+                and not isinstance(expected_version, bool)
+                and expected_version >= 0
+            )
+        ):
+            raise InvalidEventError(
+                f"expected_version must be a version >= 0, 'no_stream' or 'any', "
+                f"not {expected_version!r}"
+            )
+        pending = PendingAppend(
+            stream_id, list(events), expected_version, self._metadata_bytes(metadata)
+        )
+        return await self._writer.submit(pending)
+
+    # -- reading -------------------------------------------------------------
+
+    def decode_row(self, row: RowTuple) -> RecordedEvent:
+        """A stored row decoded to a RecordedEvent (upcast, or raw when unknown)."""
+        return RecordedEvent(
+            row[0],
+            UUID(row[1]),
+            row[2],
+            row[3],
+            row[4],
+            row[5],
+            datetime_from_us(row[6]),
+            decode_metadata(row[7]),
+            self.codec.decode(row[4], row[5], row[8]),
+            row[9],
+        )
+
+    async def head(self) -> int:
+        """The position of the last event in the log (0 when empty)."""
+        head = await self.backend.head()
+        self._known_head = max(self._known_head, head)
+        return head
+
+    async def read_chunks(
+        self,
+        from_position: int = 1,
+        *,
+        limit: int | None = None,
+        types: Sequence[str] | None = None,
+        to_position: int | None = None,
+        chunk_size: int = DEFAULT_CHUNK,
+    ) -> AsyncIterator[list[RowTuple]]:
+        """Stored rows from ``from_position`` on, a chunk per query (for bulk readers)."""
+        position = max(1, from_position)
+        remaining = limit
+        while remaining is None or remaining > 0:
+            size = chunk_size if remaining is None else min(chunk_size, remaining)
+            rows = await self.backend.read_rows(position, size, types)
+            if to_position is not None:
+                rows = [row for row in rows if row[0] <= to_position]
+            if not rows:
+                return
+            yield rows
+            if remaining is not None:
+                remaining -= len(rows)
+            if len(rows) < size or (to_position is not None and rows[-1][0] >= to_position):
+                return
+            position = rows[-1][0] + 1
+
+    async def read_all(
+        self,
+        from_position: int = 1,
+        *,
+        limit: int | None = None,
+        types: Sequence[str] | None = None,
+        to_position: int | None = None,
+    ) -> AsyncIterator[RecordedEvent]:
+        """Events from ``from_position`` (inclusive) on, in log order, decoded.
+
+        ``types`` keeps only those event types; ``to_position`` stops there
+        (inclusive); ``limit`` caps the count. Fetches in large chunks.
+        """
+        decode = self.decode_row
+        async for rows in self.read_chunks(
+            from_position, limit=limit, types=types, to_position=to_position
+        ):
+            for row in rows:
+                yield decode(row)
+
+    async def read_stored(
+        self, from_position: int = 1, *, limit: int | None = None
+    ) -> AsyncIterator[StoredEvent]:
+        """Events exactly as stored (payload bytes, hashes), for export and copy."""
+        async for rows in self.read_chunks(from_position, limit=limit):
+            for row in rows:
+                yield StoredEvent(*row)
+
+    async def read_stream(
+        self, stream_id: str, from_version: int = 1, *, chunk_size: int = DEFAULT_CHUNK
+    ) -> AsyncIterator[RecordedEvent]:
+        """One stream's events from ``from_version`` (inclusive) on, in version order."""
+        version = max(1, from_version)
+        while True:
+            rows = await self.backend.read_stream_rows(stream_id, version, chunk_size)
+            for row in rows:
+                yield self.decode_row(row)
+            if len(rows) < chunk_size:
+                return
+            version = rows[-1][3] + 1
+
+    async def stream_version(self, stream_id: str) -> int:
+        """The current version of ``stream_id`` (0 when it has no event)."""
+        return await self.backend.stream_version(stream_id)
+
+    async def get_event(self, event_id: UUID | str) -> RecordedEvent | None:
+        """The event stored under ``event_id``, or None."""
+        row = await self.backend.row_by_event_id(str(event_id))
+        return None if row is None else self.decode_row(row)
+
+    async def get_position(self, position: int) -> RecordedEvent | None:
+        """The event at ``position``, or None."""
+        rows = await self.backend.read_rows(position, 1)
+        if rows and rows[0][0] == position:
+            return self.decode_row(rows[0])
+        return None
+
+    async def position_at(self, when: datetime) -> int:
+        """The last position recorded at or before ``when`` (0 if the log started later)."""
+        return await self.backend.position_at(us_from_datetime(when))
+
+    # -- following -------------------------------------------------------------
+
+    async def wait_for_append(self, after: int, timeout: float | None = None) -> int:
+        """Wait until the log's head passes ``after`` (or ``timeout``); return the head."""
+        with anyio.move_on_after(timeout):
+            while True:
+                appended = self._appended
+                head = await self.head()
+                if head > after or self._closed:
+                    return head
+                with anyio.move_on_after(self.poll_interval):
+                    await appended.wait()
+        return await self.head()
+
+    async def follow(
+        self, from_position: int = 1, *, chunk_size: int = DEFAULT_CHUNK
+    ) -> AsyncIterator[list[RowTuple]]:
+        """Stored rows in chunks from ``from_position``: catch up, then follow new appends.
+
+        Runs until the caller stops iterating or is cancelled, or the store closes.
+        """
+        position = max(1, from_position)
+        while not self._closed:
+            appended = self._appended  # taken before reading: no lost wake-up
+            rows = await self.backend.read_rows(position, chunk_size)
+            if rows:
+                yield rows
+                position = rows[-1][0] + 1
+                continue
+            with anyio.move_on_after(self.poll_interval):
+                await appended.wait()
+
+    async def subscribe(self, from_position: int = 1) -> AsyncIterator[RecordedEvent]:
+        """Every event from ``from_position`` on, then each new one as it is appended.
+
+        Wakes at once for appends through this handle and polls cheaply (every
+        ``poll_interval`` seconds) for other processes'. Ends when cancelled or
+        when the store closes.
+        """
+        async for rows in self.follow(from_position):
+            for row in rows:
+                yield self.decode_row(row)
+
+    # -- checking ----------------------------------------------------------------
+
+    async def verify(self, progress: ProgressCallback | None = None) -> VerifyReport:
+        """Walk the whole log: gapless positions, stream versions, times, hash chain.
+
+        Returns a report with the first bad position (None when the log is sound).
+        """
+        head = await self.head()
+        checker = ChainChecker()
+        done = 0
+        async for rows in self.read_chunks(1, chunk_size=5000):
+            for row in rows:
+                if not checker.check(StoredEvent(*row)):
+                    return checker.report(head)
+            done += len(rows)
+            if progress is not None:
+                progress(done, head)
+        return checker.report(max(head, checker.previous_position))
+
+    async def import_stored(self, rows: Sequence[StoredEvent]) -> None:
+        """Store rows verbatim (a copy or an import); they must continue this log exactly."""
+        if self._closed:
+            raise StoreClosedError(f"{self.uri} is closed")
+        await self.backend.import_rows([tuple(msgspec.structs.astuple(row)) for row in rows])
+        if rows:
+            self._committed(rows[-1].position)

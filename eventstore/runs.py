@@ -1,0 +1,535 @@
+"""The write API for pipeline runs, step runs, artifacts and metadata.
+
+A run and all its steps live in one stream, ``run-<run_id>``: the run is the
+consistency boundary for "a step belongs to a started, unfinished run" and
+"a run or a step finishes once". A :class:`PipelineRun` handle keeps the run's
+state, validates each command against it and appends with the version it
+validated against; when another process appended in between, it catches up and
+validates again. Within one process a handle's commands run one at a time.
+
+Artifacts cross runs (one run produces, a later one consumes). An
+``artifact.produced`` event is stored under an event id derived from the
+artifact id, so "does this artifact exist?" is one indexed lookup, and an
+artifact id can only ever be produced once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+from uuid import UUID, uuid4, uuid5
+
+import anyio
+
+from .envelope import NO_STREAM, AppendResult, NewEvent
+from .errors import (
+    AlreadyExistsError,
+    ConcurrencyError,
+    EventIdConflictError,
+    InvalidStateError,
+    NotFoundError,
+)
+from .events import (
+    ArtifactConsumed,
+    ArtifactProduced,
+    Event,
+    MetadataLogged,
+    RunDeleted,
+    RunFinished,
+    RunStarted,
+    RunStatus,
+    Scalar,
+    StepFinished,
+    StepStarted,
+    StepStatus,
+)
+from .workspace import WorkspaceCommands
+
+__all__ = [
+    "ARTIFACT_NAMESPACE",
+    "PipelineRun",
+    "RunCommands",
+    "RunState",
+    "StepRun",
+    "StepState",
+    "artifact_event_id",
+    "run_stream",
+]
+
+#: Namespace of the event ids of ``artifact.produced`` events (uuid5 of the artifact id).
+ARTIFACT_NAMESPACE = UUID("6a1f5c3e-2d4b-5e8f-9a7c-0b1d2e3f4a5b")
+_RETRIES = 8
+_MAX_ERROR = 4000
+
+
+def run_stream(run_id: UUID) -> str:
+    """The stream of a run and its steps."""
+    return f"run-{run_id}"
+
+
+def artifact_event_id(artifact_id: UUID) -> UUID:
+    """The event id under which an artifact's ``artifact.produced`` event is stored."""
+    return uuid5(ARTIFACT_NAMESPACE, str(artifact_id))
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def describe_exception(exc: BaseException) -> str:
+    """A one-line description of an exception for a step's or run's ``error``."""
+    text = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+    return text[:_MAX_ERROR]
+
+
+@dataclass(slots=True)
+class StepState:
+    """A step run as the write API sees it; ``status`` is None while it runs."""
+
+    step_run_id: UUID
+    name: str
+    status: str | None = None
+
+
+@dataclass(slots=True)
+class RunState:
+    """The fold of one run's stream."""
+
+    run_id: UUID
+    version: int = 0
+    pipeline_name: str = ""
+    run_name: str = ""
+    stack_id: UUID | None = None
+    status: str | None = None
+    deleted: bool = False
+    steps: dict[UUID, StepState] = field(default_factory=dict)
+    artifacts: set[UUID] = field(default_factory=set)
+
+    @property
+    def finished(self) -> bool:
+        """Whether the run has ended."""
+        return self.status is not None
+
+    def apply(self, event: Event, version: int) -> None:
+        """Fold one event of the stream."""
+        self.version = version
+        match event:
+            case RunStarted():
+                self.pipeline_name = event.pipeline_name
+                self.run_name = event.run_name
+                self.stack_id = event.stack_id
+            case StepStarted():
+                self.steps[event.step_run_id] = StepState(event.step_run_id, event.step_name)
+            case ArtifactProduced():
+                self.artifacts.add(event.artifact_id)
+            case StepFinished():
+                self.steps[event.step_run_id].status = event.status
+            case RunFinished():
+                self.status = event.status
+            case RunDeleted():
+                self.deleted = True
+            case _:
+                pass
+
+    def check_open(self) -> None:
+        """Raise InvalidStateError unless the run is started, not finished, not deleted."""
+        if self.version == 0:
+            raise NotFoundError("run", str(self.run_id))
+        if self.deleted:
+            raise InvalidStateError(f"run {self.run_name!r} was deleted")
+        if self.finished:
+            raise InvalidStateError(f"run {self.run_name!r} already finished ({self.status})")
+
+    def running_step(self, step_run_id: UUID) -> StepState:
+        """The step, which must exist and still run."""
+        step = self.steps.get(step_run_id)
+        if step is None:
+            raise NotFoundError("step run", str(step_run_id))
+        if step.status is not None:
+            raise InvalidStateError(f"step {step.name!r} already finished ({step.status})")
+        return step
+
+
+Decide = Callable[[RunState], Sequence[Event | NewEvent]]
+
+
+class PipelineRun:
+    """A handle on one pipeline run: start steps, log metadata, finish.
+
+    Get one from ``store.start_run``, ``store.pipeline_run`` or ``store.get_run``.
+    """
+
+    def __init__(self, store: RunCommands, state: RunState) -> None:
+        self._store = store
+        self._state = state
+        self._stale = False
+        self._lock = anyio.Lock()
+
+    @property
+    def run_id(self) -> UUID:
+        """The run's id."""
+        return self._state.run_id
+
+    @property
+    def stream_id(self) -> str:
+        """The run's stream."""
+        return run_stream(self._state.run_id)
+
+    @property
+    def state(self) -> RunState:
+        """The run's state as this handle last saw it."""
+        return self._state
+
+    async def _reload(self) -> None:
+        state = RunState(self._state.run_id)
+        async for recorded in self._store.read_stream(self.stream_id):
+            if isinstance(recorded.event, Event):
+                state.apply(recorded.event, recorded.stream_version)
+            else:
+                state.version = recorded.stream_version
+        self._state = state
+        self._stale = False
+
+    async def _command(self, decide: Decide) -> AppendResult:
+        """Validate against the run's state and append; on a race catch up and retry."""
+        async with self._lock:
+            for _ in range(_RETRIES):
+                if self._stale:
+                    await self._reload()
+                items = list(decide(self._state))
+                try:
+                    result = await self._store.append(
+                        self.stream_id, items, expected_version=self._state.version
+                    )
+                except ConcurrencyError:
+                    self._stale = True
+                    continue
+                except EventIdConflictError as exc:
+                    raise AlreadyExistsError(f"artifact already exists: {exc}") from exc
+                except BaseException:
+                    self._stale = True
+                    raise
+                if result.duplicate:
+                    self._stale = True
+                else:
+                    first = result.stream_version - len(items) + 1
+                    for offset, item in enumerate(items):
+                        event = item.event if isinstance(item, NewEvent) else item
+                        self._state.apply(event, first + offset)
+                return result
+            raise InvalidStateError(f"run {self.run_id} kept changing under this command")
+
+    # -- steps -------------------------------------------------------------------
+
+    async def start_step(
+        self,
+        name: str,
+        *,
+        parameters: Mapping[str, Any] | None = None,
+        upstream_steps: Sequence[str] = (),
+        cache_key: str | None = None,
+        step_run_id: UUID | None = None,
+    ) -> StepRun:
+        """Start a step run of this (started, unfinished) run."""
+        step_run_id = step_run_id or uuid4()
+
+        def decide(state: RunState) -> list[Event]:
+            state.check_open()
+            if step_run_id in state.steps:
+                raise AlreadyExistsError(f"step run {step_run_id} already exists")
+            return [
+                StepStarted(
+                    run_id=state.run_id,
+                    step_run_id=step_run_id,
+                    step_name=name,
+                    upstream_steps=list(upstream_steps),
+                    parameters=dict(parameters or {}),
+                    cache_key=cache_key,
+                    started_at=_now(),
+                )
+            ]
+
+        await self._command(decide)
+        return StepRun(self, step_run_id, name)
+
+    @contextlib.asynccontextmanager
+    async def step(
+        self,
+        name: str,
+        *,
+        parameters: Mapping[str, Any] | None = None,
+        upstream_steps: Sequence[str] = (),
+        cache_key: str | None = None,
+    ) -> AsyncIterator[StepRun]:
+        """Run a step: started on entry, completed on exit, failed (and re-raised) on error.
+
+        A cancelled step is recorded as ``stopped``. A step the body finished
+        itself (``cached``, ``skipped``...) is left as the body finished it.
+        """
+        step = await self.start_step(
+            name, parameters=parameters, upstream_steps=upstream_steps, cache_key=cache_key
+        )
+        try:
+            yield step
+        except BaseException as exc:
+            if not step.finished:
+                status: StepStatus = "stopped" if _is_stop(exc) else "failed"
+                with anyio.CancelScope(shield=True):
+                    await step.finish(status, error=describe_exception(exc))
+            raise
+        if not step.finished:
+            await step.finish("completed")
+
+    async def log_metadata(
+        self, values: Mapping[str, Scalar], *, step_run_id: UUID | None = None
+    ) -> None:
+        """Log key/value metadata on the run, or on one of its steps."""
+
+        def decide(state: RunState) -> list[Event]:
+            if state.version == 0:
+                raise NotFoundError("run", str(state.run_id))
+            if state.deleted:
+                raise InvalidStateError(f"run {state.run_name!r} was deleted")
+            if step_run_id is not None and step_run_id not in state.steps:
+                raise NotFoundError("step run", str(step_run_id))
+            return [
+                MetadataLogged(run_id=state.run_id, step_run_id=step_run_id, values=dict(values))
+            ]
+
+        await self._command(decide)
+
+    async def finish(
+        self,
+        status: RunStatus = "completed",
+        *,
+        error: str | None = None,
+        stop_running_steps: bool = False,
+    ) -> None:
+        """End the run. Refused while steps still run, unless ``stop_running_steps``."""
+
+        def decide(state: RunState) -> list[Event]:
+            state.check_open()
+            running = [s for s in state.steps.values() if s.status is None]
+            if running and not stop_running_steps:
+                names = ", ".join(sorted(s.name for s in running))
+                raise InvalidStateError(f"run {state.run_name!r} still has running steps: {names}")
+            now = _now()
+            events: list[Event] = [
+                StepFinished(
+                    run_id=state.run_id,
+                    step_run_id=s.step_run_id,
+                    status="stopped",
+                    finished_at=now,
+                    error="the run finished while the step was running",
+                )
+                for s in running
+            ]
+            events.append(
+                RunFinished(run_id=state.run_id, status=status, finished_at=now, error=error)
+            )
+            return events
+
+        await self._command(decide)
+
+
+def _is_stop(exc: BaseException) -> bool:
+    return isinstance(exc, anyio.get_cancelled_exc_class() | KeyboardInterrupt)
+
+
+class StepRun:
+    """A handle on one step run: consume and produce artifacts, log metadata, finish."""
+
+    def __init__(self, run: PipelineRun, step_run_id: UUID, name: str) -> None:
+        self.run = run
+        self.step_run_id = step_run_id
+        self.name = name
+
+    @property
+    def finished(self) -> bool:
+        """Whether the step has ended (as far as this process knows)."""
+        step = self.run.state.steps.get(self.step_run_id)
+        return step is not None and step.status is not None
+
+    async def consume(self, input_name: str, artifact_id: UUID) -> None:
+        """Record that this step read an existing artifact as input ``input_name``."""
+        known_here = artifact_id in self.run.state.artifacts
+        if not known_here:
+            produced = await self.run._store.get_event(artifact_event_id(artifact_id))
+            if produced is None or not isinstance(produced.event, ArtifactProduced):
+                raise NotFoundError("artifact", str(artifact_id))
+
+        def decide(state: RunState) -> list[Event]:
+            state.check_open()
+            state.running_step(self.step_run_id)
+            return [
+                ArtifactConsumed(
+                    run_id=state.run_id,
+                    step_run_id=self.step_run_id,
+                    input_name=input_name,
+                    artifact_id=artifact_id,
+                )
+            ]
+
+        await self.run._command(decide)
+
+    async def produce(
+        self,
+        output_name: str,
+        *,
+        uri: str,
+        name: str | None = None,
+        artifact_type: str = "DataArtifact",
+        data_type: str | None = None,
+        materializer: str | None = None,
+        content_hash: str | None = None,
+        size_bytes: int | None = None,
+        metadata: Mapping[str, Scalar] | None = None,
+        artifact_id: UUID | None = None,
+    ) -> UUID:
+        """Record a new artifact written by this step; return its id.
+
+        ``name`` (default: ``<pipeline>.<step>.<output>``) groups versions: the
+        artifacts view numbers each name's artifacts v1, v2...
+        """
+        artifact_id = artifact_id or uuid4()
+
+        def decide(state: RunState) -> list[NewEvent]:
+            state.check_open()
+            state.running_step(self.step_run_id)
+            event = ArtifactProduced(
+                run_id=state.run_id,
+                step_run_id=self.step_run_id,
+                output_name=output_name,
+                artifact_id=artifact_id,
+                artifact_name=name or f"{state.pipeline_name}.{self.name}.{output_name}",
+                uri=uri,
+                artifact_type=artifact_type,
+                data_type=data_type,
+                materializer=materializer,
+                content_hash=content_hash,
+                size_bytes=size_bytes,
+                metadata=dict(metadata or {}),
+            )
+            return [NewEvent(event, artifact_event_id(artifact_id))]
+
+        await self.run._command(decide)
+        return artifact_id
+
+    async def log_metadata(self, values: Mapping[str, Scalar]) -> None:
+        """Log key/value metadata on this step."""
+        await self.run.log_metadata(values, step_run_id=self.step_run_id)
+
+    async def finish(self, status: StepStatus = "completed", *, error: str | None = None) -> None:
+        """End the step; a step finishes once."""
+
+        def decide(state: RunState) -> list[Event]:
+            state.check_open()
+            state.running_step(self.step_run_id)
+            return [
+                StepFinished(
+                    run_id=state.run_id,
+                    step_run_id=self.step_run_id,
+                    status=status,
+                    finished_at=_now(),
+                    error=error,
+                )
+            ]
+
+        await self.run._command(decide)
+
+
+class RunCommands(WorkspaceCommands):
+    """Start, find and delete pipeline runs."""
+
+    async def start_run(
+        self,
+        pipeline_name: str,
+        *,
+        run_name: str | None = None,
+        stack: str | UUID | None = None,
+        orchestrator_run_id: str | None = None,
+        config: Mapping[str, Any] | None = None,
+        tags: Sequence[str] = (),
+        run_id: UUID | None = None,
+    ) -> PipelineRun:
+        """Start a pipeline run on ``stack`` (name or id; default: the active stack)."""
+        workspace = await self.workspace()
+        if stack is not None:
+            stack_id: UUID | None = workspace.stack(stack).stack_id
+        else:
+            stack_id = workspace.active_stack_id
+        started = _now()
+        run_id = run_id or uuid4()
+        event = RunStarted(
+            run_id=run_id,
+            pipeline_name=pipeline_name,
+            run_name=run_name or f"{pipeline_name}-{started:%Y_%m_%d-%H_%M_%S_%f}",
+            stack_id=stack_id,
+            orchestrator_run_id=orchestrator_run_id,
+            config=dict(config or {}),
+            tags=list(tags),
+            started_at=started,
+        )
+        try:
+            result = await self.append(run_stream(run_id), [event], expected_version=NO_STREAM)
+        except ConcurrencyError as exc:
+            raise AlreadyExistsError(f"run {run_id} already exists") from exc
+        state = RunState(run_id)
+        state.apply(event, result.stream_version)
+        return PipelineRun(self, state)
+
+    @contextlib.asynccontextmanager
+    async def pipeline_run(
+        self,
+        pipeline_name: str,
+        *,
+        run_name: str | None = None,
+        stack: str | UUID | None = None,
+        orchestrator_run_id: str | None = None,
+        config: Mapping[str, Any] | None = None,
+        tags: Sequence[str] = (),
+    ) -> AsyncIterator[PipelineRun]:
+        """Run a pipeline: started on entry, completed on exit, failed (re-raised) on error.
+
+        Steps still running when the body fails are recorded as stopped.
+        """
+        run = await self.start_run(
+            pipeline_name,
+            run_name=run_name,
+            stack=stack,
+            orchestrator_run_id=orchestrator_run_id,
+            config=config,
+            tags=tags,
+        )
+        try:
+            yield run
+        except BaseException as exc:
+            if not run.state.finished:
+                status: RunStatus = "stopped" if _is_stop(exc) else "failed"
+                with anyio.CancelScope(shield=True):
+                    await run.finish(status, error=describe_exception(exc), stop_running_steps=True)
+            raise
+        if not run.state.finished:
+            await run.finish("completed")
+
+    async def get_run(self, run_id: UUID) -> PipelineRun:
+        """A handle on an existing run (from any process); NotFoundError if unknown."""
+        run = PipelineRun(self, RunState(run_id))
+        await run._reload()
+        if run.state.version == 0:
+            raise NotFoundError("run", str(run_id))
+        return run
+
+    async def delete_run(self, run_id: UUID, *, reason: str = "") -> None:
+        """Append a ``run.deleted`` tombstone: views forget the run, the log keeps it."""
+        run = await self.get_run(run_id)
+
+        def decide(state: RunState) -> list[Event]:
+            if state.deleted:
+                raise InvalidStateError(f"run {state.run_name!r} was already deleted")
+            return [RunDeleted(run_id=state.run_id, reason=reason)]
+
+        await run._command(decide)

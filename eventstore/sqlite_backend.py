@@ -1,0 +1,537 @@
+"""The SQLite backend: the log in ``ledger.db`` (WAL) in the store's directory.
+
+Writes: one stdlib ``sqlite3`` connection, driven by the group-commit writer,
+runs each batch's whole transaction (``BEGIN IMMEDIATE`` ... ``COMMIT``) as one
+call in a worker thread: one thread hop per batch instead of one per statement.
+``BEGIN IMMEDIATE`` takes SQLite's single write lock up front, so positions are
+allocated in commit order even with several processes writing one file; the busy
+timeout and a bounded number of retries turn a long wait into StoreBusyError.
+
+Reads: an aiosqlite connection. WAL lets them run beside a writer; each chunk is
+its own short read transaction, fetched by position (keyset), so a reader never
+holds a snapshot open and never sees half a transaction.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sqlite3
+import time
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+import anyio
+import anyio.to_thread
+import structlog
+
+from .backend import RowTuple
+from .chain import GENESIS_HASH
+from .envelope import AppendResult
+from .errors import (
+    AppendError,
+    NotAStoreError,
+    ReadOnlyStoreError,
+    StoreBusyError,
+    StoreClosedError,
+    StoreError,
+    StoreFullError,
+    StoreNotFoundError,
+    StoreVersionError,
+)
+from .planner import (
+    ChainHead,
+    ExistingEvent,
+    PendingAppend,
+    batch_keys,
+    plan_batch,
+)
+
+__all__ = ["APPLICATION_ID", "LEDGER_FILE", "SCHEMA_VERSION", "SQLiteBackend"]
+
+log = structlog.get_logger("eventstore.sqlite")
+
+#: ``PRAGMA application_id`` of a metaledger log ("MLDG"): tells our files from others'.
+APPLICATION_ID = 0x4D4C4447
+#: The log's file name inside the store directory.
+LEDGER_FILE = "ledger.db"
+#: The version of the log's tables this release writes.
+SCHEMA_VERSION = 1
+
+_SQLITE_HEADER = b"SQLite format 3\x00"
+_IN_CHUNK = 500  # bound parameters per IN (...) list, far under SQLite's limit
+
+_COLUMNS = (
+    "position, event_id, stream_id, stream_version, type, schema_version, "
+    "recorded_at, metadata, data, hash"
+)
+_INSERT = f"INSERT INTO events ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS ledger_meta (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+) WITHOUT ROWID;
+
+CREATE TABLE IF NOT EXISTS events (
+    position       INTEGER PRIMARY KEY,
+    event_id       TEXT    NOT NULL UNIQUE,
+    stream_id      TEXT    NOT NULL,
+    stream_version INTEGER NOT NULL,
+    type           TEXT    NOT NULL,
+    schema_version INTEGER NOT NULL,
+    recorded_at    INTEGER NOT NULL,
+    metadata       BLOB    NOT NULL,
+    data           BLOB    NOT NULL,
+    hash           BLOB    NOT NULL,
+    UNIQUE (stream_id, stream_version)
+);
+
+CREATE TRIGGER IF NOT EXISTS events_no_update BEFORE UPDATE ON events
+BEGIN SELECT RAISE(ABORT, 'the metaledger log is append-only'); END;
+
+CREATE TRIGGER IF NOT EXISTS events_no_delete BEFORE DELETE ON events
+BEGIN SELECT RAISE(ABORT, 'the metaledger log is append-only'); END;
+"""
+
+
+def _now_us() -> int:
+    return time.time_ns() // 1000
+
+
+def _is_busy(exc: sqlite3.Error) -> bool:
+    return getattr(exc, "sqlite_errorcode", None) in (
+        sqlite3.SQLITE_BUSY,
+        sqlite3.SQLITE_LOCKED,
+    ) or "locked" in str(exc)
+
+
+def _is_full(exc: sqlite3.Error) -> bool:
+    return getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL or "full" in str(exc)
+
+
+def _chunks(items: Sequence[str], size: int = _IN_CHUNK) -> Iterator[Sequence[str]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+class SQLiteBackend:
+    """The log in a SQLite file; see the module docstring for how it stays safe."""
+
+    def __init__(
+        self,
+        directory: Path,
+        *,
+        read_only: bool = False,
+        synchronous: str = "FULL",
+        busy_timeout: float = 10.0,
+        busy_retries: int = 3,
+        max_page_count: int | None = None,
+    ) -> None:
+        if synchronous.upper() not in ("FULL", "NORMAL", "EXTRA"):
+            raise ValueError(f"synchronous must be FULL, NORMAL or EXTRA, not {synchronous!r}")
+        self.directory = directory
+        self.path = directory / LEDGER_FILE
+        self.uri = f"sqlite://{directory}"
+        self.read_only = read_only
+        self.schema_version = SCHEMA_VERSION
+        self._synchronous = synchronous.upper()
+        self._busy_timeout = busy_timeout
+        self._busy_retries = max(1, busy_retries)
+        self._max_page_count = max_page_count
+        self._writer: sqlite3.Connection | None = None
+        self._reader: aiosqlite.Connection | None = None
+        self._write_limiter = anyio.CapacityLimiter(1)
+        self._meta: dict[str, str] = {}
+
+    # -- opening ---------------------------------------------------------------
+
+    async def open(self, *, create: bool) -> None:
+        """Open (and if asked, create) the store directory and its log."""
+        await anyio.to_thread.run_sync(self._open_sync, create)
+        try:
+            self._reader = await aiosqlite.connect(
+                self._sqlite_uri(read_only=True), uri=True, timeout=self._busy_timeout
+            )
+            await self._reader.execute("PRAGMA query_only = 1")
+        except sqlite3.Error as exc:
+            await self.close()
+            raise self._translate(exc) from exc
+        except BaseException:
+            await self.close()
+            raise
+
+    def _sqlite_uri(self, *, read_only: bool) -> str:
+        mode = "ro" if read_only else "rw"
+        return f"file:{self.path}?mode={mode}"
+
+    def _open_sync(self, create: bool) -> None:
+        directory, path = self.directory, self.path
+        if directory.exists() and not directory.is_dir():
+            raise NotAStoreError(f"{directory} is a file, not a metaledger store directory")
+        if not path.exists():
+            if not create:
+                raise StoreNotFoundError(
+                    f"no metaledger store at {directory} (create one with `metaledger init`)"
+                )
+            if self.read_only:
+                raise StoreNotFoundError(f"no metaledger store at {directory} to open read-only")
+            try:
+                directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+                # Created 0600 before SQLite sees it: configuration can hold credentials,
+                # and SQLite gives the -wal and -shm files the main file's mode.
+                with contextlib.suppress(FileExistsError):
+                    os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+            except PermissionError as exc:
+                raise NotAStoreError(
+                    f"cannot create a store at {directory}: {exc.strerror}"
+                ) from exc
+        elif not os.access(path, os.R_OK):
+            raise NotAStoreError(f"{path} is not readable: permission denied")
+        self._check_header(path)
+        try:
+            conn = sqlite3.connect(
+                self._sqlite_uri(read_only=self.read_only),
+                uri=True,
+                timeout=self._busy_timeout,
+                isolation_level=None,
+                check_same_thread=False,
+            )
+        except sqlite3.Error as exc:
+            raise self._translate(exc) from exc
+        try:
+            self._prepare(conn)
+        except BaseException:
+            conn.close()
+            raise
+        self._writer = conn
+
+    def _check_header(self, path: Path) -> None:
+        try:
+            with path.open("rb") as handle:
+                header = handle.read(100)
+        except OSError as exc:
+            raise NotAStoreError(f"cannot read {path}: {exc.strerror}") from exc
+        if header and not header.startswith(_SQLITE_HEADER):
+            raise NotAStoreError(f"{path} is not a metaledger store (not a SQLite database)")
+        if header and len(header) < 100:
+            raise NotAStoreError(f"{path} is truncated: not a usable SQLite database")
+
+    def _prepare(self, conn: sqlite3.Connection) -> None:
+        try:
+            conn.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout * 1000)}")
+            app_id, tables = self._identify(conn)
+            if app_id != APPLICATION_ID and tables:
+                raise NotAStoreError(
+                    f"{self.path} is a SQLite database of another application "
+                    f"(tables: {', '.join(sorted(tables)[:5])}); metaledger leaves it untouched"
+                )
+            if app_id == APPLICATION_ID:
+                self._meta = dict(conn.execute("SELECT key, value FROM ledger_meta").fetchall())
+                stored = int(self._meta.get("schema_version", "0"))
+                if stored > SCHEMA_VERSION:
+                    if not self.read_only:
+                        raise StoreVersionError(
+                            f"{self.path} was written by a newer metaledger (log schema "
+                            f"v{stored}, this release knows v{SCHEMA_VERSION}); open it "
+                            "read-only or upgrade metaledger"
+                        )
+                    self.schema_version = stored
+                    return
+                if stored == SCHEMA_VERSION:
+                    self._configure(conn)
+                    return
+            if self.read_only:
+                raise NotAStoreError(f"{self.path} holds no metaledger log yet")
+            self._configure(conn)
+            self._create(conn)
+        except sqlite3.Error as exc:
+            raise self._translate(exc) from exc
+
+    @staticmethod
+    def _identify(conn: sqlite3.Connection) -> tuple[int, set[str]]:
+        app_id = conn.execute("PRAGMA application_id").fetchone()[0]
+        tables = {
+            row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+        }
+        return int(app_id), tables
+
+    def _configure(self, conn: sqlite3.Connection) -> None:
+        if self.read_only:
+            conn.execute("PRAGMA query_only = 1")
+            return
+        # WAL is persistent in the file; switching needs a moment without other
+        # connections, which the busy timeout waits for.
+        mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+        if str(mode).lower() != "wal":
+            raise StoreError(f"{self.path}: could not switch the log to WAL mode (got {mode})")
+        conn.execute(f"PRAGMA synchronous = {self._synchronous}")
+        if self._max_page_count is not None:
+            conn.execute(f"PRAGMA max_page_count = {int(self._max_page_count)}")
+
+    def _create(self, conn: sqlite3.Connection) -> None:
+        """Create the tables under the write lock; a concurrent opener waits, then finds them."""
+        self._begin_immediate(conn)
+        try:
+            app_id, tables = self._identify(conn)
+            if app_id != APPLICATION_ID:
+                if tables:
+                    raise NotAStoreError(f"{self.path} is a SQLite database of another application")
+                for statement in _SCHEMA.split(";\n\n"):
+                    conn.execute(statement)
+                meta = {
+                    "schema_version": str(SCHEMA_VERSION),
+                    "store_id": str(uuid.uuid4()),
+                    "created_at_us": str(_now_us()),
+                }
+                conn.executemany("INSERT INTO ledger_meta (key, value) VALUES (?, ?)", meta.items())
+                conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+                log.info("store_created", path=str(self.path))
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        self._meta = dict(conn.execute("SELECT key, value FROM ledger_meta").fetchall())
+
+    async def close(self) -> None:
+        """Close both connections; safe to call twice."""
+        reader, self._reader = self._reader, None
+        if reader is not None:
+            await reader.close()
+        writer, self._writer = self._writer, None
+        if writer is not None:
+            async with self._write_limiter:
+                writer.close()
+
+    def set_append_listener(self, listener: Callable[[], None]) -> None:
+        """SQLite cannot tell us about other processes' appends: the store polls."""
+
+    # -- writing ---------------------------------------------------------------
+
+    def _begin_immediate(self, conn: sqlite3.Connection) -> None:
+        for attempt in range(self._busy_retries):
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                return
+            except sqlite3.OperationalError as exc:
+                if not _is_busy(exc):
+                    raise
+                log.warning("store_busy", path=str(self.path), attempt=attempt + 1)
+        raise StoreBusyError(
+            f"{self.path}: another writer held the write lock for "
+            f"{self._busy_retries} x {self._busy_timeout:g} s; try again"
+        )
+
+    async def commit(self, appends: Sequence[PendingAppend]) -> list[AppendResult | AppendError]:
+        """Store a batch in one transaction; see the Backend protocol."""
+        if self.read_only:
+            raise ReadOnlyStoreError(f"{self.uri} is open read-only")
+        async with self._write_limiter:
+            return await anyio.to_thread.run_sync(self._commit_sync, appends)
+
+    def _writer_conn(self) -> sqlite3.Connection:
+        if self._writer is None:
+            raise StoreClosedError(f"{self.uri} is closed")
+        return self._writer
+
+    def _commit_sync(self, appends: Sequence[PendingAppend]) -> list[AppendResult | AppendError]:
+        conn = self._writer_conn()
+        try:
+            self._begin_immediate(conn)
+        except sqlite3.Error as exc:
+            raise self._translate(exc) from exc
+        try:
+            head = self._head_sync(conn)
+            event_ids, streams = batch_keys(appends)
+            existing = self._existing_sync(conn, event_ids)
+            versions = self._versions_sync(conn, streams)
+            plan = plan_batch(appends, head, existing, versions, _now_us())
+            if plan.rows:
+                conn.executemany(_INSERT, plan.rows)
+            conn.execute("COMMIT")
+        except sqlite3.IntegrityError as exc:
+            conn.execute("ROLLBACK")
+            if len(appends) > 1:
+                # Should not happen under the write lock; isolate the culprit rather
+                # than fail its batch-mates.
+                log.warning("batch_integrity_error", error=str(exc), size=len(appends))
+                return [self._commit_sync([append])[0] for append in appends]
+            raise self._translate(exc) from exc
+        except sqlite3.Error as exc:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise self._translate(exc) from exc
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+        return plan.outcomes
+
+    @staticmethod
+    def _head_sync(conn: sqlite3.Connection) -> ChainHead:
+        row = conn.execute(
+            "SELECT position, hash, recorded_at FROM events ORDER BY position DESC LIMIT 1"
+        ).fetchone()
+        if row is None:
+            return ChainHead(0, GENESIS_HASH, 0)
+        return ChainHead(row[0], row[1], row[2])
+
+    @staticmethod
+    def _existing_sync(
+        conn: sqlite3.Connection, event_ids: Sequence[str]
+    ) -> dict[str, ExistingEvent]:
+        found: dict[str, ExistingEvent] = {}
+        for chunk in _chunks(event_ids):
+            marks = ",".join("?" * len(chunk))
+            for row in conn.execute(
+                "SELECT event_id, position, stream_id, stream_version, type, schema_version, data "
+                f"FROM events WHERE event_id IN ({marks})",
+                chunk,
+            ):
+                found[row[0]] = ExistingEvent(*row)
+        return found
+
+    @staticmethod
+    def _versions_sync(conn: sqlite3.Connection, streams: Sequence[str]) -> dict[str, int]:
+        versions: dict[str, int] = {}
+        for chunk in _chunks(streams):
+            marks = ",".join("?" * len(chunk))
+            versions.update(
+                conn.execute(
+                    "SELECT stream_id, max(stream_version) FROM events "
+                    f"WHERE stream_id IN ({marks}) GROUP BY stream_id",
+                    chunk,
+                ).fetchall()
+            )
+        return versions
+
+    async def import_rows(self, rows: Sequence[RowTuple]) -> None:
+        """Insert rows verbatim in one transaction, continuing the log exactly."""
+        if self.read_only:
+            raise ReadOnlyStoreError(f"{self.uri} is open read-only")
+        async with self._write_limiter:
+            await anyio.to_thread.run_sync(self._import_sync, rows)
+
+    def _import_sync(self, rows: Sequence[RowTuple]) -> None:
+        conn = self._writer_conn()
+        try:
+            self._begin_immediate(conn)
+            head = self._head_sync(conn)
+            if rows and rows[0][0] != head.position + 1:
+                raise StoreError(
+                    f"rows start at position {rows[0][0]}, the log continues at {head.position + 1}"
+                )
+            conn.executemany(_INSERT, rows)
+            conn.execute("COMMIT")
+        except BaseException as exc:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            if isinstance(exc, sqlite3.Error):
+                raise self._translate(exc) from exc
+            raise
+
+    # -- reading ---------------------------------------------------------------
+
+    def _reader_conn(self) -> aiosqlite.Connection:
+        if self._reader is None:
+            raise StoreClosedError(f"{self.uri} is closed")
+        return self._reader
+
+    async def _fetch(self, sql: str, params: Sequence[Any]) -> list[RowTuple]:
+        try:
+            rows = await self._reader_conn().execute_fetchall(sql, params)
+        except sqlite3.Error as exc:
+            raise self._translate(exc) from exc
+        return rows  # type: ignore[return-value]
+
+    async def head(self) -> int:
+        """The highest stored position (0 when empty)."""
+        rows = await self._fetch("SELECT max(position) FROM events", ())
+        return int(rows[0][0] or 0)
+
+    async def read_rows(
+        self, from_position: int, limit: int, types: Sequence[str] | None = None
+    ) -> list[RowTuple]:
+        """Rows from ``from_position`` on, in position order."""
+        if types:
+            marks = ",".join("?" * len(types))
+            return await self._fetch(
+                f"SELECT {_COLUMNS} FROM events WHERE position >= ? AND type IN ({marks}) "
+                "ORDER BY position LIMIT ?",
+                (from_position, *types, limit),
+            )
+        return await self._fetch(
+            f"SELECT {_COLUMNS} FROM events WHERE position >= ? ORDER BY position LIMIT ?",
+            (from_position, limit),
+        )
+
+    async def read_stream_rows(
+        self, stream_id: str, from_version: int, limit: int
+    ) -> list[RowTuple]:
+        """One stream's rows from ``from_version`` on, in version order."""
+        return await self._fetch(
+            f"SELECT {_COLUMNS} FROM events WHERE stream_id = ? AND stream_version >= ? "
+            "ORDER BY stream_version LIMIT ?",
+            (stream_id, from_version, limit),
+        )
+
+    async def stream_version(self, stream_id: str) -> int:
+        """The stream's current version (0 when it has no event)."""
+        rows = await self._fetch(
+            "SELECT max(stream_version) FROM events WHERE stream_id = ?", (stream_id,)
+        )
+        return int(rows[0][0] or 0)
+
+    async def row_by_event_id(self, event_id: str) -> RowTuple | None:
+        """The row stored under ``event_id``, if any."""
+        rows = await self._fetch(f"SELECT {_COLUMNS} FROM events WHERE event_id = ?", (event_id,))
+        return rows[0] if rows else None
+
+    async def position_at(self, recorded_at_us: int) -> int:
+        """Binary search: ``recorded_at`` never decreases along positions (planner guarantee)."""
+        low, high = 0, await self.head()
+        while low < high:
+            middle = (low + high + 1) // 2
+            rows = await self._fetch("SELECT recorded_at FROM events WHERE position = ?", (middle,))
+            if rows and rows[0][0] <= recorded_at_us:
+                low = middle
+            else:
+                high = middle - 1
+        return low
+
+    async def info(self) -> dict[str, Any]:
+        """Backend, path, schema version and size on disk."""
+        size = 0
+        for suffix in ("", "-wal", "-shm"):
+            with contextlib.suppress(OSError):
+                size += os.stat(f"{self.path}{suffix}").st_size
+        return {
+            "backend": "sqlite",
+            "uri": self.uri,
+            "path": str(self.path),
+            "schema_version": self.schema_version,
+            "store_id": self._meta.get("store_id"),
+            "size_bytes": size,
+            "read_only": self.read_only,
+            "synchronous": self._synchronous,
+        }
+
+    # -- errors ----------------------------------------------------------------
+
+    def _translate(self, exc: sqlite3.Error) -> StoreError:
+        """A driver error as the store's own, naming the file."""
+        message = str(exc)
+        if _is_full(exc):
+            return StoreFullError(f"{self.path}: the disk or the store's size limit is full")
+        if _is_busy(exc):
+            return StoreBusyError(f"{self.path}: {message}")
+        if isinstance(exc, sqlite3.DatabaseError) and (
+            "not a database" in message or "malformed" in message or "corrupt" in message
+        ):
+            return NotAStoreError(f"{self.path} is corrupt or not a SQLite database ({message})")
+        if "unable to open" in message or "readonly" in message or "read-only" in message:
+            return NotAStoreError(f"{self.path}: {message}")
+        return StoreError(f"{self.path}: {message}")
