@@ -76,6 +76,27 @@ def decode_metadata(data: bytes) -> Metadata:
         return Metadata()
 
 
+def _may_hold_floats(info: msgspec.inspect.Type) -> bool:
+    if isinstance(info, msgspec.inspect.AnyType | msgspec.inspect.FloatType):
+        return True
+    if isinstance(info, msgspec.inspect.UnionType):
+        return any(_may_hold_floats(t) for t in info.types)
+    if isinstance(info, msgspec.inspect.DictType):
+        return _may_hold_floats(info.value_type)
+    if isinstance(
+        info, msgspec.inspect.ListType | msgspec.inspect.SetType | msgspec.inspect.VarTupleType
+    ):
+        return _may_hold_floats(info.item_type)
+    return False
+
+
+def _free_fields(cls: type[Event]) -> tuple[str, ...]:
+    """Fields that can hold a float (JSON-like mappings, scalars): the ones to check for NaN."""
+    info = msgspec.inspect.type_info(cls)
+    assert isinstance(info, msgspec.inspect.StructType)
+    return tuple(f.encode_name for f in info.fields if _may_hold_floats(f.type))
+
+
 class EventCodec:
     """Encodes events to payload bytes and decodes them back, upcasting old versions.
 
@@ -96,29 +117,38 @@ class EventCodec:
         self._decoders: dict[str, msgspec.msgpack.Decoder[Any]] = {
             tag: msgspec.msgpack.Decoder(cls) for tag, cls in self._types.items()
         }
+        self._free_fields = {tag: _free_fields(cls) for tag, cls in self._types.items()}
 
     def encode(self, event: Event) -> tuple[str, int, bytes]:
         """Return (type, schema_version, payload bytes) for ``event``.
 
-        Raises InvalidEventError when the event holds a value JSON cannot carry or
-        its payload is larger than the limit.
+        The payload is decoded back with the event's own typed decoder before it is
+        accepted, so a wrongly typed field is refused here and every stored event
+        decodes. Raises InvalidEventError naming the fault (a bad value, NaN, a
+        payload over the size limit).
         """
         cls = type(event)
         tag = cls.__struct_config__.tag
-        if not isinstance(tag, str):
-            raise InvalidEventError(f"{cls.__name__} has no stable tag; it is not an event class")
+        decoder = self._decoders.get(tag) if isinstance(tag, str) else None
+        if decoder is None or not isinstance(tag, str) or self._types[tag] is not cls:
+            raise InvalidEventError(f"{cls.__name__} is not an event class of the catalogue")
         try:
             builtins = msgspec.to_builtins(event)
         except (TypeError, ValueError) as exc:
             raise InvalidEventError(f"{tag}: {exc}") from exc
         del builtins["event_type"]
-        check_json_compatible(builtins, where=tag)
+        for name in self._free_fields[tag]:
+            check_json_compatible(builtins.get(name), where=f"{tag}.{name}")
         data = _msgpack_encoder.encode(builtins)
         if len(data) > self.max_event_bytes:
             raise InvalidEventError(
                 f"{tag}: the encoded event is {len(data):,} bytes, over the limit of "
                 f"{self.max_event_bytes:,} bytes"
             )
+        try:
+            decoder.decode(data)
+        except msgspec.ValidationError as exc:
+            raise InvalidEventError(f"{tag}: {exc}") from exc
         return tag, cls.schema_version, data
 
     def from_builtins(self, event_type: str, data: Any) -> Event:

@@ -11,11 +11,12 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
-from uuid import UUID, uuid4
+from uuid import UUID
 
 import msgspec
 
 from .events import Event, Scalar
+from .ids import uuid7
 
 __all__ = [
     "ANY",
@@ -71,10 +72,13 @@ class Metadata(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
 
 
 class NewEvent(msgspec.Struct, frozen=True):
-    """An event about to be appended, with the id that makes a retry idempotent."""
+    """An event about to be appended, with the id that makes a retry idempotent.
+
+    The default id is a time-ordered UUIDv7; pass your own to retry safely.
+    """
 
     event: Event
-    event_id: UUID = msgspec.field(default_factory=uuid4)
+    event_id: UUID = msgspec.field(default_factory=uuid7)
 
 
 class RawEvent(msgspec.Struct, frozen=True):
@@ -118,19 +122,38 @@ class RecordedEvent(msgspec.Struct, frozen=True, gc=False):
 
     ``event`` is the current class of the event (upcast if it was stored in an
     older schema version) or a :class:`RawEvent`; ``schema_version`` is the
-    version it was stored with.
+    version it was stored with. The id, time and metadata are kept as stored
+    and decoded on access (``event_id``, ``recorded_at``, ``metadata``): a
+    reader of a million events that never looks at them does not pay for them.
     """
 
     position: int
-    event_id: UUID
+    event_id_text: str
     stream_id: str
     stream_version: int
     type: str
     schema_version: int
-    recorded_at: datetime
-    metadata: Metadata
+    recorded_at_us: int
+    metadata_bytes: bytes
     event: Event | RawEvent
     hash: bytes
+
+    @property
+    def event_id(self) -> UUID:
+        """The event's id."""
+        return UUID(self.event_id_text)
+
+    @property
+    def recorded_at(self) -> datetime:
+        """When the store committed the event (UTC)."""
+        return datetime_from_us(self.recorded_at_us)
+
+    @property
+    def metadata(self) -> Metadata:
+        """Who and what caused the event (an empty Metadata if unreadable)."""
+        from .codec import decode_metadata
+
+        return decode_metadata(self.metadata_bytes)
 
 
 class AppendResult(msgspec.Struct, frozen=True):

@@ -21,7 +21,7 @@ import msgspec
 
 from .backend import Backend, RowTuple
 from .chain import ChainChecker, VerifyReport
-from .codec import EventCodec, decode_metadata, encode_metadata
+from .codec import EventCodec, encode_metadata
 from .envelope import (
     ANY,
     NO_STREAM,
@@ -31,11 +31,11 @@ from .envelope import (
     NewEvent,
     RecordedEvent,
     StoredEvent,
-    datetime_from_us,
     us_from_datetime,
 )
 from .errors import InvalidEventError, StoreClosedError
 from .events import Event
+from .ids import new_event_id
 from .planner import EncodedEvent, PendingAppend
 from .writer import GroupCommitWriter
 
@@ -130,16 +130,17 @@ class Log:
     def encode_events(self, events: Iterable[Event | NewEvent]) -> list[EncodedEvent]:
         """Encode events for an append; raise InvalidEventError for a bad one or repeated id."""
         encoded: list[EncodedEvent] = []
-        seen: set[str] = set()
+        encode = self.codec.encode
         for item in events:
-            new = item if isinstance(item, NewEvent) else NewEvent(item)
-            if not isinstance(new.event, Event):
-                raise InvalidEventError(f"not an event: {new.event!r}")
-            event_id = str(new.event_id)
-            if event_id in seen:
-                raise InvalidEventError(f"event id {event_id} appears twice in one append")
-            seen.add(event_id)
-            encoded.append(EncodedEvent(event_id, *self.codec.encode(new.event)))
+            if isinstance(item, NewEvent):
+                event, event_id = item.event, str(item.event_id)
+            else:
+                event, event_id = item, new_event_id()
+            if not isinstance(event, Event):
+                raise InvalidEventError(f"not an event: {event!r}")
+            encoded.append(EncodedEvent(event_id, *encode(event)))
+        if len(encoded) > 1 and len({e.event_id for e in encoded}) < len(encoded):
+            raise InvalidEventError("an event id appears twice in one append")
         return encoded
 
     async def append(
@@ -200,13 +201,13 @@ class Log:
         """A stored row decoded to a RecordedEvent (upcast, or raw when unknown)."""
         return RecordedEvent(
             row[0],
-            UUID(row[1]),
+            row[1],
             row[2],
             row[3],
             row[4],
             row[5],
-            datetime_from_us(row[6]),
-            decode_metadata(row[7]),
+            row[6],
+            row[7],
             self.codec.decode(row[4], row[5], row[8]),
             row[9],
         )
@@ -256,12 +257,12 @@ class Log:
         ``types`` keeps only those event types; ``to_position`` stops there
         (inclusive); ``limit`` caps the count. Fetches in large chunks.
         """
-        decode = self.decode_row
+        decode = self.codec.decode
         async for rows in self.read_chunks(
             from_position, limit=limit, types=types, to_position=to_position
         ):
-            for row in rows:
-                yield decode(row)
+            for p, i, s, v, t, sv, r, m, d, h in rows:
+                yield RecordedEvent(p, i, s, v, t, sv, r, m, decode(t, sv, d), h)
 
     async def read_stored(
         self, from_position: int = 1, *, limit: int | None = None

@@ -146,6 +146,10 @@ class SQLiteBackend:
         self._reader: aiosqlite.Connection | None = None
         self._write_limiter = anyio.CapacityLimiter(1)
         self._meta: dict[str, str] = {}
+        # Stream versions as of head ``_cache_head``: valid only while nobody
+        # else has appended, which the head (read under the write lock) tells.
+        self._versions_cache: dict[str, int] = {}
+        self._cache_head = -1
 
     # -- opening ---------------------------------------------------------------
 
@@ -347,13 +351,14 @@ class SQLiteBackend:
             head = self._head_sync(conn)
             event_ids, streams = batch_keys(appends)
             existing = self._existing_sync(conn, event_ids)
-            versions = self._versions_sync(conn, streams)
+            versions = self._cached_versions(conn, head.position, streams)
             plan = plan_batch(appends, head, existing, versions, _now_us())
             if plan.rows:
                 conn.executemany(_INSERT, plan.rows)
             conn.execute("COMMIT")
         except sqlite3.IntegrityError as exc:
             conn.execute("ROLLBACK")
+            self._cache_head = -1
             if len(appends) > 1:
                 # Should not happen under the write lock; isolate the culprit rather
                 # than fail its batch-mates.
@@ -361,14 +366,33 @@ class SQLiteBackend:
                 return [self._commit_sync([append])[0] for append in appends]
             raise self._translate(exc) from exc
         except sqlite3.Error as exc:
+            self._cache_head = -1
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             raise self._translate(exc) from exc
         except BaseException:
+            self._cache_head = -1
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             raise
+        for row in plan.rows:
+            self._versions_cache[row[2]] = row[3]
+        assert plan.head is not None
+        self._cache_head = plan.head.position
         return plan.outcomes
+
+    def _cached_versions(
+        self, conn: sqlite3.Connection, head: int, streams: Sequence[str]
+    ) -> dict[str, int]:
+        cache = self._versions_cache
+        if head != self._cache_head or len(cache) > 100_000:
+            cache.clear()
+        missing = [s for s in streams if s not in cache]
+        if missing:
+            found = self._versions_sync(conn, missing)
+            for stream_id in missing:
+                cache[stream_id] = found.get(stream_id, 0)
+        return {s: cache[s] for s in streams}
 
     @staticmethod
     def _head_sync(conn: sqlite3.Connection) -> ChainHead:
@@ -396,16 +420,16 @@ class SQLiteBackend:
 
     @staticmethod
     def _versions_sync(conn: sqlite3.Connection, streams: Sequence[str]) -> dict[str, int]:
+        # One indexed probe per stream: SQLite plans ``IN (...) GROUP BY`` as a scan.
         versions: dict[str, int] = {}
-        for chunk in _chunks(streams):
-            marks = ",".join("?" * len(chunk))
-            versions.update(
-                conn.execute(
-                    "SELECT stream_id, max(stream_version) FROM events "
-                    f"WHERE stream_id IN ({marks}) GROUP BY stream_id",
-                    chunk,
-                ).fetchall()
-            )
+        for stream_id in streams:
+            row = conn.execute(
+                "SELECT stream_version FROM events WHERE stream_id = ? "
+                "ORDER BY stream_version DESC LIMIT 1",
+                (stream_id,),
+            ).fetchone()
+            if row is not None:
+                versions[stream_id] = row[0]
         return versions
 
     async def import_rows(self, rows: Sequence[RowTuple]) -> None:

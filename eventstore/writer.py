@@ -1,26 +1,31 @@
 """Group commit: one writer task turns many concurrent appends into few transactions.
 
-Callers put their append on a queue and wait. The writer takes whatever has
-queued (up to a cap) while the previous transaction was committing, and commits
-it as one batch: under load, fifty waiting appends cost one fsync instead of
-fifty. Each append still gets its own result or error; a conflict in one never
-fails its batch-mates (the planner decides each append alone, in queue order).
+Callers queue their append and wait. The writer takes whatever has queued (up
+to a cap) and commits it as one batch, so under load fifty waiting appends cost
+one fsync instead of fifty. Each append still gets its own result or error; a
+conflict in one never fails its batch-mates (the planner judges each append
+alone, in queue order).
 
-Cancellation: a caller cancelled while waiting leaves its append on the queue;
-the writer commits it whole or not at all, and a retry with the same event ids
+Cancellation: a caller cancelled while waiting leaves its append queued; the
+writer commits it whole or not at all, and a retry with the same event ids
 returns the original positions. Closing drains the queue, then stops.
+
+The queue is a deque of (append, future) pairs rather than a memory stream: a
+hot path that runs once per append, where every microsecond shows. The store
+runs on asyncio (aiosqlite requires it), so plain asyncio futures are the
+cheapest way to hand each caller its outcome.
 """
 
 from __future__ import annotations
 
-import math
+import asyncio
+from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
 
 import anyio
+import anyio.lowlevel
 import structlog
 from anyio.abc import TaskStatus
-from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from .backend import Backend
 from .envelope import AppendResult
@@ -31,17 +36,17 @@ __all__ = ["GroupCommitWriter"]
 
 log = structlog.get_logger("eventstore.writer")
 
+_Outcome = AppendResult | BaseException
+_Ticket = tuple[PendingAppend, "asyncio.Future[AppendResult]"]
 
-@dataclass(slots=True, eq=False)
-class _Ticket:
-    append: PendingAppend
-    done: anyio.Event = field(default_factory=anyio.Event)
-    outcome: AppendResult | BaseException | None = None
 
-    def settle(self, outcome: AppendResult | BaseException) -> None:
-        if self.outcome is None:
-            self.outcome = outcome
-            self.done.set()
+def _settle(future: asyncio.Future[AppendResult], outcome: _Outcome) -> None:
+    if future.done():  # the caller was cancelled and went away
+        return
+    if isinstance(outcome, BaseException):
+        future.set_exception(outcome)
+    else:
+        future.set_result(outcome)
 
 
 class GroupCommitWriter:
@@ -57,89 +62,91 @@ class GroupCommitWriter:
         self._backend = backend
         self._max_batch_events = max_batch_events
         self._on_commit = on_commit
-        send, receive = anyio.create_memory_object_stream[_Ticket](math.inf)
-        self._send: MemoryObjectSendStream[_Ticket] = send
-        self._receive: MemoryObjectReceiveStream[_Ticket] = receive
+        self._queue: deque[_Ticket] = deque()
+        self._wakeup = anyio.Event()
         self._closed = False
+        self._running = False
         #: Counters for benchmarks and ``store describe``.
         self.batches = 0
         self.appends = 0
 
     async def submit(self, append: PendingAppend) -> AppendResult:
         """Queue ``append`` and wait for its outcome; raise its AppendError or StoreError."""
-        if self._closed:
+        if self._closed or not self._running:
             raise StoreClosedError("the store is closed")
-        ticket = _Ticket(append)
-        try:
-            self._send.send_nowait(ticket)
-        except (anyio.ClosedResourceError, anyio.BrokenResourceError) as exc:
-            raise StoreClosedError("the store is closed") from exc
-        await ticket.done.wait()
-        outcome = ticket.outcome
-        if isinstance(outcome, BaseException):
-            raise outcome
-        assert outcome is not None
-        return outcome
+        future: asyncio.Future[AppendResult] = asyncio.get_running_loop().create_future()
+        self._queue.append((append, future))
+        self._wakeup.set()
+        return await future
 
     def close(self) -> None:
         """Refuse new appends; the writer drains what is queued, then returns."""
         self._closed = True
-        self._send.close()
+        self._wakeup.set()
 
     async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
         """The writer loop: runs until :meth:`close`, then drains the queue."""
+        self._running = True
         task_status.started()
-        pending: list[_Ticket] = []
+        batch: list[_Ticket] = []
         try:
-            async for first in self._receive:
-                pending = [first]
-                size = len(first.append.events)
-                while size < self._max_batch_events:
-                    try:
-                        ticket = self._receive.receive_nowait()
-                    except (anyio.WouldBlock, anyio.EndOfStream):
-                        break
-                    pending.append(ticket)
-                    size += len(ticket.append.events)
-                await self._commit(pending)
-                pending = []
-        finally:
-            # Cancelled (the store's task group is going down): nobody may wait forever.
-            self._closed = True
-            error = StoreClosedError("the store closed before this append was committed")
-            for ticket in pending:
-                ticket.settle(error)
             while True:
-                try:
-                    self._receive.receive_nowait().settle(error)
-                except (anyio.WouldBlock, anyio.EndOfStream, anyio.ClosedResourceError):
-                    break
-            self._receive.close()
+                if not self._queue:
+                    if self._closed:
+                        return
+                    await self._wakeup.wait()
+                    self._wakeup = anyio.Event()
+                    continue
+                # One pass of the event loop lets every caller woken by the last
+                # commit queue its next append, so they share this transaction.
+                await anyio.lowlevel.checkpoint()
+                batch = self._take_batch()
+                await self._commit(batch)
+                batch = []
+        finally:
+            self._running = False
+            self._closed = True
+            # Cancelled (the store's task group is going down): nobody may wait forever.
+            error = StoreClosedError("the store closed before this append was committed")
+            for _, future in batch:
+                _settle(future, error)
+            while self._queue:
+                _settle(self._queue.popleft()[1], error)
 
-    async def _commit(self, tickets: list[_Ticket]) -> None:
+    def _take_batch(self) -> list[_Ticket]:
+        batch: list[_Ticket] = []
+        size = 0
+        queue = self._queue
+        while queue and size < self._max_batch_events:
+            ticket = queue.popleft()
+            batch.append(ticket)
+            size += len(ticket[0].events)
+        return batch
+
+    async def _commit(self, batch: list[_Ticket]) -> None:
         try:
             # Shielded: once a batch is handed to the backend it finishes, so the
             # outcome each caller sees is the truth even while the store closes.
             with anyio.CancelScope(shield=True):
                 outcomes: list[AppendResult | AppendError] = await self._backend.commit(
-                    [t.append for t in tickets]
+                    [append for append, _ in batch]
                 )
         except StoreError as exc:
-            log.warning("batch_failed", error=str(exc), appends=len(tickets))
-            for ticket in tickets:
-                ticket.settle(exc)
+            log.warning("batch_failed", error=str(exc), appends=len(batch))
+            for _, future in batch:
+                _settle(future, exc)
             return
         except Exception as exc:  # a bug or driver error: fail the batch, keep the writer
-            log.exception("batch_crashed", appends=len(tickets))
-            for ticket in tickets:
-                ticket.settle(StoreError(f"the append failed: {exc!r}"))
+            log.exception("batch_crashed", appends=len(batch))
+            for _, future in batch:
+                _settle(future, StoreError(f"the append failed: {exc!r}"))
             return
         self.batches += 1
-        self.appends += len(tickets)
+        self.appends += len(batch)
         last = 0
-        for ticket, outcome in zip(tickets, outcomes, strict=True):
-            if isinstance(outcome, AppendResult):
-                last = max(last, outcome.position)
-            ticket.settle(outcome)
+        for (_, future), outcome in zip(batch, outcomes, strict=True):
+            if isinstance(outcome, AppendResult) and outcome.positions[-1] > last:
+                last = outcome.positions[-1]
+            _settle(future, outcome)
         if last:
             self._on_commit(last)
