@@ -267,14 +267,29 @@ class SQLiteBackend:
         if self.read_only:
             conn.execute("PRAGMA query_only = 1")
             return
-        # WAL is persistent in the file; switching needs a moment without other
-        # connections, which the busy timeout waits for.
-        mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+        mode = self._switch_to_wal(conn)
         if str(mode).lower() != "wal":
             raise StoreError(f"{self.path}: could not switch the log to WAL mode (got {mode})")
         conn.execute(f"PRAGMA synchronous = {self._synchronous}")
         if self._max_page_count is not None:
             conn.execute(f"PRAGMA max_page_count = {int(self._max_page_count)}")
+
+    def _switch_to_wal(self, conn: sqlite3.Connection) -> str:
+        """Set WAL mode, retrying: the switch may fail at once while another opener holds a lock.
+
+        SQLite does not always call the busy handler for a journal-mode change, so
+        two processes opening a fresh store at once need this loop.
+        """
+        deadline = time.monotonic() + self._busy_timeout
+        delay = 0.001
+        while True:
+            try:
+                return str(conn.execute("PRAGMA journal_mode = WAL").fetchone()[0])
+            except sqlite3.OperationalError as exc:
+                if not _is_busy(exc) or time.monotonic() > deadline:
+                    raise
+                time.sleep(delay)
+                delay = min(delay * 2, 0.05)
 
     def _create(self, conn: sqlite3.Connection) -> None:
         """Create the tables under the write lock; a concurrent opener waits, then finds them."""

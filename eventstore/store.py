@@ -79,6 +79,7 @@ async def open_store(
     max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
     poll_interval: float = 0.2,
     backend_options: dict[str, Any] | None = None,
+    codec: EventCodec | None = None,
 ) -> AsyncIterator[EventStore]:
     """Open (by default creating) the store at ``uri`` for the duration of the block.
 
@@ -86,7 +87,8 @@ async def open_store(
     ``sqlite:///path``; or ``postgresql://...``. ``durability="full"`` (default)
     makes every acknowledged append survive power loss; ``"normal"`` trades
     that for speed (SQLite ``synchronous=NORMAL``: an OS crash may lose the
-    last commits, never corrupt the log).
+    last commits, never corrupt the log). ``codec`` lets an application extend
+    the event catalogue with its own event classes and upcasters.
     """
     location = resolve_store(uri)
     backend = make_backend(
@@ -94,7 +96,9 @@ async def open_store(
     )
     await backend.open(create=create)
     store = EventStore(
-        backend, codec=EventCodec(max_event_bytes=max_event_bytes), poll_interval=poll_interval
+        backend,
+        codec=codec or EventCodec(max_event_bytes=max_event_bytes),
+        poll_interval=poll_interval,
     )
     store.location = location
     # The body's own exception is kept out of the task group, so the caller sees

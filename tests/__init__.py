@@ -1,0 +1,1 @@
+"""metaledger test suite."""

@@ -1,0 +1,66 @@
+"""Child processes for the multi-process and crash tests (run as ``python -m tests.workers``).
+
+``append STORE PREFIX TASKS COUNT``: TASKS concurrent tasks append COUNT events
+in all, one per append; prints every acknowledged event id.
+
+``crashloop STORE``: appends 3-event batches forever, printing one line per
+acknowledged append (``ack <position> <id> <id> <id>``), flushed at once, so
+the parent knows exactly what was acknowledged when it kills the process.
+"""
+
+from __future__ import annotations
+
+import sys
+import uuid
+
+import anyio
+
+from eventstore import NewEvent, RunDeleted, open_store
+from eventstore.logs import configure_logging
+
+
+async def append(store_uri: str, prefix: str, tasks: int, count: int) -> None:
+    """Append ``count`` single-event appends from ``tasks`` concurrent tasks."""
+    ids: list[str] = []
+    async with open_store(store_uri, backend_options={"busy_timeout": 30.0}) as store:
+
+        async def worker(worker_index: int) -> None:
+            for i in range(worker_index, count, tasks):
+                event = NewEvent(RunDeleted(run_id=uuid.uuid4(), reason=f"{prefix}-{i}"))
+                await store.append(f"{prefix}-{worker_index}", [event])
+                ids.append(str(event.event_id))
+
+        async with anyio.create_task_group() as group:
+            for worker_index in range(tasks):
+                group.start_soon(worker, worker_index)
+    sys.stdout.write("\n".join(ids) + "\n")
+
+
+async def crashloop(store_uri: str) -> None:
+    """Append forever, acknowledging each append on stdout; the parent kills us."""
+    async with open_store(store_uri) as store:
+        sys.stdout.write("ready\n")
+        sys.stdout.flush()
+        n = 0
+        while True:
+            events = [NewEvent(RunDeleted(run_id=uuid.uuid4(), reason=str(n))) for _ in range(3)]
+            result = await store.append(f"crash-{n % 7}", events)
+            ids = " ".join(str(e.event_id) for e in events)
+            sys.stdout.write(f"ack {result.position} {ids}\n")
+            sys.stdout.flush()
+            n += 1
+
+
+def main(argv: list[str]) -> None:
+    """Dispatch on the first argument."""
+    configure_logging()  # logs to stderr: stdout is the acknowledgement channel
+    if argv[0] == "append":
+        anyio.run(append, argv[1], argv[2], int(argv[3]), int(argv[4]))
+    elif argv[0] == "crashloop":
+        anyio.run(crashloop, argv[1])
+    else:
+        raise SystemExit(f"unknown worker {argv[0]!r}")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
