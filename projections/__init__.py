@@ -1,0 +1,92 @@
+"""metaledger's views: stacks, runs and artifacts projected from the event log.
+
+    async with open_store() as store, open_views(store) as views:
+        await views.catch_up()
+        for run in await views.query.runs(limit=10):
+            print(run.run_name, run.status)
+
+Projections are disposable: delete the views file and they come back from the
+log. Each keeps a checkpoint in the same transaction as its rows (exactly
+once), is rebuilt blue/green when its version changes, and can be replayed
+into a scratch store to answer "as of" a past position or time.
+"""
+
+from .artifacts import ArtifactsProjection
+from .definition import EventContext, Handler, Op, Projection, Table, to_json
+from .errors import (
+    ProjectionError,
+    ProjectionFailedError,
+    QueryError,
+    UnknownProjectionError,
+    ViewNotFoundError,
+    ViewsStoreError,
+    ViewsTimeoutError,
+)
+from .queries import (
+    ArtifactView,
+    ComponentRef,
+    ComponentView,
+    ConsumerView,
+    LineageEdge,
+    LineageGraph,
+    LineageNode,
+    Queries,
+    RunView,
+    StackView,
+    StepView,
+    Summary,
+)
+from .runner import (
+    DEFAULT_PROJECTIONS,
+    ProgressCallback,
+    ProjectionRunner,
+    ProjectionStatus,
+    default_projections,
+)
+from .runs import STEP_STATUSES, RunsProjection
+from .stacks import StacksProjection
+from .views import Views, open_views, views_as_of
+from .views_store import VIEWS_FILE, SQLiteViewsStore, ViewsStore
+
+__all__ = [
+    "DEFAULT_PROJECTIONS",
+    "STEP_STATUSES",
+    "VIEWS_FILE",
+    "ArtifactView",
+    "ArtifactsProjection",
+    "ComponentRef",
+    "ComponentView",
+    "ConsumerView",
+    "EventContext",
+    "Handler",
+    "LineageEdge",
+    "LineageGraph",
+    "LineageNode",
+    "Op",
+    "ProgressCallback",
+    "Projection",
+    "ProjectionError",
+    "ProjectionFailedError",
+    "ProjectionRunner",
+    "ProjectionStatus",
+    "Queries",
+    "QueryError",
+    "RunView",
+    "RunsProjection",
+    "SQLiteViewsStore",
+    "StackView",
+    "StacksProjection",
+    "StepView",
+    "Summary",
+    "Table",
+    "UnknownProjectionError",
+    "ViewNotFoundError",
+    "Views",
+    "ViewsStore",
+    "ViewsStoreError",
+    "ViewsTimeoutError",
+    "default_projections",
+    "open_views",
+    "to_json",
+    "views_as_of",
+]

@@ -1,0 +1,94 @@
+"""What a projection is: a name, a version, its tables, and a handler per event type.
+
+Handlers are pure: given an event and its context they return the SQL
+operations that fold it into the tables. They never run SQL themselves, so the
+runner can apply a whole batch of events in one transaction, for every backend,
+and can replay the same handlers into fresh tables (a rebuild) or a scratch
+store (state as of a past position).
+
+SQL is written once, portable between SQLite and PostgreSQL: ``?`` placeholders
+and ``{table}`` names that the views store resolves to the physical tables of
+the generation being written (``runs`` -> ``runs_g3``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import msgspec
+
+from eventstore import Event, RecordedEvent
+
+__all__ = ["EventContext", "Handler", "Op", "Projection", "Table", "to_json"]
+
+Op = tuple[str, tuple[Any, ...]]
+"""One SQL operation: a template with ``{table}`` names and ``?`` marks, and its parameters."""
+
+_json = msgspec.json.Encoder()
+
+
+def to_json(value: Any) -> str:
+    """A JSON text column value (configuration, parameters, tags...)."""
+    return _json.encode(value).decode()
+
+
+@dataclass(frozen=True, slots=True)
+class EventContext:
+    """Where an event sits in the log, for handlers that record it."""
+
+    position: int
+    stream_id: str
+    recorded_at_us: int
+    event_id: str
+
+
+Handler = Callable[[Any, EventContext], Iterable[Op]]
+"""A function folding one event (of the class it is registered for) into SQL ops."""
+
+
+@dataclass(frozen=True, slots=True)
+class Table:
+    """A view table: column definitions (portable SQL) and indexes on it."""
+
+    columns: str
+    primary_key: str
+    indexes: tuple[str, ...] = ()
+
+    def create_statements(self, physical: str) -> list[str]:
+        """DDL creating this table (and its indexes) under the physical name."""
+        statements = [f"CREATE TABLE {physical} ({self.columns}, PRIMARY KEY ({self.primary_key}))"]
+        for number, columns in enumerate(self.indexes):
+            statements.append(f"CREATE INDEX {physical}_i{number} ON {physical} ({columns})")
+        return statements
+
+
+class Projection:
+    """Base class of projections: subclasses set ``name``, ``version``, ``tables``, handlers.
+
+    Bump ``version`` whenever the tables or the meaning of a handler change: the
+    views store then rebuilds the projection blue/green from the log, while the
+    old tables keep answering queries.
+    """
+
+    name: ClassVar[str]
+    version: ClassVar[int]
+    tables: ClassVar[Mapping[str, Table]]
+
+    def handlers(self) -> Mapping[type[Event], Handler]:
+        """The handler for each event class this projection folds."""
+        raise NotImplementedError
+
+    def __init__(self) -> None:
+        self._handlers = dict(self.handlers())
+
+    def ops(self, recorded: RecordedEvent) -> list[Op] | None:
+        """The ops for one recorded event; None when this projection does not handle its type."""
+        handler = self._handlers.get(type(recorded.event))  # type: ignore[arg-type]
+        if handler is None:
+            return None
+        context = EventContext(
+            recorded.position, recorded.stream_id, recorded.recorded_at_us, recorded.event_id_text
+        )
+        return list(handler(recorded.event, context))

@@ -1,0 +1,76 @@
+"""The errors the projections package raises.
+
+They root in :class:`ProjectionError`, itself a
+:class:`~eventstore.errors.LedgerError`, so one ``except LedgerError`` catches
+everything metaledger raises::
+
+    ProjectionError
+    ├── UnknownProjectionError     no projection of that name
+    ├── ProjectionFailedError      a projection stopped on a handler error
+    ├── ViewsTimeoutError          the views did not reach a position in time
+    ├── ViewsStoreError            the views store cannot be opened or written
+    └── QueryError                 a query's arguments are wrong
+        └── ViewNotFoundError      the named component, stack, run or artifact is not in the views
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from eventstore.errors import LedgerError
+
+__all__ = [
+    "ProjectionError",
+    "ProjectionFailedError",
+    "QueryError",
+    "UnknownProjectionError",
+    "ViewNotFoundError",
+    "ViewsStoreError",
+    "ViewsTimeoutError",
+]
+
+
+class ProjectionError(LedgerError):
+    """Raised for every error of the projections package; the root of its tree."""
+
+
+class UnknownProjectionError(ProjectionError, LookupError):
+    """Raised when a projection name is not one of the registered projections."""
+
+
+class ProjectionFailedError(ProjectionError):
+    """Raised when a projection stopped on a handler error and cannot answer or advance."""
+
+    def __init__(self, name: str, position: int | None, error: str | None) -> None:
+        self.name = name
+        self.position = position
+        self.error = error
+        super().__init__(
+            f"projection {name!r} stopped at position {position}: {error} "
+            "(fix the handler and bump its version, or run `metaledger projections rebuild`)"
+        )
+
+
+class ViewsTimeoutError(ProjectionError, TimeoutError):
+    """Raised when the views did not reach the wanted log position within the timeout."""
+
+
+class ViewsStoreError(ProjectionError):
+    """Raised when the views store cannot be opened, read or written."""
+
+
+class QueryError(ProjectionError, ValueError):
+    """Raised when a query's arguments are wrong (an ambiguous prefix, a bad filter...)."""
+
+
+class ViewNotFoundError(QueryError, LookupError):
+    """Raised when the named component, stack, run or artifact is not in the views."""
+
+    def __init__(self, kind: str, name: str, suggestions: Sequence[str] = ()) -> None:
+        self.kind = kind
+        self.name = name
+        self.suggestions = tuple(suggestions)
+        message = f"no {kind} named {name!r}"
+        if self.suggestions:
+            message += f"; did you mean {', '.join(repr(s) for s in self.suggestions)}?"
+        super().__init__(message)

@@ -1,0 +1,436 @@
+"""The projection runner: feeds the log to every projection, exactly once, in batches.
+
+One pass over the log feeds all projections: each chunk of rows is decoded
+once, every projection turns the events it cares about into SQL ops, and one
+views transaction applies them all with each projection's checkpoint. A
+handler error stops its projection alone (status ``failed``, with the position
+and the error); unknown event types are skipped and counted.
+
+- :meth:`ProjectionRunner.catch_up` brings the views to the log's head (or a
+  position) in large batches: what a short-lived process (the CLI) calls before
+  it answers, so its output is never stale.
+- :meth:`ProjectionRunner.follow` catches up, then follows new appends live
+  through the store's subscription, until cancelled.
+- :meth:`ProjectionRunner.wait_for` gives read-your-writes after an append.
+- :meth:`ProjectionRunner.rebuild` refills a projection blue/green.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from functools import partial
+from typing import Any
+
+import anyio
+import msgspec
+import structlog
+from anyio.abc import TaskStatus
+
+from eventstore import EVENT_TYPES, DecodeError, EventStore, RawEvent, RecordedEvent
+from eventstore.backend import RowTuple
+
+from .artifacts import ArtifactsProjection
+from .definition import Projection
+from .errors import ProjectionFailedError, UnknownProjectionError, ViewsTimeoutError
+from .runs import RunsProjection
+from .stacks import StacksProjection
+from .transactions import (
+    ApplyOutcome,
+    EventWork,
+    ProjectionState,
+    ProjectionWork,
+    abort_rebuild,
+    apply_batch,
+    begin_rebuild,
+    ensure_projection,
+    read_meta,
+    read_states,
+    reset_all,
+    swap_in_rebuild,
+    write_meta,
+)
+from .views_store import VIEWS_SCHEMA_VERSION, ViewsStore
+
+__all__ = [
+    "DEFAULT_PROJECTIONS",
+    "ProgressCallback",
+    "ProjectionRunner",
+    "ProjectionStatus",
+    "default_projections",
+]
+
+log = structlog.get_logger("projections.runner")
+
+#: The projections metaledger maintains.
+DEFAULT_PROJECTIONS: tuple[type[Projection], ...] = (
+    StacksProjection,
+    RunsProjection,
+    ArtifactsProjection,
+)
+
+ProgressCallback = Callable[[int, int], None]
+"""Called as ``progress(position_done, position_total)``."""
+
+
+def default_projections() -> list[Projection]:
+    """Fresh instances of the default projections."""
+    return [cls() for cls in DEFAULT_PROJECTIONS]
+
+
+def _now_us() -> int:
+    return time.time_ns() // 1000
+
+
+class ProjectionStatus(msgspec.Struct, frozen=True, kw_only=True):
+    """Where one projection stands: for ``projections status`` and ``store describe``."""
+
+    name: str
+    version: int
+    code_version: int
+    position: int
+    lag: int
+    state: str
+    error: str | None = None
+    error_position: int | None = None
+    skipped: int = 0
+    rebuild_version: int | None = None
+    rebuild_position: int | None = None
+
+
+class ProjectionRunner:
+    """Applies the log to projections; see the module docstring."""
+
+    def __init__(
+        self,
+        store: EventStore,
+        views: ViewsStore,
+        projections: Sequence[Projection] | None = None,
+        *,
+        batch_size: int = 2000,
+    ) -> None:
+        self.store = store
+        self.views = views
+        self.projections = {p.name: p for p in (projections or default_projections())}
+        if len(self.projections) != len(projections or self.projections):
+            raise ValueError("two projections share a name")
+        self.batch_size = batch_size
+        self._states: dict[str, ProjectionState] = {}
+        self._advanced = anyio.Event()
+        self._following = False
+        self._handled_types = {
+            name: {t for t, cls in EVENT_TYPES.items() if cls in p._handlers}
+            for name, p in self.projections.items()
+        }
+
+    # -- state ---------------------------------------------------------------
+
+    async def refresh(self) -> dict[str, ProjectionState]:
+        """Re-read every projection's state from the views store."""
+        self._states = await self.views.read(read_states)
+        return self._states
+
+    def _signal(self) -> None:
+        event, self._advanced = self._advanced, anyio.Event()
+        event.set()
+
+    def _live(self) -> list[Projection]:
+        return [
+            p
+            for name, p in self.projections.items()
+            if name in self._states and self._states[name].status == "live"
+        ]
+
+    def _position(self, name: str, *, pending: bool) -> int:
+        state = self._states[name]
+        if pending:
+            return state.pending_position or 0
+        return state.position
+
+    # -- opening -------------------------------------------------------------
+
+    async def prepare(
+        self, *, auto_rebuild: bool = True, progress: ProgressCallback | None = None
+    ) -> list[str]:
+        """Create new projections, and rebuild (blue/green) those whose version changed.
+
+        Views that belong to another log (the log was replaced) are reset first.
+        Returns the names of the projections rebuilt.
+        """
+        info = await self.store.info()
+        log_id = str(info.get("store_id") or "")
+        head = int(info["head_position"])
+        meta = await self.views.read(read_meta)
+        states = await self.refresh()
+        stale = meta.get("log_store_id", log_id) != log_id or any(
+            s.position > head or (s.pending_position or 0) > head for s in states.values()
+        )
+        if stale:
+            log.warning("views_reset", views=self.views.location, reason="another log's views")
+            await self.views.transact(partial(reset_all, list(self.projections.values())))
+        meta = {"log_store_id": log_id, "schema_version": str(VIEWS_SCHEMA_VERSION)}
+        await self.views.transact(partial(write_meta, meta))
+        outdated: list[str] = []
+        for projection in self.projections.values():
+            action = await self.views.transact(partial(ensure_projection, projection, _now_us()))
+            if action == "outdated":
+                outdated.append(projection.name)
+        await self.refresh()
+        if auto_rebuild:
+            for name in outdated:
+                state = self._states[name]
+                log.info(
+                    "projection_version_changed",
+                    projection=name,
+                    stored=state.version,
+                    code=self.projections[name].version,
+                )
+                await self.rebuild(name, progress=progress)
+        return outdated if auto_rebuild else []
+
+    # -- applying --------------------------------------------------------------
+
+    def _decode(self, rows: Sequence[RowTuple]) -> list[RecordedEvent | tuple[int, str, str]]:
+        decoded: list[RecordedEvent | tuple[int, str, str]] = []
+        decode = self.store.decode_row
+        for row in rows:
+            try:
+                decoded.append(decode(row))
+            except DecodeError as exc:
+                decoded.append((row[0], row[4], str(exc)))
+        return decoded
+
+    def _work(
+        self,
+        projection: Projection,
+        decoded: Sequence[RecordedEvent | tuple[int, str, str]],
+        after: int,
+    ) -> ProjectionWork:
+        work = ProjectionWork(projection)
+        handled = self._handled_types[projection.name]
+        append = work.events.append
+        for item in decoded:
+            if isinstance(item, tuple):
+                position, event_type, message = item
+                if position > after and event_type in handled:
+                    append(EventWork(position, error=f"undecodable event: {message}"))
+                continue
+            if item.position <= after:
+                continue
+            if isinstance(item.event, RawEvent):
+                append(EventWork(item.position, skipped=True))
+                continue
+            try:
+                ops = projection.ops(item)
+            except Exception as exc:  # a handler bug stops this projection only
+                append(EventWork(item.position, error=f"{type(exc).__name__}: {exc}"))
+                continue
+            if ops is not None:
+                append(EventWork(item.position, ops))
+        return work
+
+    async def _apply_rows(
+        self, rows: Sequence[RowTuple], *, rebuilding: Projection | None = None
+    ) -> ApplyOutcome:
+        pending = rebuilding is not None
+        targets = [rebuilding] if rebuilding is not None else self._live()
+        first, last = rows[0][0], rows[-1][0]
+        targets = [p for p in targets if self._position(p.name, pending=pending) < last]
+        if not targets:
+            return ApplyOutcome()
+        decoded = self._decode(rows)
+        work = [self._work(p, decoded, self._position(p.name, pending=pending)) for p in targets]
+        now = _now_us()
+        outcome: ApplyOutcome = await self.views.transact(
+            partial(apply_batch, work, first, last, pending=pending, now_us=now)
+        )
+        for name, position in outcome.positions.items():
+            state = self._states[name]
+            if pending:
+                state.pending_position = position
+            else:
+                state.position = position
+        for name, (position, error) in outcome.failed.items():
+            log.error("projection_failed", projection=name, position=position, error=error)
+            if not pending:
+                state = self._states[name]
+                state.status, state.error, state.error_position = "failed", error, position
+        if outcome.behind:
+            await self.refresh()
+        self._signal()
+        return outcome
+
+    async def _run_to(
+        self,
+        target: int,
+        *,
+        rebuilding: Projection | None = None,
+        progress: ProgressCallback | None = None,
+    ) -> None:
+        pending = rebuilding is not None
+        outcome = ApplyOutcome()
+        while True:
+            targets = [rebuilding] if rebuilding is not None else self._live()
+            if not targets:
+                return
+            start = min(self._position(p.name, pending=pending) for p in targets) + 1
+            if start > target:
+                return
+            restart = False
+            async for rows in self.store.read_chunks(
+                start, to_position=target, chunk_size=self.batch_size
+            ):
+                outcome = await self._apply_rows(rows, rebuilding=rebuilding)
+                if progress is not None:
+                    progress(rows[-1][0], target)
+                if outcome.behind or (pending and outcome.failed):
+                    restart = True
+                    break
+            if rebuilding is not None and rebuilding.name in outcome.failed:
+                position, error = outcome.failed[rebuilding.name]
+                raise ProjectionFailedError(rebuilding.name, position, error)
+            if not restart:
+                return
+
+    async def catch_up(
+        self, *, to_position: int | None = None, progress: ProgressCallback | None = None
+    ) -> int:
+        """Apply the log up to ``to_position`` (default: the head) to every live projection.
+
+        Returns the position caught up to.
+        """
+        if not self._states:
+            await self.refresh()
+        target = await self.store.head() if to_position is None else to_position
+        await self._run_to(target, progress=progress)
+        return target
+
+    async def follow(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+        """Catch up, then apply new events as they are appended, until cancelled."""
+        await self.catch_up()
+        self._following = True
+        task_status.started()
+        try:
+            live = self._live()
+            start = min((self._states[p.name].position for p in live), default=0) + 1
+            async for rows in self.store.follow(start, chunk_size=self.batch_size):
+                outcome = await self._apply_rows(rows)
+                if outcome.behind:
+                    await self.catch_up(to_position=rows[-1][0])
+        finally:
+            self._following = False
+
+    async def wait_for(self, position: int, timeout: float = 10.0) -> None:
+        """Return once every live projection has applied ``position`` (read-your-writes).
+
+        Raises ViewsTimeoutError after ``timeout`` seconds, and ProjectionFailedError
+        when a projection stopped at or before ``position``.
+        """
+        try:
+            with anyio.fail_after(timeout):
+                while True:
+                    advanced = self._advanced
+                    for name, state in self._states.items():
+                        if (
+                            state.status == "failed"
+                            and state.error_position is not None
+                            and state.error_position <= position
+                        ):
+                            raise ProjectionFailedError(name, state.error_position, state.error)
+                    if all(self._states[p.name].position >= position for p in self._live()):
+                        return
+                    if self._following:
+                        await advanced.wait()
+                    else:
+                        await self.catch_up(to_position=position)
+        except TimeoutError as exc:
+            raise ViewsTimeoutError(
+                f"the views did not reach position {position} within {timeout:g} s"
+            ) from exc
+
+    # -- rebuilding --------------------------------------------------------------
+
+    def _select(self, name: str | None) -> list[Projection]:
+        if name is None:
+            return list(self.projections.values())
+        if name not in self.projections:
+            known = ", ".join(sorted(self.projections))
+            raise UnknownProjectionError(f"no projection named {name!r} (known: {known})")
+        return [self.projections[name]]
+
+    async def rebuild(
+        self, name: str | None = None, *, progress: ProgressCallback | None = None
+    ) -> None:
+        """Refill a projection (or all) from position 1 into new tables, then swap them in.
+
+        Readers keep the old tables until the swap, which is one transaction: they
+        never see an empty or half-built view. A rebuild interrupted (a crash, a
+        cancel) resumes where it stopped; one that hits a handler error is
+        dropped, leaving the live tables as they were, and raises
+        ProjectionFailedError.
+        """
+        for projection in self._select(name):
+            started = time.perf_counter()
+            state: ProjectionState = await self.views.transact(partial(begin_rebuild, projection))
+            self._states[projection.name] = state
+            log.info(
+                "rebuild_started",
+                projection=projection.name,
+                version=projection.version,
+                resume_from=state.pending_position,
+            )
+            try:
+                while True:
+                    await self._run_to(
+                        await self.store.head(), rebuilding=projection, progress=progress
+                    )
+                    swapped = await self.views.transact(
+                        partial(swap_in_rebuild, projection, _now_us())
+                    )
+                    if swapped:
+                        break
+                    await self.refresh()
+            except ProjectionFailedError:
+                await self.views.transact(partial(abort_rebuild, projection))
+                await self.refresh()
+                raise
+            await self.refresh()
+            self._signal()
+            log.info(
+                "rebuild_finished",
+                projection=projection.name,
+                position=self._states[projection.name].position,
+                seconds=round(time.perf_counter() - started, 3),
+            )
+
+    # -- reporting ---------------------------------------------------------------
+
+    async def status(self) -> list[ProjectionStatus]:
+        """Every projection's position, lag behind the log, version, state and last error."""
+        head = await self.store.head()
+        states = await self.refresh()
+        report = []
+        for name, projection in self.projections.items():
+            state = states.get(name)
+            if state is None:
+                continue
+            report.append(
+                ProjectionStatus(
+                    name=name,
+                    version=state.version,
+                    code_version=projection.version,
+                    position=state.position,
+                    lag=max(0, head - state.position),
+                    state=state.status,
+                    error=state.error,
+                    error_position=state.error_position,
+                    skipped=state.skipped,
+                    rebuild_version=state.pending_version,
+                    rebuild_position=state.pending_position,
+                )
+            )
+        return report
+
+    def positions(self) -> dict[str, Any]:
+        """The cached checkpoint of each projection (for tests and diagnostics)."""
+        return {name: state.position for name, state in self._states.items()}

@@ -1,0 +1,373 @@
+"""The views store's transactions, written once and run by each backend's driver.
+
+Each transaction is a generator that yields requests (:class:`Execute`,
+:class:`Fetch`, :class:`ApplyOps`) and receives their results; a driver runs it
+inside one database transaction (SQLite in a worker thread, PostgreSQL with
+asyncpg), commits when it returns and rolls back when it raises. A database
+error is thrown back into the generator as :class:`OpError`, so the logic
+that isolates a failing event lives here, once, for every backend.
+
+Exactly once: a projection's checkpoint (``projection_state.position``) is
+read and written in the same transaction as its rows, under the store's write
+lock. Events at or below the checkpoint are skipped, so a second runner that
+lost the race applies nothing twice; the checkpoint update is a
+compare-and-set on the position read.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator, Sequence
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple, TypeVar
+
+from .definition import Op, Projection
+
+__all__ = [
+    "STATE_DDL",
+    "ApplyOps",
+    "ApplyOutcome",
+    "EventWork",
+    "Execute",
+    "Fetch",
+    "OpError",
+    "ProjectionState",
+    "ProjectionWork",
+    "Tx",
+    "abort_rebuild",
+    "apply_batch",
+    "begin_rebuild",
+    "ensure_projection",
+    "physical_name",
+    "read_meta",
+    "read_states",
+    "reset_all",
+    "swap_in_rebuild",
+    "write_meta",
+]
+
+T = TypeVar("T")
+
+
+class Execute(NamedTuple):
+    """Run one statement; the result is its row count."""
+
+    sql: str
+    params: tuple[Any, ...] = ()
+
+
+class Fetch(NamedTuple):
+    """Run one query; the result is its rows as tuples."""
+
+    sql: str
+    params: tuple[Any, ...] = ()
+
+
+class ApplyOps(NamedTuple):
+    """Run each event's ops in order, rendering ``{table}`` names with ``tables``.
+
+    The result is None, or ``(index, message)`` of the first event whose ops
+    raised; the driver stops there (the caller rolls back to a savepoint).
+    """
+
+    events: Sequence[Sequence[Op]]
+    tables: tuple[tuple[str, str], ...]
+
+
+Request = Execute | Fetch | ApplyOps
+Tx = Generator[Request, Any, T]
+"""A transaction body: yields requests, returns its result."""
+
+
+class OpError(Exception):
+    """A database error, as the driver throws it back into a transaction."""
+
+
+STATE_DDL = (
+    "CREATE TABLE IF NOT EXISTS projection_state ("
+    "name TEXT NOT NULL PRIMARY KEY, version INTEGER NOT NULL, generation INTEGER NOT NULL, "
+    "position BIGINT NOT NULL, status TEXT NOT NULL, error TEXT, error_position BIGINT, "
+    "skipped BIGINT NOT NULL DEFAULT 0, updated_at_us BIGINT NOT NULL, "
+    "pending_version INTEGER, pending_generation INTEGER, pending_position BIGINT, "
+    "pending_skipped BIGINT NOT NULL DEFAULT 0)",
+    "CREATE TABLE IF NOT EXISTS views_meta (key TEXT NOT NULL PRIMARY KEY, value TEXT NOT NULL)",
+)
+
+_STATE_COLUMNS = (
+    "name, version, generation, position, status, error, error_position, skipped, "
+    "updated_at_us, pending_version, pending_generation, pending_position, pending_skipped"
+)
+
+
+@dataclass(slots=True)
+class ProjectionState:
+    """One row of ``projection_state``: a projection's live generation and any rebuild."""
+
+    name: str
+    version: int
+    generation: int
+    position: int
+    status: str
+    error: str | None
+    error_position: int | None
+    skipped: int
+    updated_at_us: int
+    pending_version: int | None
+    pending_generation: int | None
+    pending_position: int | None
+    pending_skipped: int
+
+
+def physical_name(table: str, generation: int) -> str:
+    """The physical table behind view ``table`` in ``generation``."""
+    return f"{table}_g{generation}"
+
+
+def _tables(projection: Projection, generation: int) -> tuple[tuple[str, str], ...]:
+    return tuple((t, physical_name(t, generation)) for t in projection.tables)
+
+
+def read_states() -> Tx[dict[str, ProjectionState]]:
+    """Every projection's state."""
+    rows = yield Fetch(f"SELECT {_STATE_COLUMNS} FROM projection_state")
+    return {row[0]: ProjectionState(*row) for row in rows}
+
+
+def _state(name: str) -> Tx[ProjectionState | None]:
+    rows = yield Fetch(f"SELECT {_STATE_COLUMNS} FROM projection_state WHERE name = ?", (name,))
+    return ProjectionState(*rows[0]) if rows else None
+
+
+def read_meta() -> Tx[dict[str, str]]:
+    """The views store's own facts (its schema version, the log it belongs to)."""
+    rows = yield Fetch("SELECT key, value FROM views_meta")
+    return {str(k): str(v) for k, v in rows}
+
+
+def write_meta(values: dict[str, str]) -> Tx[None]:
+    """Record facts about the views store."""
+    for key, value in values.items():
+        yield Execute(
+            "INSERT INTO views_meta (key, value) VALUES (?, ?) "
+            "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            (key, value),
+        )
+
+
+def _create_generation(projection: Projection, generation: int) -> Tx[None]:
+    for table, definition in projection.tables.items():
+        name = physical_name(table, generation)
+        yield Execute(f"DROP TABLE IF EXISTS {name}")
+        for statement in definition.create_statements(name):
+            yield Execute(statement)
+
+
+def _drop_generation(projection: Projection, generation: int) -> Tx[None]:
+    for table in projection.tables:
+        yield Execute(f"DROP TABLE IF EXISTS {physical_name(table, generation)}")
+
+
+def _point_views(projection: Projection, generation: int) -> Tx[None]:
+    """Make each logical view name show ``generation``: the swap readers see atomically."""
+    for table in projection.tables:
+        yield Execute(f"DROP VIEW IF EXISTS {table}")
+        yield Execute(f"CREATE VIEW {table} AS SELECT * FROM {physical_name(table, generation)}")
+
+
+def ensure_projection(projection: Projection, now_us: int) -> Tx[str]:
+    """Create a projection seen for the first time; say whether it needs a rebuild.
+
+    Returns ``"created"``, ``"current"``, or ``"outdated"`` (its stored version
+    differs from the code's, or a rebuild was left half done).
+    """
+    state = yield from _state(projection.name)
+    if state is None:
+        yield from _create_generation(projection, 1)
+        yield from _point_views(projection, 1)
+        yield Execute(
+            f"INSERT INTO projection_state ({_STATE_COLUMNS}) "
+            "VALUES (?, ?, 1, 0, 'live', NULL, NULL, 0, ?, NULL, NULL, NULL, 0)",
+            (projection.name, projection.version, now_us),
+        )
+        return "created"
+    if state.version != projection.version or state.pending_generation is not None:
+        return "outdated"
+    return "current"
+
+
+def begin_rebuild(projection: Projection) -> Tx[ProjectionState]:
+    """Create the green generation beside the live one, or resume one of this version."""
+    state = yield from _state(projection.name)
+    assert state is not None, "ensure_projection first"
+    if state.pending_generation is not None:
+        if state.pending_version == projection.version:
+            return state  # resume: its rows and position were committed together
+        yield from _drop_generation(projection, state.pending_generation)
+    generation = max(state.generation, state.pending_generation or 0) + 1
+    yield from _create_generation(projection, generation)
+    yield Execute(
+        "UPDATE projection_state SET pending_version = ?, pending_generation = ?, "
+        "pending_position = 0, pending_skipped = 0 WHERE name = ?",
+        (projection.version, generation, projection.name),
+    )
+    new = yield from _state(projection.name)
+    assert new is not None
+    return new
+
+
+def abort_rebuild(projection: Projection) -> Tx[None]:
+    """Drop a green generation that cannot be finished; the live one stays as it was."""
+    state = yield from _state(projection.name)
+    if state is not None and state.pending_generation is not None:
+        yield from _drop_generation(projection, state.pending_generation)
+        yield Execute(
+            "UPDATE projection_state SET pending_version = NULL, pending_generation = NULL, "
+            "pending_position = NULL, pending_skipped = 0 WHERE name = ?",
+            (projection.name,),
+        )
+
+
+def swap_in_rebuild(projection: Projection, now_us: int) -> Tx[bool]:
+    """Swap the green generation in, in this one transaction; False if live got ahead of it.
+
+    Readers see the old generation until the commit and the new one after it:
+    never an empty or half-built view.
+    """
+    state = yield from _state(projection.name)
+    if state is None or state.pending_generation is None or state.pending_position is None:
+        return False
+    if state.status == "live" and state.position > state.pending_position:
+        return False  # the live runner applied events green has not seen yet
+    yield from _point_views(projection, state.pending_generation)
+    yield from _drop_generation(projection, state.generation)
+    yield Execute(
+        "UPDATE projection_state SET version = ?, generation = ?, position = ?, status = 'live', "
+        "error = NULL, error_position = NULL, skipped = ?, updated_at_us = ?, "
+        "pending_version = NULL, pending_generation = NULL, pending_position = NULL, "
+        "pending_skipped = 0 WHERE name = ?",
+        (
+            state.pending_version,
+            state.pending_generation,
+            state.pending_position,
+            state.pending_skipped,
+            now_us,
+            projection.name,
+        ),
+    )
+    return True
+
+
+def reset_all(projections: Sequence[Projection]) -> Tx[None]:
+    """Forget every projection (views of another log, or an unreadable views store)."""
+    states = yield from read_states()
+    for projection in projections:
+        yield from _drop_generation_views(projection)
+        state = states.get(projection.name)
+        if state is not None:
+            yield from _drop_generation(projection, state.generation)
+            if state.pending_generation is not None:
+                yield from _drop_generation(projection, state.pending_generation)
+    yield Execute("DELETE FROM projection_state")
+
+
+def _drop_generation_views(projection: Projection) -> Tx[None]:
+    for table in projection.tables:
+        yield Execute(f"DROP VIEW IF EXISTS {table}")
+
+
+@dataclass(slots=True)
+class EventWork:
+    """One event's work for one projection: its ops, or its handler error, or a skip."""
+
+    position: int
+    ops: Sequence[Op] = ()
+    error: str | None = None
+    skipped: bool = False
+
+
+@dataclass(slots=True)
+class ProjectionWork:
+    """A batch's work for one projection: the events it handles between first and last."""
+
+    projection: Projection
+    events: list[EventWork] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class ApplyOutcome:
+    """Where each projection stands after a batch."""
+
+    positions: dict[str, int] = field(default_factory=dict)
+    failed: dict[str, tuple[int, str]] = field(default_factory=dict)
+    behind: dict[str, int] = field(default_factory=dict)
+
+
+def apply_batch(
+    work: Sequence[ProjectionWork], first: int, last: int, *, pending: bool, now_us: int
+) -> Tx[ApplyOutcome]:
+    """Apply events ``first..last`` to each projection, exactly once, checkpoint included.
+
+    ``pending`` targets the green generation of a rebuild instead of the live one.
+    A projection whose checkpoint is already at ``last`` or beyond (another
+    runner did it) is left alone; one whose checkpoint is before ``first - 1``
+    cannot take this batch without skipping events, and is reported ``behind``.
+    A handler or SQL error stops that projection at the failing event (the
+    events before it are kept); the others go on.
+    """
+    outcome = ApplyOutcome()
+    position_column = "pending_position" if pending else "position"
+    skipped_column = "pending_skipped" if pending else "skipped"
+    for item in work:
+        name = item.projection.name
+        state = yield from _state(name)
+        if state is None:
+            continue
+        generation = state.pending_generation if pending else state.generation
+        position = state.pending_position if pending else state.position
+        if generation is None or position is None or (not pending and state.status != "live"):
+            continue
+        if position >= last:
+            outcome.positions[name] = position
+            continue
+        if position < first - 1:
+            outcome.behind[name] = position
+            continue
+        events = [e for e in item.events if e.position > position]
+        failure: tuple[int, str] | None = None
+        for index, event in enumerate(events):
+            if event.error is not None:
+                failure = (event.position, event.error)
+                events = events[:index]
+                break
+        tables = _tables(item.projection, generation)
+        yield Execute("SAVEPOINT apply_batch")
+        result = yield ApplyOps([e.ops for e in events], tables)
+        if result is not None:
+            index, message = result
+            failure = (events[index].position, f"SQL error: {message}")
+            events = events[:index]
+            # Undo the failing event's partial ops, then keep the events before it.
+            yield Execute("ROLLBACK TO SAVEPOINT apply_batch")
+            again = yield ApplyOps([e.ops for e in events], tables)
+            if again is not None:
+                raise OpError(f"events before position {failure[0]} failed on replay: {again[1]}")
+        reached = failure[0] - 1 if failure is not None else last
+        skipped = sum(1 for e in events if e.skipped)
+        changed = yield Execute(
+            f"UPDATE projection_state SET {position_column} = ?, "
+            f"{skipped_column} = {skipped_column} + ?, updated_at_us = ? "
+            f"WHERE name = ? AND {position_column} = ?",
+            (reached, skipped, now_us, name, position),
+        )
+        if changed != 1:  # impossible under the write lock; refuse rather than double-apply
+            raise OpError(f"checkpoint of {name!r} moved during the transaction")
+        if failure is not None:
+            outcome.failed[name] = failure
+            if not pending:
+                yield Execute(
+                    "UPDATE projection_state SET status = 'failed', error = ?, error_position = ? "
+                    "WHERE name = ?",
+                    (failure[1], failure[0], name),
+                )
+        yield Execute("RELEASE SAVEPOINT apply_batch")
+        outcome.positions[name] = reached
+    return outcome

@@ -1,0 +1,237 @@
+"""Where the views live: a SQLite file beside the log, or an in-memory scratch store.
+
+The views file is separate from the log (``views.db`` in the store directory),
+so appends never wait on view writes, and the views can be deleted at any time:
+they come back from the log. It runs in WAL mode with ``synchronous=NORMAL``:
+a power cut may lose the last view transactions, but rows and checkpoint go
+together, so the runner simply re-applies them.
+
+Writes run the generator transactions of :mod:`projections.transactions` as one
+call in a worker thread (``BEGIN IMMEDIATE`` ... ``COMMIT``): one thread hop per
+batch. Reads use their own connection, so queries run beside a rebuild and see
+either the old generation or the new one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sqlite3
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, Protocol
+
+import anyio
+import anyio.to_thread
+import structlog
+
+from .errors import ViewsStoreError
+from .transactions import STATE_DDL, ApplyOps, Execute, Fetch, OpError, Tx
+
+__all__ = ["VIEWS_FILE", "VIEWS_SCHEMA_VERSION", "SQLiteViewsStore", "ViewsStore"]
+
+log = structlog.get_logger("projections.views")
+
+#: The views file's name in the store directory.
+VIEWS_FILE = "views.db"
+#: The version of the views store's own tables (``projection_state``, ``views_meta``).
+VIEWS_SCHEMA_VERSION = 1
+
+
+class ViewsStore(Protocol):
+    """A place for views: runs transactions, answers read queries."""
+
+    #: Where the views live, for messages.
+    location: str
+
+    async def open(self) -> None:
+        """Connect and create the state tables."""
+        ...
+
+    async def close(self) -> None:
+        """Release every connection; idempotent."""
+        ...
+
+    async def transact(self, body: Callable[[], Tx[Any]]) -> Any:
+        """Run one generator transaction under the write lock; commit or roll back."""
+        ...
+
+    async def read(self, body: Callable[[], Tx[Any]]) -> Any:
+        """Run a generator of Fetch requests in one read snapshot (never blocks the writer)."""
+        ...
+
+    async def fetch(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        """Run a read query (``?`` placeholders) and return its rows."""
+        ...
+
+
+def _render(sql: str, tables: tuple[tuple[str, str], ...], cache: dict[Any, str]) -> str:
+    key = (sql, tables)
+    rendered = cache.get(key)
+    if rendered is None:
+        rendered = sql.format_map(dict(tables))
+        cache[key] = rendered
+    return rendered
+
+
+class SQLiteViewsStore:
+    """Views in a SQLite file (``path``), or in memory when ``path`` is None."""
+
+    def __init__(self, path: Path | None, *, busy_timeout: float = 30.0) -> None:
+        self.path = path
+        self.location = str(path) if path is not None else ":memory:"
+        self._busy_timeout = busy_timeout
+        self._writer: sqlite3.Connection | None = None
+        self._reader: sqlite3.Connection | None = None
+        self._write_limiter = anyio.CapacityLimiter(1)
+        self._read_limiter = anyio.CapacityLimiter(1)
+        self._render_cache: dict[Any, str] = {}
+
+    # -- lifecycle -------------------------------------------------------------
+
+    async def open(self) -> None:
+        """Open (creating if needed) the views file, or the in-memory store."""
+        await anyio.to_thread.run_sync(self._open_sync)
+
+    def _connect(self) -> sqlite3.Connection:
+        target = ":memory:" if self.path is None else str(self.path)
+        conn = sqlite3.connect(
+            target, timeout=self._busy_timeout, isolation_level=None, check_same_thread=False
+        )
+        conn.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout * 1000)}")
+        return conn
+
+    def _open_sync(self) -> None:
+        if self.path is not None and not self.path.exists():
+            with contextlib.suppress(FileExistsError):
+                os.close(os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+        try:
+            writer = self._connect()
+            if self.path is not None:
+                self._switch_to_wal(writer)
+                writer.execute("PRAGMA synchronous = NORMAL")
+            for statement in STATE_DDL:
+                writer.execute(statement)
+        except sqlite3.Error as exc:
+            raise ViewsStoreError(f"cannot open the views at {self.location}: {exc}") from exc
+        self._writer = writer
+        # An in-memory database exists once per connection: reads share the writer.
+        self._reader = self._connect() if self.path is not None else writer
+        if self.path is not None:
+            self._reader.execute("PRAGMA query_only = 1")
+        if self._reader is writer:
+            self._read_limiter = self._write_limiter
+
+    def _switch_to_wal(self, conn: sqlite3.Connection) -> None:
+        deadline = time.monotonic() + self._busy_timeout
+        while True:
+            try:
+                conn.execute("PRAGMA journal_mode = WAL")
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.01)
+
+    async def close(self) -> None:
+        """Close both connections."""
+        reader, self._reader = self._reader, None
+        writer, self._writer = self._writer, None
+        async with self._write_limiter:
+            if reader is not None and reader is not writer:
+                reader.close()
+            if writer is not None:
+                writer.close()
+
+    # -- writing ---------------------------------------------------------------
+
+    async def transact(self, body: Callable[[], Tx[Any]]) -> Any:
+        """Run one generator transaction in the writer's thread."""
+        async with self._write_limiter:
+            return await anyio.to_thread.run_sync(self._transact_sync, body)
+
+    def _transact_sync(self, body: Callable[[], Tx[Any]]) -> Any:
+        conn = self._writer
+        if conn is None:
+            raise ViewsStoreError(f"the views at {self.location} are closed")
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
+            raise ViewsStoreError(f"{self.location}: {exc}") from exc
+        generator = body()
+        try:
+            request = next(generator)
+            while True:
+                try:
+                    result = self._perform(conn, request)
+                except sqlite3.Error as exc:
+                    request = generator.throw(OpError(str(exc)))
+                    continue
+                request = generator.send(result)
+        except StopIteration as stop:
+            conn.execute("COMMIT")
+            return stop.value
+        except BaseException as exc:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            if isinstance(exc, OpError | sqlite3.Error):
+                raise ViewsStoreError(f"{self.location}: {exc}") from exc
+            raise
+
+    def _perform(self, conn: sqlite3.Connection, request: Any) -> Any:
+        if isinstance(request, ApplyOps):
+            return self._apply_ops(conn, request)
+        if isinstance(request, Fetch):
+            return conn.execute(request.sql, request.params).fetchall()
+        assert isinstance(request, Execute)
+        return conn.execute(request.sql, request.params).rowcount
+
+    def _apply_ops(self, conn: sqlite3.Connection, request: ApplyOps) -> tuple[int, str] | None:
+        cache = self._render_cache
+        tables = request.tables
+        execute = conn.execute
+        for index, ops in enumerate(request.events):
+            try:
+                for sql, params in ops:
+                    execute(_render(sql, tables, cache), params)
+            except sqlite3.Error as exc:
+                return index, str(exc)
+        return None
+
+    # -- reading ---------------------------------------------------------------
+
+    async def read(self, body: Callable[[], Tx[Any]]) -> Any:
+        """Run a generator of Fetch requests in one read transaction: one consistent snapshot."""
+        async with self._read_limiter:
+            return await anyio.to_thread.run_sync(self._read_sync, body)
+
+    def _read_sync(self, body: Callable[[], Tx[Any]]) -> Any:
+        conn = self._reader
+        if conn is None:
+            raise ViewsStoreError(f"the views at {self.location} are closed")
+        generator = body()
+        try:
+            conn.execute("BEGIN")
+            request = next(generator)
+            while True:
+                if not isinstance(request, Fetch):
+                    raise ViewsStoreError("a read transaction can only fetch")
+                request = generator.send(conn.execute(request.sql, request.params).fetchall())
+        except StopIteration as stop:
+            return stop.value
+        except sqlite3.Error as exc:
+            raise ViewsStoreError(f"{self.location}: {exc}") from exc
+        finally:
+            if conn.in_transaction:
+                conn.execute("COMMIT")
+
+    async def fetch(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        """One read query on the reader connection."""
+
+        def body() -> Tx[list[tuple[Any, ...]]]:
+            rows = yield Fetch(sql, tuple(params))
+            return list(rows)
+
+        result: list[tuple[Any, ...]] = await self.read(body)
+        return result
