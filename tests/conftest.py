@@ -4,7 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import hypothesis.internal.conjecture.optimiser  # noqa: F401
 import pytest
+
+# Hypothesis imports its optimiser lazily, deep inside a running test; pytest
+# then rewrites it, and CPython 3.11's compiler fails at that stack depth
+# ("AST constructor recursion depth mismatch"). Importing it here, at the top,
+# sidesteps the interpreter bug.
 
 
 @pytest.fixture

@@ -3,6 +3,9 @@
 ``append STORE PREFIX TASKS COUNT``: TASKS concurrent tasks append COUNT events
 in all, one per append; prints every acknowledged event id.
 
+``project STORE``: catches the views up 5 events a batch, printing a line per
+batch (the parent kills it mid-way).
+
 ``crashloop STORE``: appends 3-event batches forever, printing one line per
 acknowledged append (``ack <position> <id> <id> <id>``), flushed at once, so
 the parent knows exactly what was acknowledged when it kills the process.
@@ -51,6 +54,20 @@ async def crashloop(store_uri: str) -> None:
             n += 1
 
 
+async def project(store_uri: str) -> None:
+    """Catch the views up in small batches, printing a line after each; the parent kills us."""
+    from projections import open_views
+
+    async with open_store(store_uri) as store, open_views(store) as views:
+        views.runner.batch_size = 5
+
+        def report(done: int, total: int) -> None:
+            sys.stdout.write(f"batch {done} {total}\n")
+            sys.stdout.flush()
+
+        await views.catch_up(progress=report)
+
+
 def main(argv: list[str]) -> None:
     """Dispatch on the first argument."""
     configure_logging()  # logs to stderr: stdout is the acknowledgement channel
@@ -58,6 +75,8 @@ def main(argv: list[str]) -> None:
         anyio.run(append, argv[1], argv[2], int(argv[3]), int(argv[4]))
     elif argv[0] == "crashloop":
         anyio.run(crashloop, argv[1])
+    elif argv[0] == "project":
+        anyio.run(project, argv[1])
     else:
         raise SystemExit(f"unknown worker {argv[0]!r}")
 
