@@ -22,6 +22,8 @@ from .envelope import (
     RawEvent,
     RecordedEvent,
     StoredEvent,
+    datetime_from_us,
+    us_from_datetime,
 )
 from .errors import (
     AlreadyExistsError,
@@ -142,9 +144,11 @@ __all__ = [
     "WorkspaceActiveStackSet",
     "WorkspaceState",
     "artifact_event_id",
+    "datetime_from_us",
     "default_store_dir",
     "open_store",
     "resolve_store",
     "run_stream",
     "upcaster",
+    "us_from_datetime",
 ]
