@@ -12,7 +12,7 @@ costs more than the query.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Protocol
 
 from .envelope import AppendResult
@@ -59,18 +59,24 @@ class Backend(Protocol):
         """Call ``listener`` when another process appends, if the backend can tell (else poll)."""
         ...
 
-    async def commit(self, appends: Sequence[PendingAppend]) -> list[AppendResult | AppendError]:
+    async def commit(
+        self, appends: Sequence[PendingAppend], *, atomic: bool = False
+    ) -> list[AppendResult | AppendError]:
         """Store a batch in one transaction; each append gets its result or its own error.
 
-        Raises a StoreError (busy, full, closed...) when the whole batch failed and
-        nothing of it was stored.
+        With ``atomic``, one refused append rolls the whole batch back (the results
+        of the others then describe what would have been stored). Raises a
+        StoreError (busy, full, closed...) when the whole batch failed and nothing
+        of it was stored.
         """
         ...
 
-    async def import_rows(self, rows: Sequence[RowTuple]) -> None:
+    async def import_rows(self, rows: Iterable[RowTuple]) -> int:
         """Store rows verbatim (positions, times, hashes as given) in one transaction.
 
-        The first row must continue the log exactly; the caller has checked the chain.
+        The rows may be a lazy iterable (a file being parsed): they are consumed
+        inside the transaction. The first row must continue the log exactly; the
+        caller has checked the chain. Returns how many rows were stored.
         """
         ...
 

@@ -172,6 +172,16 @@ class Log:
         """Append already encoded events (importers use it to validate a whole file first)."""
         if self._closed:
             raise StoreClosedError(f"{self.uri} is closed")
+        self._check_append(stream_id, events, expected_version)
+        pending = PendingAppend(
+            stream_id, list(events), expected_version, self._metadata_bytes(metadata)
+        )
+        return await self._writer.submit(pending)
+
+    @staticmethod
+    def _check_append(
+        stream_id: str, events: Sequence[EncodedEvent], expected_version: ExpectedVersion
+    ) -> None:
         if not stream_id or not isinstance(stream_id, str) or len(stream_id) > 255:
             raise InvalidEventError(
                 "stream_id must be a non-empty string of at most 255 characters"
@@ -190,10 +200,6 @@ class Log:
                 f"expected_version must be a version >= 0, 'no_stream' or 'any', "
                 f"not {expected_version!r}"
             )
-        pending = PendingAppend(
-            stream_id, list(events), expected_version, self._metadata_bytes(metadata)
-        )
-        return await self._writer.submit(pending)
 
     # -- reading -------------------------------------------------------------
 
@@ -367,10 +373,45 @@ class Log:
                 progress(done, head)
         return checker.report(max(head, checker.previous_position))
 
-    async def import_stored(self, rows: Sequence[StoredEvent]) -> None:
-        """Store rows verbatim (a copy or an import); they must continue this log exactly."""
+    async def import_stored(self, rows: Iterable[StoredEvent]) -> int:
+        """Store rows verbatim (a copy or an import) in one transaction; return the count.
+
+        They must continue this log exactly (the first at head + 1); ``rows`` may be
+        lazy, it is consumed inside the transaction. Check their chain first (a
+        :class:`~eventstore.chain.ChainChecker`): the store takes them as given.
+        """
         if self._closed:
             raise StoreClosedError(f"{self.uri} is closed")
-        await self.backend.import_rows([tuple(msgspec.structs.astuple(row)) for row in rows])
-        if rows:
-            self._committed(rows[-1].position)
+        count = await self.backend.import_rows(msgspec.structs.astuple(row) for row in rows)
+        if count:
+            self._committed(await self.head())
+        return count
+
+    async def append_many(
+        self,
+        appends: Sequence[tuple[str, Sequence[Event | NewEvent | EncodedEvent], ExpectedVersion]],
+        *,
+        metadata: Metadata | dict[str, Any] | None = None,
+    ) -> list[AppendResult]:
+        """Append to several streams all together or not at all (one transaction).
+
+        Each item is ``(stream_id, events, expected_version)``. The first refusal
+        (a conflict, an id already stored with another body) is raised and nothing
+        is stored; a retry of the same appends returns the original positions.
+        """
+        if self._closed:
+            raise StoreClosedError(f"{self.uri} is closed")
+        meta = self._metadata_bytes(metadata)
+        pending = []
+        for stream_id, events, expected_version in appends:
+            encoded = [
+                e if isinstance(e, EncodedEvent) else self.encode_events([e])[0] for e in events
+            ]
+            self._check_append(stream_id, encoded, expected_version)
+            pending.append(PendingAppend(stream_id, encoded, expected_version, meta))
+        all_ids = [e.event_id for p in pending for e in p.events]
+        if len(set(all_ids)) < len(all_ids):
+            raise InvalidEventError("an event id appears twice in one append")
+        if not pending:
+            return []
+        return await self._writer.submit_atomic(pending)

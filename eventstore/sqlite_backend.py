@@ -19,7 +19,7 @@ import os
 import sqlite3
 import time
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -344,19 +344,23 @@ class SQLiteBackend:
             f"{self._busy_retries} x {self._busy_timeout:g} s; try again"
         )
 
-    async def commit(self, appends: Sequence[PendingAppend]) -> list[AppendResult | AppendError]:
+    async def commit(
+        self, appends: Sequence[PendingAppend], *, atomic: bool = False
+    ) -> list[AppendResult | AppendError]:
         """Store a batch in one transaction; see the Backend protocol."""
         if self.read_only:
             raise ReadOnlyStoreError(f"{self.uri} is open read-only")
         async with self._write_limiter:
-            return await anyio.to_thread.run_sync(self._commit_sync, appends)
+            return await anyio.to_thread.run_sync(self._commit_sync, appends, atomic)
 
     def _writer_conn(self) -> sqlite3.Connection:
         if self._writer is None:
             raise StoreClosedError(f"{self.uri} is closed")
         return self._writer
 
-    def _commit_sync(self, appends: Sequence[PendingAppend]) -> list[AppendResult | AppendError]:
+    def _commit_sync(
+        self, appends: Sequence[PendingAppend], atomic: bool = False
+    ) -> list[AppendResult | AppendError]:
         conn = self._writer_conn()
         try:
             self._begin_immediate(conn)
@@ -368,13 +372,16 @@ class SQLiteBackend:
             existing = self._existing_sync(conn, event_ids)
             versions = self._cached_versions(conn, head.position, streams)
             plan = plan_batch(appends, head, existing, versions, _now_us())
+            if atomic and not all(isinstance(o, AppendResult) for o in plan.outcomes):
+                conn.execute("ROLLBACK")
+                return plan.outcomes
             if plan.rows:
                 conn.executemany(_INSERT, plan.rows)
             conn.execute("COMMIT")
         except sqlite3.IntegrityError as exc:
             conn.execute("ROLLBACK")
             self._cache_head = -1
-            if len(appends) > 1:
+            if len(appends) > 1 and not atomic:
                 # Should not happen under the write lock; isolate the culprit rather
                 # than fail its batch-mates.
                 log.warning("batch_integrity_error", error=str(exc), size=len(appends))
@@ -447,24 +454,35 @@ class SQLiteBackend:
                 versions[stream_id] = row[0]
         return versions
 
-    async def import_rows(self, rows: Sequence[RowTuple]) -> None:
+    async def import_rows(self, rows: Iterable[RowTuple]) -> int:
         """Insert rows verbatim in one transaction, continuing the log exactly."""
         if self.read_only:
             raise ReadOnlyStoreError(f"{self.uri} is open read-only")
         async with self._write_limiter:
-            await anyio.to_thread.run_sync(self._import_sync, rows)
+            count: int = await anyio.to_thread.run_sync(self._import_sync, rows)
+            return count
 
-    def _import_sync(self, rows: Sequence[RowTuple]) -> None:
+    def _import_sync(self, rows: Iterable[RowTuple]) -> int:
         conn = self._writer_conn()
+        self._cache_head = -1
         try:
             self._begin_immediate(conn)
             head = self._head_sync(conn)
-            if rows and rows[0][0] != head.position + 1:
-                raise StoreError(
-                    f"rows start at position {rows[0][0]}, the log continues at {head.position + 1}"
-                )
-            conn.executemany(_INSERT, rows)
+            expected = [head.position + 1]
+
+            def checked() -> Iterator[RowTuple]:
+                for row in rows:
+                    if row[0] != expected[0]:
+                        raise StoreError(
+                            f"row at position {row[0]} does not continue the log "
+                            f"(next position is {expected[0]})"
+                        )
+                    expected[0] += 1
+                    yield row
+
+            conn.executemany(_INSERT, checked())
             conn.execute("COMMIT")
+            return expected[0] - head.position - 1
         except BaseException as exc:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")

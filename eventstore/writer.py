@@ -20,7 +20,8 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import anyio
 import anyio.lowlevel
@@ -36,11 +37,17 @@ __all__ = ["GroupCommitWriter"]
 
 log = structlog.get_logger("eventstore.writer")
 
-_Outcome = AppendResult | BaseException
-_Ticket = tuple[PendingAppend, "asyncio.Future[AppendResult]"]
+_Outcome = AppendResult | list[AppendResult] | BaseException
 
 
-def _settle(future: asyncio.Future[AppendResult], outcome: _Outcome) -> None:
+class _Atomic(tuple[PendingAppend, ...]):
+    """Several appends that must all be stored or none (committed in their own transaction)."""
+
+
+_Ticket = tuple[PendingAppend | _Atomic, "asyncio.Future[Any]"]
+
+
+def _settle(future: asyncio.Future[Any], outcome: _Outcome) -> None:
     if future.done():  # the caller was cancelled and went away
         return
     if isinstance(outcome, BaseException):
@@ -79,6 +86,15 @@ class GroupCommitWriter:
         self._wakeup.set()
         return await future
 
+    async def submit_atomic(self, appends: Sequence[PendingAppend]) -> list[AppendResult]:
+        """Queue appends that are stored all together or not at all; raise the first error."""
+        if self._closed or not self._running:
+            raise StoreClosedError("the store is closed")
+        future: asyncio.Future[list[AppendResult]] = asyncio.get_running_loop().create_future()
+        self._queue.append((_Atomic(appends), future))
+        self._wakeup.set()
+        return await future
+
     def close(self) -> None:
         """Refuse new appends; the writer drains what is queued, then returns."""
         self._closed = True
@@ -114,23 +130,48 @@ class GroupCommitWriter:
                 _settle(self._queue.popleft()[1], error)
 
     def _take_batch(self) -> list[_Ticket]:
+        queue = self._queue
         batch: list[_Ticket] = []
         size = 0
-        queue = self._queue
         while queue and size < self._max_batch_events:
-            ticket = queue.popleft()
-            batch.append(ticket)
-            size += len(ticket[0].events)
+            append = queue[0][0]
+            if isinstance(append, _Atomic):
+                if not batch:  # an all-or-nothing group gets its own transaction
+                    batch.append(queue.popleft())
+                break
+            batch.append(queue.popleft())
+            size += len(append.events)
         return batch
 
+    async def _commit_atomic(self, group: _Atomic, future: asyncio.Future[Any]) -> None:
+        try:
+            with anyio.CancelScope(shield=True):
+                outcomes = await self._backend.commit(list(group), atomic=True)
+        except Exception as exc:
+            _settle(future, exc if isinstance(exc, StoreError) else StoreError(repr(exc)))
+            return
+        errors = [o for o in outcomes if not isinstance(o, AppendResult)]
+        if errors:
+            _settle(future, errors[0])
+            return
+        results = [o for o in outcomes if isinstance(o, AppendResult)]
+        self.batches += 1
+        self.appends += len(results)
+        _settle(future, results)
+        if results:
+            self._on_commit(max(r.positions[-1] for r in results))
+
     async def _commit(self, batch: list[_Ticket]) -> None:
+        first, future = batch[0]
+        if isinstance(first, _Atomic):
+            await self._commit_atomic(first, future)
+            return
+        appends = [append for append, _ in batch if isinstance(append, PendingAppend)]
         try:
             # Shielded: once a batch is handed to the backend it finishes, so the
             # outcome each caller sees is the truth even while the store closes.
             with anyio.CancelScope(shield=True):
-                outcomes: list[AppendResult | AppendError] = await self._backend.commit(
-                    [append for append, _ in batch]
-                )
+                outcomes: list[AppendResult | AppendError] = await self._backend.commit(appends)
         except StoreError as exc:
             log.warning("batch_failed", error=str(exc), appends=len(batch))
             for _, future in batch:

@@ -32,6 +32,7 @@ from eventstore import (
     NewEvent,
     RunDeleted,
     StoreClosedError,
+    StoreError,
     open_store,
 )
 
@@ -363,6 +364,36 @@ class BackendContract:
             assert (await copy.verify()).ok
             await copy.append("s0", [tombstone("after")], expected_version=7)
             assert (await copy.verify()).ok
+
+    async def test_import_refuses_rows_that_do_not_continue_the_log(self, tmp_path: Path) -> None:
+        """Imported rows must start at head + 1; otherwise nothing of them is stored."""
+        async with self.store(tmp_path, "source") as source:
+            for i in range(5):
+                await source.append("s", [tombstone(str(i))])
+            rows = [row async for row in source.read_stored()]
+        async with self.store(tmp_path, "copy") as copy:
+            with pytest.raises(StoreError, match="continue"):
+                await copy.import_stored(rows[2:])
+            assert 0 == await copy.head()
+            assert 5 == await copy.import_stored(iter(rows))
+
+    async def test_append_many_is_all_or_nothing(self, tmp_path: Path) -> None:
+        """Appends to several streams at once: one refusal stores none; a retry is a no-op."""
+        async with self.store(tmp_path) as store:
+            await store.append("b", [tombstone()])
+            good = [NewEvent(tombstone("a1")), NewEvent(tombstone("a2"))]
+            with pytest.raises(ConcurrencyError):
+                await store.append_many(
+                    [("a", good, NO_STREAM), ("b", [tombstone("b2")], NO_STREAM)]
+                )
+            assert 1 == await store.head()
+            other = [NewEvent(tombstone("b2"))]
+            results = await store.append_many([("a", good, NO_STREAM), ("b", other, 1)])
+            assert [(2, 3), (4,)] == [r.positions for r in results]
+            retry = await store.append_many([("a", good, NO_STREAM), ("b", other, 1)])
+            assert [r.positions for r in results] == [r.positions for r in retry]
+            assert all(r.duplicate for r in retry)
+            assert 4 == await store.head()
 
     # -- the property ------------------------------------------------------------
 
