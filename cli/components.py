@@ -1,0 +1,354 @@
+"""Stack components: ``orchestrator``, ``artifact-store``, ``metadata-store``, ``component TYPE``.
+
+Each group has the same commands, as in ZenML: ``register NAME --flavor F
+[--key=value ...]``, ``list``, ``describe [NAME]``, ``update NAME --key=value``,
+``rename OLD NEW`` and ``delete NAME``. Configuration is given as extra
+``--key=value`` options; values that parse as JSON (numbers, true/false,
+objects) are stored as such, anything else as a string.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from .context import as_of_option, open_fresh_views, open_store_for, run_async
+from .errors import CLIError
+from .output import (
+    Format,
+    emit,
+    format_time,
+    mask_secrets,
+    output_options,
+    print_properties,
+    print_table,
+    show_secrets_option,
+)
+
+__all__ = [
+    "artifact_store",
+    "component",
+    "display_name",
+    "metadata_store",
+    "orchestrator",
+    "parse_config_args",
+]
+
+_EXTRA_ARGS = {"ignore_unknown_options": True, "allow_extra_args": True}
+
+
+def display_name(component_type: str) -> str:
+    """``artifact_store`` -> ``artifact store``."""
+    return component_type.replace("_", " ")
+
+
+def parse_config_args(args: list[str]) -> dict[str, Any]:
+    """Parse ``--key=value`` / ``--key value`` options into a configuration mapping."""
+    import msgspec
+
+    config: dict[str, Any] = {}
+    index = 0
+    while index < len(args):
+        item = args[index]
+        if not item.startswith("--") or item == "--":
+            raise CLIError(f"unexpected argument {item!r}: configuration is given as --key=value")
+        key, sep, value = item[2:].partition("=")
+        if not sep:
+            if index + 1 >= len(args) or args[index + 1].startswith("--"):
+                raise CLIError(f"--{key} needs a value: --{key}=VALUE")
+            index += 1
+            value = args[index]
+        key = key.replace("-", "_")
+        if not key:
+            raise CLIError(f"bad option {item!r}")
+        try:
+            config[key] = msgspec.json.decode(value)
+        except msgspec.DecodeError:
+            config[key] = value
+        index += 1
+    return config
+
+
+def _parse_labels(labels: tuple[str, ...]) -> dict[str, str]:
+    parsed: dict[str, str] = {}
+    for label in labels:
+        key, sep, value = label.partition("=")
+        if not sep or not key:
+            raise CLIError(f"a label is KEY=VALUE, not {label!r}")
+        parsed[key] = value
+    return parsed
+
+
+def _component_type() -> str:
+    ctx = click.get_current_context()
+    group = ctx.parent.command if ctx.parent is not None else None
+    fixed = getattr(group, "component_type", None)
+    if isinstance(fixed, str):
+        return fixed
+    return str(ctx.meta["metaledger.component_type"])
+
+
+def _register(name: str, flavor: str, labels: tuple[str, ...]) -> None:
+    ctx = click.get_current_context()
+    component_type = _component_type()
+    configuration = parse_config_args(list(ctx.args))
+
+    async def body() -> None:
+        async with open_store_for() as store:
+            await store.register_component(
+                component_type,
+                name,
+                flavor=flavor,
+                configuration=configuration,
+                labels=_parse_labels(labels),
+            )
+
+    run_async(body)
+    click.echo(f"Successfully registered {display_name(component_type)} `{name}`.")
+
+
+def _list(fmt: Format, as_of: str | None, show_secrets: bool) -> None:
+    component_type = _component_type()
+
+    async def body() -> tuple[list[Any], set[str]]:
+        async with open_store_for() as store, open_fresh_views(store, as_of) as views:
+            components = await views.query.components(component_type)
+            try:
+                active = await views.query.stack()
+            except LookupError:
+                return components, set()
+            return components, {c.component_id for c in active.components.values()}
+
+    components, in_active = run_async(body)
+    items = [
+        {
+            "name": c.name,
+            "id": c.component_id,
+            "type": c.type,
+            "flavor": c.flavor,
+            "active": c.component_id in in_active,
+            "configuration": mask_secrets(c.configuration, show=show_secrets),
+            "labels": c.labels,
+            "stacks": c.stacks,
+            "created_at": c.created_at,
+            "updated_at": c.updated_at,
+        }
+        for c in components
+    ]
+
+    def table() -> None:
+        if not items:
+            click.echo(f"No {display_name(component_type)}s registered.")
+            return
+        print_table(
+            ("ACTIVE", "NAME", "FLAVOR", "UUID", "STACKS"),
+            [
+                (
+                    "👉" if i["active"] else "",
+                    i["name"],
+                    i["flavor"],
+                    i["id"],
+                    ", ".join(i["stacks"]),
+                )
+                for i in items
+            ],
+        )
+
+    emit(items, fmt, table)
+
+
+def _describe(name: str | None, fmt: Format, as_of: str | None, show_secrets: bool) -> None:
+    component_type = _component_type()
+
+    async def body() -> tuple[Any, bool]:
+        async with open_store_for() as store, open_fresh_views(store, as_of) as views:
+            found = await views.query.component(component_type, name)
+            try:
+                active = await views.query.stack()
+            except LookupError:
+                return found, False
+            ids = {c.component_id for c in active.components.values()}
+            return found, found.component_id in ids
+
+    found, active = run_async(body)
+    configuration = mask_secrets(found.configuration, show=show_secrets)
+    item = {
+        "name": found.name,
+        "id": found.component_id,
+        "type": found.type,
+        "flavor": found.flavor,
+        "active": active,
+        "configuration": configuration,
+        "labels": found.labels,
+        "stacks": found.stacks,
+        "created_at": found.created_at,
+        "updated_at": found.updated_at,
+    }
+
+    def table() -> None:
+        rows: list[tuple[str, Any]] = [
+            ("TYPE", found.type),
+            ("FLAVOR", found.flavor),
+            ("NAME", found.name),
+            ("UUID", found.component_id),
+        ]
+        rows += [(key.upper(), _value(value)) for key, value in configuration.items()]
+        rows += [(f"LABEL {key}", value) for key, value in found.labels.items()]
+        rows += [
+            ("STACKS", ", ".join(found.stacks)),
+            ("CREATED", format_time(found.created_at)),
+            ("UPDATED", format_time(found.updated_at)),
+        ]
+        title = f"{display_name(found.type).title()} '{found.name}'" + (
+            " (ACTIVE)" if active else ""
+        )
+        print_properties(rows, title=title, headers=("COMPONENT_PROPERTY", "VALUE"))
+
+    emit(item, fmt, table)
+
+
+def _value(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    import msgspec
+
+    return msgspec.json.encode(value).decode()
+
+
+def _update(name: str, remove_key: tuple[str, ...]) -> None:
+    ctx = click.get_current_context()
+    component_type = _component_type()
+    configuration = parse_config_args(list(ctx.args))
+    if not configuration and not remove_key:
+        raise CLIError("nothing to update: give --key=value options or --remove-key KEY")
+
+    async def body() -> None:
+        async with open_store_for() as store:
+            await store.update_component(component_type, name, configuration, remove=remove_key)
+
+    run_async(body)
+    click.echo(f"Updated {display_name(component_type)} `{name}`.")
+
+
+def _rename(old: str, new: str) -> None:
+    component_type = _component_type()
+
+    async def body() -> None:
+        async with open_store_for() as store:
+            await store.rename_component(component_type, old, new)
+
+    run_async(body)
+    click.echo(f"Renamed {display_name(component_type)} `{old}` to `{new}`.")
+
+
+def _delete(name: str) -> None:
+    component_type = _component_type()
+
+    async def body() -> None:
+        async with open_store_for() as store:
+            await store.delete_component(component_type, name)
+
+    run_async(body)
+    click.echo(f"Deleted {display_name(component_type)} `{name}` (its history stays in the log).")
+
+
+def _add_commands(group: click.Group, label: str) -> None:
+    """Attach the six component commands to ``group`` (examples use ``label``)."""
+
+    @group.command("register", context_settings=_EXTRA_ARGS)
+    @click.argument("name")
+    @click.option("--flavor", "-f", required=True, help="The component's flavor (e.g. local).")
+    @click.option("--label", "labels", multiple=True, metavar="KEY=VALUE", help="A label.")
+    def register(name: str, flavor: str, labels: tuple[str, ...]) -> None:
+        """Register a component NAME of a FLAVOR, configured with --key=value options."""
+        _register(name, flavor, labels)
+
+    register.help = (
+        register.help or ""
+    ) + f"\n\nExample: metaledger {label} register my_one --flavor local --path=/tmp/x"
+
+    @group.command("list")
+    @as_of_option
+    @show_secrets_option
+    @output_options()
+    def list_(fmt: Format, as_of: str | None, show_secrets: bool) -> None:
+        """List the components (ACTIVE marks those of the active stack)."""
+        _list(fmt, as_of, show_secrets)
+
+    list_.help = (list_.help or "") + f"\n\nExample: metaledger {label} list --json"
+
+    @group.command("describe")
+    @click.argument("name", required=False)
+    @as_of_option
+    @show_secrets_option
+    @output_options()
+    def describe(name: str | None, fmt: Format, as_of: str | None, show_secrets: bool) -> None:
+        """Describe a component by name or id (default: the active stack's)."""
+        _describe(name, fmt, as_of, show_secrets)
+
+    describe.help = (describe.help or "") + f"\n\nExample: metaledger {label} describe default"
+
+    @group.command("update", context_settings=_EXTRA_ARGS)
+    @click.argument("name")
+    @click.option("--remove-key", multiple=True, metavar="KEY", help="Drop a configuration key.")
+    def update(name: str, remove_key: tuple[str, ...]) -> None:
+        """Change a component's configuration with --key=value options."""
+        _update(name, remove_key)
+
+    update.help = (
+        update.help or ""
+    ) + f"\n\nExample: metaledger {label} update default --path=/data"
+
+    @group.command("rename")
+    @click.argument("old")
+    @click.argument("new")
+    def rename(old: str, new: str) -> None:
+        """Rename a component."""
+        _rename(old, new)
+
+    rename.help = (rename.help or "") + f"\n\nExample: metaledger {label} rename old_name new_name"
+
+    @group.command("delete")
+    @click.argument("name")
+    def delete(name: str) -> None:
+        """Delete a component (refused while a stack uses it)."""
+        _delete(name)
+
+    delete.help = (delete.help or "") + f"\n\nExample: metaledger {label} delete old_one"
+
+
+def _typed_group(command_name: str, component_type: str) -> click.Group:
+    group = click.Group(
+        command_name,
+        help=f"Register, list, describe, update, rename and delete {display_name(component_type)}s."
+        f"\n\nExample: metaledger {command_name} list",
+    )
+    group.component_type = component_type  # type: ignore[attr-defined]
+    _add_commands(group, command_name)
+    return group
+
+
+orchestrator = _typed_group("orchestrator", "orchestrator")
+artifact_store = _typed_group("artifact-store", "artifact_store")
+metadata_store = _typed_group("metadata-store", "metadata_store")
+
+
+@click.group("component")
+@click.argument("component_type", metavar="TYPE")
+@click.pass_context
+def component(ctx: click.Context, component_type: str) -> None:
+    """Manage stack components of any TYPE (e.g. step-operator, experiment-tracker).
+
+    Example: metaledger component experiment-tracker list
+    """
+    from eventstore.events import COMPONENT_TYPE_PATTERN, COMPONENT_TYPES
+
+    normalized = component_type.replace("-", "_").lower()
+    if not COMPONENT_TYPE_PATTERN.match(normalized):
+        known = ", ".join(t.replace("_", "-") for t in COMPONENT_TYPES)
+        raise CLIError(f"{component_type!r} is not a component type (known: {known})")
+    ctx.meta["metaledger.component_type"] = normalized
+
+
+_add_commands(component, "component step-operator")

@@ -1,0 +1,197 @@
+"""What every command shares: the global options, opening the store and fresh views.
+
+Commands are plain click functions; each runs its async body with
+:func:`run_async`. Reading commands open the views with :func:`open_fresh_views`,
+which brings them up to the log's head first (drawing a progress bar on a
+terminal when that is long work), so output is never stale.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import sys
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import click
+
+if TYPE_CHECKING:
+    from eventstore import EventStore
+    from projections import ProgressCallback, Views
+
+__all__ = [
+    "AppContext",
+    "AsOf",
+    "app",
+    "open_fresh_views",
+    "open_store_for",
+    "progress_bar",
+    "run_async",
+]
+
+T = TypeVar("T")
+
+#: Catching up more events than this draws a progress bar (on a terminal).
+PROGRESS_THRESHOLD = 20_000
+
+
+@dataclass
+class AppContext:
+    """The global options, as given on the command line."""
+
+    store_uri: str | None = None
+    verbose: int = 0
+    log_format: str = "text"
+    json_output: bool = False
+
+    def configure_logging(self) -> None:
+        """Logs to stderr: warnings by default, info with -v, debug with -vv."""
+        from eventstore.logs import configure_logging
+
+        level = {0: logging.WARNING, 1: logging.INFO}.get(self.verbose, logging.DEBUG)
+        configure_logging(level, "json" if self.log_format == "json" else "text")
+
+
+def app() -> AppContext:
+    """The current command's global options."""
+    ctx = click.get_current_context()
+    obj = ctx.find_root().obj
+    if not isinstance(obj, AppContext):  # a command invoked without the root group
+        obj = AppContext()
+        ctx.find_root().obj = obj
+    return obj
+
+
+def run_async(function: Callable[..., Awaitable[T]], *args: Any) -> T:
+    """Run an async command body on asyncio (aiosqlite needs it)."""
+    import anyio
+
+    return anyio.run(function, *args)
+
+
+@contextlib.contextmanager
+def progress_bar(description: str, *, enabled: bool = True) -> Iterator[ProgressCallback]:
+    """A progress callback drawing a bar on stderr, on a terminal only.
+
+    The bar appears at the first report, so work that reports nothing draws nothing.
+    """
+    if not enabled or not sys.stderr.isatty():
+        yield lambda done, total: None
+        return
+    started: list[Any] = []
+
+    def update(done: int, total: int) -> None:
+        if not started:
+            from rich.console import Console
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TextColumn,
+                TimeRemainingColumn,
+            )
+
+            progress = Progress(
+                TextColumn("{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeRemainingColumn(),
+                console=Console(stderr=True),
+                transient=True,
+            )
+            progress.start()
+            started.extend([progress, progress.add_task(description, total=total)])
+        started[0].update(started[1], completed=done, total=total)
+
+    try:
+        yield update
+    finally:
+        if started:
+            started[0].stop()
+
+
+@contextlib.asynccontextmanager
+async def open_store_for(*, create: bool = False) -> AsyncIterator[EventStore]:
+    """Open the store the global options name; a missing store is an error unless ``create``."""
+    from eventstore import open_store
+
+    async with open_store(app().store_uri, create=create) as store:
+        yield store
+
+
+@dataclass(frozen=True)
+class AsOf:
+    """A past point of the log: a position or a time (``--as-of``)."""
+
+    position: int | None = None
+    when: datetime | None = None
+
+    @classmethod
+    def parse(cls, text: str) -> AsOf:
+        """``1200`` (a position), or an ISO-8601 time (UTC unless it says otherwise)."""
+        from projections.errors import QueryError
+
+        value = text.strip()
+        if value.isdigit():
+            return cls(position=int(value))
+        try:
+            return cls(when=parse_time(value))
+        except QueryError:
+            raise QueryError(
+                f"--as-of {text!r}: give a log position (e.g. 1200), an ISO-8601 time "
+                "(e.g. 2026-11-28T08:00:00Z) or an age (e.g. 2h)"
+            ) from None
+
+
+def parse_time(text: str) -> datetime:
+    """An ISO-8601 time (UTC unless it says otherwise), or an age: ``30m``, ``2h``, ``7d``."""
+    from datetime import timedelta
+
+    from projections.errors import QueryError
+
+    value = text.strip()
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+    if len(value) > 1 and value[-1] in units and value[:-1].isdigit():
+        return datetime.now(UTC) - timedelta(seconds=int(value[:-1]) * units[value[-1]])
+    try:
+        when = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise QueryError(
+            f"{text!r} is not a time: give ISO-8601 (2026-11-28T08:00:00Z) or an age (2h, 7d)"
+        ) from None
+    return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
+
+
+def as_of_option(function: Callable[..., Any]) -> Callable[..., Any]:
+    """Add ``--as-of POSITION|TIME`` to a reading command."""
+    return click.option(
+        "--as-of",
+        "as_of",
+        metavar="POSITION|TIME",
+        help="Answer as the log stood at a position or an ISO-8601 time (replayed).",
+    )(function)
+
+
+@contextlib.asynccontextmanager
+async def open_fresh_views(store: EventStore, as_of: str | None = None) -> AsyncIterator[Views]:
+    """The views brought up to the log's head, or replayed as of ``--as-of``."""
+    from projections import open_views, views_as_of
+
+    if as_of is not None:
+        point = AsOf.parse(as_of)
+        lag = point.position if point.position is not None else await store.head()
+        with progress_bar("replaying", enabled=lag > PROGRESS_THRESHOLD) as progress:
+            async with views_as_of(
+                store, position=point.position, when=point.when, progress=progress
+            ) as past:
+                yield past
+        return
+    with progress_bar("rebuilding views") as rebuild_progress:
+        async with open_views(store, progress=rebuild_progress) as views:
+            lag = max((s.lag for s in await views.status()), default=0)
+            with progress_bar("catching up", enabled=lag > PROGRESS_THRESHOLD) as progress:
+                await views.catch_up(progress=progress)
+            yield views

@@ -1,0 +1,109 @@
+"""How the CLI reports errors: one line on stderr and a distinct exit code.
+
+Exit codes (documented in ``docs/cli.md``):
+
+==== =========================================================
+0    success
+1    an error metaledger reports (bad input, refused command...)
+2    wrong usage (unknown option, missing argument)
+3    no store there, or not a metaledger store
+4    the named thing does not exist
+5    ``verify`` found the log damaged
+6    the store is busy, full, or unreachable
+70   an internal error (a bug): rerun with ``-v`` for the traceback
+130  interrupted (Ctrl-C); the store is left intact
+==== =========================================================
+
+Tracebacks are shown only with ``-v``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+import traceback
+from collections.abc import Iterator
+
+import click
+
+__all__ = [
+    "EXIT_BUSY",
+    "EXIT_DAMAGED",
+    "EXIT_ERROR",
+    "EXIT_INTERNAL",
+    "EXIT_INTERRUPTED",
+    "EXIT_NOT_FOUND",
+    "EXIT_NO_STORE",
+    "CLIError",
+    "guarded",
+]
+
+EXIT_ERROR = 1
+EXIT_NO_STORE = 3
+EXIT_NOT_FOUND = 4
+EXIT_DAMAGED = 5
+EXIT_BUSY = 6
+EXIT_INTERNAL = 70
+EXIT_INTERRUPTED = 130
+
+
+class CLIError(click.ClickException):
+    """Raised by commands for a user-facing failure: a message and an exit code."""
+
+    def __init__(self, message: str, exit_code: int = EXIT_ERROR) -> None:
+        super().__init__(message)
+        # click declares exit_code on the class; each error carries its own.
+        setattr(self, "exit_code", exit_code)  # noqa: B010
+
+    def show(self, file: object = None) -> None:
+        """Print ``Error: message`` on stderr."""
+        click.echo(f"Error: {self.format_message()}", err=True)
+
+
+def _exit_code(exc: BaseException) -> int:
+    from eventstore.errors import (
+        BackendUnavailableError,
+        NotAStoreError,
+        NotFoundError,
+        StoreBusyError,
+        StoreFullError,
+        StoreNotFoundError,
+        StoreVersionError,
+    )
+    from projections.errors import UnknownProjectionError, ViewNotFoundError
+
+    if isinstance(exc, StoreNotFoundError | NotAStoreError | StoreVersionError):
+        return EXIT_NO_STORE
+    if isinstance(exc, NotFoundError | ViewNotFoundError | UnknownProjectionError):
+        return EXIT_NOT_FOUND
+    if isinstance(exc, StoreBusyError | StoreFullError | BackendUnavailableError):
+        return EXIT_BUSY
+    return EXIT_ERROR
+
+
+@contextlib.contextmanager
+def guarded(ctx: click.Context) -> Iterator[None]:
+    """Turn metaledger's errors, Ctrl-C and bugs into one line and an exit code."""
+    from eventstore.errors import LedgerError
+
+    def verbose() -> bool:
+        return bool(getattr(ctx.find_root().obj, "verbose", 0))
+
+    try:
+        yield
+    except (click.ClickException, click.exceptions.Exit, click.exceptions.Abort):
+        raise
+    except KeyboardInterrupt:
+        click.echo("Interrupted; the store is intact.", err=True)
+        raise click.exceptions.Exit(EXIT_INTERRUPTED) from None
+    except LedgerError as exc:
+        if verbose():
+            traceback.print_exc(file=sys.stderr)
+        raise CLIError(str(exc), _exit_code(exc)) from exc
+    except Exception as exc:
+        if verbose():
+            traceback.print_exc(file=sys.stderr)
+        raise CLIError(
+            f"internal error: {type(exc).__name__}: {exc} (rerun with -v for the traceback)",
+            EXIT_INTERNAL,
+        ) from exc

@@ -1,0 +1,234 @@
+"""``metaledger run``: list, describe and delete pipeline runs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from .context import as_of_option, open_fresh_views, open_store_for, parse_time, run_async
+from .errors import CLIError
+from .output import (
+    Format,
+    emit,
+    format_duration,
+    format_time,
+    output_options,
+    print_properties,
+    print_table,
+)
+
+__all__ = ["run", "run_item", "step_item"]
+
+_RUN_STATUSES = ("running", "completed", "failed", "stopped")
+
+
+def run_item(run: Any) -> dict[str, Any]:
+    """The stable JSON shape of a run."""
+    return {
+        "run_id": run.run_id,
+        "pipeline_name": run.pipeline_name,
+        "run_name": run.run_name,
+        "status": run.status,
+        "stack": run.stack,
+        "stack_id": run.stack_id,
+        "started_at": run.started_at,
+        "finished_at": run.finished_at,
+        "duration_s": run.duration_s,
+        "error": run.error,
+        "step_counts": run.step_counts,
+        "orchestrator_run_id": run.orchestrator_run_id,
+        "config": run.config,
+        "tags": run.tags,
+    }
+
+
+def step_item(step: Any) -> dict[str, Any]:
+    """The stable JSON shape of a step run."""
+    return {
+        "step_run_id": step.step_run_id,
+        "name": step.name,
+        "status": step.status,
+        "started_at": step.started_at,
+        "finished_at": step.finished_at,
+        "duration_s": step.duration_s,
+        "inputs": step.inputs,
+        "outputs": step.outputs,
+        "metadata": step.metadata,
+        "parameters": step.parameters,
+        "cache_key": step.cache_key,
+        "upstream_steps": step.upstream_steps,
+        "error": step.error,
+    }
+
+
+def _counts(counts: dict[str, int]) -> str:
+    return ", ".join(f"{n} {status}" for status, n in counts.items())
+
+
+def _short(identifier: str) -> str:
+    return identifier[:8]
+
+
+@click.group()
+def run() -> None:
+    """List, describe and delete pipeline runs.
+
+    Example: metaledger run list --status failed
+    """
+
+
+@run.command("list")
+@click.option("--pipeline", help="Only runs of this pipeline.")
+@click.option("--status", type=click.Choice(_RUN_STATUSES), help="Only runs in this status.")
+@click.option("--stack", help="Only runs on this stack (name or id).")
+@click.option("--since", help="Started at or after: ISO-8601 time or an age (2h, 7d).")
+@click.option("--until", help="Started at or before: ISO-8601 time or an age.")
+@click.option("--limit", type=click.IntRange(min=0), default=50, show_default=True)
+@as_of_option
+@output_options(nl=True)
+def list_(
+    pipeline: str | None,
+    status: str | None,
+    stack: str | None,
+    since: str | None,
+    until: str | None,
+    limit: int,
+    as_of: str | None,
+    fmt: Format,
+) -> None:
+    """List pipeline runs, newest first.
+
+    Example: metaledger run list --pipeline training_pipeline --since 7d --json
+    """
+    since_at = parse_time(since) if since else None
+    until_at = parse_time(until) if until else None
+
+    async def body() -> list[Any]:
+        async with open_store_for() as store, open_fresh_views(store, as_of) as views:
+            return await views.query.runs(
+                pipeline=pipeline,
+                status=status,
+                stack=stack,
+                since=since_at,
+                until=until_at,
+                limit=limit,
+            )
+
+    runs = run_async(body)
+    items = [run_item(r) for r in runs]
+
+    def table() -> None:
+        if not runs:
+            click.echo("No runs match.")
+            return
+        print_table(
+            ("RUN NAME", "PIPELINE", "STATUS", "STACK", "STARTED", "DURATION", "STEPS", "RUN ID"),
+            [
+                (
+                    r.run_name,
+                    r.pipeline_name,
+                    r.status,
+                    r.stack or "",
+                    format_time(r.started_at),
+                    format_duration(r.duration_s),
+                    _counts(r.step_counts),
+                    _short(r.run_id),
+                )
+                for r in runs
+            ],
+        )
+
+    emit(items, fmt, table)
+
+
+@run.command("describe")
+@click.argument("run_ref", metavar="RUN")
+@as_of_option
+@output_options()
+def describe(run_ref: str, as_of: str | None, fmt: Format) -> None:
+    """Describe a run (by id, unique id prefix, or run name), then its steps.
+
+    Example: metaledger run describe training_pipeline-2026_11_28-08_00_00_000000
+    """
+
+    async def body() -> Any:
+        async with open_store_for() as store, open_fresh_views(store, as_of) as views:
+            return await views.query.run(run_ref)
+
+    found = run_async(body)
+    item = run_item(found)
+    item["metadata"] = found.metadata
+    item["steps"] = [step_item(s) for s in found.steps]
+
+    def table() -> None:
+        import msgspec
+
+        rows: list[tuple[str, Any]] = [
+            ("RUN NAME", found.run_name),
+            ("RUN ID", found.run_id),
+            ("PIPELINE", found.pipeline_name),
+            ("STATUS", found.status),
+            ("STACK", found.stack or ""),
+            ("STARTED", format_time(found.started_at)),
+            ("FINISHED", format_time(found.finished_at)),
+            ("DURATION", format_duration(found.duration_s)),
+            ("STEPS", _counts(found.step_counts)),
+        ]
+        if found.error:
+            rows.append(("ERROR", found.error))
+        if found.config:
+            rows.append(("CONFIG", msgspec.json.encode(found.config).decode()))
+        if found.tags:
+            rows.append(("TAGS", ", ".join(found.tags)))
+        rows += [(f"METADATA {k}", v) for k, v in found.metadata.items()]
+        print_properties(rows, title=f"Run '{found.run_name}'", headers=("RUN_PROPERTY", "VALUE"))
+        print_table(
+            ("STEP", "STATUS", "STARTED", "DURATION", "INPUTS", "OUTPUTS", "METADATA"),
+            [
+                (
+                    s.name,
+                    s.status + (f": {s.error}" if s.error else ""),
+                    format_time(s.started_at),
+                    format_duration(s.duration_s),
+                    ", ".join(f"{k}={_short(v)}" for k, v in s.inputs.items()),
+                    ", ".join(f"{k}={_short(v)}" for k, v in s.outputs.items()),
+                    ", ".join(f"{k}={v}" for k, v in s.metadata.items()),
+                )
+                for s in found.steps
+            ],
+            title="Steps",
+        )
+
+    emit(item, fmt, table)
+
+
+@run.command("delete")
+@click.argument("run_ref", metavar="RUN")
+@click.option("--reason", default="", help="Why, recorded in the tombstone event.")
+@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
+def delete(run_ref: str, reason: str, yes: bool) -> None:
+    """Delete a run: a tombstone event; the log keeps every event, the views forget it.
+
+    Example: metaledger run delete 3f2a9c1e --reason "test run" --yes
+    """
+    import uuid
+
+    async def resolve() -> Any:
+        async with open_store_for() as store, open_fresh_views(store) as views:
+            return await views.query.run(run_ref)
+
+    found = run_async(resolve)
+    if not yes and not click.confirm(
+        f"Delete run {found.run_name!r} ({found.run_id})? The log keeps its events.",
+        default=False,
+        err=True,
+    ):
+        raise CLIError("not deleted")
+
+    async def body() -> None:
+        async with open_store_for() as store:
+            await store.delete_run(uuid.UUID(found.run_id), reason=reason)
+
+    run_async(body)
+    click.echo(f"Deleted run `{found.run_name}`.")

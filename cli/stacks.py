@@ -1,0 +1,245 @@
+"""``metaledger stack``: register, list, describe, set, update, rename and delete stacks."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from .context import as_of_option, open_fresh_views, open_store_for, run_async
+from .errors import CLIError
+from .output import Format, emit, output_options, print_table
+
+__all__ = ["stack"]
+
+#: The columns of ``stack list``, as in ZenML's.
+_MAIN_TYPES = ("artifact_store", "metadata_store", "orchestrator")
+
+
+def _component_options(extra: tuple[str, ...]) -> dict[str, str]:
+    parsed: dict[str, str] = {}
+    for item in extra:
+        component_type, sep, name = item.partition("=")
+        if not sep or not component_type or not name:
+            raise CLIError(f"-c takes TYPE=NAME, not {item!r}")
+        parsed[component_type.replace("-", "_")] = name
+    return parsed
+
+
+def _item(stack: Any) -> dict[str, Any]:
+    return {
+        "name": stack.name,
+        "id": stack.stack_id,
+        "active": stack.active,
+        "description": stack.description,
+        "components": {t: ref.name for t, ref in sorted(stack.components.items())},
+        "component_ids": {t: ref.component_id for t, ref in sorted(stack.components.items())},
+        "created_at": stack.created_at,
+        "updated_at": stack.updated_at,
+    }
+
+
+@click.group()
+def stack() -> None:
+    """Register, list, describe and change stacks.
+
+    Example: metaledger stack list
+    """
+
+
+@stack.command("register")
+@click.argument("name")
+@click.option("-o", "--orchestrator", required=True, help="The orchestrator's name.")
+@click.option("-a", "--artifact-store", required=True, help="The artifact store's name.")
+@click.option("-m", "--metadata-store", required=True, help="The metadata store's name.")
+@click.option(
+    "-c", "--component", "extra", multiple=True, metavar="TYPE=NAME", help="Another component."
+)
+@click.option("--description", default="", help="What the stack is for.")
+@click.option("--set", "set_active", is_flag=True, help="Make it the active stack.")
+def register(
+    name: str,
+    orchestrator: str,
+    artifact_store: str,
+    metadata_store: str,
+    extra: tuple[str, ...],
+    description: str,
+    set_active: bool,
+) -> None:
+    """Register a stack of existing components.
+
+    Example: metaledger stack register custom_stack -o default -a default -m custom_sqlite --set
+    """
+    components = {
+        "orchestrator": orchestrator,
+        "artifact_store": artifact_store,
+        "metadata_store": metadata_store,
+        **_component_options(extra),
+    }
+
+    async def body() -> None:
+        async with open_store_for() as store:
+            await store.register_stack(
+                name, components, description=description, set_active=set_active
+            )
+
+    run_async(body)
+    click.echo(f"Stack `{name}` successfully registered!")
+    if set_active:
+        click.echo(f"Active stack set to: `{name}`")
+
+
+@stack.command("list")
+@as_of_option
+@output_options()
+def list_(fmt: Format, as_of: str | None) -> None:
+    """List the stacks: ACTIVE, STACK NAME, and each one's components.
+
+    Example: metaledger stack list --json
+    """
+
+    async def body() -> list[Any]:
+        async with open_store_for() as store, open_fresh_views(store, as_of) as views:
+            return await views.query.stacks()
+
+    items = [_item(s) for s in run_async(body)]
+    extra_types = sorted({t for i in items for t in i["components"]} - set(_MAIN_TYPES))
+
+    def table() -> None:
+        if not items:
+            click.echo("No stacks registered. Create the default one with `metaledger init`.")
+            return
+        print_table(
+            ("ACTIVE", "STACK NAME", *(t.upper() for t in (*_MAIN_TYPES, *extra_types))),
+            [
+                (
+                    "👉" if i["active"] else "",
+                    i["name"],
+                    *(i["components"].get(t, "") for t in (*_MAIN_TYPES, *extra_types)),
+                )
+                for i in items
+            ],
+        )
+
+    emit(items, fmt, table)
+
+
+@stack.command("describe")
+@click.argument("name", required=False)
+@as_of_option
+@output_options()
+def describe(name: str | None, fmt: Format, as_of: str | None) -> None:
+    """Describe a stack by name or id (default: the active stack).
+
+    Example: metaledger stack describe default
+    """
+
+    async def body() -> Any:
+        async with open_store_for() as store, open_fresh_views(store, as_of) as views:
+            return await views.query.stack(name)
+
+    found = run_async(body)
+    item = _item(found)
+
+    def table() -> None:
+        title = f"'{found.name}' stack" + (" (ACTIVE)" if found.active else "")
+        print_table(
+            ("COMPONENT_TYPE", "COMPONENT_NAME", "FLAVOR", "UUID"),
+            [
+                (t.upper(), ref.name, ref.flavor, ref.component_id)
+                for t, ref in sorted(found.components.items())
+            ],
+            title=f"{title}: Stack Configuration",
+        )
+
+    emit(item, fmt, table)
+
+
+@stack.command("set")
+@click.argument("name")
+def set_(name: str) -> None:
+    """Make a stack the active one.
+
+    Example: metaledger stack set custom_stack
+    """
+
+    async def body() -> None:
+        async with open_store_for() as store:
+            await store.set_active_stack(name)
+
+    run_async(body)
+    click.echo(f"Active stack set to: `{name}`")
+
+
+@stack.command("update")
+@click.argument("name")
+@click.option("-o", "--orchestrator", help="A new orchestrator.")
+@click.option("-a", "--artifact-store", help="A new artifact store.")
+@click.option("-m", "--metadata-store", help="A new metadata store.")
+@click.option("-c", "--component", "extra", multiple=True, metavar="TYPE=NAME", help="Set one.")
+@click.option("-r", "--remove", "remove", multiple=True, metavar="TYPE", help="Remove a type.")
+def update(
+    name: str,
+    orchestrator: str | None,
+    artifact_store: str | None,
+    metadata_store: str | None,
+    extra: tuple[str, ...],
+    remove: tuple[str, ...],
+) -> None:
+    """Change some of a stack's components.
+
+    Example: metaledger stack update custom_stack -m default
+    """
+    changes: dict[str, str | None] = {
+        t: n
+        for t, n in (
+            ("orchestrator", orchestrator),
+            ("artifact_store", artifact_store),
+            ("metadata_store", metadata_store),
+        )
+        if n is not None
+    }
+    changes.update(_component_options(extra))
+    changes.update({t.replace("-", "_"): None for t in remove})
+    if not changes:
+        raise CLIError("nothing to update: give -o, -a, -m, -c TYPE=NAME or -r TYPE")
+
+    async def body() -> None:
+        async with open_store_for() as store:
+            await store.update_stack(name, changes)
+
+    run_async(body)
+    click.echo(f"Stack `{name}` updated.")
+
+
+@stack.command("rename")
+@click.argument("old")
+@click.argument("new")
+def rename(old: str, new: str) -> None:
+    """Rename a stack.
+
+    Example: metaledger stack rename custom_stack production
+    """
+
+    async def body() -> None:
+        async with open_store_for() as store:
+            await store.rename_stack(old, new)
+
+    run_async(body)
+    click.echo(f"Stack `{old}` renamed to `{new}`.")
+
+
+@stack.command("delete")
+@click.argument("name")
+def delete(name: str) -> None:
+    """Delete a stack (not the active one); its history stays in the log.
+
+    Example: metaledger stack delete old_stack
+    """
+
+    async def body() -> None:
+        async with open_store_for() as store:
+            await store.delete_stack(name)
+
+    run_async(body)
+    click.echo(f"Deleted stack `{name}`.")
