@@ -236,6 +236,7 @@ def lineage_dot(graph: Any) -> str:
 @click.option(
     "--format", "out", type=click.Choice(["tree", "json", "dot"]), default="tree", show_default=True
 )
+@click.option("--json", "json_flag", is_flag=True, help="The same as --format json.")
 @as_of_option
 def lineage(
     ref: str,
@@ -243,6 +244,7 @@ def lineage(
     depth: int,
     is_run: bool,
     out: str,
+    json_flag: bool,
     as_of: str | None,
 ) -> None:
     """Show where an artifact came from and what used it, to a depth.
@@ -261,7 +263,7 @@ def lineage(
             )
 
     graph = run_async(body)
-    if out == "json" or app().json_output:
+    if out == "json" or json_flag or app().json_output:
         emit_json(graph)
     elif out == "dot":
         click.echo(lineage_dot(graph))

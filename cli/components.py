@@ -319,10 +319,11 @@ def _add_commands(group: click.Group, label: str) -> None:
 
 
 def _typed_group(command_name: str, component_type: str) -> click.Group:
+    plural = f"{display_name(component_type)}s"
     group = click.Group(
         command_name,
-        help=f"Register, list, describe, update, rename and delete {display_name(component_type)}s."
-        f"\n\nExample: metaledger {command_name} list",
+        help=f"Manage {plural}.\n\nRegister, list, describe, update, rename and delete "
+        f"{plural}.\n\nExample: metaledger {command_name} list",
     )
     group.component_type = component_type  # type: ignore[attr-defined]
     _add_commands(group, command_name)
@@ -338,7 +339,10 @@ metadata_store = _typed_group("metadata-store", "metadata_store")
 @click.argument("component_type", metavar="TYPE")
 @click.pass_context
 def component(ctx: click.Context, component_type: str) -> None:
-    """Manage stack components of any TYPE (e.g. step-operator, experiment-tracker).
+    """Manage stack components of any TYPE.
+
+    TYPE is a component type such as step-operator, experiment-tracker,
+    container-registry or model-deployer.
 
     Example: metaledger component experiment-tracker list
     """

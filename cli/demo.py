@@ -12,7 +12,7 @@ __all__ = ["demo"]
 @click.command()
 @click.pass_context
 def demo(ctx: click.Context) -> None:
-    """Record a demo pipeline run, then show it with `run describe`.
+    """Record a demo pipeline run, then describe it.
 
     An example async orchestrator (eventstore.demo) runs a six-step DAG against
     the store: featurize_train and featurize_test run concurrently, train fails

@@ -41,9 +41,10 @@ async def initialise(store: Any) -> dict[str, Any]:
 @click.command()
 @output_options()
 def init(fmt: Format) -> None:
-    """Create the store (at --store, else the default location) with a `default` stack.
+    """Create the store and its default stack.
 
-    The default stack has a local orchestrator, a local artifact store under the
+    The store is created at --store, else $METALEDGER_STORE, else the default
+    location. The default stack has a local orchestrator, a local artifact store under the
     store's directory and a sqlite metadata store pointing at the store itself,
     and is made active. Running it again changes nothing.
 

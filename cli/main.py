@@ -21,13 +21,13 @@ __all__ = ["COMMANDS", "cli", "main"]
 #: here so that ``--help`` need not import every module; a test keeps them equal.
 COMMANDS: dict[str, tuple[str, str]] = {
     "init": ("cli.init:init", "Create the store and its default stack."),
-    "demo": ("cli.demo:demo", "Record a demo pipeline run and describe it."),
+    "demo": ("cli.demo:demo", "Record a demo pipeline run, then describe it."),
     "store": ("cli.store:store", "Describe the store."),
     "stack": ("cli.stacks:stack", "Register, list, describe and change stacks."),
     "orchestrator": ("cli.components:orchestrator", "Manage orchestrators."),
     "artifact-store": ("cli.components:artifact_store", "Manage artifact stores."),
     "metadata-store": ("cli.components:metadata_store", "Manage metadata stores."),
-    "component": ("cli.components:component", "Manage stack components of any type."),
+    "component": ("cli.components:component", "Manage stack components of any TYPE."),
     "run": ("cli.runs:run", "List, describe and delete pipeline runs."),
     "artifact": ("cli.artifacts:artifact", "List and describe artifacts and their lineage."),
     "events": ("cli.events:events", "Audit the event log: list, show, tail, append."),
