@@ -52,6 +52,10 @@ class ArtifactsProjection(Projection):
             "step_run_id",
             ("run_id",),
         ),
+        "artifact_versions": Table(
+            "name TEXT NOT NULL, last_version INTEGER NOT NULL",
+            "name",
+        ),
         "artifact_runs": Table(
             "run_id TEXT NOT NULL, pipeline_name TEXT NOT NULL, run_name TEXT NOT NULL",
             "run_id",
@@ -94,14 +98,21 @@ class ArtifactsProjection(Projection):
         artifact_id = str(e.artifact_id)
         step_run_id = str(e.step_run_id)
         run_id = str(e.run_id)
+        # Versions count per name in their own table, which deletions never touch:
+        # a version number names one artifact forever, even after its run is deleted.
+        yield (
+            "INSERT INTO {artifact_versions} (name, last_version) VALUES (?, 1) "
+            "ON CONFLICT (name) DO UPDATE SET last_version = {artifact_versions}.last_version + 1",
+            (e.artifact_name,),
+        )
         yield (
             "INSERT INTO {artifacts} (artifact_id, name, version, uri, artifact_type, data_type, "
             "materializer, content_hash, size_bytes, metadata, run_id, step_run_id, output_name, "
-            "created_at_us, position) "
-            "SELECT ?, ?, COALESCE(MAX(version), 0) + 1, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ? "
-            "FROM {artifacts} WHERE name = ?",
+            "created_at_us, position) VALUES (?, ?, (SELECT last_version FROM "
+            "{artifact_versions} WHERE name = ?), ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 artifact_id,
+                e.artifact_name,
                 e.artifact_name,
                 e.uri,
                 e.artifact_type,
@@ -115,7 +126,6 @@ class ArtifactsProjection(Projection):
                 e.output_name,
                 c.recorded_at_us,
                 c.position,
-                e.artifact_name,
             ),
         )
         yield (
@@ -146,6 +156,13 @@ class ArtifactsProjection(Projection):
     @staticmethod
     def _run_deleted(e: RunDeleted, c: EventContext) -> Iterable[Op]:
         run_id = str(e.run_id)
+        # Other runs' reads of this run's artifacts lose their edges too: no edge
+        # may point at a forgotten artifact.
+        yield (
+            "DELETE FROM {lineage_edges} WHERE source_id IN "
+            "(SELECT artifact_id FROM {artifacts} WHERE run_id = ?)",
+            (run_id,),
+        )
         tables = ("artifacts", "artifact_consumers", "artifact_steps", "artifact_runs")
         for table in (*tables, "lineage_edges"):
             yield (f"DELETE FROM {{{table}}} WHERE run_id = ?", (run_id,))

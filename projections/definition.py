@@ -43,6 +43,13 @@ class EventContext:
     recorded_at_us: int
     event_id: str
 
+    @classmethod
+    def of(cls, recorded: RecordedEvent) -> EventContext:
+        """The context of a recorded event."""
+        return cls(
+            recorded.position, recorded.stream_id, recorded.recorded_at_us, recorded.event_id_text
+        )
+
 
 Handler = Callable[[Any, EventContext], Iterable[Op]]
 """A function folding one event (of the class it is registered for) into SQL ops."""
@@ -83,12 +90,11 @@ class Projection:
     def __init__(self) -> None:
         self._handlers = dict(self.handlers())
 
-    def ops(self, recorded: RecordedEvent) -> list[Op] | None:
+    def ops(self, recorded: RecordedEvent, context: EventContext | None = None) -> list[Op] | None:
         """The ops for one recorded event; None when this projection does not handle its type."""
         handler = self._handlers.get(type(recorded.event))  # type: ignore[arg-type]
         if handler is None:
             return None
-        context = EventContext(
-            recorded.position, recorded.stream_id, recorded.recorded_at_us, recorded.event_id_text
-        )
+        if context is None:
+            context = EventContext.of(recorded)
         return list(handler(recorded.event, context))

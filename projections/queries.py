@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 import msgspec
@@ -54,12 +54,38 @@ def _loads(text: str | None) -> Any:
     return None if text is None else _json.decode(text)
 
 
+def _aware(value: datetime) -> datetime:
+    """Times without an offset are taken as UTC, as everywhere in metaledger."""
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
 def _time(us: int | None) -> datetime | None:
     return None if us is None else datetime_from_us(us)
 
 
 def _seconds(us: int | None) -> float | None:
     return None if us is None else us / 1_000_000
+
+
+def display(component_type: str) -> str:
+    """``artifact_store`` -> ``artifact store``."""
+    return component_type.replace("_", " ")
+
+
+def _check_ref(kind: str, ref: str) -> str:
+    """A reference must name something: an empty one would match everything by prefix."""
+    if not ref or not ref.strip():
+        raise ViewNotFoundError(kind, ref)
+    return ref
+
+
+def _check_limit(limit: int | None) -> int | None:
+    if limit is not None and not 0 <= limit <= _MAX_INT:
+        raise QueryError(f"limit must be between 0 and {_MAX_INT}")
+    return limit
+
+
+_MAX_INT = 2**63 - 1
 
 
 def _like_prefix(text: str) -> str:
@@ -355,6 +381,9 @@ class Queries:
     async def component(self, component_type: str, ref: str | None = None) -> ComponentView:
         """One live component of a type by name or id (or prefix); ``None``: the active stack's."""
 
+        if ref is not None:
+            _check_ref(display(component_type), ref)
+
         def body() -> Tx[ComponentView]:
             key = ref
             if key is None:
@@ -435,6 +464,9 @@ class Queries:
     async def stack(self, ref: str | None = None) -> StackView:
         """One live stack by name or id; ``None`` for the active stack."""
 
+        if ref is not None:
+            _check_ref("stack", ref)
+
         def body() -> Tx[StackView]:
             if ref is None:
                 active = yield from self._active_stack_id()
@@ -472,8 +504,7 @@ class Queries:
         limit: int | None = 50,
     ) -> list[RunView]:
         """Runs, newest first, filtered by pipeline, status, stack (name or id) and start time."""
-        if limit is not None and limit < 0:
-            raise QueryError("limit must be >= 0")
+        _check_limit(limit)
         where: list[str] = ["1 = 1"]
         params: list[Any] = []
         if pipeline is not None:
@@ -489,10 +520,10 @@ class Queries:
             params.extend([stack, stack])
         if since is not None:
             where.append("r.started_at_us >= ?")
-            params.append(us_from_datetime(since))
+            params.append(us_from_datetime(_aware(since)))
         if until is not None:
             where.append("r.started_at_us <= ?")
-            params.append(us_from_datetime(until))
+            params.append(us_from_datetime(_aware(until)))
         sql = (
             f"SELECT {_RUN_COLUMNS} FROM runs r LEFT JOIN stacks s ON s.stack_id = r.stack_id "
             f"WHERE {' AND '.join(where)} ORDER BY r.started_at_us DESC, r.position DESC"
@@ -504,6 +535,7 @@ class Queries:
         return [_run(row) for row in rows]
 
     def _resolve_run(self, ref: str) -> Tx[Sequence[Any]]:
+        _check_ref("run", ref)
         base = f"SELECT {_RUN_COLUMNS} FROM runs r LEFT JOIN stacks s ON s.stack_id = r.stack_id"
         rows = yield Fetch(f"{base} WHERE r.run_id = ?", (ref,))
         if not rows:
@@ -606,6 +638,7 @@ class Queries:
         limit: int | None = 100,
     ) -> list[ArtifactView]:
         """Artifacts, newest first, filtered by type, producing run (any run reference) or name."""
+        _check_limit(limit)
 
         def body() -> Tx[list[ArtifactView]]:
             where: list[str] = ["1 = 1"]
@@ -634,11 +667,12 @@ class Queries:
         return result
 
     def _resolve_artifact(self, ref: str) -> Tx[Sequence[Any]]:
+        _check_ref("artifact", ref)
         base = f"SELECT {_ARTIFACT_COLUMNS} FROM {_ARTIFACT_FROM}"
         rows = yield Fetch(f"{base} WHERE a.artifact_id = ?", (ref,))
         if not rows and ":" in ref:
             name, _, version = ref.rpartition(":")
-            if version.isdigit():
+            if version.isascii() and version.isdigit() and len(version) < 19:
                 rows = yield Fetch(
                     f"{base} WHERE a.name = ? AND a.version = ?", (name, int(version))
                 )
@@ -733,6 +767,9 @@ class Queries:
         for upstream in (True, False):
             if direction == ("downstream" if upstream else "upstream"):
                 continue
+            # Each direction walks on its own: a node seen going up (a run reading
+            # its own output) must still be expanded going down.
+            seen: set[str] = set(roots)
             frontier = list(roots)
             hops = 0
             while frontier:
@@ -766,17 +803,24 @@ class Queries:
                         LineageEdge(source=source, target=target, kind=kind, name=name),
                     )
                     reached = source if upstream else target
-                    if reached not in distance:
-                        distance[reached] = (hops + 1) // 2
+                    if reached not in seen:
+                        seen.add(reached)
+                        hop_depth = (hops + 1) // 2
+                        distance[reached] = min(distance.get(reached, hop_depth), hop_depth)
                         next_frontier.append(reached)
                 frontier = next_frontier
         nodes = yield from self._nodes(distance)
+        listed = {n.id for n in nodes}
         return LineageGraph(
             roots=roots,
             direction=direction,
             depth=depth,
             nodes=nodes,
-            edges=sorted(edges.values(), key=lambda e: (e.source, e.target, e.name)),
+            # An edge to a node the views no longer hold (its run was deleted) is dropped.
+            edges=sorted(
+                (e for e in edges.values() if e.source in listed and e.target in listed),
+                key=lambda e: (e.source, e.target, e.name),
+            ),
             truncated=truncated,
         )
 
@@ -863,30 +907,29 @@ class Queries:
             consumed = await self.views.fetch(
                 "SELECT run_id FROM artifact_consumers WHERE artifact_id = ?", (found.artifact_id,)
             )
-            events = [produced] if produced is not None else []
+            by_position = {produced.position: produced} if produced is not None else {}
             for (run_id,) in dict.fromkeys(consumed):
                 async for recorded in store.read_stream(run_stream(_uuid(run_id))):
                     if getattr(recorded.event, "artifact_id", None) == _uuid(found.artifact_id):
-                        events.append(recorded)
-            return sorted((e for e in events if e is not None), key=lambda e: e.position)
-        if kind == "component":
-            rows = await self.views.fetch(
-                "SELECT component_id FROM components WHERE name = ? OR component_id = ?", (ref, ref)
-            )
-            ids = {_uuid(r[0]) for r in rows}
-            field = "component_id"
-        else:
-            rows = await self.views.fetch(
-                "SELECT stack_id FROM stacks WHERE name = ? OR stack_id = ?", (ref, ref)
-            )
-            ids = {_uuid(r[0]) for r in rows}
-            field = "stack_id"
-        if not ids:
+                        by_position[recorded.position] = recorded
+            return [by_position[p] for p in sorted(by_position)]
+        _check_ref(kind, ref)
+        table, field = (
+            ("components", "component_id") if kind == "component" else ("stacks", "stack_id")
+        )
+        # An id names one entity; a name, the live one, else the latest deleted one of that name.
+        rows = await self.views.fetch(
+            f"SELECT {field} FROM {table} WHERE {field} = ? OR name = ? "
+            f"ORDER BY {field} = ? DESC, deleted ASC, position DESC LIMIT 1",
+            (ref, ref, ref),
+        )
+        if not rows:
             raise ViewNotFoundError(kind, ref)
+        entity = _uuid(rows[0][0])
         return [
             e
             async for e in store.read_stream(WORKSPACE_STREAM)
-            if getattr(e.event, field, None) in ids
+            if getattr(e.event, field, None) == entity
         ]
 
 

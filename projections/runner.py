@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
@@ -31,7 +32,7 @@ from eventstore import EVENT_TYPES, DecodeError, EventStore, RawEvent, RecordedE
 from eventstore.backend import RowTuple
 
 from .artifacts import ArtifactsProjection
-from .definition import Projection
+from .definition import EventContext, Projection
 from .errors import ProjectionFailedError, UnknownProjectionError, ViewsTimeoutError
 from .runs import RunsProjection
 from .stacks import StacksProjection
@@ -40,6 +41,7 @@ from .transactions import (
     EventWork,
     ProjectionState,
     ProjectionWork,
+    Tx,
     abort_rebuild,
     apply_batch,
     begin_rebuild,
@@ -98,6 +100,16 @@ class ProjectionStatus(msgspec.Struct, frozen=True, kw_only=True):
     rebuild_position: int | None = None
 
 
+@dataclass(slots=True)
+class _Prepared:
+    """A chunk of the log turned into work, ready for one views transaction."""
+
+    first: int
+    last: int
+    work: list[ProjectionWork]
+    pending: bool
+
+
 class ProjectionRunner:
     """Applies the log to projections; see the module docstring."""
 
@@ -107,7 +119,7 @@ class ProjectionRunner:
         views: ViewsStore,
         projections: Sequence[Projection] | None = None,
         *,
-        batch_size: int = 2000,
+        batch_size: int = 10_000,
     ) -> None:
         self.store = store
         self.views = views
@@ -200,49 +212,89 @@ class ProjectionRunner:
                 decoded.append((row[0], row[4], str(exc)))
         return decoded
 
-    def _work(
+    def _prepare(
         self,
-        projection: Projection,
-        decoded: Sequence[RecordedEvent | tuple[int, str, str]],
-        after: int,
-    ) -> ProjectionWork:
-        work = ProjectionWork(projection)
-        handled = self._handled_types[projection.name]
-        append = work.events.append
-        for item in decoded:
-            if isinstance(item, tuple):
-                position, event_type, message = item
-                if position > after and event_type in handled:
-                    append(EventWork(position, error=f"undecodable event: {message}"))
-                continue
-            if item.position <= after:
-                continue
-            if isinstance(item.event, RawEvent):
-                append(EventWork(item.position, skipped=True))
-                continue
-            try:
-                ops = projection.ops(item)
-            except Exception as exc:  # a handler bug stops this projection only
-                append(EventWork(item.position, error=f"{type(exc).__name__}: {exc}"))
-                continue
-            if ops is not None:
-                append(EventWork(item.position, ops))
-        return work
+        rows: Sequence[RowTuple],
+        targets: Sequence[Projection],
+        after: dict[str, int],
+        *,
+        pending: bool,
+    ) -> _Prepared:
+        """Decode a chunk once and turn it into each target projection's work.
 
-    async def _apply_rows(
-        self, rows: Sequence[RowTuple], *, rebuilding: Projection | None = None
-    ) -> ApplyOutcome:
-        pending = rebuilding is not None
-        targets = [rebuilding] if rebuilding is not None else self._live()
+        ``after`` holds each projection's position before this chunk; events at
+        or below it are left out (the transaction re-checks against the
+        checkpoint it reads, so a stale ``after`` can never double-apply).
+        """
         first, last = rows[0][0], rows[-1][0]
-        targets = [p for p in targets if self._position(p.name, pending=pending) < last]
+        targets = [p for p in targets if after[p.name] < last]
+        prepared = _Prepared(first, last, [], pending)
         if not targets:
+            return prepared
+        works = [ProjectionWork(p) for p in targets]
+        handled = [self._handled_types[p.name] for p in targets]
+        afters = [after[p.name] for p in targets]
+        decode = self.store.decode_row
+        for row in rows:
+            position = row[0]
+            try:
+                recorded = decode(row)
+            except DecodeError as exc:
+                for work, types, floor in zip(works, handled, afters, strict=True):
+                    if position > floor and row[4] in types:
+                        work.events.append(EventWork(position, error=f"undecodable: {exc}"))
+                continue
+            raw = isinstance(recorded.event, RawEvent)
+            context = None if raw else EventContext.of(recorded)
+            for work, floor in zip(works, afters, strict=True):
+                if position <= floor:
+                    continue
+                if raw:
+                    work.events.append(EventWork(position, skipped=True))
+                    continue
+                try:
+                    ops = work.projection.ops(recorded, context)
+                except Exception as exc:  # a handler bug stops this projection only
+                    work.events.append(EventWork(position, error=f"{type(exc).__name__}: {exc}"))
+                    continue
+                if ops is not None:
+                    work.events.append(EventWork(position, ops))
+        prepared.work = works
+        for projection in targets:
+            after[projection.name] = last
+        return prepared
+
+    def _prepare_and_apply(
+        self,
+        rows: Sequence[RowTuple],
+        targets: Sequence[Projection],
+        after: dict[str, int],
+        pending: bool,
+    ) -> Tx[ApplyOutcome]:
+        """The views transaction for one chunk: prepare its work, then apply it.
+
+        Preparing inside the transaction body runs it on the views store's own
+        thread (SQLite) instead of beside it: two threads taking turns on the
+        GIL around every short SQLite call made catch-up three times slower.
+        """
+        prepared = self._prepare(rows, targets, after, pending=pending)
+        if not prepared.work:
             return ApplyOutcome()
-        decoded = self._decode(rows)
-        work = [self._work(p, decoded, self._position(p.name, pending=pending)) for p in targets]
-        now = _now_us()
+        outcome = yield from apply_batch(
+            prepared.work, prepared.first, prepared.last, pending=pending, now_us=_now_us()
+        )
+        return outcome
+
+    async def _apply_chunk(
+        self,
+        rows: Sequence[RowTuple],
+        targets: Sequence[Projection],
+        after: dict[str, int],
+        pending: bool,
+    ) -> ApplyOutcome:
+        """Apply one chunk of the log in one views transaction; note where each projection is."""
         outcome: ApplyOutcome = await self.views.transact(
-            partial(apply_batch, work, first, last, pending=pending, now_us=now)
+            partial(self._prepare_and_apply, rows, targets, after, pending)
         )
         for name, position in outcome.positions.items():
             state = self._states[name]
@@ -260,6 +312,17 @@ class ProjectionRunner:
         self._signal()
         return outcome
 
+    def _targets(self, rebuilding: Projection | None) -> list[Projection]:
+        return [rebuilding] if rebuilding is not None else self._live()
+
+    async def _apply_rows(
+        self, rows: Sequence[RowTuple], *, rebuilding: Projection | None = None
+    ) -> ApplyOutcome:
+        pending = rebuilding is not None
+        targets = self._targets(rebuilding)
+        after = {p.name: self._position(p.name, pending=pending) for p in targets}
+        return await self._apply_chunk(rows, targets, after, pending)
+
     async def _run_to(
         self,
         target: int,
@@ -267,30 +330,31 @@ class ProjectionRunner:
         rebuilding: Projection | None = None,
         progress: ProgressCallback | None = None,
     ) -> None:
+        """Apply the log up to ``target`` in chunks, one views transaction each."""
         pending = rebuilding is not None
-        outcome = ApplyOutcome()
         while True:
-            targets = [rebuilding] if rebuilding is not None else self._live()
+            targets = self._targets(rebuilding)
             if not targets:
                 return
-            start = min(self._position(p.name, pending=pending) for p in targets) + 1
+            after = {p.name: self._position(p.name, pending=pending) for p in targets}
+            start = min(after.values()) + 1
             if start > target:
                 return
-            restart = False
+            failed: ApplyOutcome | None = None
             async for rows in self.store.read_chunks(
                 start, to_position=target, chunk_size=self.batch_size
             ):
-                outcome = await self._apply_rows(rows, rebuilding=rebuilding)
+                outcome = await self._apply_chunk(rows, targets, after, pending)
                 if progress is not None:
                     progress(rows[-1][0], target)
                 if outcome.behind or (pending and outcome.failed):
-                    restart = True
+                    failed = outcome
                     break
-            if rebuilding is not None and rebuilding.name in outcome.failed:
-                position, error = outcome.failed[rebuilding.name]
-                raise ProjectionFailedError(rebuilding.name, position, error)
-            if not restart:
+            if failed is None:
                 return
+            if rebuilding is not None and rebuilding.name in failed.failed:
+                position, error = failed.failed[rebuilding.name]
+                raise ProjectionFailedError(rebuilding.name, position, error)
 
     async def catch_up(
         self, *, to_position: int | None = None, progress: ProgressCallback | None = None
