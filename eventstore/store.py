@@ -19,7 +19,7 @@ import structlog
 
 from .backend import Backend
 from .codec import DEFAULT_MAX_EVENT_BYTES, EventCodec
-from .errors import BackendUnavailableError, UnsupportedURIError
+from .errors import UnsupportedURIError
 from .runs import RunCommands
 from .sqlite_backend import SQLiteBackend
 from .uri import StoreLocation, resolve_store
@@ -63,9 +63,10 @@ def make_backend(
             **options,
         )
     if location.kind == "postgresql":
-        raise BackendUnavailableError(
-            f"{location.display}: the PostgreSQL backend is not part of this release yet"
-        )
+        from .postgres_backend import PostgresBackend
+
+        assert location.dsn is not None
+        return PostgresBackend(location.dsn, read_only=read_only, **options)
     raise UnsupportedURIError(f"unsupported store kind {location.kind!r}")
 
 

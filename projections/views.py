@@ -15,6 +15,7 @@ import time
 from collections.abc import AsyncIterator, Sequence
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import anyio
 import anyio.to_thread
@@ -29,7 +30,7 @@ from .queries import Queries
 from .runner import ProgressCallback, ProjectionRunner, ProjectionStatus
 from .views_store import VIEWS_FILE, SQLiteViewsStore, ViewsStore
 
-__all__ = ["Views", "open_views", "views_as_of"]
+__all__ = ["Views", "live_views_store", "open_views", "views_as_of"]
 
 log = structlog.get_logger("projections.views")
 
@@ -83,6 +84,17 @@ def _default_views_path(store: EventStore) -> Path:
     return store.location.path / VIEWS_FILE
 
 
+def live_views_store(store: EventStore, path: Path | None = None) -> ViewsStore:
+    """Where a store's live views go: ``views.db`` beside a SQLite log, schema ``views`` on
+    PostgreSQL."""
+    if store.location.kind == "postgresql" and path is None:
+        from .postgres_views_store import PostgresViewsStore
+
+        backend: Any = store.backend
+        return PostgresViewsStore(backend.dsn, backend.views_schema)
+    return SQLiteViewsStore(path or _default_views_path(store))
+
+
 @contextlib.asynccontextmanager
 async def open_views(
     store: EventStore,
@@ -99,14 +111,11 @@ async def open_views(
     blue/green on opening (``auto_rebuild``), reporting through ``progress``.
     A views file that cannot be read is set aside and rebuilt from the log.
     """
-    if memory:
-        views_store: ViewsStore = SQLiteViewsStore(None)
-    else:
-        views_store = SQLiteViewsStore(path or _default_views_path(store))
+    views_store = SQLiteViewsStore(None) if memory else live_views_store(store, path)
     try:
         await views_store.open()
     except ViewsStoreError as exc:
-        if memory or not isinstance(views_store, SQLiteViewsStore) or views_store.path is None:
+        if not isinstance(views_store, SQLiteViewsStore) or views_store.path is None:
             raise
         views_store = await _set_aside_and_reopen(views_store.path, exc)
     try:

@@ -1,0 +1,562 @@
+"""The PostgreSQL backend: the log in schema ``ledger`` (asyncpg), for teams.
+
+Order is the hard part. PostgreSQL sequences hand out numbers at insert time
+but transactions commit in any order, so a reader could see position 11
+committed while 10 is still in flight, move its checkpoint past 10, and skip it
+for ever (Marten #4953, KurrentDB #4970). Here every write transaction first
+takes one transaction-scoped advisory lock, then reads the head, allocates the
+next positions and commits; the lock is released by the commit. Positions are
+therefore allocated and made visible strictly in order, gapless, and the hash
+chain continues from a head nobody else can move meanwhile. Group commit
+batches concurrent appends into one such transaction, as on SQLite.
+
+Subscribers are woken by ``LISTEN``/``NOTIFY`` (a hint only: they always re-read
+from their checkpoint), with polling as the fallback.
+
+A connection lost mid-commit leaves the transaction committed or rolled back,
+never half. The backend then retries the batch on a fresh pooled connection:
+event ids make the retry idempotent, so an append that did commit is reported
+with its original positions and stored once.
+
+A store URI may carry ``?schema_prefix=team_a``: the log then lives in schema
+``team_a_ledger`` and the views in ``team_a_views``, so several stores share
+one database.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import time
+import uuid
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import anyio
+import structlog
+
+from .backend import RowTuple
+from .chain import GENESIS_HASH
+from .envelope import AppendResult, datetime_from_us, us_from_datetime
+from .errors import (
+    AppendError,
+    BackendUnavailableError,
+    NotAStoreError,
+    ReadOnlyStoreError,
+    StoreBusyError,
+    StoreError,
+    StoreFullError,
+    StoreNotFoundError,
+    StoreVersionError,
+)
+from .planner import ChainHead, ExistingEvent, PendingAppend, batch_keys, plan_batch
+
+__all__ = ["SCHEMA_VERSION", "PostgresBackend", "split_dsn"]
+
+log = structlog.get_logger("eventstore.postgres")
+
+#: The version of the log's tables this release writes.
+SCHEMA_VERSION = 1
+_COLUMNS = (
+    "position, event_id, stream_id, stream_version, type, schema_version, "
+    "recorded_at, metadata, data, hash"
+)
+_COPY_COLUMNS = [c.strip() for c in _COLUMNS.split(",")]
+_RETRIES = 3
+
+
+def split_dsn(dsn: str) -> tuple[str, str]:
+    """Split metaledger's own ``schema_prefix`` parameter off a PostgreSQL URI."""
+    parts = urlsplit(dsn)
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    prefix = ""
+    kept = []
+    for key, value in query:
+        if key == "schema_prefix":
+            prefix = value
+        else:
+            kept.append((key, value))
+    if prefix and not (prefix.replace("_", "").isalnum() and prefix.isascii()):
+        raise StoreError(f"schema_prefix must be letters, digits and underscores, not {prefix!r}")
+    scheme = "postgresql"
+    return urlunsplit(parts._replace(scheme=scheme, query=urlencode(kept))), prefix
+
+
+def _lock_key(name: str) -> int:
+    """A stable 63-bit advisory lock key for a schema-qualified name."""
+    return int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big") >> 1
+
+
+def _now_us() -> int:
+    return time.time_ns() // 1000
+
+
+def _row(record: Any) -> RowTuple:
+    return (
+        record[0],
+        str(record[1]),
+        record[2],
+        record[3],
+        record[4],
+        record[5],
+        us_from_datetime(record[6]),
+        bytes(record[7]),
+        bytes(record[8]),
+        bytes(record[9]),
+    )
+
+
+def _pg_row(row: Sequence[Any]) -> tuple[Any, ...]:
+    return (
+        row[0],
+        uuid.UUID(row[1]),
+        row[2],
+        row[3],
+        row[4],
+        row[5],
+        datetime_from_us(row[6]),
+        row[7],
+        row[8],
+        row[9],
+    )
+
+
+class PostgresBackend:
+    """The log on a PostgreSQL server; see the module docstring."""
+
+    def __init__(
+        self,
+        dsn: str,
+        *,
+        read_only: bool = False,
+        pool_size: int = 4,
+        connect_timeout: float = 10.0,
+        lock_timeout: float = 30.0,
+    ) -> None:
+        self._dsn, prefix = split_dsn(dsn)
+        self.schema = f"{prefix}_ledger" if prefix else "ledger"
+        self.views_schema = f"{prefix}_views" if prefix else "views"
+        self.uri = _redact(dsn)
+        self.read_only = read_only
+        self.schema_version = SCHEMA_VERSION
+        self._pool_size = pool_size
+        self._connect_timeout = connect_timeout
+        self._lock_timeout = lock_timeout
+        self._pool: Any = None
+        self._listener: Any = None
+        self._on_append: Callable[[], None] | None = None
+        self._meta: dict[str, str] = {}
+        self._lock = _lock_key(f"metaledger:{self.schema}:append")
+        self._channel = f"metaledger_{_lock_key(self.schema):x}"[:63]
+        self._versions_cache: dict[str, int] = {}
+        self._cache_head = -1
+
+    @property
+    def dsn(self) -> str:
+        """The connection string (with any password): for the views store beside the log."""
+        return self._dsn
+
+    # -- opening -------------------------------------------------------------
+
+    async def open(self, *, create: bool) -> None:
+        """Connect a pool and create or upgrade the schema (serialised by an advisory lock)."""
+        try:
+            import asyncpg
+        except ImportError as exc:
+            raise BackendUnavailableError(
+                "the PostgreSQL backend needs asyncpg: pip install 'metaledger[postgres]'"
+            ) from exc
+        try:
+            self._pool = await asyncpg.create_pool(
+                self._dsn,
+                min_size=1,
+                max_size=self._pool_size,
+                timeout=self._connect_timeout,
+                command_timeout=None,
+                server_settings={"application_name": "metaledger"},
+            )
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            raise BackendUnavailableError(f"cannot connect to {self.uri}: {exc}") from exc
+        try:
+            async with self._pool.acquire() as conn:
+                await self._prepare(conn, create)
+            await self._listen()
+        except BaseException:
+            await self.close()
+            raise
+
+    async def _prepare(self, conn: Any, create: bool) -> None:
+        schema = self.schema
+        exists = await conn.fetchval("SELECT to_regclass($1) IS NOT NULL", f"{schema}.ledger_meta")
+        if not exists:
+            if not create:
+                raise StoreNotFoundError(
+                    f"no metaledger store at {self.uri} (schema {schema}); "
+                    "create one with `metaledger init`"
+                )
+            if self.read_only:
+                raise StoreNotFoundError(f"no metaledger store at {self.uri} to open read-only")
+            async with conn.transaction():
+                # Two processes creating a fresh store at once: the second waits here,
+                # then finds the tables made.
+                await conn.execute("SELECT pg_advisory_xact_lock($1)", _lock_key(schema))
+                await self._create(conn)
+        self._meta = {
+            r["key"]: r["value"]
+            for r in await conn.fetch(f"SELECT key, value FROM {schema}.ledger_meta")
+        }
+        if self._meta.get("application") != "metaledger":
+            raise NotAStoreError(f"schema {schema} at {self.uri} is not a metaledger log")
+        stored = int(self._meta.get("schema_version", "0"))
+        if stored > SCHEMA_VERSION:
+            if not self.read_only:
+                raise StoreVersionError(
+                    f"{self.uri} was written by a newer metaledger (log schema v{stored}, "
+                    f"this release knows v{SCHEMA_VERSION}); open it read-only or upgrade"
+                )
+            self.schema_version = stored
+
+    async def _create(self, conn: Any) -> None:
+        schema = self.schema
+        await conn.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
+        if await conn.fetchval("SELECT to_regclass($1) IS NOT NULL", f"{schema}.ledger_meta"):
+            return
+        await conn.execute(
+            f"""
+            CREATE TABLE {schema}.events (
+                position       BIGINT      PRIMARY KEY,
+                event_id       UUID        NOT NULL UNIQUE,
+                stream_id      TEXT        NOT NULL,
+                stream_version BIGINT      NOT NULL,
+                type           TEXT        NOT NULL,
+                schema_version INTEGER     NOT NULL,
+                recorded_at    TIMESTAMPTZ NOT NULL,
+                metadata       BYTEA       NOT NULL,
+                data           BYTEA       NOT NULL,
+                hash           BYTEA       NOT NULL,
+                UNIQUE (stream_id, stream_version)
+            );
+            CREATE INDEX events_recorded_at ON {schema}.events (recorded_at);
+            CREATE FUNCTION {schema}.append_only() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN RAISE EXCEPTION 'the metaledger log is append-only'; END $$;
+            CREATE TRIGGER events_append_only BEFORE UPDATE OR DELETE ON {schema}.events
+                FOR EACH ROW EXECUTE FUNCTION {schema}.append_only();
+            CREATE TRIGGER events_no_truncate BEFORE TRUNCATE ON {schema}.events
+                FOR EACH STATEMENT EXECUTE FUNCTION {schema}.append_only();
+            CREATE TABLE {schema}.ledger_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+            """
+        )
+        await conn.executemany(
+            f"INSERT INTO {schema}.ledger_meta (key, value) VALUES ($1, $2)",
+            [
+                ("application", "metaledger"),
+                ("schema_version", str(SCHEMA_VERSION)),
+                ("store_id", str(uuid.uuid4())),
+                ("created_at_us", str(_now_us())),
+            ],
+        )
+        log.info("store_created", uri=self.uri, schema=schema)
+
+    async def _listen(self) -> None:
+        """A dedicated connection LISTENing for appends of other processes (a hint only)."""
+        import asyncpg
+
+        if self._on_append is None:
+            return
+        with contextlib.suppress(OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+            conn = await asyncpg.connect(self._dsn, timeout=self._connect_timeout)
+            await conn.add_listener(self._channel, self._notified)
+            self._listener = conn
+
+    def _notified(self, *_: Any) -> None:
+        if self._on_append is not None:
+            self._on_append()
+
+    async def close(self) -> None:
+        """Close the listener and the pool; safe to call twice."""
+        listener, self._listener = self._listener, None
+        if listener is not None:
+            with contextlib.suppress(Exception):
+                await listener.close(timeout=5)
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            with anyio.CancelScope(shield=True):
+                await pool.close()
+
+    def set_append_listener(self, listener: Callable[[], None]) -> None:
+        """Wake ``listener`` on every append NOTIFY (set before ``open``)."""
+        self._on_append = listener
+
+    # -- writing ---------------------------------------------------------------
+
+    def _errors(self) -> tuple[type[BaseException], ...]:
+        import asyncpg
+
+        return (
+            OSError,
+            asyncpg.InterfaceError,
+            asyncpg.ConnectionDoesNotExistError,
+            asyncpg.exceptions.AdminShutdownError,
+            asyncpg.exceptions.ConnectionFailureError,
+            asyncpg.exceptions.CannotConnectNowError,
+        )
+
+    async def commit(
+        self, appends: Sequence[PendingAppend], *, atomic: bool = False
+    ) -> list[AppendResult | AppendError]:
+        """Store a batch in one transaction; retried on a fresh connection if one is lost."""
+        if self.read_only:
+            raise ReadOnlyStoreError(f"{self.uri} is open read-only")
+        lost = self._errors()
+        for attempt in range(_RETRIES):
+            try:
+                async with self._pool.acquire() as conn:
+                    return await self._commit(conn, appends, atomic)
+            except lost as exc:
+                # Committed or rolled back, never half: the retry's idempotency
+                # check tells which, and returns the original positions if it did.
+                self._cache_head = -1
+                log.warning("connection_lost", attempt=attempt + 1, error=str(exc))
+                await anyio.sleep(0.05 * (attempt + 1))
+        raise BackendUnavailableError(f"{self.uri}: the connection kept failing; try again")
+
+    async def _commit(
+        self, conn: Any, appends: Sequence[PendingAppend], atomic: bool
+    ) -> list[AppendResult | AppendError]:
+        schema = self.schema
+        try:
+            async with conn.transaction():
+                await conn.execute(f"SET LOCAL lock_timeout = '{int(self._lock_timeout)}s'")
+                await conn.execute("SELECT pg_advisory_xact_lock($1)", self._lock)
+                head = await self._head_row(conn)
+                event_ids, streams = batch_keys(appends)
+                existing = await self._existing(conn, event_ids)
+                versions = await self._versions(conn, head.position, streams)
+                plan = plan_batch(appends, head, existing, versions, _now_us())
+                if atomic and not all(isinstance(o, AppendResult) for o in plan.outcomes):
+                    raise _Rollback(plan.outcomes)
+                if plan.rows:
+                    await conn.copy_records_to_table(
+                        "events",
+                        schema_name=schema,
+                        columns=_COPY_COLUMNS,
+                        records=[_pg_row(r) for r in plan.rows],
+                    )
+                    await conn.execute("SELECT pg_notify($1, $2)", self._channel, "")
+        except _Rollback as rollback:
+            return rollback.outcomes
+        except self._errors():
+            raise
+        except Exception as exc:
+            self._cache_head = -1
+            raise self._translate(exc) from exc
+        for row in plan.rows:
+            self._versions_cache[row[2]] = row[3]
+        assert plan.head is not None
+        self._cache_head = plan.head.position
+        return plan.outcomes
+
+    async def _head_row(self, conn: Any) -> ChainHead:
+        row = await conn.fetchrow(
+            f"SELECT position, hash, recorded_at FROM {self.schema}.events "
+            "ORDER BY position DESC LIMIT 1"
+        )
+        if row is None:
+            return ChainHead(0, GENESIS_HASH, 0)
+        return ChainHead(row[0], bytes(row[1]), us_from_datetime(row[2]))
+
+    async def _existing(self, conn: Any, event_ids: Sequence[str]) -> dict[str, ExistingEvent]:
+        if not event_ids:
+            return {}
+        rows = await conn.fetch(
+            "SELECT event_id, position, stream_id, stream_version, type, schema_version, data "
+            f"FROM {self.schema}.events WHERE event_id = ANY($1::uuid[])",
+            [uuid.UUID(i) for i in event_ids],
+        )
+        return {
+            str(r[0]): ExistingEvent(str(r[0]), r[1], r[2], r[3], r[4], r[5], bytes(r[6]))
+            for r in rows
+        }
+
+    async def _versions(self, conn: Any, head: int, streams: Sequence[str]) -> dict[str, int]:
+        cache = self._versions_cache
+        if head != self._cache_head or len(cache) > 100_000:
+            cache.clear()
+        missing = [s for s in streams if s not in cache]
+        if missing:
+            rows = await conn.fetch(
+                f"SELECT stream_id, max(stream_version) FROM {self.schema}.events "
+                "WHERE stream_id = ANY($1::text[]) GROUP BY stream_id",
+                missing,
+            )
+            found = {r[0]: r[1] for r in rows}
+            for stream_id in missing:
+                cache[stream_id] = found.get(stream_id, 0)
+        return {s: cache[s] for s in streams}
+
+    async def import_rows(self, rows: Iterable[RowTuple]) -> int:
+        """Insert rows verbatim in one transaction, continuing the log exactly."""
+        if self.read_only:
+            raise ReadOnlyStoreError(f"{self.uri} is open read-only")
+        self._cache_head = -1
+        try:
+            async with self._pool.acquire() as conn, conn.transaction():
+                await conn.execute("SELECT pg_advisory_xact_lock($1)", self._lock)
+                head = await self._head_row(conn)
+                expected = head.position + 1
+                chunk: list[tuple[Any, ...]] = []
+                count = 0
+                for row in rows:
+                    if row[0] != expected:
+                        raise StoreError(
+                            f"row at position {row[0]} does not continue the log "
+                            f"(next position is {expected})"
+                        )
+                    expected += 1
+                    chunk.append(_pg_row(row))
+                    if len(chunk) >= 5000:
+                        await self._copy(conn, chunk)
+                        count += len(chunk)
+                        chunk = []
+                if chunk:
+                    await self._copy(conn, chunk)
+                    count += len(chunk)
+                await conn.execute("SELECT pg_notify($1, $2)", self._channel, "")
+                return count
+        except StoreError:
+            raise
+        except Exception as exc:
+            raise self._translate(exc) from exc
+
+    async def _copy(self, conn: Any, records: list[tuple[Any, ...]]) -> None:
+        await conn.copy_records_to_table(
+            "events", schema_name=self.schema, columns=_COPY_COLUMNS, records=records
+        )
+
+    # -- reading ---------------------------------------------------------------
+
+    async def _fetch(self, sql: str, *params: Any) -> list[Any]:
+        try:
+            async with self._pool.acquire() as conn:
+                return list(await conn.fetch(sql, *params))
+        except Exception as exc:
+            raise self._translate(exc) from exc
+
+    async def head(self) -> int:
+        """The highest stored position (0 when empty)."""
+        if self._listener is not None and self._listener.is_closed():
+            self._listener = None
+        if self._listener is None and self._on_append is not None and self._pool is not None:
+            await self._listen()
+        rows = await self._fetch(f"SELECT max(position) FROM {self.schema}.events")
+        return int(rows[0][0] or 0)
+
+    async def read_rows(
+        self, from_position: int, limit: int, types: Sequence[str] | None = None
+    ) -> list[RowTuple]:
+        """Rows from ``from_position`` on, in position order."""
+        if types:
+            rows = await self._fetch(
+                f"SELECT {_COLUMNS} FROM {self.schema}.events WHERE position >= $1 "
+                "AND type = ANY($2::text[]) ORDER BY position LIMIT $3",
+                from_position,
+                list(types),
+                limit,
+            )
+        else:
+            rows = await self._fetch(
+                f"SELECT {_COLUMNS} FROM {self.schema}.events WHERE position >= $1 "
+                "ORDER BY position LIMIT $2",
+                from_position,
+                limit,
+            )
+        return [_row(r) for r in rows]
+
+    async def read_stream_rows(
+        self, stream_id: str, from_version: int, limit: int
+    ) -> list[RowTuple]:
+        """One stream's rows from ``from_version`` on, in version order."""
+        rows = await self._fetch(
+            f"SELECT {_COLUMNS} FROM {self.schema}.events WHERE stream_id = $1 "
+            "AND stream_version >= $2 ORDER BY stream_version LIMIT $3",
+            stream_id,
+            from_version,
+            limit,
+        )
+        return [_row(r) for r in rows]
+
+    async def stream_version(self, stream_id: str) -> int:
+        """The stream's current version (0 when it has no event)."""
+        rows = await self._fetch(
+            f"SELECT max(stream_version) FROM {self.schema}.events WHERE stream_id = $1",
+            stream_id,
+        )
+        return int(rows[0][0] or 0)
+
+    async def row_by_event_id(self, event_id: str) -> RowTuple | None:
+        """The row stored under ``event_id``, if any."""
+        try:
+            key = uuid.UUID(event_id)
+        except ValueError:
+            return None
+        rows = await self._fetch(
+            f"SELECT {_COLUMNS} FROM {self.schema}.events WHERE event_id = $1", key
+        )
+        return _row(rows[0]) if rows else None
+
+    async def position_at(self, recorded_at_us: int) -> int:
+        """The last position recorded at or before the time (indexed)."""
+        rows = await self._fetch(
+            f"SELECT max(position) FROM {self.schema}.events WHERE recorded_at <= $1",
+            datetime_from_us(recorded_at_us),
+        )
+        return int(rows[0][0] or 0)
+
+    async def info(self) -> dict[str, Any]:
+        """Backend, URI, schema version and size on disk."""
+        rows = await self._fetch(
+            "SELECT pg_total_relation_size($1::regclass)", f"{self.schema}.events"
+        )
+        return {
+            "backend": "postgresql",
+            "uri": self.uri,
+            "schema": self.schema,
+            "views_schema": self.views_schema,
+            "schema_version": self.schema_version,
+            "store_id": self._meta.get("store_id"),
+            "size_bytes": int(rows[0][0] or 0),
+            "read_only": self.read_only,
+        }
+
+    # -- errors ----------------------------------------------------------------
+
+    def _translate(self, exc: BaseException) -> StoreError:
+        """A driver error as the store's own, naming the store."""
+        import asyncpg
+
+        if isinstance(exc, StoreError):
+            return exc
+        if isinstance(exc, asyncpg.exceptions.DiskFullError):
+            return StoreFullError(f"{self.uri}: the server's disk is full")
+        if isinstance(exc, asyncpg.exceptions.LockNotAvailableError):
+            return StoreBusyError(f"{self.uri}: another writer held the lock too long; try again")
+        if isinstance(exc, self._errors()):
+            return BackendUnavailableError(f"{self.uri}: {exc}")
+        return StoreError(f"{self.uri}: {exc}")
+
+
+class _Rollback(Exception):
+    """Leaves an atomic batch's transaction without committing, carrying the outcomes."""
+
+    def __init__(self, outcomes: list[AppendResult | AppendError]) -> None:
+        super().__init__("atomic batch refused")
+        self.outcomes = outcomes
+
+
+def _redact(dsn: str) -> str:
+    parts = urlsplit(dsn)
+    if parts.password:
+        netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
+        return urlunsplit(parts._replace(netloc=netloc))
+    return dsn

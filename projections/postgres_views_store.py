@@ -1,0 +1,184 @@
+"""Views on PostgreSQL: the same projections, checkpoints and rebuilds, in schema ``views``.
+
+The transactions of :mod:`projections.transactions` run here unchanged: this
+driver feeds their requests to asyncpg, turning ``?`` marks into ``$1, $2...``.
+Each write transaction first takes an advisory lock on the views schema, so one
+runner at a time applies events (the way SQLite's write lock does it); the
+others wait their turn or serve reads. Reads run in a REPEATABLE READ
+transaction: one snapshot per query group.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import structlog
+
+from .errors import ViewsStoreError
+from .transactions import STATE_DDL, ApplyOps, Execute, Fetch, OpError, Tx
+
+__all__ = ["PostgresViewsStore", "to_dollar_params"]
+
+log = structlog.get_logger("projections.postgres")
+
+_QUOTED_OR_MARK = re.compile(r"'(?:[^']|'')*'|\?")
+
+
+def to_dollar_params(sql: str) -> str:
+    """Rewrite ``?`` placeholders (outside string literals) as ``$1``, ``$2``..."""
+    counter = 0
+
+    def replace(match: re.Match[str]) -> str:
+        nonlocal counter
+        if match.group(0) != "?":
+            return match.group(0)
+        counter += 1
+        return f"${counter}"
+
+    return _QUOTED_OR_MARK.sub(replace, sql)
+
+
+def _rowcount(status: str) -> int:
+    tail = status.rsplit(" ", 1)[-1]
+    return int(tail) if tail.isdigit() else 0
+
+
+class PostgresViewsStore:
+    """The views of a PostgreSQL store, in their own schema of the same database."""
+
+    def __init__(self, dsn: str, schema: str, *, pool_size: int = 3) -> None:
+        self.location = f"{schema} schema"
+        self._dsn = dsn
+        self._schema = schema
+        self._pool_size = pool_size
+        self._pool: Any = None
+        self._sql: dict[str, str] = {}
+        self._lock = (
+            int.from_bytes(
+                hashlib.sha256(f"metaledger:{schema}:views".encode()).digest()[:8], "big"
+            )
+            >> 1
+        )
+
+    def _pg(self, sql: str) -> str:
+        converted = self._sql.get(sql)
+        if converted is None:
+            converted = to_dollar_params(sql)
+            self._sql[sql] = converted
+        return converted
+
+    async def open(self) -> None:
+        """Connect and create the schema and the state tables."""
+        import asyncpg
+
+        try:
+            self._pool = await asyncpg.create_pool(
+                self._dsn,
+                min_size=1,
+                max_size=self._pool_size,
+                server_settings={"search_path": self._schema, "application_name": "metaledger"},
+            )
+            async with self._pool.acquire() as conn, conn.transaction():
+                await conn.execute("SELECT pg_advisory_xact_lock($1)", self._lock)
+                await conn.execute(f"CREATE SCHEMA IF NOT EXISTS {self._schema}")
+                for statement in STATE_DDL:
+                    await conn.execute(statement)
+        except Exception as exc:
+            await self.close()
+            raise ViewsStoreError(f"cannot open the views in {self.location}: {exc}") from exc
+
+    async def close(self) -> None:
+        """Close the pool."""
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            await pool.close()
+
+    async def transact(self, body: Callable[[], Tx[Any]]) -> Any:
+        """Run a generator transaction under the views schema's advisory lock."""
+        import asyncpg
+
+        if self._pool is None:
+            raise ViewsStoreError(f"the views in {self.location} are closed")
+        async with self._pool.acquire() as conn:
+            transaction = conn.transaction()
+            await transaction.start()
+            try:
+                await conn.execute("SELECT pg_advisory_xact_lock($1)", self._lock)
+                generator = body()
+                request = next(generator)
+                while True:
+                    try:
+                        result = await self._perform(conn, request)
+                    except asyncpg.PostgresError as exc:
+                        request = generator.throw(OpError(str(exc)))
+                        continue
+                    request = generator.send(result)
+            except StopIteration as stop:
+                await transaction.commit()
+                return stop.value
+            except BaseException as exc:
+                await transaction.rollback()
+                if isinstance(exc, OpError | asyncpg.PostgresError):
+                    raise ViewsStoreError(f"{self.location}: {exc}") from exc
+                raise
+
+    async def _perform(self, conn: Any, request: Any) -> Any:
+        if isinstance(request, ApplyOps):
+            return await self._apply_ops(conn, request)
+        if isinstance(request, Fetch):
+            return [tuple(r) for r in await conn.fetch(self._pg(request.sql), *request.params)]
+        assert isinstance(request, Execute)
+        return _rowcount(await conn.execute(self._pg(request.sql), *request.params))
+
+    async def _apply_ops(self, conn: Any, request: ApplyOps) -> tuple[int, str] | None:
+        import asyncpg
+
+        tables = dict(request.tables)
+        for index, ops in enumerate(request.events):
+            try:
+                for sql, params in ops:
+                    await conn.execute(self._pg(sql.format_map(tables)), *params)
+            except asyncpg.PostgresError as exc:
+                return index, str(exc)
+        return None
+
+    async def read(self, body: Callable[[], Tx[Any]]) -> Any:
+        """Run a generator of Fetch requests in one REPEATABLE READ snapshot."""
+        if self._pool is None:
+            raise ViewsStoreError(f"the views in {self.location} are closed")
+        try:
+            async with (
+                self._pool.acquire() as conn,
+                conn.transaction(isolation="repeatable_read", readonly=True),
+            ):
+                generator = body()
+                try:
+                    request = next(generator)
+                    while True:
+                        if not isinstance(request, Fetch):
+                            raise ViewsStoreError("a read transaction can only fetch")
+                        rows = await conn.fetch(self._pg(request.sql), *request.params)
+                        request = generator.send([tuple(r) for r in rows])
+                except StopIteration as stop:
+                    return stop.value
+        except ViewsStoreError:
+            raise
+        except Exception as exc:
+            import asyncpg
+
+            if isinstance(exc, asyncpg.PostgresError | asyncpg.InterfaceError):
+                raise ViewsStoreError(f"{self.location}: {exc}") from exc
+            raise
+
+    async def fetch(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        """One read query."""
+
+        def body() -> Tx[list[tuple[Any, ...]]]:
+            rows = yield Fetch(sql, tuple(params))
+            return list(rows)
+
+        result: list[tuple[Any, ...]] = await self.read(body)
+        return result
