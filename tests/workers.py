@@ -25,7 +25,8 @@ from eventstore.logs import configure_logging
 async def append(store_uri: str, prefix: str, tasks: int, count: int) -> None:
     """Append ``count`` single-event appends from ``tasks`` concurrent tasks."""
     ids: list[str] = []
-    async with open_store(store_uri, backend_options={"busy_timeout": 30.0}) as store:
+    options = {} if store_uri.startswith("postgresql") else {"busy_timeout": 30.0}
+    async with open_store(store_uri, backend_options=options) as store:
 
         async def worker(worker_index: int) -> None:
             for i in range(worker_index, count, tasks):

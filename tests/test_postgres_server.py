@@ -1,0 +1,206 @@
+"""What only a real server shows: commit order, several processes, lost connections."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import uuid
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+
+from eventstore import NewEvent, RunDeleted, open_store
+
+from .conftest import drop_schemas_async
+
+pytestmark = [pytest.mark.postgres]
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _event(reason: str = "") -> RunDeleted:
+    return RunDeleted(run_id=uuid.uuid4(), reason=reason)
+
+
+async def _wait_until(condition: Any, timeout: float = 10.0) -> None:
+    """Poll an async condition until it holds (no fixed sleeps)."""
+    with anyio.fail_after(timeout):
+        while not await condition():
+            await anyio.sleep(0.01)
+
+
+async def _lock_waiters(dsn: str) -> int:
+    import asyncpg
+
+    conn = await asyncpg.connect(dsn)
+    try:
+        return int(
+            await conn.fetchval(
+                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                "AND application_name = 'metaledger'"
+            )
+        )
+    finally:
+        await conn.close()
+
+
+async def test_a_writer_holding_its_transaction_open_is_never_skipped(
+    postgres_server: str, postgres_uri: str
+) -> None:
+    """The Marten #4953 case: writer A holds its transaction open while B tries to commit.
+
+    B must wait for A (positions are allocated under one advisory lock), so a
+    subscriber sees A's event at position p and B's at p + 1, never B's first.
+    """
+    async with (
+        open_store(postgres_uri) as a,
+        open_store(postgres_uri) as b,
+        open_store(postgres_uri, poll_interval=0.02) as reader,
+    ):
+        await a.append("warm", [_event()])
+        release = anyio.Event()
+        inside = anyio.Event()
+        backend: Any = a.backend
+        original = backend._existing
+
+        async def paused(conn: Any, event_ids: Any) -> Any:
+            inside.set()
+            await release.wait()
+            return await original(conn, event_ids)
+
+        backend._existing = paused
+        seen: list[tuple[int, str]] = []
+        got_both = anyio.Event()
+
+        async def follow() -> None:
+            async for recorded in reader.subscribe(2):
+                seen.append((recorded.position, recorded.stream_id))
+                if len(seen) == 2:
+                    got_both.set()
+                    return
+
+        async with anyio.create_task_group() as group:
+            group.start_soon(follow)
+            group.start_soon(a.append, "writer-a", [_event("a")])
+            with anyio.fail_after(10):
+                await inside.wait()  # A holds the lock, mid-transaction
+            group.start_soon(b.append, "writer-b", [_event("b")])
+            await _wait_until(lambda: _lock_waiters(postgres_server))  # B waits on the lock
+            assert [] == seen
+            release.set()
+            with anyio.fail_after(10):
+                await got_both.wait()
+        assert [(2, "writer-a"), (3, "writer-b")] == seen
+        assert (await reader.verify()).ok
+
+
+async def test_connection_killed_mid_append_stores_it_once(
+    postgres_server: str, postgres_uri: str
+) -> None:
+    """pg_terminate_backend during an append: the store reconnects, retries, stores it once."""
+    import asyncpg
+
+    async with open_store(postgres_uri) as store:
+        await store.append("warm", [_event()])
+        backend: Any = store.backend
+        original = backend._existing
+        killed: list[int] = []
+
+        async def kill_first_time(conn: Any, event_ids: Any) -> Any:
+            if not killed:
+                killed.append(conn.get_server_pid())
+                admin = await asyncpg.connect(postgres_server)
+                try:
+                    await admin.execute("SELECT pg_terminate_backend($1)", killed[0])
+                finally:
+                    await admin.close()
+            return await original(conn, event_ids)
+
+        backend._existing = kill_first_time
+        events = [NewEvent(_event(str(i))) for i in range(3)]
+        result = await store.append("victim", events)
+        backend._existing = original
+        assert 1 == len(killed)
+        assert 3 == len(result.positions)
+        retry = await store.append("victim", events)
+        assert result.positions == retry.positions
+        stored = [e.event_id async for e in store.read_stream("victim")]
+        assert [e.event_id for e in events] == stored
+        assert (await store.verify()).ok
+
+
+async def test_commit_acknowledgement_lost_after_commit(postgres_uri: str) -> None:
+    """A commit that succeeded but whose answer was lost: the retry finds it, stores nothing."""
+    import asyncpg
+
+    async with open_store(postgres_uri) as store:
+        backend: Any = store.backend
+        original = backend._commit
+        calls: list[int] = []
+
+        async def lose_the_answer(conn: Any, appends: Any, atomic: bool) -> Any:
+            outcomes = await original(conn, appends, atomic)
+            calls.append(1)
+            if len(calls) == 1:
+                raise asyncpg.ConnectionDoesNotExistError("the answer was lost")
+            return outcomes
+
+        backend._commit = lose_the_answer
+        events = [NewEvent(_event("once"))]
+        result = await store.append("s", events)
+        assert 2 == len(calls)
+        assert result.duplicate  # found already stored by the first attempt
+        assert 1 == await store.head()
+
+
+def _spawn(*args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "tests.workers", *args],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+
+
+@pytest.mark.slow
+async def test_four_processes_append_on_the_server(postgres_uri: str) -> None:
+    """4 processes x 2,000 appends: gapless, contiguous, nothing lost, the chain intact."""
+    async with open_store(postgres_uri):
+        pass
+    children = [_spawn("append", postgres_uri, f"p{n}", "20", "2000") for n in range(4)]
+    acknowledged: list[str] = []
+    for child in children:
+        out, err = child.communicate(timeout=600)
+        assert 0 == child.returncode, err
+        acknowledged.extend(line for line in out.splitlines() if line)
+    async with open_store(postgres_uri) as store:
+        stored = [(e.position, e.event_id_text) async for e in store.read_all()]
+        report = await store.verify()
+    assert list(range(1, 8001)) == [p for p, _ in stored]
+    counts = Counter(i for _, i in stored)
+    assert set(acknowledged) == set(counts)
+    assert {1} == set(counts.values())
+    assert report.ok
+
+
+@pytest.mark.slow
+async def test_processes_opening_a_fresh_database_at_once(postgres_server: str) -> None:
+    """Three processes opening the same fresh schema at once: all succeed, one log results."""
+    prefix = f"f{uuid.uuid4().hex[:12]}"
+    uri = f"{postgres_server}?schema_prefix={prefix}"
+    try:
+        children = [_spawn("append", uri, f"c{n}", "2", "20") for n in range(3)]
+        for child in children:
+            _, err = child.communicate(timeout=120)
+            assert 0 == child.returncode, err
+        async with open_store(uri) as store:
+            assert 60 == await store.head()
+            assert (await store.verify()).ok
+    finally:
+        await drop_schemas_async(postgres_server, prefix)
