@@ -68,11 +68,10 @@ def _exit_code(exc: BaseException) -> int:
         StoreBusyError,
         StoreFullError,
         StoreNotFoundError,
-        StoreVersionError,
     )
     from projections.errors import UnknownProjectionError, ViewNotFoundError
 
-    if isinstance(exc, StoreNotFoundError | NotAStoreError | StoreVersionError):
+    if isinstance(exc, StoreNotFoundError | NotAStoreError):
         return EXIT_NO_STORE
     if isinstance(exc, NotFoundError | ViewNotFoundError | UnknownProjectionError):
         return EXIT_NOT_FOUND

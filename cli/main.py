@@ -35,7 +35,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "projections": ("cli.replay:projections", "Show and rebuild the projections."),
     "verify": ("cli.verify:verify", "Verify the log's hash chain and invariants."),
     "export": ("cli.transfer:export", "Export the log as JSON lines."),
-    "import": ("cli.transfer:import_", "Import a JSON-lines export into an empty store."),
+    "import": (
+        "cli.transfer:import_",
+        "Import a JSON-lines export, rebuilding the exported log exactly.",
+    ),
     "copy": ("cli.transfer:copy", "Copy the store to another URI, then verify the copy."),
 }
 

@@ -14,7 +14,10 @@ __all__ = ["store"]
 
 @click.group()
 def store() -> None:
-    """Describe the store."""
+    """Describe the store.
+
+    Example: metaledger store describe
+    """
 
 
 @store.command("describe")

@@ -45,7 +45,6 @@ from .errors import (
     StoreError,
     StoreFullError,
     StoreNotFoundError,
-    StoreVersionError,
     UnsupportedURIError,
 )
 from .events import (
@@ -136,7 +135,6 @@ __all__ = [
     "StoreFullError",
     "StoreLocation",
     "StoreNotFoundError",
-    "StoreVersionError",
     "StoredEvent",
     "UnsupportedURIError",
     "UpcasterRegistry",

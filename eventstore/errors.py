@@ -6,8 +6,7 @@ Every error derives from one base, so a caller can catch the whole family::
     ├── StoreError                      the store itself cannot do the work
     │   ├── StoreNotFoundError          no store at that location (and creation not asked)
     │   ├── NotAStoreError              the path holds something that is not a metaledger store
-    │   ├── StoreVersionError           the store was written by a newer metaledger
-    │   ├── ReadOnlyStoreError          a write on a store opened read-only
+    │   ├── ReadOnlyStoreError          a write on a store opened read-only (or a newer one's)
     │   ├── StoreBusyError              the write lock stayed taken through every retry
     │   ├── StoreFullError              the disk (or the configured page limit) is full
     │   ├── StoreClosedError            the handle was used after close
@@ -49,7 +48,6 @@ __all__ = [
     "StoreError",
     "StoreFullError",
     "StoreNotFoundError",
-    "StoreVersionError",
     "UnsupportedURIError",
 ]
 
@@ -70,12 +68,12 @@ class NotAStoreError(StoreError):
     """Raised when the location holds a file or database that is not a metaledger store."""
 
 
-class StoreVersionError(StoreError):
-    """Raised when the store's schema is newer than this metaledger understands."""
-
-
 class ReadOnlyStoreError(StoreError):
-    """Raised when a write is attempted on a store opened read-only."""
+    """Raised when a write is attempted on a store opened read-only.
+
+    A log written by a newer metaledger is always opened read-only: this is raised
+    on a write, naming the versions, rather than risking a downgrade.
+    """
 
 
 class StoreBusyError(StoreError, TimeoutError):

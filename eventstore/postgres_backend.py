@@ -48,7 +48,6 @@ from .errors import (
     StoreError,
     StoreFullError,
     StoreNotFoundError,
-    StoreVersionError,
 )
 from .planner import ChainHead, ExistingEvent, PendingAppend, batch_keys, plan_batch
 
@@ -139,6 +138,8 @@ class PostgresBackend:
         self.views_schema = f"{prefix}_views" if prefix else "views"
         self.uri = _redact(dsn)
         self.read_only = read_only
+        #: Why writes are refused, for the error message.
+        self.read_only_reason = f"{self.uri} is open read-only"
         self.schema_version = SCHEMA_VERSION
         self._pool_size = pool_size
         self._connect_timeout = connect_timeout
@@ -210,11 +211,13 @@ class PostgresBackend:
             raise NotAStoreError(f"schema {schema} at {self.uri} is not a metaledger log")
         stored = int(self._meta.get("schema_version", "0"))
         if stored > SCHEMA_VERSION:
-            if not self.read_only:
-                raise StoreVersionError(
-                    f"{self.uri} was written by a newer metaledger (log schema v{stored}, "
-                    f"this release knows v{SCHEMA_VERSION}); open it read-only or upgrade"
-                )
+            # Never downgrade a newer log: read it, refuse to write it.
+            self.read_only = True
+            self.read_only_reason = (
+                f"{self.uri} was written by a newer metaledger (log schema v{stored}, this "
+                f"release knows v{SCHEMA_VERSION}): opened read-only; upgrade metaledger to write"
+            )
+            log.warning("store_opened_read_only", uri=self.uri, schema=stored)
             self.schema_version = stored
 
     async def _create(self, conn: Any) -> None:
@@ -307,7 +310,7 @@ class PostgresBackend:
     ) -> list[AppendResult | AppendError]:
         """Store a batch in one transaction; retried on a fresh connection if one is lost."""
         if self.read_only:
-            raise ReadOnlyStoreError(f"{self.uri} is open read-only")
+            raise ReadOnlyStoreError(self.read_only_reason)
         lost = self._errors()
         for attempt in range(_RETRIES):
             try:
@@ -398,7 +401,7 @@ class PostgresBackend:
     async def import_rows(self, rows: Iterable[RowTuple]) -> int:
         """Insert rows verbatim in one transaction, continuing the log exactly."""
         if self.read_only:
-            raise ReadOnlyStoreError(f"{self.uri} is open read-only")
+            raise ReadOnlyStoreError(self.read_only_reason)
         self._cache_head = -1
         try:
             async with self._pool.acquire() as conn, conn.transaction():

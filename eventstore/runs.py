@@ -114,7 +114,7 @@ class RunState:
         return self.status is not None
 
     def apply(self, event: Event, version: int) -> None:
-        """Fold one event of the stream."""
+        """Fold one event of the stream (a step the stream never started is ignored)."""
         self.version = version
         match event:
             case RunStarted():
@@ -125,7 +125,7 @@ class RunState:
                 self.steps[event.step_run_id] = StepState(event.step_run_id, event.step_name)
             case ArtifactProduced():
                 self.artifacts.add(event.artifact_id)
-            case StepFinished():
+            case StepFinished() if event.step_run_id in self.steps:
                 self.steps[event.step_run_id].status = event.status
             case RunFinished():
                 self.status = event.status

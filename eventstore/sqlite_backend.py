@@ -40,7 +40,6 @@ from .errors import (
     StoreError,
     StoreFullError,
     StoreNotFoundError,
-    StoreVersionError,
 )
 from .planner import (
     ChainHead,
@@ -137,6 +136,8 @@ class SQLiteBackend:
         self.path = directory / LEDGER_FILE
         self.uri = f"sqlite://{directory}"
         self.read_only = read_only
+        #: Why writes are refused, for the error message.
+        self.read_only_reason = f"{directory} is open read-only"
         self.schema_version = SCHEMA_VERSION
         self._synchronous = synchronous.upper()
         self._busy_timeout = busy_timeout
@@ -237,12 +238,15 @@ class SQLiteBackend:
                 self._meta = dict(conn.execute("SELECT key, value FROM ledger_meta").fetchall())
                 stored = int(self._meta.get("schema_version", "0"))
                 if stored > SCHEMA_VERSION:
-                    if not self.read_only:
-                        raise StoreVersionError(
-                            f"{self.path} was written by a newer metaledger (log schema "
-                            f"v{stored}, this release knows v{SCHEMA_VERSION}); open it "
-                            "read-only or upgrade metaledger"
-                        )
+                    # Never downgrade a newer log: read it, refuse to write it.
+                    self.read_only = True
+                    self.read_only_reason = (
+                        f"{self.path} was written by a newer metaledger (log schema v{stored}, "
+                        f"this release knows v{SCHEMA_VERSION}): opened read-only; upgrade "
+                        "metaledger to write to it"
+                    )
+                    log.warning("store_opened_read_only", path=str(self.path), schema=stored)
+                    conn.execute("PRAGMA query_only = 1")
                     self.schema_version = stored
                     return
                 if stored == SCHEMA_VERSION:
@@ -349,7 +353,7 @@ class SQLiteBackend:
     ) -> list[AppendResult | AppendError]:
         """Store a batch in one transaction; see the Backend protocol."""
         if self.read_only:
-            raise ReadOnlyStoreError(f"{self.uri} is open read-only")
+            raise ReadOnlyStoreError(self.read_only_reason)
         async with self._write_limiter:
             return await anyio.to_thread.run_sync(self._commit_sync, appends, atomic)
 
@@ -457,7 +461,7 @@ class SQLiteBackend:
     async def import_rows(self, rows: Iterable[RowTuple]) -> int:
         """Insert rows verbatim in one transaction, continuing the log exactly."""
         if self.read_only:
-            raise ReadOnlyStoreError(f"{self.uri} is open read-only")
+            raise ReadOnlyStoreError(self.read_only_reason)
         async with self._write_limiter:
             count: int = await anyio.to_thread.run_sync(self._import_sync, rows)
             return count

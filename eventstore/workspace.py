@@ -100,8 +100,15 @@ class WorkspaceState:
     active_stack_id: UUID | None = None
 
     def apply(self, event: Event, version: int) -> None:
-        """Fold one event of the stream (unknown events only advance the version)."""
+        """Fold one event of the stream.
+
+        Unknown events only advance the version; so do events naming a component
+        or stack the stream never registered (possible through raw appends): the
+        fold must never stop the write API.
+        """
         self.version = version
+        component = self.components.get(getattr(event, "component_id", None))  # type: ignore[arg-type]
+        stack = self.stacks.get(getattr(event, "stack_id", None))  # type: ignore[arg-type]
         match event:
             case ComponentRegistered():
                 self.components[event.component_id] = ComponentState(
@@ -112,25 +119,25 @@ class WorkspaceState:
                     dict(event.configuration),
                     dict(event.labels),
                 )
-            case ComponentUpdated():
-                self.components[event.component_id].configuration = dict(event.configuration)
-            case ComponentRenamed():
-                self.components[event.component_id].name = event.name
-            case ComponentDeleted():
-                self.components[event.component_id].deleted = True
+            case ComponentUpdated() if component is not None:
+                component.configuration = dict(event.configuration)
+            case ComponentRenamed() if component is not None:
+                component.name = event.name
+            case ComponentDeleted() if component is not None:
+                component.deleted = True
             case StackRegistered():
                 self.stacks[event.stack_id] = StackState(
                     event.stack_id, event.name, dict(event.components)
                 )
-            case StackUpdated():
-                self.stacks[event.stack_id].components = dict(event.components)
-            case StackRenamed():
-                self.stacks[event.stack_id].name = event.name
-            case StackDeleted():
-                self.stacks[event.stack_id].deleted = True
+            case StackUpdated() if stack is not None:
+                stack.components = dict(event.components)
+            case StackRenamed() if stack is not None:
+                stack.name = event.name
+            case StackDeleted() if stack is not None:
+                stack.deleted = True
                 if self.active_stack_id == event.stack_id:
                     self.active_stack_id = None
-            case WorkspaceActiveStackSet():
+            case WorkspaceActiveStackSet() if stack is not None:
                 self.active_stack_id = event.stack_id
             case _:
                 pass

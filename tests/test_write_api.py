@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import anyio
@@ -275,3 +276,39 @@ class TestWorkspace:
                 group.start_soon(register, b)
             assert sum(isinstance(r, AlreadyExistsError) for r in results) == 1
             assert len((await a.workspace()).live_components("alerter")) == 1
+
+
+async def test_raw_events_naming_unknown_entities_do_not_break_the_write_api(
+    tmp_path: Path,
+) -> None:
+    """Events appended raw that name an unregistered component, stack or step are
+    skipped by the write API's folds, which keep working."""
+    from eventstore import ComponentUpdated, StackRenamed, StepFinished, run_stream
+
+    async with open_store(tmp_path / "s") as store:
+        await ensure_default_stack(store, tmp_path / "a")
+        await store.append(
+            "workspace",
+            [
+                ComponentUpdated(component_id=uuid.uuid4(), configuration={}),
+                StackRenamed(stack_id=uuid.uuid4(), name="ghost"),
+            ],
+        )
+        await store.register_component("orchestrator", "x", flavor="local")
+        run = await store.start_run("p")
+        await store.append(
+            run_stream(run.run_id),
+            [
+                StepFinished(
+                    run_id=run.run_id,
+                    step_run_id=uuid.uuid4(),
+                    status="completed",
+                    finished_at=datetime.now(UTC),
+                )
+            ],
+        )
+        again = await store.get_run(run.run_id)
+        await again.start_step("s")
+        assert {"default", "x"} == {
+            c.name for c in (await store.workspace()).live_components("orchestrator")
+        }
