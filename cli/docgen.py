@@ -10,6 +10,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -101,10 +102,11 @@ def iter_commands(
     command: click.Command, path: tuple[str, ...], parent: click.Context | None
 ) -> Iterator[tuple[tuple[str, ...], click.Command, click.Context]]:
     """Every command under ``command`` (itself first), with its path and a context."""
-    # A fixed width: the page must not depend on the terminal it was generated in.
-    ctx = click.Context(
-        command, info_name=path[-1], parent=parent, terminal_width=100, max_content_width=100
-    )
+    # The root's settings (-h as well as --help) as in real use, and a fixed width:
+    # the page must not depend on the terminal it was generated in.
+    settings: dict[str, Any] = {**command.context_settings, "terminal_width": 100}
+    settings.setdefault("max_content_width", 100)
+    ctx = click.Context(command, info_name=path[-1], parent=parent, **settings)
     yield path, command, ctx
     if isinstance(command, click.Group):
         names = list(COMMANDS) if command is cli else list(command.commands)
