@@ -32,7 +32,8 @@ def metaledger(store: Path | str, *args: str, code: int = 0, **kwargs: Any) -> s
     )
     assert code == result.returncode, (args, result.stdout, result.stderr)
     assert "Traceback" not in result.stderr, result.stderr
-    return result.stdout if code == 0 else result.stdout + result.stderr
+    output: str = result.stdout if code == 0 else result.stdout + result.stderr
+    return output
 
 
 def test_a_users_journey(tmp_path: Path) -> None:
