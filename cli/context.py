@@ -135,7 +135,7 @@ class AsOf:
         from projections.errors import QueryError
 
         value = text.strip()
-        if value.isdigit():
+        if value.isascii() and value.isdigit():
             return cls(position=int(value))
         try:
             return cls(when=parse_time(value))
@@ -154,11 +154,11 @@ def parse_time(text: str) -> datetime:
 
     value = text.strip()
     units = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-    if len(value) > 1 and value[-1] in units and value[:-1].isdigit():
-        return datetime.now(UTC) - timedelta(seconds=int(value[:-1]) * units[value[-1]])
     try:
+        if len(value) > 1 and value[-1] in units and value[:-1].isascii() and value[:-1].isdigit():
+            return datetime.now(UTC) - timedelta(seconds=int(value[:-1]) * units[value[-1]])
         when = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
+    except (ValueError, OverflowError):
         raise QueryError(
             f"{text!r} is not a time: give ISO-8601 (2026-11-28T08:00:00Z) or an age (2h, 7d)"
         ) from None

@@ -587,6 +587,8 @@ def _parse_line(number: int, raw: bytes, codec: EventCodec, file_digest: str) ->
         item = msgspec.json.decode(raw)
     except msgspec.DecodeError as exc:
         raise _BadLine(f"not valid JSON ({exc})") from None
+    except UnicodeDecodeError as exc:
+        raise _BadLine(f"not valid JSON: invalid UTF-8 at byte {exc.start}") from None
     if not isinstance(item, dict):
         raise _BadLine(f"not a JSON object but {type(item).__name__}")
     _check_fields(item, _LINE_FIELDS, "the line")

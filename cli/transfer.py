@@ -245,6 +245,8 @@ def _parse(number: int, raw: bytes) -> StoredEvent:
         line = _line_decoder.decode(raw)
     except (msgspec.DecodeError, msgspec.ValidationError) as exc:
         raise _BadFile(f"line {number}: {exc}") from None
+    except UnicodeDecodeError as exc:
+        raise _BadFile(f"line {number}: invalid UTF-8 at byte {exc.start}") from None
     try:
         digest = bytes.fromhex(line.hash)
     except ValueError:

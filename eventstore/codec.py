@@ -186,10 +186,19 @@ class EventCodec:
                 event_type, schema_version, current
             ):
                 builtins = _builtins_decoder.decode(data)
+                if not isinstance(builtins, dict):
+                    raise TypeError(f"the payload is a {type(builtins).__name__}, not a map")
                 upcast = self._upcasters.upcast(event_type, builtins, schema_version, current)
                 converted: Event = msgspec.convert(upcast, self._types[event_type])
                 return converted
-        except (msgspec.DecodeError, msgspec.ValidationError, KeyError, TypeError) as exc:
+        except (
+            msgspec.DecodeError,
+            msgspec.ValidationError,
+            LookupError,
+            TypeError,
+            ValueError,
+            AttributeError,
+        ) as exc:  # an upcaster meeting a corrupt payload
             raise DecodeError(f"{event_type} v{schema_version}: corrupt payload: {exc}") from exc
         return RawEvent(event_type, schema_version, data)
 

@@ -174,6 +174,15 @@ class SQLiteBackend:
         return f"file:{self.path}?mode={mode}"
 
     def _open_sync(self, create: bool) -> None:
+        try:
+            self._open_files(create)
+        except PermissionError as exc:
+            raise NotAStoreError(
+                f"{self.directory}: permission denied ({exc.strerror}); "
+                "check the owner and mode of the store's directory"
+            ) from exc
+
+    def _open_files(self, create: bool) -> None:
         directory, path = self.directory, self.path
         if directory.exists() and not directory.is_dir():
             raise NotAStoreError(f"{directory} is a file, not a metaledger store directory")
