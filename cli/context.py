@@ -66,9 +66,10 @@ def app() -> AppContext:
 
 
 def run_async(function: Callable[..., Awaitable[T]], *args: Any) -> T:
-    """Run an async command body on asyncio (aiosqlite needs it)."""
+    """Run an async command body on asyncio (aiosqlite needs it), logging as asked."""
     import anyio
 
+    app().configure_logging()
     return anyio.run(function, *args)
 
 

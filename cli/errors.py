@@ -83,7 +83,6 @@ def _exit_code(exc: BaseException) -> int:
 @contextlib.contextmanager
 def guarded(ctx: click.Context) -> Iterator[None]:
     """Turn metaledger's errors, Ctrl-C and bugs into one line and an exit code."""
-    from eventstore.errors import LedgerError
 
     def verbose() -> bool:
         return bool(getattr(ctx.find_root().obj, "verbose", 0))
@@ -95,13 +94,14 @@ def guarded(ctx: click.Context) -> Iterator[None]:
     except KeyboardInterrupt:
         click.echo("Interrupted; the store is intact.", err=True)
         raise click.exceptions.Exit(EXIT_INTERRUPTED) from None
-    except LedgerError as exc:
-        if verbose():
-            traceback.print_exc(file=sys.stderr)
-        raise CLIError(str(exc), _exit_code(exc)) from exc
     except Exception as exc:
+        # Imported here, not above: `--help` must not pay for importing the store.
+        from eventstore.errors import LedgerError
+
         if verbose():
             traceback.print_exc(file=sys.stderr)
+        if isinstance(exc, LedgerError):
+            raise CLIError(str(exc), _exit_code(exc)) from exc
         raise CLIError(
             f"internal error: {type(exc).__name__}: {exc} (rerun with -v for the traceback)",
             EXIT_INTERNAL,

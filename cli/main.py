@@ -122,10 +122,11 @@ def cli(
     """
     from .context import AppContext
 
+    # Logging is configured by the first command body that runs (run_async), so
+    # that `metaledger stack --help` does not import the store at all.
     ctx.obj = AppContext(
         store_uri=store_uri, verbose=verbose, log_format=log_format, json_output=json_output
     )
-    ctx.obj.configure_logging()
 
 
 def main(argv: list[str] | None = None) -> Any:

@@ -30,7 +30,7 @@ def test_every_command_is_documented_with_an_example() -> None:
 
 @pytest.mark.slow
 def test_help_starts_quickly() -> None:
-    """`metaledger --help` imports nothing heavy (only click and the root module)."""
+    """`metaledger --help` and a group's --help import nothing heavy (not even the store)."""
     probe = (
         "import sys, cli.main; "
         "heavy = [m for m in ('anyio', 'aiosqlite', 'msgspec', 'rich', 'eventstore', 'projections')"
@@ -40,6 +40,12 @@ def test_help_starts_quickly() -> None:
         [sys.executable, "-c", probe], capture_output=True, text=True, check=True
     ).stdout
     assert "[]" == out.strip()
+    subcommand_help = (
+        "import sys\nfrom cli.main import main\ntry:\n    main(['stack', '--help'])\n"
+        "except SystemExit:\n    pass\nprint('eventstore' in sys.modules, file=sys.stderr)"
+    )
+    probed = subprocess.run([sys.executable, "-c", subcommand_help], capture_output=True, text=True)
+    assert "False" == probed.stderr.strip()
     result = subprocess.run([sys.executable, "-m", "cli", "--help"], capture_output=True, text=True)
     assert 0 == result.returncode
     assert "Commands:" in result.stdout
