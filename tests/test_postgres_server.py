@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import uuid
 from collections import Counter
 from pathlib import Path
@@ -16,6 +13,7 @@ import pytest
 from eventstore import NewEvent, RunDeleted, open_store
 
 from .conftest import drop_schemas_async
+from .workers import spawn
 
 pytestmark = [pytest.mark.postgres]
 
@@ -158,23 +156,12 @@ async def test_commit_acknowledgement_lost_after_commit(postgres_uri: str) -> No
         assert 1 == await store.head()
 
 
-def _spawn(*args: str) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "tests.workers", *args],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
-
-
 @pytest.mark.slow
 async def test_four_processes_append_on_the_server(postgres_uri: str) -> None:
     """4 processes x 2,000 appends: gapless, contiguous, nothing lost, the chain intact."""
     async with open_store(postgres_uri):
         pass
-    children = [_spawn("append", postgres_uri, f"p{n}", "20", "2000") for n in range(4)]
+    children = [spawn("append", postgres_uri, f"p{n}", "20", "2000") for n in range(4)]
     acknowledged: list[str] = []
     for child in children:
         out, err = child.communicate(timeout=600)
@@ -196,7 +183,7 @@ async def test_processes_opening_a_fresh_database_at_once(postgres_server: str) 
     prefix = f"f{uuid.uuid4().hex[:12]}"
     uri = f"{postgres_server}?schema_prefix={prefix}"
     try:
-        children = [_spawn("append", uri, f"c{n}", "2", "20") for n in range(3)]
+        children = [spawn("append", uri, f"c{n}", "2", "20") for n in range(3)]
         for child in children:
             _, err = child.communicate(timeout=120)
             assert 0 == child.returncode, err

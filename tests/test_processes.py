@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import os
 import random
 import signal
-import subprocess
-import sys
 from collections import Counter
 from pathlib import Path
 
@@ -14,20 +11,11 @@ import pytest
 
 from eventstore import RunDeleted, open_store
 
+from .workers import spawn
+
 ROOT = Path(__file__).resolve().parent.parent
 
 pytestmark = pytest.mark.slow
-
-
-def _spawn(*args: str) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "tests.workers", *args],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
 
 
 async def test_four_processes_append_to_one_file(tmp_path: Path) -> None:
@@ -35,7 +23,7 @@ async def test_four_processes_append_to_one_file(tmp_path: Path) -> None:
     store = str(tmp_path / "shared")
     async with open_store(store):
         pass  # created once up front; creation races have their own test
-    children = [_spawn("append", store, f"p{n}", "20", "2000") for n in range(4)]
+    children = [spawn("append", store, f"p{n}", "20", "2000") for n in range(4)]
     acknowledged: list[str] = []
     for child in children:
         out, err = child.communicate(timeout=300)
@@ -60,7 +48,7 @@ async def test_two_processes_create_a_fresh_store_at_once(tmp_path: Path) -> Non
     """
     for attempt in range(4):
         store = str(tmp_path / f"fresh{attempt}")
-        children = [_spawn("append", store, f"c{n}", "2", "20") for n in range(3)]
+        children = [spawn("append", store, f"c{n}", "2", "20") for n in range(3)]
         for child in children:
             _, err = child.communicate(timeout=120)
             assert 0 == child.returncode, err
@@ -80,7 +68,7 @@ async def test_sigkill_mid_append_loses_no_acknowledged_event(tmp_path: Path) ->
     rng = random.Random(20261128)
     acknowledged: dict[str, int] = {}
     for kill_point in range(22):
-        child = _spawn("crashloop", store)
+        child = spawn("crashloop", store)
         assert child.stdout is not None
         assert child.stdout.readline().strip() == "ready"
         for _ in range(rng.randint(1, 40)):

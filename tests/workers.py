@@ -13,8 +13,11 @@ the parent knows exactly what was acknowledged when it kills the process.
 
 from __future__ import annotations
 
+import os
+import subprocess
 import sys
 import uuid
+from pathlib import Path
 
 import anyio
 
@@ -67,6 +70,18 @@ async def project(store_uri: str) -> None:
             sys.stdout.flush()
 
         await views.catch_up(progress=report)
+
+
+def spawn(*args: str) -> subprocess.Popen[str]:
+    """Start ``python -m tests.workers ARGS`` from the project root, unbuffered, piped."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "tests.workers", *args],
+        cwd=Path(__file__).resolve().parent.parent,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
 
 
 def main(argv: list[str]) -> None:
