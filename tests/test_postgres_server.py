@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import uuid
 from collections import Counter
-from pathlib import Path
 from typing import Any
 
 import anyio
@@ -16,8 +15,6 @@ from .conftest import drop_schemas_async
 from .workers import spawn
 
 pytestmark = [pytest.mark.postgres]
-
-ROOT = Path(__file__).resolve().parent.parent
 
 
 def _event(reason: str = "") -> RunDeleted:

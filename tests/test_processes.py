@@ -13,8 +13,6 @@ from eventstore import RunDeleted, open_store
 
 from .workers import spawn
 
-ROOT = Path(__file__).resolve().parent.parent
-
 pytestmark = pytest.mark.slow
 
 
