@@ -150,8 +150,6 @@ class PostgresBackend:
         self._meta: dict[str, str] = {}
         self._lock = _lock_key(f"metaledger:{self.schema}:append")
         self._channel = f"metaledger_{_lock_key(self.schema):x}"[:63]
-        self._versions_cache: dict[str, int] = {}
-        self._cache_head = -1
 
     @property
     def dsn(self) -> str:
@@ -175,7 +173,11 @@ class PostgresBackend:
                 max_size=self._pool_size,
                 timeout=self._connect_timeout,
                 command_timeout=None,
-                server_settings={"application_name": "metaledger"},
+                server_settings={
+                    "application_name": "metaledger",
+                    # A writer stuck behind another's lock gives up, as SQLite's busy timeout.
+                    "lock_timeout": f"{int(self._lock_timeout * 1000)}",
+                },
             )
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
             raise BackendUnavailableError(f"cannot connect to {self.uri}: {exc}") from exc
@@ -299,6 +301,9 @@ class PostgresBackend:
         return (
             OSError,
             asyncpg.InterfaceError,
+            # A connection terminated by the server mid-operation can leave asyncpg's
+            # protocol in a state it reports this way: treat it as lost, too.
+            asyncpg.InternalClientError,
             asyncpg.ConnectionDoesNotExistError,
             asyncpg.exceptions.AdminShutdownError,
             asyncpg.exceptions.ConnectionFailureError,
@@ -319,7 +324,6 @@ class PostgresBackend:
             except lost as exc:
                 # Committed or rolled back, never half: the retry's idempotency
                 # check tells which, and returns the original positions if it did.
-                self._cache_head = -1
                 log.warning("connection_lost", attempt=attempt + 1, error=str(exc))
                 await anyio.sleep(0.05 * (attempt + 1))
         raise BackendUnavailableError(f"{self.uri}: the connection kept failing; try again")
@@ -327,38 +331,82 @@ class PostgresBackend:
     async def _commit(
         self, conn: Any, appends: Sequence[PendingAppend], atomic: bool
     ) -> list[AppendResult | AppendError]:
-        schema = self.schema
+        # Four round trips per batch: BEGIN with the lock, one lookup, one insert
+        # (with its NOTIFY), COMMIT. Each saved round trip is a lock held shorter.
+        await conn.execute(f"BEGIN; SELECT pg_advisory_xact_lock({self._lock})")
         try:
-            async with conn.transaction():
-                await conn.execute(f"SET LOCAL lock_timeout = '{int(self._lock_timeout)}s'")
-                await conn.execute("SELECT pg_advisory_xact_lock($1)", self._lock)
-                head = await self._head_row(conn)
-                event_ids, streams = batch_keys(appends)
-                existing = await self._existing(conn, event_ids)
-                versions = await self._versions(conn, head.position, streams)
-                plan = plan_batch(appends, head, existing, versions, _now_us())
-                if atomic and not all(isinstance(o, AppendResult) for o in plan.outcomes):
-                    raise _Rollback(plan.outcomes)
-                if plan.rows:
-                    await conn.copy_records_to_table(
-                        "events",
-                        schema_name=schema,
-                        columns=_COPY_COLUMNS,
-                        records=[_pg_row(r) for r in plan.rows],
-                    )
-                    await conn.execute("SELECT pg_notify($1, $2)", self._channel, "")
-        except _Rollback as rollback:
-            return rollback.outcomes
+            event_ids, streams = batch_keys(appends)
+            head, existing, versions = await self._lookup(conn, event_ids, streams)
+            plan = plan_batch(appends, head, existing, versions, _now_us())
+            if atomic and not all(isinstance(o, AppendResult) for o in plan.outcomes):
+                await conn.execute("ROLLBACK")
+                return plan.outcomes
+            if plan.rows:
+                columns = list(zip(*(_pg_row(r) for r in plan.rows), strict=True))
+                await conn.execute(self._insert_sql, *columns, self._channel)
+            await conn.execute("COMMIT")
         except self._errors():
+            raise  # the connection is gone: the caller retries on another one
+        except BaseException as exc:
+            with contextlib.suppress(Exception):
+                await conn.execute("ROLLBACK")
+            if isinstance(exc, Exception):
+                raise self._translate(exc) from exc
             raise
-        except Exception as exc:
-            self._cache_head = -1
-            raise self._translate(exc) from exc
-        for row in plan.rows:
-            self._versions_cache[row[2]] = row[3]
-        assert plan.head is not None
-        self._cache_head = plan.head.position
         return plan.outcomes
+
+    @property
+    def _insert_sql(self) -> str:
+        return (
+            f"WITH stored AS (INSERT INTO {self.schema}.events ({_COLUMNS}) "
+            "SELECT * FROM unnest($1::bigint[], $2::uuid[], $3::text[], $4::bigint[], "
+            "$5::text[], $6::int[], $7::timestamptz[], $8::bytea[], $9::bytea[], $10::bytea[]) "
+            "RETURNING 1) SELECT pg_notify($11, ''), (SELECT count(*) FROM stored)"
+        )
+
+    async def _lookup(
+        self, conn: Any, event_ids: Sequence[str], streams: Sequence[str]
+    ) -> tuple[ChainHead, dict[str, ExistingEvent], dict[str, int]]:
+        """The head, the events already stored under the batch's ids, and its streams'
+        versions: one query, under the lock."""
+        schema = self.schema
+        rows = await conn.fetch(
+            "SELECT 0, position, NULL::uuid, NULL::text, NULL::bigint, NULL::text, NULL::int, "
+            f"hash, recorded_at FROM (SELECT position, hash, recorded_at FROM {schema}.events "
+            "ORDER BY position DESC LIMIT 1) head "
+            "UNION ALL SELECT 1, position, event_id, stream_id, stream_version, type, "
+            f"schema_version, data, NULL FROM {schema}.events WHERE event_id = ANY($1::uuid[]) "
+            # One index probe per stream (a GROUP BY over ANY(...) plans as a scan).
+            "UNION ALL SELECT 2, NULL, NULL, s, (SELECT stream_version FROM "
+            f"{schema}.events WHERE stream_id = s ORDER BY stream_version DESC LIMIT 1), "
+            "NULL, NULL, NULL, NULL FROM unnest($2::text[]) AS s",
+            [uuid.UUID(i) for i in event_ids],
+            list(streams),
+        )
+        head = ChainHead(0, GENESIS_HASH, 0)
+        existing: dict[str, ExistingEvent] = {}
+        versions: dict[str, int] = {}
+        for (
+            kind,
+            position,
+            event_id,
+            stream_id,
+            version,
+            event_type,
+            schema_version,
+            blob,
+            at,
+        ) in rows:
+            if kind == 0:
+                head = ChainHead(position, bytes(blob), us_from_datetime(at))
+            elif kind == 1:
+                key = str(event_id)
+                existing[key] = ExistingEvent(
+                    key, position, stream_id, version, event_type, schema_version, bytes(blob)
+                )
+            elif version is not None:
+                versions[stream_id] = version
+        return head, existing, versions
 
     async def _head_row(self, conn: Any) -> ChainHead:
         row = await conn.fetchrow(
@@ -369,40 +417,10 @@ class PostgresBackend:
             return ChainHead(0, GENESIS_HASH, 0)
         return ChainHead(row[0], bytes(row[1]), us_from_datetime(row[2]))
 
-    async def _existing(self, conn: Any, event_ids: Sequence[str]) -> dict[str, ExistingEvent]:
-        if not event_ids:
-            return {}
-        rows = await conn.fetch(
-            "SELECT event_id, position, stream_id, stream_version, type, schema_version, data "
-            f"FROM {self.schema}.events WHERE event_id = ANY($1::uuid[])",
-            [uuid.UUID(i) for i in event_ids],
-        )
-        return {
-            str(r[0]): ExistingEvent(str(r[0]), r[1], r[2], r[3], r[4], r[5], bytes(r[6]))
-            for r in rows
-        }
-
-    async def _versions(self, conn: Any, head: int, streams: Sequence[str]) -> dict[str, int]:
-        cache = self._versions_cache
-        if head != self._cache_head or len(cache) > 100_000:
-            cache.clear()
-        missing = [s for s in streams if s not in cache]
-        if missing:
-            rows = await conn.fetch(
-                f"SELECT stream_id, max(stream_version) FROM {self.schema}.events "
-                "WHERE stream_id = ANY($1::text[]) GROUP BY stream_id",
-                missing,
-            )
-            found = {r[0]: r[1] for r in rows}
-            for stream_id in missing:
-                cache[stream_id] = found.get(stream_id, 0)
-        return {s: cache[s] for s in streams}
-
     async def import_rows(self, rows: Iterable[RowTuple]) -> int:
         """Insert rows verbatim in one transaction, continuing the log exactly."""
         if self.read_only:
             raise ReadOnlyStoreError(self.read_only_reason)
-        self._cache_head = -1
         try:
             async with self._pool.acquire() as conn, conn.transaction():
                 await conn.execute("SELECT pg_advisory_xact_lock($1)", self._lock)

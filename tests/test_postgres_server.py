@@ -61,14 +61,14 @@ async def test_a_writer_holding_its_transaction_open_is_never_skipped(
         release = anyio.Event()
         inside = anyio.Event()
         backend: Any = a.backend
-        original = backend._existing
+        original = backend._lookup
 
-        async def paused(conn: Any, event_ids: Any) -> Any:
+        async def paused(conn: Any, event_ids: Any, streams: Any) -> Any:
             inside.set()
             await release.wait()
-            return await original(conn, event_ids)
+            return await original(conn, event_ids, streams)
 
-        backend._existing = paused
+        backend._lookup = paused
         seen: list[tuple[int, str]] = []
         got_both = anyio.Event()
 
@@ -103,10 +103,10 @@ async def test_connection_killed_mid_append_stores_it_once(
     async with open_store(postgres_uri) as store:
         await store.append("warm", [_event()])
         backend: Any = store.backend
-        original = backend._existing
+        original = backend._lookup
         killed: list[int] = []
 
-        async def kill_first_time(conn: Any, event_ids: Any) -> Any:
+        async def kill_first_time(conn: Any, event_ids: Any, streams: Any) -> Any:
             if not killed:
                 killed.append(conn.get_server_pid())
                 admin = await asyncpg.connect(postgres_server)
@@ -114,12 +114,12 @@ async def test_connection_killed_mid_append_stores_it_once(
                     await admin.execute("SELECT pg_terminate_backend($1)", killed[0])
                 finally:
                     await admin.close()
-            return await original(conn, event_ids)
+            return await original(conn, event_ids, streams)
 
-        backend._existing = kill_first_time
+        backend._lookup = kill_first_time
         events = [NewEvent(_event(str(i))) for i in range(3)]
         result = await store.append("victim", events)
-        backend._existing = original
+        backend._lookup = original
         assert 1 == len(killed)
         assert 3 == len(result.positions)
         retry = await store.append("victim", events)

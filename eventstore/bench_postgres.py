@@ -1,0 +1,161 @@
+"""The PostgreSQL part of the benchmark (``python -m eventstore.bench --postgres URI``).
+
+It measures, in one run against the same server:
+
+- the floor: raw asyncpg, one transaction, ``copy_records_to_table`` of N rows of
+  exactly the store's row shape into a fresh copy of the log table;
+- 50 concurrent emitters, each appending one event at a time and awaiting it,
+  through ``open_store`` (durable: ``synchronous_commit`` on, the server default);
+
+and reports the emitters' rate as a ratio to the floor (target >= 0.3), with
+their latency. Every schema it creates is dropped at the end.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+import anyio
+
+from .chain import GENESIS_HASH, chain_hash
+from .codec import EventCodec, encode_metadata
+from .envelope import Metadata, NewEvent, datetime_from_us
+from .events import StepFinished
+from .ids import new_event_id
+from .postgres_backend import split_dsn
+from .store import open_store
+
+__all__ = ["PostgresFigures", "run_postgres_benchmark"]
+
+
+class PostgresFigures(dict[str, Any]):
+    """The measured figures, by name."""
+
+
+def _event() -> StepFinished:
+    return StepFinished(
+        run_id=uuid.uuid4(),
+        step_run_id=uuid.uuid4(),
+        status="completed",
+        finished_at=datetime.now(UTC),
+    )
+
+
+def _rows(count: int, streams: int) -> list[tuple[Any, ...]]:
+    codec = EventCodec()
+    metadata = encode_metadata(Metadata(actor="bench", host="bench", pid=1))
+    previous = GENESIS_HASH
+    now_us = time.time_ns() // 1000
+    stream_ids = [f"run-{uuid.uuid4()}" for _ in range(streams)]
+    rows = []
+    for position in range(1, count + 1):
+        tag, version, data = codec.encode(_event())
+        event_id = new_event_id()
+        stream_id = stream_ids[position % streams]
+        stream_version = position // streams + 1
+        previous = chain_hash(
+            previous, position, event_id, stream_id, stream_version, tag, version, now_us,
+            metadata, data,
+        )  # fmt: skip
+        rows.append(
+            (
+                position,
+                uuid.UUID(event_id),
+                stream_id,
+                stream_version,
+                tag,
+                version,
+                datetime_from_us(now_us),
+                metadata,
+                data,
+                previous,
+            )
+        )
+    return rows
+
+
+async def _floor(dsn: str, schema: str, rows: list[tuple[Any, ...]]) -> float:
+    import asyncpg
+
+    conn = await asyncpg.connect(dsn)
+    try:
+        await conn.execute(f"CREATE TABLE {schema}.floor (LIKE {schema}.events INCLUDING ALL)")
+        started = time.perf_counter()
+        async with conn.transaction():
+            await conn.copy_records_to_table(
+                "floor",
+                schema_name=schema,
+                records=rows,
+                columns=[
+                    "position", "event_id", "stream_id", "stream_version", "type",
+                    "schema_version", "recorded_at", "metadata", "data", "hash",
+                ],
+            )  # fmt: skip
+        return len(rows) / (time.perf_counter() - started)
+    finally:
+        await conn.close()
+
+
+async def _emitters(uri: str, tasks: int, per_task: int) -> tuple[float, list[float]]:
+    latencies: list[float] = []
+    async with open_store(uri) as store:
+        await store.append("warm-up", [_event()])
+
+        async def emit() -> None:
+            stream = f"run-{uuid.uuid4()}"
+            for _ in range(per_task):
+                started = time.perf_counter()
+                await store.append(stream, [NewEvent(_event())])
+                latencies.append(time.perf_counter() - started)
+
+        started = time.perf_counter()
+        async with anyio.create_task_group() as group:
+            for _ in range(tasks):
+                group.start_soon(emit)
+        elapsed = time.perf_counter() - started
+    return tasks * per_task / elapsed, latencies
+
+
+async def run_postgres_benchmark(dsn: str, *, events: int = 20_000) -> PostgresFigures:
+    """Measure the floor and the 50 emitters against ``dsn``; drop what was created."""
+    import asyncpg
+
+    server, _ = split_dsn(dsn)
+    prefix = f"bench{uuid.uuid4().hex[:8]}"
+    uri = f"{server}?schema_prefix={prefix}"
+    figures = PostgresFigures()
+    try:
+        async with open_store(uri):
+            pass  # creates the schema and the log table the floor copies
+        rows = _rows(events, 50)
+        figures["floor_rows_per_s"] = await _floor(server, f"{prefix}_ledger", rows)
+        rate, latencies = await _emitters(uri, 50, events // 50)
+        figures["emitters_events_per_s"] = rate
+        figures["ratio"] = rate / figures["floor_rows_per_s"]
+        latencies.sort()
+        figures["p50_ms"] = statistics.median(latencies) * 1000
+        figures["p99_ms"] = latencies[int(len(latencies) * 0.99)] * 1000
+        figures["events"] = events
+    finally:
+        conn = await asyncpg.connect(server)
+        try:
+            for schema in (f"{prefix}_ledger", f"{prefix}_views"):
+                await conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+        finally:
+            await conn.close()
+    return figures
+
+
+if __name__ == "__main__":
+    import sys
+
+    from .logs import configure_logging
+
+    configure_logging()
+    result = anyio.run(run_postgres_benchmark, sys.argv[1])
+    for name, value in result.items():
+        print(f"{name:24} {value:,.2f}")
