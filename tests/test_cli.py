@@ -319,3 +319,19 @@ class TestHelp:
         """An unknown command suggests the close ones."""
         result = sh("stak", "list", code=2)
         assert "Did you mean 'stack'" in result.stderr
+
+
+def test_ctrl_c_exits_130_with_the_store_intact(sh: Shell, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An interrupt mid-command: one line, exit 130, and the store still verifies."""
+    sh("init")
+    import cli.context
+
+    def interrupted(*args: object) -> None:
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as patch:
+        patch.setattr(cli.context, "run_async", interrupted)
+        patch.setattr("cli.stacks.run_async", interrupted)
+        result = sh("stack", "list", code=130)
+    assert "Interrupted; the store is intact." in result.stderr
+    assert sh.json("verify")["ok"]

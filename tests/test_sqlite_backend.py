@@ -167,14 +167,15 @@ class TestOpening:
         assert before == tmp_path.joinpath(LEDGER_FILE).read_bytes()
         assert not tmp_path.joinpath(LEDGER_FILE + "-wal").exists()
 
-    async def test_store_path_that_is_a_file(self, tmp_path: Path) -> None:
-        """A store path naming a regular file is refused with its name."""
+    @pytest.mark.parametrize("content", [b"hello", b""], ids=["random", "empty"])
+    async def test_store_path_that_is_a_file(self, tmp_path: Path, content: bytes) -> None:
+        """A store path naming a regular file (random or empty) is refused with its name."""
         target = tmp_path / "afile"
-        target.write_text("hello")
+        target.write_bytes(content)
         with pytest.raises(NotAStoreError, match="afile"):
             async with open_store(target):
                 pass
-        assert target.read_text() == "hello"
+        assert content == target.read_bytes()
 
     async def test_durability_normal_option(self, tmp_path: Path) -> None:
         """durability='normal' opens with synchronous=NORMAL; the default is FULL."""
