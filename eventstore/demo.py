@@ -46,7 +46,8 @@ async def ensure_default_stack(store: EventStore, artifact_path: Path | None) ->
     defaults: dict[str, tuple[str, dict[str, Any]]] = {
         "orchestrator": ("local", {}),
         "artifact_store": ("local", {"path": path}),
-        "metadata_store": ("sqlite", {"uri": store.uri}),
+        # The metadata store is this store itself, whichever backend holds it.
+        "metadata_store": (store.location.kind, {"uri": store.uri}),
     }
     for component_type, (flavor, configuration) in defaults.items():
         if not any(c.name == "default" for c in workspace.live_components(component_type)):
