@@ -1682,9 +1682,45 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="run floor A and the projections only (no log write/read benchmarks)",
     )
+    parser.add_argument(
+        "--postgres",
+        metavar="URI",
+        help="also measure 50 concurrent emitters against this PostgreSQL server "
+        "(e.g. postgresql://postgres@127.0.0.1:5432/test), with a raw asyncpg floor",
+    )
     # Internal: the child process of the RSS measurement.
     parser.add_argument("--rss-child", action="store_true", help=argparse.SUPPRESS)
     return parser
+
+
+def postgres_figures(dsn: str, events: int) -> list[Figure]:
+    """The PostgreSQL section: 50 durable emitters as a ratio to a raw asyncpg floor."""
+    import anyio
+
+    from .bench_postgres import run_postgres_benchmark
+
+    _progress(f"postgres: floor and 50 emitters, {events:,} events")
+    measured = anyio.run(functools.partial(run_postgres_benchmark, dsn, events=events))
+    floor = measured["floor_rows_per_s"]
+    return [
+        Figure(
+            f"floor PG: asyncpg copy_records_to_table, 1 txn, {events:,} rows",
+            floor,
+            "rows/s",
+        ),
+        Figure(
+            "PostgreSQL: 50 tasks x 1-event appends",
+            measured["emitters_events_per_s"],
+            "events/s",
+            floor,
+            "PG",
+            "ratio>=",
+            0.3,
+            "synchronous_commit on; 50 events/commit under the advisory lock",
+        ),
+        Figure("PostgreSQL: latency p50", measured["p50_ms"], "ms", detail=True),
+        Figure("PostgreSQL: latency p99", measured["p99_ms"], "ms", detail=True),
+    ]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -1710,6 +1746,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     started = time.perf_counter()
     try:
         figures = run_benchmarks(sizes, root, probe, sections)
+        if args.postgres:
+            figures += postgres_figures(args.postgres, 5_000 if args.quick else 20_000)
     finally:
         if args.keep:
             _progress(f"scratch stores kept in {root}")

@@ -41,6 +41,7 @@ from .transactions import (
     EventWork,
     ProjectionState,
     ProjectionWork,
+    RetryWithSavepoints,
     Tx,
     abort_rebuild,
     apply_batch,
@@ -270,6 +271,7 @@ class ProjectionRunner:
         targets: Sequence[Projection],
         after: dict[str, int],
         pending: bool,
+        savepoints: bool = False,
     ) -> Tx[ApplyOutcome]:
         """The views transaction for one chunk: prepare its work, then apply it.
 
@@ -281,7 +283,12 @@ class ProjectionRunner:
         if not prepared.work:
             return ApplyOutcome()
         outcome = yield from apply_batch(
-            prepared.work, prepared.first, prepared.last, pending=pending, now_us=_now_us()
+            prepared.work,
+            prepared.first,
+            prepared.last,
+            pending=pending,
+            now_us=_now_us(),
+            savepoints=savepoints,
         )
         return outcome
 
@@ -293,9 +300,17 @@ class ProjectionRunner:
         pending: bool,
     ) -> ApplyOutcome:
         """Apply one chunk of the log in one views transaction; note where each projection is."""
-        outcome: ApplyOutcome = await self.views.transact(
-            partial(self._prepare_and_apply, rows, targets, after, pending)
-        )
+        before = dict(after)
+        try:
+            outcome: ApplyOutcome = await self.views.transact(
+                partial(self._prepare_and_apply, rows, targets, after, pending)
+            )
+        except RetryWithSavepoints:
+            after.clear()
+            after.update(before)
+            outcome = await self.views.transact(
+                partial(self._prepare_and_apply, rows, targets, after, pending, True)
+            )
         for name, position in outcome.positions.items():
             state = self._states[name]
             if pending:

@@ -36,7 +36,8 @@ class RunsProjection(Projection):
     """Pipeline runs and step runs, with inputs, outputs and metadata."""
 
     name = "runs"
-    version = 1
+    #: v2: the newest-first index covers the position tie-break.
+    version = 2
     tables = {
         "runs": Table(
             "run_id TEXT NOT NULL, pipeline_name TEXT NOT NULL, run_name TEXT NOT NULL, "
@@ -44,7 +45,13 @@ class RunsProjection(Projection):
             "status TEXT NOT NULL, started_at_us BIGINT NOT NULL, finished_at_us BIGINT, "
             f"duration_us BIGINT, error TEXT, {_COUNT_COLUMNS}, position BIGINT NOT NULL",
             "run_id",
-            ("started_at_us", "pipeline_name, started_at_us", "run_name", "status, started_at_us"),
+            # (started_at_us, position) serves "newest first" without a sort step.
+            (
+                "started_at_us, position",
+                "pipeline_name, started_at_us",
+                "run_name",
+                "status, started_at_us",
+            ),
         ),
         "steps": Table(
             "step_run_id TEXT NOT NULL, run_id TEXT NOT NULL, step_name TEXT NOT NULL, "

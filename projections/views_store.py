@@ -112,9 +112,9 @@ class SQLiteViewsStore:
                 self._switch_to_wal(writer)
                 writer.execute("PRAGMA synchronous = NORMAL")
             # View index pages are touched at random (UUID keys): a larger cache
-            # and memory-mapped reads keep catch-up off the system-call path.
+            # keeps catch-up off the system-call path.
             writer.execute("PRAGMA cache_size = -65536")
-            writer.execute("PRAGMA mmap_size = 268435456")
+            writer.execute("PRAGMA temp_store = MEMORY")
             for statement in STATE_DDL:
                 writer.execute(statement)
         except sqlite3.Error as exc:

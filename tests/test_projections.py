@@ -176,7 +176,7 @@ class TestExactlyOnce:
 class RunsV2(RunsProjection):
     """The runs projection after a (pretend) schema change."""
 
-    version = 2
+    version = RunsProjection.version + 1
 
 
 class TestBlueGreen:
@@ -219,7 +219,11 @@ class TestBlueGreen:
                 assert {40} == set(seen)
                 assert len(seen) >= 3, "the reader did not run during the rebuild"
                 [runs] = [s for s in await runner.status() if s.name == "runs"]
-                assert (2, "live", None) == (runs.version, runs.state, runs.rebuild_version)
+                assert (RunsV2.version, "live", None) == (
+                    runs.version,
+                    runs.state,
+                    runs.rebuild_version,
+                )
                 tables = {
                     name
                     for (name,) in await reader.fetch(
@@ -262,9 +266,8 @@ class TestBlueGreen:
 
 
 class BrokenRuns(RunsProjection):
-    """A runs projection whose handler fails on the 3rd run it sees."""
+    """A runs projection whose handler fails on a run of pipeline 'poison'."""
 
-    version = 1
     seen: ClassVar[int] = 0
 
     def handlers(self) -> dict[type[Event], Handler]:
@@ -284,7 +287,7 @@ class BrokenRuns(RunsProjection):
 class FixedRuns(RunsProjection):
     """The same projection after the fix, with its version bumped."""
 
-    version = 2
+    version = RunsProjection.version + 1
 
 
 class TestFailures:
@@ -317,7 +320,7 @@ class TestFailures:
             fixed = [p if p.name != "runs" else FixedRuns() for p in default_projections()]
             async with open_views(store, projections=fixed) as views:
                 status = {s.name: s for s in await views.status()}
-                assert ("live", 2, None) == (
+                assert ("live", FixedRuns.version, None) == (
                     status["runs"].state,
                     status["runs"].version,
                     status["runs"].error,
@@ -387,3 +390,43 @@ class TestFreshness:
             await store.append("other", [RunDeleted(run_id=__import__("uuid").uuid4())])
             await views.catch_up()
             assert [] == await views.query.runs()
+
+
+class SqlBrokenRuns(RunsProjection):
+    """A runs projection whose SQL fails for one pipeline (a constraint it violates)."""
+
+    def handlers(self) -> dict[type[Event], Handler]:
+        """The usual handlers; run.started of pipeline 'poison' inserts a NULL name."""
+        handlers = dict(super().handlers())
+        original = handlers[RunStarted]
+
+        def broken(event: RunStarted, context: EventContext) -> Iterable[Op]:
+            ops = list(original(event, context))
+            if event.pipeline_name == "poison":
+                sql, params = ops[0]
+                ops[0] = (sql, (params[0], None, *params[2:]))
+            return ops
+
+        handlers[RunStarted] = broken
+        return handlers
+
+
+async def test_a_sql_error_stops_its_projection_at_the_failing_event(tmp_path: Path) -> None:
+    """A SQL error in one projection's ops: the batch is redone with savepoints, that
+    projection keeps the events before the failing one and stops there; others go on."""
+    async with open_store(tmp_path / "s") as store:
+        await store.start_run("before")
+        poison = await store.start_run("poison")
+        await poison.finish()
+        await store.start_run("after")
+        projections = [p if p.name != "runs" else SqlBrokenRuns() for p in default_projections()]
+        async with open_views(store, projections=projections) as views:
+            await views.catch_up()
+            status = {s.name: s for s in await views.status()}
+            assert "failed" == status["runs"].state
+            assert 2 == status["runs"].error_position
+            assert (status["runs"].error or "").startswith("SQL error")
+            assert 1 == status["runs"].position
+            assert ["before"] == [r.pipeline_name for r in await views.query.runs()]
+            head = await store.head()
+            assert head == status["artifacts"].position
