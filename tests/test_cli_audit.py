@@ -22,6 +22,7 @@ from cli.main import cli
 from eventstore import EventCodec, StoredEvent, open_store
 from eventstore.demo import ensure_default_stack, run_demo
 from eventstore.sqlite_backend import LEDGER_FILE
+from projections import RunsProjection
 
 # -- helpers -------------------------------------------------------------------------
 
@@ -824,8 +825,8 @@ class TestProjections:
         assert ["stacks", "runs", "artifacts"] == [s["name"] for s in status]
         assert {
             "name": "runs",
-            "version": 1,
-            "code_version": 1,
+            "version": RunsProjection.version,
+            "code_version": RunsProjection.version,
             "position": 0,
             "lag": total,
             "state": "live",
@@ -836,7 +837,9 @@ class TestProjections:
             "rebuild_position": None,
         } == status[1]
         out = sh("projections", "rebuild", "runs").stdout
-        assert out.startswith(f"Rebuilt runs (v1) up to position {total} in ")
+        assert out.startswith(
+            f"Rebuilt runs (v{RunsProjection.version}) up to position {total} in "
+        )
         after = {s["name"]: s for s in sh.json("projections", "status")}
         assert (total, 0) == (after["runs"]["position"], after["runs"]["lag"])
         assert 0 == after["stacks"]["position"]
