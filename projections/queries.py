@@ -152,8 +152,11 @@ class StepView(msgspec.Struct, frozen=True, kw_only=True):
     metadata: dict[str, Any] = {}
 
 
-class RunView(msgspec.Struct, frozen=True, kw_only=True):
-    """A pipeline run; ``steps`` is filled by ``run()`` and left empty by ``runs()``."""
+class RunView(msgspec.Struct, frozen=True):
+    """A pipeline run; ``steps`` is filled by ``run()`` and left empty by ``runs()``.
+
+    Positional fields (unlike the other views): listings build many of them.
+    """
 
     run_id: str
     pipeline_name: str
@@ -290,29 +293,35 @@ def _run(
     row: Sequence[Any],
     metadata: dict[str, Any] | None = None,
     steps: list[StepView] | None = None,
+    config: Any = None,
 ) -> RunView:
-    # Listings convert 50+ rows per query: one pass, no intermediate dicts.
-    counts = {status: n for status, n in zip(STEP_STATUSES, row[13:19], strict=True) if n}
     finished = row[8]
     duration = row[9]
     return RunView(
-        run_id=row[0],
-        pipeline_name=row[1],
-        run_name=row[2],
-        status=row[3],
-        stack_id=row[4],
-        stack=row[5],
-        orchestrator_run_id=row[6],
-        started_at=datetime_from_us(row[7]),
-        finished_at=None if finished is None else datetime_from_us(finished),
-        duration_s=None if duration is None else duration / 1_000_000,
-        error=row[10],
-        config=_json.decode(row[11]),
-        tags=_json.decode(row[12]),
-        step_counts=counts,
-        metadata=metadata or {},
-        steps=steps or [],
+        row[0],
+        row[1],
+        row[2],
+        row[3],
+        row[4],
+        row[5],
+        row[6],
+        datetime_from_us(row[7]),
+        None if finished is None else datetime_from_us(finished),
+        None if duration is None else duration / 1_000_000,
+        row[10],
+        *(_json.decode(f"[{row[11]},{row[12]}]") if config is None else config),
+        {status: n for status, n in zip(STEP_STATUSES, row[13:19], strict=True) if n},
+        metadata or {},
+        steps or [],
     )
+
+
+def _runs(rows: Sequence[Sequence[Any]]) -> list[RunView]:
+    """Many rows at once: their JSON columns are decoded in one call, not two per row."""
+    if not rows:
+        return []
+    decoded = _json.decode("[" + ",".join(f"[{r[11]},{r[12]}]" for r in rows) + "]")
+    return [_run(row, config=pair) for row, pair in zip(rows, decoded, strict=True)]
 
 
 def _artifact(row: Sequence[Any], consumers: list[ConsumerView] | None = None) -> ArtifactView:
@@ -535,7 +544,7 @@ class Queries:
             sql += " LIMIT ?"
             params.append(limit)
         rows = await self.views.fetch(sql, params)
-        return [_run(row) for row in rows]
+        return _runs(rows)
 
     def _resolve_run(self, ref: str) -> Tx[Sequence[Any]]:
         _check_ref("run", ref)
