@@ -297,6 +297,7 @@ def _run(
 ) -> RunView:
     finished = row[8]
     duration = row[9]
+    run_config, tags = _json.decode(f"[{row[11]},{row[12]}]") if config is None else config
     return RunView(
         row[0],
         row[1],
@@ -309,7 +310,8 @@ def _run(
         None if finished is None else datetime_from_us(finished),
         None if duration is None else duration / 1_000_000,
         row[10],
-        *(_json.decode(f"[{row[11]},{row[12]}]") if config is None else config),
+        run_config,
+        tags,
         {status: n for status, n in zip(STEP_STATUSES, row[13:19], strict=True) if n},
         metadata or {},
         steps or [],
