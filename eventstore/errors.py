@@ -48,6 +48,7 @@ __all__ = [
     "StoreError",
     "StoreFullError",
     "StoreNotFoundError",
+    "Unknown",
     "UnsupportedURIError",
 ]
 
@@ -133,8 +134,8 @@ class LifecycleError(LedgerError):
     """Raised when the write API refuses a command; nothing was appended."""
 
 
-class NotFoundError(LifecycleError, LookupError):
-    """Raised when a named component, stack, run, step or artifact does not exist."""
+class Unknown(Exception):
+    """Mixin for "not found" errors: the kind, the name asked for, close names to suggest."""
 
     def __init__(self, kind: str, name: str, suggestions: Sequence[str] = ()) -> None:
         self.kind = kind
@@ -144,6 +145,10 @@ class NotFoundError(LifecycleError, LookupError):
         if self.suggestions:
             message += f"; did you mean {', '.join(repr(s) for s in self.suggestions)}?"
         super().__init__(message)
+
+
+class NotFoundError(Unknown, LifecycleError, LookupError):
+    """Raised when a named component, stack, run, step or artifact does not exist."""
 
 
 class AlreadyExistsError(LifecycleError, ValueError):

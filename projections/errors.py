@@ -15,9 +15,7 @@ everything metaledger raises::
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
-from eventstore.errors import LedgerError
+from eventstore.errors import LedgerError, Unknown
 
 __all__ = [
     "ProjectionError",
@@ -63,14 +61,5 @@ class QueryError(ProjectionError, ValueError):
     """Raised when a query's arguments are wrong (an ambiguous prefix, a bad filter...)."""
 
 
-class ViewNotFoundError(QueryError, LookupError):
+class ViewNotFoundError(Unknown, QueryError, LookupError):
     """Raised when the named component, stack, run or artifact is not in the views."""
-
-    def __init__(self, kind: str, name: str, suggestions: Sequence[str] = ()) -> None:
-        self.kind = kind
-        self.name = name
-        self.suggestions = tuple(suggestions)
-        message = f"no {kind} named {name!r}"
-        if self.suggestions:
-            message += f"; did you mean {', '.join(repr(s) for s in self.suggestions)}?"
-        super().__init__(message)
