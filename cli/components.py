@@ -13,7 +13,7 @@ from typing import Any
 
 import click
 
-from .context import as_of_option, open_fresh_views, open_store_for, run_async
+from .context import as_of_option, open_fresh_views, open_store_for, run_async, run_on_store
 from .errors import CLIError
 from .output import (
     Format,
@@ -94,17 +94,15 @@ def _register(name: str, flavor: str, labels: tuple[str, ...]) -> None:
     component_type = _component_type()
     configuration = parse_config_args(list(ctx.args))
 
-    async def body() -> None:
-        async with open_store_for() as store:
-            await store.register_component(
-                component_type,
-                name,
-                flavor=flavor,
-                configuration=configuration,
-                labels=_parse_labels(labels),
-            )
-
-    run_async(body)
+    run_on_store(
+        lambda store: store.register_component(
+            component_type,
+            name,
+            flavor=flavor,
+            configuration=configuration,
+            labels=_parse_labels(labels),
+        )
+    )
     click.echo(f"Successfully registered {display_name(component_type)} `{name}`.")
 
 
@@ -223,33 +221,23 @@ def _update(name: str, remove_key: tuple[str, ...]) -> None:
     if not configuration and not remove_key:
         raise CLIError("nothing to update: give --key=value options or --remove-key KEY")
 
-    async def body() -> None:
-        async with open_store_for() as store:
-            await store.update_component(component_type, name, configuration, remove=remove_key)
-
-    run_async(body)
+    run_on_store(
+        lambda store: store.update_component(component_type, name, configuration, remove=remove_key)
+    )
     click.echo(f"Updated {display_name(component_type)} `{name}`.")
 
 
 def _rename(old: str, new: str) -> None:
     component_type = _component_type()
 
-    async def body() -> None:
-        async with open_store_for() as store:
-            await store.rename_component(component_type, old, new)
-
-    run_async(body)
+    run_on_store(lambda store: store.rename_component(component_type, old, new))
     click.echo(f"Renamed {display_name(component_type)} `{old}` to `{new}`.")
 
 
 def _delete(name: str) -> None:
     component_type = _component_type()
 
-    async def body() -> None:
-        async with open_store_for() as store:
-            await store.delete_component(component_type, name)
-
-    run_async(body)
+    run_on_store(lambda store: store.delete_component(component_type, name))
     click.echo(f"Deleted {display_name(component_type)} `{name}` (its history stays in the log).")
 
 

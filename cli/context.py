@@ -30,6 +30,7 @@ __all__ = [
     "open_store_for",
     "progress_bar",
     "run_async",
+    "run_on_store",
 ]
 
 T = TypeVar("T")
@@ -121,6 +122,16 @@ async def open_store_for(*, create: bool = False) -> AsyncIterator[EventStore]:
 
     async with open_store(app().store_uri, create=create) as store:
         yield store
+
+
+def run_on_store(action: Callable[[EventStore], Awaitable[T]]) -> T:
+    """Open the store the global options name, run one write command on it, close it."""
+
+    async def body() -> T:
+        async with open_store_for() as store:
+            return await action(store)
+
+    return run_async(body)
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,14 @@ from typing import Any
 
 import click
 
-from .context import as_of_option, open_fresh_views, open_store_for, parse_time, run_async
+from .context import (
+    as_of_option,
+    open_fresh_views,
+    open_store_for,
+    parse_time,
+    run_async,
+    run_on_store,
+)
 from .errors import CLIError
 from .output import (
     Format,
@@ -226,9 +233,5 @@ def delete(run_ref: str, reason: str, yes: bool) -> None:
     ):
         raise CLIError("not deleted")
 
-    async def body() -> None:
-        async with open_store_for() as store:
-            await store.delete_run(uuid.UUID(found.run_id), reason=reason)
-
-    run_async(body)
+    run_on_store(lambda store: store.delete_run(uuid.UUID(found.run_id), reason=reason))
     click.echo(f"Deleted run `{found.run_name}`.")

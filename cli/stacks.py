@@ -6,7 +6,7 @@ from typing import Any
 
 import click
 
-from .context import as_of_option, open_fresh_views, open_store_for, run_async
+from .context import as_of_option, open_fresh_views, open_store_for, run_async, run_on_store
 from .errors import CLIError
 from .output import Format, emit, output_options, print_table
 
@@ -77,13 +77,11 @@ def register(
         **_component_options(extra),
     }
 
-    async def body() -> None:
-        async with open_store_for() as store:
-            await store.register_stack(
-                name, components, description=description, set_active=set_active
-            )
-
-    run_async(body)
+    run_on_store(
+        lambda store: store.register_stack(
+            name, components, description=description, set_active=set_active
+        )
+    )
     click.echo(f"Stack `{name}` successfully registered!")
     if set_active:
         click.echo(f"Active stack set to: `{name}`")
@@ -163,11 +161,7 @@ def set_(name: str) -> None:
     Example: metaledger stack set custom_stack
     """
 
-    async def body() -> None:
-        async with open_store_for() as store:
-            await store.set_active_stack(name)
-
-    run_async(body)
+    run_on_store(lambda store: store.set_active_stack(name))
     click.echo(f"Active stack set to: `{name}`")
 
 
@@ -204,11 +198,7 @@ def update(
     if not changes:
         raise CLIError("nothing to update: give -o, -a, -m, -c TYPE=NAME or -r TYPE")
 
-    async def body() -> None:
-        async with open_store_for() as store:
-            await store.update_stack(name, changes)
-
-    run_async(body)
+    run_on_store(lambda store: store.update_stack(name, changes))
     click.echo(f"Stack `{name}` updated.")
 
 
@@ -221,11 +211,7 @@ def rename(old: str, new: str) -> None:
     Example: metaledger stack rename custom_stack production
     """
 
-    async def body() -> None:
-        async with open_store_for() as store:
-            await store.rename_stack(old, new)
-
-    run_async(body)
+    run_on_store(lambda store: store.rename_stack(old, new))
     click.echo(f"Stack `{old}` renamed to `{new}`.")
 
 
@@ -237,9 +223,5 @@ def delete(name: str) -> None:
     Example: metaledger stack delete old_stack
     """
 
-    async def body() -> None:
-        async with open_store_for() as store:
-            await store.delete_stack(name)
-
-    run_async(body)
+    run_on_store(lambda store: store.delete_stack(name))
     click.echo(f"Deleted stack `{name}`.")

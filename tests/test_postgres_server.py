@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from collections import Counter
 from typing import Any
 
 import anyio
@@ -12,7 +11,7 @@ import pytest
 from eventstore import NewEvent, RunDeleted, open_store
 
 from .conftest import drop_schemas_async
-from .workers import spawn
+from .workers import assert_appends_land_once, spawn
 
 pytestmark = [pytest.mark.postgres]
 
@@ -156,22 +155,7 @@ async def test_commit_acknowledgement_lost_after_commit(postgres_uri: str) -> No
 @pytest.mark.slow
 async def test_four_processes_append_on_the_server(postgres_uri: str) -> None:
     """4 processes x 2,000 appends: gapless, contiguous, nothing lost, the chain intact."""
-    async with open_store(postgres_uri):
-        pass
-    children = [spawn("append", postgres_uri, f"p{n}", "20", "2000") for n in range(4)]
-    acknowledged: list[str] = []
-    for child in children:
-        out, err = child.communicate(timeout=600)
-        assert 0 == child.returncode, err
-        acknowledged.extend(line for line in out.splitlines() if line)
-    async with open_store(postgres_uri) as store:
-        stored = [(e.position, e.event_id_text) async for e in store.read_all()]
-        report = await store.verify()
-    assert list(range(1, 8001)) == [p for p, _ in stored]
-    counts = Counter(i for _, i in stored)
-    assert set(acknowledged) == set(counts)
-    assert {1} == set(counts.values())
-    assert report.ok
+    await assert_appends_land_once(postgres_uri, timeout=600)
 
 
 @pytest.mark.slow

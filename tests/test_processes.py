@@ -11,31 +11,14 @@ import pytest
 
 from eventstore import RunDeleted, open_store
 
-from .workers import spawn
+from .workers import assert_appends_land_once, spawn
 
 pytestmark = pytest.mark.slow
 
 
 async def test_four_processes_append_to_one_file(tmp_path: Path) -> None:
     """4 processes x 2,000 appends: every event once, gapless, the chain intact."""
-    store = str(tmp_path / "shared")
-    async with open_store(store):
-        pass  # created once up front; creation races have their own test
-    children = [spawn("append", store, f"p{n}", "20", "2000") for n in range(4)]
-    acknowledged: list[str] = []
-    for child in children:
-        out, err = child.communicate(timeout=300)
-        assert child.returncode == 0, err
-        acknowledged.extend(line for line in out.splitlines() if line)
-    assert len(acknowledged) == 8000
-    async with open_store(store) as opened:
-        stored = [(e.position, e.event_id_text) async for e in opened.read_all()]
-        report = await opened.verify()
-    assert list(range(1, 8001)) == [p for p, _ in stored]
-    counts = Counter(i for _, i in stored)
-    assert set(acknowledged) == set(counts)
-    assert {1} == set(counts.values())
-    assert report.ok, report
+    await assert_appends_land_once(str(tmp_path / "shared"))
 
 
 async def test_two_processes_create_a_fresh_store_at_once(tmp_path: Path) -> None:

@@ -84,6 +84,33 @@ def spawn(*args: str) -> subprocess.Popen[str]:
     )
 
 
+async def assert_appends_land_once(
+    store_uri: str, *, processes: int = 4, count: int = 2000, timeout: float = 300
+) -> None:
+    """Run ``processes`` appending children on one store; every acknowledged event must be
+    stored exactly once, at gapless positions, with the chain intact."""
+    from collections import Counter
+
+    async with open_store(store_uri):
+        pass  # created once up front; creation races have their own tests
+    children = [spawn("append", store_uri, f"p{n}", "20", str(count)) for n in range(processes)]
+    acknowledged: list[str] = []
+    for child in children:
+        out, err = child.communicate(timeout=timeout)
+        assert child.returncode == 0, err
+        acknowledged.extend(line for line in out.splitlines() if line)
+    total = processes * count
+    assert len(acknowledged) == total
+    async with open_store(store_uri) as opened:
+        stored = [(e.position, e.event_id_text) async for e in opened.read_all()]
+        report = await opened.verify()
+    assert list(range(1, total + 1)) == [p for p, _ in stored]
+    counts = Counter(i for _, i in stored)
+    assert set(acknowledged) == set(counts)
+    assert {1} == set(counts.values())
+    assert report.ok, report
+
+
 def main(argv: list[str]) -> None:
     """Dispatch on the first argument."""
     configure_logging()  # logs to stderr: stdout is the acknowledgement channel
