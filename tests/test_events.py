@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import math
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import ClassVar
 
 import msgspec
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from eventstore import (
     EVENT_TYPES,
@@ -23,6 +25,7 @@ from eventstore import (
     StepFinished,
     open_store,
 )
+from eventstore.envelope import datetime_from_us, us_from_datetime
 from eventstore.events import AnyEvent
 from eventstore.upcasting import UpcasterRegistry
 
@@ -196,3 +199,15 @@ class TestVersions:
         assert isinstance(second.event, RawEvent)
         assert second.event.schema_version == 9
         assert second.event.decoded()["outcome"] == "great"
+
+
+class TestTimes:
+    """Microsecond timestamps, as the log and the views store them."""
+
+    # Year 1 to 9999: the whole range of datetime.
+    @given(st.integers(min_value=-62_135_596_800_000_000, max_value=253_402_300_799_999_999))
+    def test_datetime_from_us_is_exact_both_ways(self, value: int) -> None:
+        """Every microsecond count maps to its exact datetime and back (fast path or not)."""
+        exact = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=value)
+        assert exact == datetime_from_us(value)
+        assert value == us_from_datetime(datetime_from_us(value))

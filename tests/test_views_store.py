@@ -1,0 +1,84 @@
+"""The SQLite views store's reads: short ones on the loop, long or failing ones on the thread."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from projections import SQLiteViewsStore, ViewsStoreError
+from projections.transactions import Fetch, Tx
+
+#: A query that runs far longer than the inline budget (a few hundred ms).
+_SLOW_COUNT = (
+    "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < ?) "
+    "SELECT count(*) FROM n"
+)
+
+
+@pytest.fixture
+async def views(tmp_path: Path) -> AsyncIterator[SQLiteViewsStore]:
+    """A file-backed views store with one small table."""
+    store = SQLiteViewsStore(tmp_path / "views.db")
+    await store.open()
+    await store.transact(_fill)
+    try:
+        yield store
+    finally:
+        await store.close()
+
+
+def _fill() -> Tx[None]:
+    from projections.transactions import Execute
+
+    yield Execute("CREATE TABLE numbers (n INTEGER PRIMARY KEY)")
+    yield Execute("INSERT INTO numbers SELECT value FROM json_each('[1,2,3,4,5]')")
+
+
+def _threads_of(sql: str, params: tuple[Any, ...], seen: list[int]) -> Any:
+    def body() -> Tx[Any]:
+        seen.append(threading.get_ident())
+        rows = yield Fetch(sql, params)
+        return rows
+
+    return body
+
+
+async def test_a_short_read_runs_on_the_loop_thread(views: SQLiteViewsStore) -> None:
+    """A small query needs no thread hop: its body runs on the event loop's thread."""
+    seen: list[int] = []
+    rows = await views.read(_threads_of("SELECT sum(n) FROM numbers", (), seen))
+    assert [(15,)] == rows
+    assert [threading.get_ident()] == seen
+
+
+async def test_a_read_over_budget_moves_to_the_read_thread_and_answers_whole(
+    views: SQLiteViewsStore,
+) -> None:
+    """A long query is interrupted on the loop, then run again to completion on the thread."""
+    seen: list[int] = []
+    rows = await views.read(_threads_of(_SLOW_COUNT, (3_000_000,), seen))
+    assert [(3_000_000,)] == rows
+    assert 2 == len(seen), "the body should have started on the loop, then run on the thread"
+    assert threading.get_ident() == seen[0]
+    assert threading.get_ident() != seen[1]
+    assert [(3_000_000,)] == await views.fetch(_SLOW_COUNT, (3_000_000,))
+
+
+async def test_a_bad_query_still_raises_the_views_error(views: SQLiteViewsStore) -> None:
+    """An SQL error met on the loop is reported as it always was (from the read thread)."""
+    with pytest.raises(ViewsStoreError, match="no such table"):
+        await views.fetch("SELECT * FROM no_such_table")
+    with pytest.raises(ViewsStoreError, match="no such table"):
+        await views.read(_threads_of("SELECT * FROM no_such_table", (), []))
+    assert [(5,)] == await views.fetch("SELECT count(*) FROM numbers")
+
+
+async def test_reads_after_close_raise(views: SQLiteViewsStore) -> None:
+    """A closed store answers no reads, on either path."""
+    await views.close()
+    with pytest.raises(ViewsStoreError, match="closed"):
+        await views.fetch("SELECT 1")
