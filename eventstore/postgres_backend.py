@@ -10,6 +10,14 @@ therefore allocated and made visible strictly in order, gapless, and the hash
 chain continues from a head nobody else can move meanwhile. Group commit
 batches concurrent appends into one such transaction, as on SQLite.
 
+The common case costs one round trip. A handle that wrote last knows the head
+and its streams' versions, so it plans the batch before taking the lock and
+sends it to one server-side function (``append_batch_v1``) that takes the lock,
+checks the head is still the one it planned on, inserts and notifies: one
+statement, its own transaction. If another process moved the head, or an event
+id is already stored (a retry), nothing is written and the batch goes the long
+way: ``BEGIN`` with the lock, one lookup, plan, insert, ``COMMIT``.
+
 Subscribers are woken by ``LISTEN``/``NOTIFY`` (a hint only: they always re-read
 from their checkpoint), with polling as the fallback.
 
@@ -63,6 +71,11 @@ _COLUMNS = (
 )
 _COPY_COLUMNS = [c.strip() for c in _COLUMNS.split(",")]
 _RETRIES = 3
+#: The server-side one-round-trip append (see the module docstring). Versioned by
+#: name: a change makes a new function, never a new meaning for an old one.
+_APPEND_FUNCTION = "append_batch_v1"
+#: Streams whose versions a handle remembers for the one-round-trip path.
+_VERSIONS_CACHE = 100_000
 
 
 def split_dsn(dsn: str) -> tuple[str, str]:
@@ -85,6 +98,34 @@ def split_dsn(dsn: str) -> tuple[str, str]:
 def _lock_key(name: str) -> int:
     """A stable 63-bit advisory lock key for a schema-qualified name."""
     return int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big") >> 1
+
+
+def _append_function_sql(schema: str) -> str:
+    """``append_batch_v1``: lock, check the head, insert, notify; one statement."""
+    return f"""
+        CREATE FUNCTION {schema}.{_APPEND_FUNCTION}(
+            lock_key bigint, expected_head bigint, channel text,
+            p bigint[], e uuid[], s text[], v bigint[], t text[], sv integer[],
+            r timestamptz[], m bytea[], d bytea[], h bytea[]
+        ) RETURNS bigint LANGUAGE plpgsql VOLATILE AS $fn$
+        DECLARE
+            current_head bigint;
+        BEGIN
+            PERFORM pg_advisory_xact_lock(lock_key);
+            -- A new snapshot (READ COMMITTED): every commit made before the lock.
+            SELECT position INTO current_head FROM {schema}.events
+                ORDER BY position DESC LIMIT 1;
+            current_head := coalesce(current_head, 0);
+            IF current_head <> expected_head THEN
+                RETURN current_head;  -- planned on a stale head: write nothing
+            END IF;
+            INSERT INTO {schema}.events ({_COLUMNS})
+                SELECT * FROM unnest(p, e, s, v, t, sv, r, m, d, h);
+            PERFORM pg_notify(channel, '');
+            RETURN current_head;
+        END
+        $fn$
+    """
 
 
 def _now_us() -> int:
@@ -150,6 +191,14 @@ class PostgresBackend:
         self._meta: dict[str, str] = {}
         self._lock = _lock_key(f"metaledger:{self.schema}:append")
         self._channel = f"metaledger_{_lock_key(self.schema):x}"[:63]
+        # What this handle knows of the log after its last commit: the head and
+        # its streams' versions; None when unknown (another writer, an error).
+        self._known_head: ChainHead | None = None
+        self._known_versions: dict[str, int] = {}
+        self._fast_path = False
+        #: Batches committed in one round trip, and the long way (for benchmarks).
+        self.fast_commits = 0
+        self.slow_commits = 0
 
     @property
     def dsn(self) -> str:
@@ -175,6 +224,9 @@ class PostgresBackend:
                 command_timeout=None,
                 server_settings={
                     "application_name": "metaledger",
+                    # The ordering argument needs a fresh snapshot after the lock is
+                    # taken: READ COMMITTED, whatever the server's default.
+                    "default_transaction_isolation": "read committed",
                     # A writer stuck behind another's lock gives up, as SQLite's busy timeout.
                     "lock_timeout": f"{int(self._lock_timeout * 1000)}",
                 },
@@ -221,6 +273,31 @@ class PostgresBackend:
             )
             log.warning("store_opened_read_only", uri=self.uri, schema=stored)
             self.schema_version = stored
+        if not self.read_only:
+            await self._ensure_append_function(conn)
+
+    async def _ensure_append_function(self, conn: Any) -> None:
+        """Create the one-round-trip append function if this log lacks it (older logs)."""
+        import asyncpg
+
+        schema = self.schema
+        exists_sql = (
+            "SELECT EXISTS (SELECT 1 FROM pg_proc p JOIN pg_namespace n "
+            "ON n.oid = p.pronamespace WHERE n.nspname = $1 AND p.proname = $2)"
+        )
+        if not await conn.fetchval(exists_sql, schema, _APPEND_FUNCTION):
+            try:
+                async with conn.transaction():
+                    # Two openers at once: the second finds it made.
+                    await conn.execute("SELECT pg_advisory_xact_lock($1)", _lock_key(schema))
+                    if not await conn.fetchval(exists_sql, schema, _APPEND_FUNCTION):
+                        await conn.execute(_append_function_sql(schema))
+            except asyncpg.InsufficientPrivilegeError:
+                # A role that may write rows but not create functions: every batch
+                # goes the long way, which is correct, only slower.
+                log.info("append_function_unavailable", uri=self.uri, schema=schema)
+                return
+        self._fast_path = True
 
     async def _create(self, conn: Any) -> None:
         schema = self.schema
@@ -320,13 +397,76 @@ class PostgresBackend:
         for attempt in range(_RETRIES):
             try:
                 async with self._pool.acquire() as conn:
+                    if attempt == 0:
+                        outcomes = await self._commit_fast(conn, appends)
+                        if outcomes is not None:
+                            return outcomes
                     return await self._commit(conn, appends, atomic)
             except lost as exc:
+                self._forget()
                 # Committed or rolled back, never half: the retry's idempotency
                 # check tells which, and returns the original positions if it did.
                 log.warning("connection_lost", attempt=attempt + 1, error=str(exc))
                 await anyio.sleep(0.05 * (attempt + 1))
         raise BackendUnavailableError(f"{self.uri}: the connection kept failing; try again")
+
+    def _forget(self) -> None:
+        self._known_head = None
+        self._known_versions.clear()
+
+    def _remember(self, head: ChainHead, versions: dict[str, int], rows: Sequence[Any]) -> None:
+        known = self._known_versions
+        if len(known) > _VERSIONS_CACHE:
+            known.clear()
+        known.update(versions)
+        for row in rows:
+            known[row[2]] = row[3]
+        self._known_head = head
+
+    async def _commit_fast(
+        self, conn: Any, appends: Sequence[PendingAppend]
+    ) -> list[AppendResult | AppendError] | None:
+        """One round trip, planned on what this handle knows; None: go the long way."""
+        import asyncpg
+
+        head = self._known_head
+        if not self._fast_path or head is None:
+            return None
+        known = self._known_versions
+        _, streams = batch_keys(appends)
+        if any(stream not in known for stream in streams):
+            return None
+        # No event id looked up: a retry of a stored append meets the unique index
+        # and takes the long way, which judges it.
+        plan = plan_batch(appends, head, {}, {s: known[s] for s in streams}, _now_us())
+        if not plan.rows or not all(isinstance(o, AppendResult) for o in plan.outcomes):
+            return None  # a conflict judged on cached versions is confirmed under the lock
+        columns = list(zip(*(_pg_row(r) for r in plan.rows), strict=True))
+        try:
+            found = await conn.fetchval(
+                self._append_call_sql, self._lock, head.position, self._channel, *columns
+            )
+        except asyncpg.UniqueViolationError:
+            self._forget()
+            return None
+        except BaseException:
+            self._forget()
+            raise
+        if found != head.position:
+            self._forget()  # another writer moved the head; nothing was written
+            return None
+        assert plan.head is not None
+        self._remember(plan.head, {}, plan.rows)
+        self.fast_commits += 1
+        return plan.outcomes
+
+    @property
+    def _append_call_sql(self) -> str:
+        return (
+            f"SELECT {self.schema}.{_APPEND_FUNCTION}($1, $2, $3, $4::bigint[], $5::uuid[], "
+            "$6::text[], $7::bigint[], $8::text[], $9::int[], $10::timestamptz[], "
+            "$11::bytea[], $12::bytea[], $13::bytea[])"
+        )
 
     async def _commit(
         self, conn: Any, appends: Sequence[PendingAppend], atomic: bool
@@ -337,6 +477,9 @@ class PostgresBackend:
         try:
             event_ids, streams = batch_keys(appends)
             head, existing, versions = await self._lookup(conn, event_ids, streams)
+            if self._known_head is None or self._known_head.position != head.position:
+                # Another writer moved the head: what this handle remembers is stale.
+                self._known_versions.clear()
             plan = plan_batch(appends, head, existing, versions, _now_us())
             if atomic and not all(isinstance(o, AppendResult) for o in plan.outcomes):
                 await conn.execute("ROLLBACK")
@@ -346,13 +489,19 @@ class PostgresBackend:
                 await conn.execute(self._insert_sql, *columns, self._channel)
             await conn.execute("COMMIT")
         except self._errors():
+            self._forget()
             raise  # the connection is gone: the caller retries on another one
         except BaseException as exc:
+            self._forget()
             with contextlib.suppress(Exception):
                 await conn.execute("ROLLBACK")
             if isinstance(exc, Exception):
                 raise self._translate(exc) from exc
             raise
+        # The lock was held through COMMIT: this is the head, and these the versions.
+        assert plan.head is not None
+        self._remember(plan.head, {s: versions.get(s, 0) for s in streams}, plan.rows)
+        self.slow_commits += 1
         return plan.outcomes
 
     @property

@@ -173,3 +173,75 @@ async def test_processes_opening_a_fresh_database_at_once(postgres_server: str) 
             assert (await store.verify()).ok
     finally:
         await drop_schemas_async(postgres_server, prefix)
+
+
+async def test_answer_lost_after_a_one_round_trip_commit(postgres_uri: str) -> None:
+    """The one-round-trip path committed but its answer was lost: the retry stores nothing."""
+    import asyncpg
+
+    async with open_store(postgres_uri) as store:
+        await store.append("s", [_event("first")])  # the handle now knows the head and "s"
+        backend: Any = store.backend
+        original = backend._commit_fast
+        calls: list[int] = []
+
+        async def lose_the_answer(conn: Any, appends: Any) -> Any:
+            outcomes = await original(conn, appends)
+            calls.append(1)
+            if outcomes is not None and len(calls) == 1:
+                raise asyncpg.ConnectionDoesNotExistError("the answer was lost")
+            return outcomes
+
+        backend._commit_fast = lose_the_answer
+        fast_before = backend.fast_commits
+        result = await store.append("s", [_event("second")], expected_version=1)
+        assert fast_before + 1 == backend.fast_commits, "the first attempt took the fast path"
+        assert result.duplicate
+        assert (2,) == result.positions
+        assert 2 == result.stream_version
+        assert 2 == await store.head()
+        assert (await store.verify()).ok
+
+
+async def test_two_handles_taking_turns_stay_in_order(postgres_uri: str) -> None:
+    """Each handle's knowledge of the head goes stale when the other writes: the stale
+    one-round-trip attempt writes nothing and the append goes the long way."""
+    async with open_store(postgres_uri) as first, open_store(postgres_uri) as second:
+        version = 0
+        for turn in range(20):
+            # Each handle writes twice in a row (the second time from what it knows),
+            # then the other one moves the head.
+            store = first if turn % 2 == 0 else second
+            for _ in range(2):
+                result = await store.append("shared", [_event()], expected_version=version)
+                version = result.stream_version
+        assert 40 == version == await first.head()
+        for store in (first, second):
+            backend: Any = store.backend
+            assert backend.fast_commits >= 9
+            assert backend.slow_commits >= 9
+        positions = [e.position async for e in first.read_all()]
+        assert list(range(1, 41)) == positions
+        assert (await first.verify()).ok
+
+
+async def test_a_log_without_the_append_function_gets_it_on_open(
+    postgres_server: str, postgres_uri: str
+) -> None:
+    """Logs made before the one-round-trip function get it when opened for writing."""
+    import asyncpg
+
+    async with open_store(postgres_uri) as store:
+        await store.append("s", [_event()])
+        schema = store.backend.schema  # type: ignore[attr-defined]
+    admin = await asyncpg.connect(postgres_server)
+    try:
+        await admin.execute(f"DROP FUNCTION {schema}.append_batch_v1")
+    finally:
+        await admin.close()
+    async with open_store(postgres_uri) as store:
+        backend: Any = store.backend
+        await store.append("s", [_event()], expected_version=1)
+        await store.append("s", [_event()], expected_version=2)
+        assert 1 == backend.fast_commits
+        assert 3 == await store.head()
