@@ -446,7 +446,12 @@ class PostgresBackend:
             found = await conn.fetchval(
                 self._append_call_sql, self._lock, head.position, self._channel, *columns
             )
-        except asyncpg.UniqueViolationError:
+        except self._errors():
+            self._forget()
+            raise  # the connection is gone: commit() retries the long way
+        except asyncpg.PostgresError:
+            # A stored id (a retry) meets the unique index; any other server error
+            # is met again on the long way, which reports it as a StoreError.
             self._forget()
             return None
         except BaseException:

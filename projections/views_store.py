@@ -190,7 +190,7 @@ class SQLiteViewsStore:
                 time.sleep(0.01)
 
     async def close(self) -> None:
-        """Close both connections and stop the read thread."""
+        """Close the connections and stop the read thread."""
         reader, self._reader = self._reader, None
         writer, self._writer = self._writer, None
         inline, self._inline = self._inline, None
@@ -327,6 +327,13 @@ class SQLiteViewsStore:
         except sqlite3.Error as exc:
             # Interrupted by the budget, busy, or a real error: the read thread runs
             # it again and reports a real error properly.
+            conn = self._inline
+            if conn is not None and conn.in_transaction:
+                try:
+                    conn.execute("ROLLBACK")
+                except sqlite3.Error:
+                    self._inline = None  # unusable: every read takes the thread
+                    conn.close()
             raise _Overran from exc
 
     def _fetch_sync(self, sql: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
