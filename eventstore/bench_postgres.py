@@ -8,7 +8,10 @@ It measures, in one run against the same server:
   through ``open_store`` (durable: ``synchronous_commit`` on, the server default);
 
 and reports the emitters' rate as a ratio to the floor (target >= 0.3), with
-their latency. Every schema it creates is dropped at the end.
+their latency. For transparency it also measures floor PG': the same rows,
+raw asyncpg again, but committed durably 50 rows per transaction (one
+``INSERT ... SELECT FROM unnest`` each), which is the commit size the store's
+group commit makes for 50 emitters. Every schema it creates is dropped at the end.
 """
 
 from __future__ import annotations
@@ -100,6 +103,31 @@ async def _floor(dsn: str, schema: str, rows: list[tuple[Any, ...]]) -> float:
         await conn.close()
 
 
+async def _floor_at_commit_size(
+    dsn: str, schema: str, rows: list[tuple[Any, ...]], per_commit: int
+) -> float:
+    """Rows/s of raw asyncpg committing ``per_commit`` rows per durable transaction."""
+    import asyncpg
+
+    conn = await asyncpg.connect(dsn)
+    try:
+        await conn.execute(
+            f"CREATE TABLE {schema}.floor_commits (LIKE {schema}.events INCLUDING ALL)"
+        )
+        insert = (
+            f"INSERT INTO {schema}.floor_commits SELECT * FROM unnest($1::bigint[], $2::uuid[], "
+            "$3::text[], $4::bigint[], $5::text[], $6::int[], $7::timestamptz[], $8::bytea[], "
+            "$9::bytea[], $10::bytea[])"
+        )
+        started = time.perf_counter()
+        for offset in range(0, len(rows), per_commit):
+            # One statement outside a transaction block: its own durable commit.
+            await conn.execute(insert, *zip(*rows[offset : offset + per_commit], strict=True))
+        return len(rows) / (time.perf_counter() - started)
+    finally:
+        await conn.close()
+
+
 async def _emitters(uri: str, tasks: int, per_task: int) -> tuple[float, list[float]]:
     latencies: list[float] = []
     async with open_store(uri) as store:
@@ -133,6 +161,9 @@ async def run_postgres_benchmark(dsn: str, *, events: int = 20_000) -> PostgresF
             pass  # creates the schema and the log table the floor copies
         rows = _rows(events, 50)
         figures["floor_rows_per_s"] = await _floor(server, f"{prefix}_ledger", rows)
+        figures["floor_50_per_commit_rows_per_s"] = await _floor_at_commit_size(
+            server, f"{prefix}_ledger", rows, 50
+        )
         rate, latencies = await _emitters(uri, 50, events // 50)
         figures["emitters_events_per_s"] = rate
         figures["ratio"] = rate / figures["floor_rows_per_s"]
