@@ -162,6 +162,11 @@ def _pg_row(row: Sequence[Any]) -> tuple[Any, ...]:
     )
 
 
+def _pg_columns(rows: Sequence[Sequence[Any]]) -> list[tuple[Any, ...]]:
+    """Planned rows as one array per column, for ``unnest``."""
+    return list(zip(*(_pg_row(r) for r in rows), strict=True))
+
+
 class PostgresBackend:
     """The log on a PostgreSQL server; see the module docstring."""
 
@@ -441,7 +446,7 @@ class PostgresBackend:
         plan = plan_batch(appends, head, {}, {s: known[s] for s in streams}, _now_us())
         if not plan.rows or not all(isinstance(o, AppendResult) for o in plan.outcomes):
             return None  # a conflict judged on cached versions is confirmed under the lock
-        columns = list(zip(*(_pg_row(r) for r in plan.rows), strict=True))
+        columns = _pg_columns(plan.rows)
         try:
             found = await conn.fetchval(
                 self._append_call_sql, self._lock, head.position, self._channel, *columns
@@ -490,7 +495,7 @@ class PostgresBackend:
                 await conn.execute("ROLLBACK")
                 return plan.outcomes
             if plan.rows:
-                columns = list(zip(*(_pg_row(r) for r in plan.rows), strict=True))
+                columns = _pg_columns(plan.rows)
                 await conn.execute(self._insert_sql, *columns, self._channel)
             await conn.execute("COMMIT")
         except self._errors():
