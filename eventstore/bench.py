@@ -1081,7 +1081,11 @@ async def newest_runs_latencies(directory: Path, repeats: int) -> QueryRuns:
     """``Queries.runs(limit=50)`` on caught-up views against raw sqlite3 on the same file."""
     from projections import VIEWS_FILE, open_views
 
-    async with open_store(directory, create=False) as store, open_views(store) as views:
+    # fresh=False: the timed query is the read alone, not a head probe in front of it.
+    async with (
+        open_store(directory, create=False) as store,
+        open_views(store, fresh=False) as views,
+    ):
         await views.catch_up()  # already at the head: the query benchmark does not write
         raw = sqlite3.connect(f"file:{directory / VIEWS_FILE}?mode=ro", uri=True)
         try:
@@ -1144,7 +1148,8 @@ async def as_of_and_replays(directory: Path, scratch: _Scratch, repeats: int) ->
             folder = scratch.new("replay")
             folder.mkdir(parents=True)
             start = time.perf_counter()
-            async with open_views(store, path=folder / VIEWS_FILE) as views:
+            # fresh=False: the query must read the views at the target, not at the head.
+            async with open_views(store, path=folder / VIEWS_FILE, fresh=False) as views:
                 await views.runner.catch_up(to_position=target)
                 rounds["file"].append(time.perf_counter() - start)
                 replayed = await views.query.runs(limit=NEWEST_RUNS)  # not timed

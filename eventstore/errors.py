@@ -137,11 +137,14 @@ class LifecycleError(LedgerError):
 class Unknown(Exception):
     """Mixin for "not found" errors: the kind, the name asked for, close names to suggest."""
 
-    def __init__(self, kind: str, name: str, suggestions: Sequence[str] = ()) -> None:
+    def __init__(
+        self, kind: str, name: str, suggestions: Sequence[str] = (), *, by_id: bool = False
+    ) -> None:
         self.kind = kind
         self.name = name
         self.suggestions = tuple(suggestions)
-        message = f"no {kind} named {name!r}"
+        # An id is looked up, not a name: "no artifact named '0190...'" would mislead.
+        message = f"no {kind} with id {name}" if by_id else f"no {kind} named {name!r}"
         if self.suggestions:
             message += f"; did you mean {', '.join(repr(s) for s in self.suggestions)}?"
         super().__init__(message)

@@ -29,6 +29,7 @@ from .errors import (
     AlreadyExistsError,
     ConcurrencyError,
     EventIdConflictError,
+    InvalidEventError,
     InvalidStateError,
     NotFoundError,
 )
@@ -56,6 +57,7 @@ __all__ = [
     "StepRun",
     "StepState",
     "artifact_event_id",
+    "check_scalars",
     "run_stream",
 ]
 
@@ -80,9 +82,43 @@ def _now() -> datetime:
 
 
 def describe_exception(exc: BaseException) -> str:
-    """A one-line description of an exception for a step's or run's ``error``."""
+    """A one-line description of an exception for a step's or run's ``error``.
+
+    A cancellation reads "cancelled" (its message names an internal cancel scope,
+    meaningless to a reader), a Ctrl-C "interrupted (KeyboardInterrupt)".
+    """
+    if isinstance(exc, anyio.get_cancelled_exc_class()):
+        return "cancelled"
+    if isinstance(exc, KeyboardInterrupt):
+        return "interrupted (KeyboardInterrupt)"
     text = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
     return text[:_MAX_ERROR]
+
+
+def check_scalars(values: Mapping[str, Any], what: str) -> dict[str, Scalar]:
+    """``values`` as a dict, or InvalidEventError naming the first key whose value is no scalar.
+
+    The codec would only say "expected bool | int | float | str | null at $.values[...]",
+    which leaves the caller to guess which of their keys is wrong.
+    """
+    result: dict[str, Scalar] = {}
+    for key, value in values.items():
+        if not isinstance(key, str):
+            raise InvalidEventError(
+                f"{what} keys must be strings; got {key!r} ({type(key).__name__})"
+            )
+        if not isinstance(value, str | int | float | bool | None):
+            raise InvalidEventError(
+                f"{what} {key!r} must be a str, int, float, bool or None, not "
+                f"{type(value).__name__} ({_short_repr(value)})"
+            )
+        result[key] = value
+    return result
+
+
+def _short_repr(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 @dataclass(slots=True)
@@ -137,7 +173,7 @@ class RunState:
     def check_open(self) -> None:
         """Raise InvalidStateError unless the run is started, not finished, not deleted."""
         if self.version == 0:
-            raise NotFoundError("run", str(self.run_id))
+            raise NotFoundError("run", str(self.run_id), by_id=True)
         if self.deleted:
             raise InvalidStateError(f"run {self.run_name!r} was deleted")
         if self.finished:
@@ -147,7 +183,7 @@ class RunState:
         """The step, which must exist and still run."""
         step = self.steps.get(step_run_id)
         if step is None:
-            raise NotFoundError("step run", str(step_run_id))
+            raise NotFoundError("step run", str(step_run_id), by_id=True)
         if step.status is not None:
             raise InvalidStateError(f"step {step.name!r} already finished ({step.status})")
         return step
@@ -263,14 +299,20 @@ class PipelineRun:
         parameters: Mapping[str, Any] | None = None,
         upstream_steps: Sequence[str] = (),
         cache_key: str | None = None,
+        step_run_id: UUID | None = None,
     ) -> AsyncIterator[StepRun]:
         """Run a step: started on entry, completed on exit, failed (and re-raised) on error.
 
         A cancelled step is recorded as ``stopped``. A step the body finished
         itself (``cached``, ``skipped``...) is left as the body finished it.
+        ``step_run_id`` as in :meth:`start_step` (default: a new one).
         """
         step = await self.start_step(
-            name, parameters=parameters, upstream_steps=upstream_steps, cache_key=cache_key
+            name,
+            parameters=parameters,
+            upstream_steps=upstream_steps,
+            cache_key=cache_key,
+            step_run_id=step_run_id,
         )
         try:
             yield step
@@ -286,15 +328,20 @@ class PipelineRun:
     async def log_metadata(
         self, values: Mapping[str, Scalar], *, step_run_id: UUID | None = None
     ) -> None:
-        """Log key/value metadata on the run, or on one of its steps."""
+        """Log key/value metadata on the run, or on one of its steps.
+
+        Values are str, int, float, bool or None; any other raises InvalidEventError
+        naming the key.
+        """
+        values = check_scalars(values, "metadata")
 
         def decide(state: RunState) -> list[Event]:
             if state.version == 0:
-                raise NotFoundError("run", str(state.run_id))
+                raise NotFoundError("run", str(state.run_id), by_id=True)
             if state.deleted:
                 raise InvalidStateError(f"run {state.run_name!r} was deleted")
             if step_run_id is not None and step_run_id not in state.steps:
-                raise NotFoundError("step run", str(step_run_id))
+                raise NotFoundError("step run", str(step_run_id), by_id=True)
             return [
                 MetadataLogged(run_id=state.run_id, step_run_id=step_run_id, values=dict(values))
             ]
@@ -359,7 +406,7 @@ class StepRun:
         if not known_here:
             produced = await self.run._store.get_event(artifact_event_id(artifact_id))
             if produced is None or not isinstance(produced.event, ArtifactProduced):
-                raise NotFoundError("artifact", str(artifact_id))
+                raise NotFoundError("artifact", str(artifact_id), by_id=True)
 
         def decide(state: RunState) -> list[Event]:
             state.check_open()
@@ -395,6 +442,7 @@ class StepRun:
         artifacts view numbers each name's artifacts v1, v2...
         """
         artifact_id = artifact_id or uuid4()
+        checked = check_scalars(metadata or {}, "artifact metadata")
 
         def decide(state: RunState) -> list[NewEvent]:
             state.check_open()
@@ -411,7 +459,7 @@ class StepRun:
                 materializer=materializer,
                 content_hash=content_hash,
                 size_bytes=size_bytes,
-                metadata=dict(metadata or {}),
+                metadata=checked,
             )
             return [NewEvent(event, artifact_event_id(artifact_id))]
 
@@ -491,10 +539,12 @@ class RunCommands(WorkspaceCommands):
         orchestrator_run_id: str | None = None,
         config: Mapping[str, Any] | None = None,
         tags: Sequence[str] = (),
+        run_id: UUID | None = None,
     ) -> AsyncIterator[PipelineRun]:
         """Run a pipeline: started on entry, completed on exit, failed (re-raised) on error.
 
         Steps still running when the body fails are recorded as stopped.
+        ``run_id`` as in :meth:`start_run` (default: a new one).
         """
         run = await self.start_run(
             pipeline_name,
@@ -503,6 +553,7 @@ class RunCommands(WorkspaceCommands):
             orchestrator_run_id=orchestrator_run_id,
             config=config,
             tags=tags,
+            run_id=run_id,
         )
         try:
             yield run
@@ -520,7 +571,7 @@ class RunCommands(WorkspaceCommands):
         run = PipelineRun(self, RunState(run_id))
         await run._reload()
         if run.state.version == 0:
-            raise NotFoundError("run", str(run_id))
+            raise NotFoundError("run", str(run_id), by_id=True)
         return run
 
     async def delete_run(self, run_id: UUID, *, reason: str = "") -> None:

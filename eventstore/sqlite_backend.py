@@ -134,7 +134,8 @@ class SQLiteBackend:
             raise ValueError(f"synchronous must be FULL, NORMAL or EXTRA, not {synchronous!r}")
         self.directory = directory
         self.path = directory / LEDGER_FILE
-        self.uri = f"sqlite://{directory}"
+        # SQLAlchemy form: sqlite:////abs/path for an absolute directory.
+        self.uri = f"sqlite:///{directory}"
         self.read_only = read_only
         #: Why writes are refused, for the error message.
         self.read_only_reason = f"{directory} is open read-only"

@@ -1,9 +1,11 @@
 """metaledger's views: stacks, runs and artifacts projected from the event log.
 
     async with open_store() as store, open_views(store) as views:
-        await views.catch_up()
-        for run in await views.query.runs(limit=10):
+        for run in await views.query.runs(limit=10):  # caught up to the head first
             print(run.run_name, run.status)
+
+Queries are fresh by default: each first brings the views up to the log's head
+(``open_views(store, fresh=False)`` reads them as ``catch_up``/``follow`` left them).
 
 Projections are disposable: delete the views file and they come back from the
 log. Each keeps a checkpoint in the same transaction as its rows (exactly

@@ -138,6 +138,11 @@ class ProjectionRunner:
 
     # -- state ---------------------------------------------------------------
 
+    @property
+    def following(self) -> bool:
+        """Whether :meth:`follow` is running (it then keeps the views current)."""
+        return self._following
+
     async def refresh(self) -> dict[str, ProjectionState]:
         """Re-read every projection's state from the views store."""
         self._states = await self.views.read(read_states)

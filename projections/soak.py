@@ -117,7 +117,7 @@ async def _soak(uri: str, seconds: float, emitters: int, processes: int) -> int:
     counters = {"runs": 0, "errors": 0, "queries": 0}
     started = time.perf_counter()
     children = _spawn_children(uri, seconds, emitters, processes)
-    async with open_store(uri) as store, open_views(store) as views:
+    async with open_store(uri) as store, open_views(store, fresh=False) as views:
         stop = anyio.Event()
         async with anyio.create_task_group() as group:
             await group.start(views.follow)

@@ -1,8 +1,10 @@
 """Opening the views: live beside the log, or replayed as of a past point.
 
 async with open_store() as store, open_views(store) as views:
-    await views.catch_up()                 # fresh reads in a short-lived process
-    runs = await views.query.runs(limit=10)
+    runs = await views.query.runs(limit=10)  # fresh: caught up to the log's head first
+
+async with open_views(store, fresh=False) as views:
+    runs = await views.query.runs(limit=10)  # as far as the views got (catch_up / follow)
 
 async with views_as_of(store, position=1200) as past:
     stacks = await past.query.stacks()     # the same queries, as the log stood then
@@ -12,7 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -25,9 +27,10 @@ from anyio.abc import TaskStatus
 from eventstore import EventStore
 
 from .definition import Projection
-from .errors import QueryError, ViewsStoreError
+from .errors import ProjectionFailedError, QueryError, ViewsStoreError
 from .queries import Queries
 from .runner import ProgressCallback, ProjectionRunner, ProjectionStatus
+from .transactions import Tx
 from .views_store import VIEWS_FILE, SQLiteViewsStore, ViewsStore
 
 __all__ = ["Views", "live_views_store", "open_views", "views_as_of"]
@@ -35,8 +38,49 @@ __all__ = ["Views", "live_views_store", "open_views", "views_as_of"]
 log = structlog.get_logger("projections.views")
 
 
+class _FreshReads:
+    """A views store whose reads first bring the views up to the log's head.
+
+    Queries read through it, so every query of fresh views answers as of (at
+    least) the head when it was called, as the CLI does; writes go straight through.
+    """
+
+    def __init__(self, inner: ViewsStore, views: Views) -> None:
+        self._inner = inner
+        self._views = views
+        self.location = inner.location
+
+    async def open(self) -> None:
+        """Open the wrapped store."""
+        await self._inner.open()
+
+    async def close(self) -> None:
+        """Close the wrapped store."""
+        await self._inner.close()
+
+    async def transact(self, body: Callable[[], Tx[Any]]) -> Any:
+        """A write transaction, unchanged."""
+        return await self._inner.transact(body)
+
+    async def read(self, body: Callable[[], Tx[Any]]) -> Any:
+        """Catch up, then read."""
+        await self._views.freshen()
+        return await self._inner.read(body)
+
+    async def fetch(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        """Catch up, then fetch."""
+        await self._views.freshen()
+        return await self._inner.fetch(sql, params)
+
+
 class Views:
-    """Views over one store: queries, and the runner that keeps them current."""
+    """Views over one store: queries, and the runner that keeps them current.
+
+    With ``fresh`` (the default of :func:`open_views`) every ``query`` first
+    brings the views up to the log's head (or, while :meth:`follow` runs, waits
+    until they reach it); with ``fresh=False`` queries read the views as far as
+    :meth:`catch_up` or :meth:`follow` brought them, without touching the log.
+    """
 
     def __init__(
         self,
@@ -45,13 +89,37 @@ class Views:
         runner: ProjectionRunner,
         *,
         as_of: int | None = None,
+        fresh: bool = False,
+        fresh_timeout: float = 60.0,
     ) -> None:
         self.store = store
         self.views_store = views_store
         self.runner = runner
-        self.query = Queries(views_store, store)
         #: The log position the views were replayed to, for views opened "as of"; else None.
         self.as_of = as_of
+        #: Whether queries catch up to the head first (never for views opened "as of").
+        self.fresh = fresh and as_of is None
+        self._fresh_timeout = fresh_timeout
+        self._catching_up = anyio.Lock()
+        self.query = Queries(_FreshReads(views_store, self) if self.fresh else views_store, store)
+
+    async def freshen(self) -> int:
+        """Bring the views up to the log's head now (what a fresh query does first).
+
+        Concurrent callers share one catch-up; while :meth:`follow` runs this waits
+        for it instead. A projection that has failed is left where it stopped (its
+        status says why) and the others are still brought up. Returns the head.
+        """
+        if self.as_of is not None:
+            return self.as_of
+        head = await self.store.head()
+        if self.runner.following:
+            # A failed projection stays behind (its status says why); the others reach the head.
+            with contextlib.suppress(ProjectionFailedError):
+                await self.runner.wait_for(head, self._fresh_timeout)
+            return head
+        async with self._catching_up:
+            return await self.runner.catch_up()
 
     async def catch_up(self, *, progress: ProgressCallback | None = None) -> int:
         """Bring every projection up to the log's head; return that position."""
@@ -104,12 +172,17 @@ async def open_views(
     projections: Sequence[Projection] | None = None,
     auto_rebuild: bool = True,
     progress: ProgressCallback | None = None,
+    fresh: bool = True,
 ) -> AsyncIterator[Views]:
     """Open the live views of ``store`` (by default ``views.db`` beside its log).
 
     Projections whose code version differs from the stored one are rebuilt
     blue/green on opening (``auto_rebuild``), reporting through ``progress``.
     A views file that cannot be read is set aside and rebuilt from the log.
+    ``fresh`` (default): every ``views.query`` read first catches the views up to
+    the log's head, so it sees every event appended before it was called;
+    ``fresh=False`` reads the views as they are, for a process that keeps them
+    current itself (``views.follow()``) or wants no log reads on the query path.
     """
     views_store = SQLiteViewsStore(None) if memory else live_views_store(store, path)
     try:
@@ -121,7 +194,7 @@ async def open_views(
     try:
         runner = ProjectionRunner(store, views_store, projections)
         await runner.prepare(auto_rebuild=auto_rebuild, progress=progress)
-        yield Views(store, views_store, runner)
+        yield Views(store, views_store, runner, fresh=fresh)
     finally:
         await views_store.close()
 

@@ -127,7 +127,7 @@ class TestOpening:
         async with open_store() as store:
             await store.append("s", [tombstone()])
         assert (tmp_path / "env-store" / LEDGER_FILE).exists()
-        async with open_store(f"sqlite://{tmp_path / 'env-store'}") as store:
+        async with open_store(f"sqlite:///{tmp_path / 'env-store'}") as store:
             assert await store.head() == 1
         async with open_store(tmp_path / "env-store" / LEDGER_FILE) as store:
             assert await store.head() == 1
