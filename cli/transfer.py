@@ -607,10 +607,40 @@ async def _copy_body(target_uri: str) -> dict[str, Any]:
     }
 
 
+#: The event types ``metaledger init`` writes (its default components and stack).
+_INIT_TYPES = frozenset({"component.registered", "stack.registered", "workspace.active_stack_set"})
+
+
+async def _holds_only_init_defaults(target: EventStore, there: int) -> bool:
+    """Whether the target's whole log is what ``init`` writes: the default stack, nothing else."""
+    from eventstore import ComponentRegistered, StackRegistered
+
+    if not 0 < there <= 2 * len(_INIT_TYPES) + 2:
+        return False
+    async for recorded in target.read_all():
+        event = recorded.event
+        if recorded.type not in _INIT_TYPES or recorded.stream_id != "workspace":
+            return False
+        if isinstance(event, ComponentRegistered | StackRegistered) and event.name != "default":
+            return False
+    return True
+
+
 async def _check_prefix(
     source: EventStore, target: EventStore, head: int, there: int, display: str
 ) -> None:
     """Refuse a target that holds anything but a prefix of the source's log."""
+    if await _holds_only_init_defaults(target, there):
+        mine = await row_at(source, there) if there <= head else None
+        theirs = await row_at(target, there)
+        if mine is None or theirs is None or mine.hash != theirs.hash:
+            raise CLIError(
+                f"{display} already holds a log: the default stack `metaledger init` made "
+                f"there ({there} events), not a copy of this store's log; nothing was copied. "
+                "Copy into an empty store first, then run `init` there (it changes nothing "
+                "when the copied log has its default stack): see 'Moving a store' in "
+                "docs/operations.md for clearing a server store that holds only init's events"
+            )
     if there > head:
         raise CLIError(
             f"{display} holds {there} events, more than this store's {head}: it is not a "
