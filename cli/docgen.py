@@ -34,7 +34,10 @@ store. ZenML users will recognise the shape: `metaledger stack list`,
 
 - **The store**: `--store URI`, else `$METALEDGER_STORE`, else the default local
   store in the user data directory (`~/.local/share/metaledger/store` on Linux).
-  A URI is a directory path, `sqlite:///abs/path`, or `postgresql://user@host/db`.
+  A URI is a directory path, a SQLite URL as SQLAlchemy spells it
+  (`sqlite:///relative/path`, `sqlite:////absolute/path`), or
+  `postgresql://user@host/db` (`postgresql+asyncpg://` and the other SQLAlchemy
+  driver suffixes are accepted; metaledger always uses asyncpg).
 - **A store that does not exist**: `init` creates it (and its `default` stack);
   `demo`, `import` and `copy --to` create their target as `init` would; every
   other command says there is no store there, how to create one, and exits 3.

@@ -798,7 +798,8 @@ def append(source: IO[bytes], dry_run: bool, fmt: Format) -> None:
     (default) or "no_stream"; event_id a UUID; metadata an object (the same on
     every line). Every line is checked first: bad lines are reported as
     "line N: reason" (at most 20), the exit code is 1 and nothing is appended.
-    Then the whole file is appended in one transaction. A line without an
+    Then the whole file is appended in one transaction (a file of more than
+    5,000 lines draws a progress bar on a terminal, never with --json). A line without an
     event_id gets one derived from the file's content and the line number, so
     running the same file again is a no-op. This is the raw log: beyond refusing
     events that name a component, stack or step run the store (or an earlier

@@ -95,7 +95,7 @@ class LazyGroup(click.Group):
     "store_uri",
     metavar="URI",
     envvar="METALEDGER_STORE",
-    help="The store: a directory, sqlite:///path or postgresql://... "
+    help="The store: a directory, sqlite:///rel/path, sqlite:////abs/path or postgresql://... "
     "[default: $METALEDGER_STORE, else the user data directory]",
 )
 @click.option(

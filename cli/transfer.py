@@ -521,7 +521,7 @@ def _same_place(a: Any, b: Any) -> bool:
     "target_uri",
     required=True,
     metavar="URI",
-    help="The target store: a directory, sqlite:///path or postgresql://...",
+    help="The target store: a directory, sqlite:////abs/path or postgresql://...",
 )
 @output_options()
 def copy(target_uri: str, fmt: Format) -> None:
@@ -531,6 +531,8 @@ def copy(target_uri: str, fmt: Format) -> None:
     times, hashes), to the store at URI, which is created if missing. The target
     must be empty or hold a prefix of the same log (an earlier copy): what it
     holds is skipped, so an interrupted copy is resumed by running it again.
+    A target `init` already wrote to holds its own default stack, another log:
+    it is refused (exit 1), so copy first and run `init` on the target after.
     The source's chain is checked on the way (a damaged source stops the copy
     at the first bad position: exit 5), events go over in transactions of 5,000,
     and then the copy is verified and its head hash compared with the source's:

@@ -338,7 +338,8 @@ async def test_cancellation_is_recorded_as_cancelled(tmp_path: Path) -> None:
     internal cancel scope."""
     async with open_store(tmp_path / "s") as store:
         with anyio.CancelScope() as scope:
-            async with store.pipeline_run("p", run_id=(run_id := uuid4())) as run:
+            async with store.pipeline_run("p") as run:
+                run_id = run.run_id
                 async with run.step("s"):
                     scope.cancel()
                     await anyio.sleep_forever()
