@@ -19,6 +19,7 @@ from click.testing import CliRunner
 
 from cli.main import cli
 from eventstore import (
+    EventStore,
     InvalidEventError,
     NotFoundError,
     UnsupportedURIError,
@@ -102,9 +103,12 @@ def test_copy_into_a_store_init_wrote_says_what_to_do(tmp_path: Path) -> None:
     message = _invoke("--store", str(source), "copy", "--to", str(target), code=1)
     assert "the default stack `metaledger init` made" in message
     assert "then run `init` there" in message
-    assert 5 == json.loads(_invoke("--store", str(target), "--json", "store", "describe"))[
-        "head_position"
-    ]
+    assert (
+        5
+        == json.loads(_invoke("--store", str(target), "--json", "store", "describe"))[
+            "head_position"
+        ]
+    )
 
 
 # -- store URLs ----------------------------------------------------------------------
@@ -239,7 +243,8 @@ def test_events_append_shows_progress_on_a_terminal_only(tmp_path: Path) -> None
     code, stdout, terminal = _run_on_terminal([*command, str(second), "--json"], env)
     assert 0 == code
     assert 6000 == json.loads(stdout)["appended"]
-    assert b"checking" not in terminal and b"appending" not in terminal
+    assert b"checking" not in terminal
+    assert b"appending" not in terminal
 
     third = tmp_path / "third.jsonl"
     _append_file(third, 6_000)
@@ -253,10 +258,9 @@ def test_events_append_shows_progress_on_a_terminal_only(tmp_path: Path) -> None
 # -- the Python API: fresh views -----------------------------------------------------
 
 
-async def _record_run(store: object, name: str) -> None:
-    async with store.pipeline_run("training", run_name=name) as run:  # type: ignore[attr-defined]
-        async with run.step("load") as step:
-            await step.produce("data", uri="file:///tmp/data.parquet")
+async def _record_run(store: EventStore, name: str) -> None:
+    async with store.pipeline_run("training", run_name=name) as run, run.step("load") as step:
+        await step.produce("data", uri="file:///tmp/data.parquet")
 
 
 @pytest.mark.anyio
@@ -288,13 +292,16 @@ async def test_fresh_false_reads_the_views_as_they_are(tmp_path: Path) -> None:
 @pytest.mark.anyio
 async def test_fresh_reads_while_following(tmp_path: Path) -> None:
     """With follow() running, a fresh query waits for it to reach the head."""
-    async with open_store(tmp_path / "s") as store, open_views(store) as views:
-        async with anyio.create_task_group() as group:
-            await group.start(views.follow)
-            for n in range(3):
-                await _record_run(store, f"run-{n}")
-                assert n + 1 == len(await views.query.runs())
-            group.cancel_scope.cancel()
+    async with (
+        open_store(tmp_path / "s") as store,
+        open_views(store) as views,
+        anyio.create_task_group() as group,
+    ):
+        await group.start(views.follow)
+        for n in range(3):
+            await _record_run(store, f"run-{n}")
+            assert n + 1 == len(await views.query.runs())
+        group.cancel_scope.cancel()
 
 
 # -- the Python API: ids and error messages ------------------------------------------
@@ -318,18 +325,20 @@ async def test_context_managers_take_ids(tmp_path: Path) -> None:
 @pytest.mark.anyio
 async def test_metadata_type_errors_name_the_key(tmp_path: Path) -> None:
     """A metadata value that is no scalar is refused naming its key and type."""
-    async with open_store(tmp_path / "s") as store:
-        async with store.pipeline_run("p") as run:
-            async with run.step("s") as step:
-                with pytest.raises(InvalidEventError, match=r"metadata 'confusion' .* not list"):
-                    await step.log_metadata({"accuracy": 0.9, "confusion": [[1, 0], [0, 1]]})
-                with pytest.raises(InvalidEventError, match=r"metadata 'params' .* not dict"):
-                    await run.log_metadata({"params": {"lr": 0.1}})
-                with pytest.raises(InvalidEventError, match=r"artifact metadata 'shape'"):
-                    await step.produce("x", uri="file:///x", metadata={"shape": (3, 4)})
-                with pytest.raises(InvalidEventError, match="keys must be strings; got 1"):
-                    await step.log_metadata({1: 2})  # type: ignore[dict-item]
-                await step.log_metadata({"accuracy": 0.9, "note": None})
+    async with (
+        open_store(tmp_path / "s") as store,
+        store.pipeline_run("p") as run,
+        run.step("s") as step,
+    ):
+        with pytest.raises(InvalidEventError, match=r"metadata 'confusion' .* not list"):
+            await step.log_metadata({"accuracy": 0.9, "confusion": [[1, 0], [0, 1]]})
+        with pytest.raises(InvalidEventError, match=r"metadata 'params' .* not dict"):
+            await run.log_metadata({"params": {"lr": 0.1}})
+        with pytest.raises(InvalidEventError, match=r"artifact metadata 'shape'"):
+            await step.produce("x", uri="file:///x", metadata={"shape": (3, 4)})
+        with pytest.raises(InvalidEventError, match="keys must be strings; got 1"):
+            await step.log_metadata({1: 2})  # type: ignore[dict-item]
+        await step.log_metadata({"accuracy": 0.9, "note": None})
 
 
 @pytest.mark.anyio
@@ -358,13 +367,14 @@ async def test_cancellation_is_recorded_as_cancelled(tmp_path: Path) -> None:
 async def test_consuming_an_unknown_artifact_names_the_id(tmp_path: Path) -> None:
     """consume() of an id no step produced says "no artifact with id ..."."""
     missing = uuid4()
-    async with open_store(tmp_path / "s") as store:
-        async with store.pipeline_run("p") as run:
-            async with run.step("s") as step:
-                with pytest.raises(NotFoundError) as caught:
-                    await step.consume("data", missing)
-                step_missing = uuid4()
-                with pytest.raises(NotFoundError, match=f"no step run with id {step_missing}"):
-                    await run.log_metadata({"a": 1}, step_run_id=step_missing)
+    async with (
+        open_store(tmp_path / "s") as store,
+        store.pipeline_run("p") as run,
+        run.step("s") as step,
+    ):
+        with pytest.raises(NotFoundError) as caught:
+            await step.consume("data", missing)
+        step_missing = uuid4()
+        with pytest.raises(NotFoundError, match=f"no step run with id {step_missing}"):
+            await run.log_metadata({"a": 1}, step_run_id=step_missing)
     assert f"no artifact with id {missing}" == str(caught.value)
-
