@@ -278,6 +278,17 @@ async def test_views_read_through_the_api_are_fresh(tmp_path: Path) -> None:
 
 
 @pytest.mark.anyio
+async def test_views_read_through_the_api_are_fresh_on_postgres(postgres_uri: str) -> None:
+    """The same on PostgreSQL, where the views live in the server's views schema."""
+    async with open_store(postgres_uri) as store:
+        await _record_run(store, "first")
+        async with open_views(store) as views:
+            assert ["first"] == [run.run_name for run in await views.query.runs()]
+            await _record_run(store, "second")
+            assert 2 == len(await views.query.artifacts())
+
+
+@pytest.mark.anyio
 async def test_fresh_false_reads_the_views_as_they_are(tmp_path: Path) -> None:
     """fresh=False opts out: queries read what catch_up() brought in, nothing more."""
     async with open_store(tmp_path / "s") as store:
