@@ -84,11 +84,13 @@ async def open_store(
 ) -> AsyncIterator[EventStore]:
     """Open (by default creating) the store at ``uri`` for the duration of the block.
 
-    ``uri``: None for ``$METALEDGER_STORE`` or the default local store; a path or
-    ``sqlite:///path``; or ``postgresql://...``. ``durability="full"`` (default)
-    makes every acknowledged append survive power loss; ``"normal"`` trades
-    that for speed (SQLite ``synchronous=NORMAL``: an OS crash may lose the
-    last commits, never corrupt the log). ``codec`` lets an application extend
+    ``uri``: None for ``$METALEDGER_STORE`` or the default local store; a path,
+    ``sqlite:///relative/path`` or ``sqlite:////abs/path``; or ``postgresql://...``
+    (``postgresql+asyncpg://`` too; see :func:`~eventstore.uri.resolve_store`).
+    ``durability="full"`` (default) makes every acknowledged append survive
+    power loss; ``"normal"`` trades that for speed (SQLite
+    ``synchronous=NORMAL``: an OS crash may lose the last commits, never
+    corrupt the log). ``codec`` lets an application extend
     the event catalogue with its own event classes and upcasters.
     """
     location = resolve_store(uri)
