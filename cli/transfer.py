@@ -611,17 +611,19 @@ async def _copy_body(target_uri: str) -> dict[str, Any]:
 
 #: The event types ``metaledger init`` writes (its default components and stack).
 _INIT_TYPES = frozenset({"component.registered", "stack.registered", "workspace.active_stack_set"})
+#: ``init`` writes 5 events; a longer log holds more than init's defaults.
+_INIT_MAX_EVENTS = 5
 
 
 async def _holds_only_init_defaults(target: EventStore, there: int) -> bool:
     """Whether the target's whole log is what ``init`` writes: the default stack, nothing else."""
-    from eventstore import ComponentRegistered, StackRegistered
+    from eventstore import WORKSPACE_STREAM, ComponentRegistered, StackRegistered
 
-    if not 0 < there <= 2 * len(_INIT_TYPES) + 2:
+    if not 0 < there <= _INIT_MAX_EVENTS:
         return False
     async for recorded in target.read_all():
         event = recorded.event
-        if recorded.type not in _INIT_TYPES or recorded.stream_id != "workspace":
+        if recorded.type not in _INIT_TYPES or recorded.stream_id != WORKSPACE_STREAM:
             return False
         if isinstance(event, ComponentRegistered | StackRegistered) and event.name != "default":
             return False
