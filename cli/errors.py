@@ -57,7 +57,10 @@ class CLIError(click.ClickException):
 
     def show(self, file: object = None) -> None:
         """Print ``Error: message`` on stderr."""
-        click.echo(f"Error: {self.format_message()}", err=True)
+        from .output import visible
+
+        # Messages quote names, values and paths the user gave: never raw to the terminal.
+        click.echo(f"Error: {visible(self.format_message(), keep_newlines=True)}", err=True)
 
 
 def _exit_code(exc: BaseException) -> int:

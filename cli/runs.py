@@ -23,6 +23,7 @@ from .output import (
     output_options,
     print_properties,
     print_table,
+    say,
 )
 
 __all__ = ["run", "run_item", "step_item"]
@@ -127,7 +128,7 @@ def list_(
 
     def table() -> None:
         if not runs:
-            click.echo("No runs match.")
+            say("No runs match.")
             return
         print_table(
             ("RUN NAME", "PIPELINE", "STATUS", "STACK", "STARTED", "DURATION", "STEPS", "RUN ID"),
@@ -234,4 +235,4 @@ def delete(run_ref: str, reason: str, yes: bool) -> None:
         raise CLIError("not deleted")
 
     run_on_store(lambda store: store.delete_run(uuid.UUID(found.run_id), reason=reason))
-    click.echo(f"Deleted run `{found.run_name}`.")
+    say(f"Deleted run `{found.run_name}`.")

@@ -36,7 +36,7 @@ import msgspec
 from .context import PROGRESS_THRESHOLD, open_store_for, progress_bar, run_async
 from .errors import EXIT_DAMAGED, CLIError
 from .events import EnvelopeRecord, envelope_record, row_at
-from .output import Format, emit, output_options
+from .output import Format, emit, output_options, say
 
 if TYPE_CHECKING:
     from eventstore import EventStore, StoredEvent
@@ -139,7 +139,7 @@ def export(target: str, fmt: Format) -> None:
     }
 
     def text() -> None:
-        click.echo(
+        say(
             f"Exported {result.count} events (head {result.head_position}, "
             f"head hash {result.head_hash or '-'}) to {_display(target)}.",
             err=target == "-",
@@ -453,17 +453,17 @@ def import_(source: str, fmt: Format) -> None:
 
     def text() -> None:
         if not outcome.imported:
-            click.echo(
+            say(
                 f"Nothing to import: {outcome.store} already holds all {scan.count} events "
                 f"of {name}."
             )
             return
-        click.echo(
+        say(
             f"Imported {outcome.imported} events (positions {head + 1}-{outcome.head_position})"
             f" into {outcome.store} in {elapsed:.2f} s; head hash {outcome.head_hash}."
         )
         if scan.count > outcome.imported:
-            click.echo(f"The store held the first {head} events of the file already.")
+            say(f"The store held the first {head} events of the file already.")
 
     emit(report, fmt, text)
 
@@ -543,7 +543,7 @@ def copy(target_uri: str, fmt: Format) -> None:
 
     def text() -> None:
         if result["verified"]:
-            click.echo(
+            say(
                 f"Copied {result['copied']} events to {result['to']} ({result['already_there']}"
                 f" were there already); the copy verifies: head {result['head_position']}, "
                 f"hash {result['head_hash'] or '-'}."
