@@ -7,6 +7,7 @@ from typing import Any, Literal
 import click
 
 from .context import as_of_option, open_fresh_views, open_store_for, run_async
+from .input_limits import BoundedInt
 from .output import (
     Format,
     emit,
@@ -63,7 +64,7 @@ def artifact() -> None:
 @click.option("--type", "artifact_type", help="Only this artifact type (e.g. ModelArtifact).")
 @click.option("--run", "run_ref", metavar="RUN", help="Only artifacts produced by this run.")
 @click.option("--name", help="Only versions of this artifact name.")
-@click.option("--limit", type=click.IntRange(min=0), default=100, show_default=True)
+@click.option("--limit", type=BoundedInt(0), default=100, show_default=True)
 @output_options(nl=True)
 def list_(
     artifact_type: str | None, run_ref: str | None, name: str | None, limit: int, fmt: Format
@@ -234,7 +235,7 @@ def lineage_dot(graph: Any) -> str:
 @click.option("--downstream", "direction", flag_value="downstream", help="Only what used it.")
 @click.option(
     "--depth",
-    type=click.IntRange(min=0),
+    type=BoundedInt(0),
     default=3,
     show_default=True,
     help="How many step-hops to follow each way.",

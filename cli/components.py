@@ -67,6 +67,8 @@ def parse_config_args(args: list[str]) -> dict[str, Any]:
             config[key] = msgspec.json.decode(value)
         except msgspec.DecodeError:
             config[key] = value
+        except RecursionError:
+            raise CLIError(f"--{key}: the value is nested too deeply to store") from None
         index += 1
     return config
 

@@ -57,10 +57,14 @@ class CLIError(click.ClickException):
 
     def show(self, file: object = None) -> None:
         """Print ``Error: message`` on stderr."""
-        from .output import visible
-
         # Messages quote names, values and paths the user gave: never raw to the terminal.
-        click.echo(f"Error: {visible(self.format_message(), keep_newlines=True)}", err=True)
+        click.echo(f"Error: {_visible(self.format_message())}", err=True)
+
+
+def _visible(message: str) -> str:
+    from .output import visible
+
+    return visible(message, keep_newlines=True)
 
 
 def _exit_code(exc: BaseException) -> int:
@@ -92,7 +96,11 @@ def guarded(ctx: click.Context) -> Iterator[None]:
 
     try:
         yield
-    except (click.ClickException, click.exceptions.Exit, click.exceptions.Abort):
+    except click.ClickException as exc:
+        # click declares message final; parse errors quote what the user typed.
+        setattr(exc, "message", _visible(exc.message))  # noqa: B010
+        raise
+    except (click.exceptions.Exit, click.exceptions.Abort):
         raise
     except KeyboardInterrupt:
         click.echo("Interrupted; the store is intact.", err=True)

@@ -34,6 +34,7 @@ import msgspec
 
 from .context import open_store_for, run_async
 from .errors import EXIT_NOT_FOUND, CLIError
+from .input_limits import BoundedInt, parse_position
 from .output import (
     Format,
     emit,
@@ -264,7 +265,7 @@ _TABLE_COLUMNS = ("POSITION", "RECORDED AT", "STREAM", "VERSION", "TYPE", "EVENT
 @click.option(
     "--from",
     "from_position",
-    type=click.IntRange(min=1),
+    type=BoundedInt(1),
     default=1,
     show_default=True,
     metavar="POS",
@@ -272,7 +273,7 @@ _TABLE_COLUMNS = ("POSITION", "RECORDED AT", "STREAM", "VERSION", "TYPE", "EVENT
 )
 @click.option(
     "--limit",
-    type=click.IntRange(min=0),
+    type=BoundedInt(0),
     metavar="N",
     help=f"At most N events; 0 for all. [default: {DEFAULT_LIST_LIMIT} in the table, "
     "all with --json/--nl]",
@@ -354,8 +355,8 @@ def list_events(
 
 def _parse_ref(ref: str) -> int | UUID:
     text = ref.strip()
-    if text.isdigit():
-        return int(text)
+    if text.isascii() and text.isdigit():
+        return parse_position(text)
     try:
         return UUID(text)
     except ValueError:
@@ -459,7 +460,7 @@ def _quiet_broken_pipe() -> Iterator[None]:
     "-n",
     "--lines",
     "count",
-    type=click.IntRange(min=0),
+    type=BoundedInt(0),
     default=10,
     show_default=True,
     metavar="N",
@@ -589,6 +590,8 @@ def _parse_line(number: int, raw: bytes, codec: EventCodec, file_digest: str) ->
         item = msgspec.json.decode(raw)
     except msgspec.DecodeError as exc:
         raise _BadLine(f"not valid JSON ({exc})") from None
+    except RecursionError:
+        raise _BadLine("nested too deeply to store") from None
     except UnicodeDecodeError as exc:
         raise _BadLine(f"not valid JSON: invalid UTF-8 at byte {exc.start}") from None
     if not isinstance(item, dict):

@@ -27,6 +27,7 @@ import click
 from .context import AsOf, app, open_store_for, progress_bar, run_async
 from .errors import EXIT_NOT_FOUND, CLIError
 from .events import row_at
+from .input_limits import BoundedInt
 from .output import Format, emit, format_time, output_options, print_properties, print_table, say
 
 if TYPE_CHECKING:
@@ -39,7 +40,7 @@ __all__ = ["projections", "replay"]
 @click.option(
     "--to",
     "to_position",
-    type=click.IntRange(min=0),
+    type=BoundedInt(0),
     metavar="POSITION",
     help="Replay up to this log position (inclusive). [default: the head]",
 )

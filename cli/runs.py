@@ -15,6 +15,7 @@ from .context import (
     run_on_store,
 )
 from .errors import CLIError
+from .input_limits import BoundedInt
 from .output import (
     Format,
     emit,
@@ -92,7 +93,7 @@ def run() -> None:
 @click.option("--stack", help="Only runs on this stack (name or id).")
 @click.option("--since", help="Started at or after: ISO-8601 time or an age (2h, 7d).")
 @click.option("--until", help="Started at or before: ISO-8601 time or an age.")
-@click.option("--limit", type=click.IntRange(min=0), default=50, show_default=True)
+@click.option("--limit", type=BoundedInt(0), default=50, show_default=True)
 @as_of_option
 @output_options(nl=True)
 def list_(

@@ -28,7 +28,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Annotated, Any
 
 import click
 import msgspec
@@ -51,16 +51,20 @@ COPY_CHUNK = 5000
 _BLOCK = 1 << 20
 
 
+#: The store keeps envelope numbers as signed 64-bit integers.
+Int64 = Annotated[int, msgspec.Meta(ge=-(1 << 63), le=(1 << 63) - 1)]
+
+
 class ImportLine(msgspec.Struct, frozen=True, kw_only=True):
     """One line of an export, as ``import`` reads it (``recorded_at`` is only cross-checked)."""
 
-    position: int
+    position: Int64
     event_id: str
     stream_id: str
-    stream_version: int
+    stream_version: Int64
     type: str
-    schema_version: int
-    recorded_at_us: int
+    schema_version: Int64
+    recorded_at_us: Int64
     metadata: Any
     data: Any
     hash: str
@@ -245,6 +249,8 @@ def _parse(number: int, raw: bytes) -> StoredEvent:
         line = _line_decoder.decode(raw)
     except (msgspec.DecodeError, msgspec.ValidationError) as exc:
         raise _BadFile(f"line {number}: {exc}") from None
+    except RecursionError:
+        raise _BadFile(f"line {number}: nested too deeply to store") from None
     except UnicodeDecodeError as exc:
         raise _BadFile(f"line {number}: invalid UTF-8 at byte {exc.start}") from None
     try:

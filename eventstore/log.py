@@ -21,7 +21,7 @@ import msgspec
 
 from .backend import Backend, RowTuple
 from .chain import ChainChecker, VerifyReport
-from .codec import EventCodec, encode_metadata
+from .codec import MAX_INT, EventCodec, encode_metadata, find_unencodable
 from .envelope import (
     ANY,
     NO_STREAM,
@@ -186,6 +186,10 @@ class Log:
             raise InvalidEventError(
                 "stream_id must be a non-empty string of at most 255 characters"
             )
+        if not stream_id.isascii():
+            fault = find_unencodable(stream_id, "stream_id")
+            if fault is not None:
+                raise fault
         if not events:
             raise InvalidEventError("an append needs at least one event")
         if not (
@@ -193,7 +197,7 @@ class Log:
             or (
                 isinstance(expected_version, int)
                 and not isinstance(expected_version, bool)
-                and expected_version >= 0
+                and 0 <= expected_version <= MAX_INT
             )
         ):
             raise InvalidEventError(
