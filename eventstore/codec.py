@@ -168,7 +168,10 @@ def decode_metadata(data: bytes) -> Metadata:
 
 
 def _may_hold_floats(info: msgspec.inspect.Type) -> bool:
-    if isinstance(info, msgspec.inspect.AnyType | msgspec.inspect.FloatType):
+    # Integers too: msgpack would store up to 2**64 - 1, beyond what the views keep.
+    if isinstance(
+        info, msgspec.inspect.AnyType | msgspec.inspect.FloatType | msgspec.inspect.IntType
+    ):
         return True
     if isinstance(info, msgspec.inspect.UnionType):
         return any(_may_hold_floats(t) for t in info.types)
@@ -182,7 +185,7 @@ def _may_hold_floats(info: msgspec.inspect.Type) -> bool:
 
 
 def _free_fields(cls: type[Event]) -> tuple[str, ...]:
-    """Fields that can hold a float (JSON-like mappings, scalars): the ones to check for NaN."""
+    """Fields that can hold a float or an int: the ones to check for NaN and range."""
     info = msgspec.inspect.type_info(cls)
     assert isinstance(info, msgspec.inspect.StructType)
     return tuple(f.encode_name for f in info.fields if _may_hold_floats(f.type))
