@@ -5,7 +5,7 @@ Exit codes (documented in ``docs/cli.md``):
 ==== =========================================================
 0    success
 1    an error metaledger reports (bad input, refused command...)
-2    wrong usage (unknown option, missing argument)
+2    wrong usage (unknown option, missing argument, non-UTF-8 argument, number out of range)
 3    no store there, or not a metaledger store
 4    the named thing does not exist
 5    ``verify`` found the log damaged
@@ -14,7 +14,8 @@ Exit codes (documented in ``docs/cli.md``):
 130  interrupted (Ctrl-C); the store is left intact
 ==== =========================================================
 
-Tracebacks are shown only with ``-v``.
+Tracebacks are shown only with ``-v``. Messages are printed with control
+characters escaped visibly (they quote what the user typed).
 """
 
 from __future__ import annotations
