@@ -68,6 +68,21 @@ def _visible(message: str) -> str:
     return visible(message, keep_newlines=True)
 
 
+def _os_error(exc: OSError) -> str:
+    reason = exc.strerror or str(exc)
+    if exc.filename is None:
+        return reason
+    name = str(exc.filename)
+    shown = name if len(name) <= 120 else f"{name[:60]}…{name[-40:]} ({len(name)} characters)"
+    return f"{shown}: {reason}"
+
+
+def _os_exit_code(exc: OSError) -> int:
+    import errno
+
+    return EXIT_BUSY if exc.errno in (errno.ENOSPC, errno.EDQUOT) else EXIT_ERROR
+
+
 def _exit_code(exc: BaseException) -> int:
     from eventstore.errors import (
         BackendUnavailableError,
@@ -114,6 +129,10 @@ def guarded(ctx: click.Context) -> Iterator[None]:
             traceback.print_exc(file=sys.stderr)
         if isinstance(exc, LedgerError):
             raise CLIError(str(exc), _exit_code(exc)) from exc
+        if isinstance(exc, OSError) and exc.errno is not None:
+            # The system refused a path the user gave (too long, not a directory,
+            # permission...): the user's to fix, not a bug.
+            raise CLIError(_os_error(exc), _os_exit_code(exc)) from exc
         raise CLIError(
             f"internal error: {type(exc).__name__}: {exc} (rerun with -v for the traceback)",
             EXIT_INTERNAL,

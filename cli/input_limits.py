@@ -33,8 +33,10 @@ def _undecodable(text: str) -> str:
 
 
 def check_arguments(args: Sequence[str]) -> None:
-    """Raise a usage error for the first argument that is not valid UTF-8 text."""
+    """Raise a usage error for the first argument that is not valid UTF-8 text (or has a NUL)."""
     for index, arg in enumerate(args, start=1):
+        if "\x00" in arg:  # no shell can pass one; only an embedding caller
+            raise click.UsageError(f"argument {index} ({_shown(arg)}) contains a NUL character")
         if arg.isascii():
             continue
         try:

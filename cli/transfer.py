@@ -124,6 +124,8 @@ def export(target: str, fmt: Format) -> None:
     """
     from eventstore import DecodeError
 
+    if not target or Path(target).name in ("", ".", ".."):
+        raise CLIError(f"export needs a file name, not {target!r} (or - for stdout)")
     try:
         if target == "-":
             result = run_async(_export_body, _stdout_bytes())

@@ -217,6 +217,10 @@ class TestOutOfRange:
             (("run", "list", "--as-of", "9999"), 1, "beyond the log's head"),
             (("events", "tail", "-n", "1" * 30), 2, "out of range"),
             (("replay", "--to", "1" * 30), 2, "out of range"),
+            (("export", ""), 1, "export needs a file name"),
+            (("copy", "--to", "/tmp/" + "x" * 300), 1, "File name too long"),
+            (("--store", "/tmp/" + "x" * 300, "store", "describe"), 1, "File name too long"),
+            (("orchestrator", "register", "a\x00b", "-f", "l"), 2, "NUL character"),
             (("orchestrator", "register", "n", "-f", "l", f"--n={10**30}"), 1, "64 bits"),
             (("orchestrator", "register", "n", "-f", "l", "--n=" + "[" * 99 + "]" * 99), 1, "deep"),
             (("orchestrator", "register", "n", "-f", "l", f"--n={nested_text(9999)}"), 1, "deep"),
@@ -225,6 +229,7 @@ class TestOutOfRange:
     def test_cli_values(self, store: Path, args: tuple[str, ...], code: int, says: str) -> None:
         """Each refused with its message and exit code, never exit 70."""
         result = run_cli(store, *args)
+        assert "internal error" not in result.stderr
         assert result.exit_code == code, result.output
         assert says in result.stderr
         assert len(result.stderr.strip().splitlines()[-1]) < 400
