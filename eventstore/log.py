@@ -56,6 +56,11 @@ def _default_metadata() -> Metadata:
     return Metadata(actor=actor, host=socket.gethostname(), pid=os.getpid())
 
 
+def _storable(text: str) -> bool:
+    """Whether ``text`` is valid Unicode (no lone surrogate), as every stored stream id is."""
+    return text.isascii() or find_unencodable(text, "") is None
+
+
 class Log:
     """Append, read, subscribe to and verify one store's log. Use through ``open_store``."""
 
@@ -240,6 +245,8 @@ class Log:
         """Stored rows from ``from_position`` on, a chunk per query (for bulk readers)."""
         position = max(1, from_position)
         remaining = limit
+        if position > MAX_INT:  # beyond any position a log can hold: nothing there
+            return
         while remaining is None or remaining > 0:
             size = chunk_size if remaining is None else min(chunk_size, remaining)
             rows = await self.backend.read_rows(position, size, types)
@@ -287,6 +294,8 @@ class Log:
     ) -> AsyncIterator[RecordedEvent]:
         """One stream's events from ``from_version`` (inclusive) on, in version order."""
         version = max(1, from_version)
+        if version > MAX_INT or not _storable(stream_id):  # no such stream can be stored
+            return
         while True:
             rows = await self.backend.read_stream_rows(stream_id, version, chunk_size)
             for row in rows:
@@ -297,6 +306,8 @@ class Log:
 
     async def stream_version(self, stream_id: str) -> int:
         """The current version of ``stream_id`` (0 when it has no event)."""
+        if not _storable(stream_id):
+            return 0
         return await self.backend.stream_version(stream_id)
 
     async def get_event(self, event_id: UUID | str) -> RecordedEvent | None:

@@ -335,6 +335,11 @@ class TestApiRefusesTyped:
                 with pytest.raises(InvalidEventError):
                     await step.produce("out", uri="file:///\udcff")
                 assert before + 2 == await store.head()  # the run and its step only
+                # Reads past any storable position or of an unstorable stream: nothing there.
+                assert [e async for e in store.read_all(2**70)] == []
+                assert [e async for e in store.read_stream("run-\udcff")] == []
+                assert [e async for e in store.read_stream(run.stream_id, 2**70)] == []
+                assert await store.stream_version("\udcff") == 0
 
         anyio.run(main)
 
