@@ -7,6 +7,7 @@ from typing import Any, Literal
 import click
 
 from .context import as_of_option, open_fresh_views, open_store_for, run_async
+from .input_limits import BoundedInt
 from .output import (
     Format,
     emit,
@@ -15,6 +16,8 @@ from .output import (
     output_options,
     print_properties,
     print_table,
+    say,
+    visible,
 )
 
 __all__ = ["artifact", "artifact_item", "lineage_dot", "lineage_tree"]
@@ -61,7 +64,7 @@ def artifact() -> None:
 @click.option("--type", "artifact_type", help="Only this artifact type (e.g. ModelArtifact).")
 @click.option("--run", "run_ref", metavar="RUN", help="Only artifacts produced by this run.")
 @click.option("--name", help="Only versions of this artifact name.")
-@click.option("--limit", type=click.IntRange(min=0), default=100, show_default=True)
+@click.option("--limit", type=BoundedInt(0), default=100, show_default=True)
 @output_options(nl=True)
 def list_(
     artifact_type: str | None, run_ref: str | None, name: str | None, limit: int, fmt: Format
@@ -82,7 +85,7 @@ def list_(
 
     def table() -> None:
         if not found:
-            click.echo("No artifacts match.")
+            say("No artifacts match.")
             return
         print_table(
             ("NAME", "VERSION", "TYPE", "PRODUCED BY", "CREATED", "SIZE", "ARTIFACT ID"),
@@ -160,6 +163,7 @@ def describe(ref: str, as_of: str | None, fmt: Format) -> None:
 
 def lineage_tree(graph: Any) -> Any:
     """A rich Tree of a lineage graph: upstream and/or downstream of the roots."""
+    from rich.markup import escape
     from rich.tree import Tree
 
     nodes = {n.id: n for n in graph.nodes}
@@ -169,13 +173,17 @@ def lineage_tree(graph: Any) -> Any:
         upstream.setdefault(edge.target, []).append(edge)
         downstream.setdefault(edge.source, []).append(edge)
 
+    def shown(value: Any) -> str:
+        # Names are data: never markup, never terminal control.
+        return escape(visible(str(value)))
+
     def label(node_id: str) -> str:
         node = nodes.get(node_id)
         if node is None:
-            return f"(deleted) {node_id[:8]}"
+            return f"(deleted) {shown(node_id[:8])}"
         if node.kind == "artifact":
-            return f"[bold]{node.label}[/bold] [dim]{node.id[:8]}[/dim]"
-        return f"step {node.label} [dim]({node.run_name})[/dim]"
+            return f"[bold]{shown(node.label)}[/bold] [dim]{shown(node.id[:8])}[/dim]"
+        return f"step {shown(node.label)} [dim]({shown(node.run_name)})[/dim]"
 
     def grow(tree: Any, node_id: str, up: bool, seen: set[str]) -> None:
         for edge in (upstream if up else downstream).get(node_id, []):
@@ -186,7 +194,7 @@ def lineage_tree(graph: Any) -> Any:
                 else ("produced" if edge.kind == "produced" else "consumed by")
             )
             branch = tree.add(
-                f"{verb} {edge.name!r}: {label(other)}"
+                f"{verb} {shown(repr(edge.name))}: {label(other)}"
                 if edge.kind == "consumed"
                 else f"{verb}: {label(other)}"
             )
@@ -227,7 +235,7 @@ def lineage_dot(graph: Any) -> str:
 @click.option("--downstream", "direction", flag_value="downstream", help="Only what used it.")
 @click.option(
     "--depth",
-    type=click.IntRange(min=0),
+    type=BoundedInt(0),
     default=3,
     show_default=True,
     help="How many step-hops to follow each way.",
@@ -266,7 +274,7 @@ def lineage(
     if out == "json" or json_flag or app().json_output:
         emit_json(graph)
     elif out == "dot":
-        click.echo(lineage_dot(graph))
+        say(lineage_dot(graph))
     else:
         from .output import _console
 

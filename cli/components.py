@@ -23,6 +23,7 @@ from .output import (
     output_options,
     print_properties,
     print_table,
+    say,
     show_secrets_option,
 )
 
@@ -66,6 +67,8 @@ def parse_config_args(args: list[str]) -> dict[str, Any]:
             config[key] = msgspec.json.decode(value)
         except msgspec.DecodeError:
             config[key] = value
+        except RecursionError:
+            raise CLIError(f"--{key}: the value is nested too deeply to store") from None
         index += 1
     return config
 
@@ -103,7 +106,7 @@ def _register(name: str, flavor: str, labels: tuple[str, ...]) -> None:
             labels=_parse_labels(labels),
         )
     )
-    click.echo(f"Successfully registered {display_name(component_type)} `{name}`.")
+    say(f"Successfully registered {display_name(component_type)} `{name}`.")
 
 
 def _list(fmt: Format, as_of: str | None, show_secrets: bool) -> None:
@@ -137,7 +140,7 @@ def _list(fmt: Format, as_of: str | None, show_secrets: bool) -> None:
 
     def table() -> None:
         if not items:
-            click.echo(f"No {display_name(component_type)}s registered.")
+            say(f"No {display_name(component_type)}s registered.")
             return
         print_table(
             ("ACTIVE", "NAME", "FLAVOR", "UUID", "STACKS"),
@@ -224,21 +227,21 @@ def _update(name: str, remove_key: tuple[str, ...]) -> None:
     run_on_store(
         lambda store: store.update_component(component_type, name, configuration, remove=remove_key)
     )
-    click.echo(f"Updated {display_name(component_type)} `{name}`.")
+    say(f"Updated {display_name(component_type)} `{name}`.")
 
 
 def _rename(old: str, new: str) -> None:
     component_type = _component_type()
 
     run_on_store(lambda store: store.rename_component(component_type, old, new))
-    click.echo(f"Renamed {display_name(component_type)} `{old}` to `{new}`.")
+    say(f"Renamed {display_name(component_type)} `{old}` to `{new}`.")
 
 
 def _delete(name: str) -> None:
     component_type = _component_type()
 
     run_on_store(lambda store: store.delete_component(component_type, name))
-    click.echo(f"Deleted {display_name(component_type)} `{name}` (its history stays in the log).")
+    say(f"Deleted {display_name(component_type)} `{name}` (its history stays in the log).")
 
 
 def _add_commands(group: click.Group, label: str) -> None:

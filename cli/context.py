@@ -148,6 +148,8 @@ class AsOf:
 
         value = text.strip()
         if value.isascii() and value.isdigit():
+            if len(value.lstrip("0")) > 19 or int(value) > (1 << 63) - 1:
+                raise QueryError(f"--as-of {value[:40]}: beyond any log position (at most 2**63-1)")
             return cls(position=int(value))
         try:
             return cls(when=parse_time(value))
@@ -193,8 +195,17 @@ async def open_fresh_views(store: EventStore, as_of: str | None = None) -> Async
     from projections import open_views, views_as_of
 
     if as_of is not None:
+        from projections.errors import QueryError
+
         point = AsOf.parse(as_of)
-        lag = point.position if point.position is not None else await store.head()
+        head = await store.head()
+        if point.position is not None and point.position > head:
+            # The log never stood there: answering as of the head would be a wrong answer.
+            raise QueryError(
+                f"--as-of {point.position}: beyond the log's head (position {head}); "
+                "give a position from 0 to the head"
+            )
+        lag = point.position if point.position is not None else head
         with progress_bar("replaying", enabled=lag > PROGRESS_THRESHOLD) as progress:
             async with views_as_of(
                 store, position=point.position, when=point.when, progress=progress

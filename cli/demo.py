@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from .context import open_store_for, run_async
+from .output import say
 
 __all__ = ["demo"]
 
@@ -34,5 +35,5 @@ def demo(ctx: click.Context) -> None:
             return str(run_id)
 
     run_id = run_async(body)
-    click.echo(f"Recorded demo run {run_id}.\n")
+    say(f"Recorded demo run {run_id}.\n")
     ctx.invoke(describe, run_ref=run_id, as_of=None)

@@ -56,6 +56,23 @@ store. ZenML users will recognise the shape: `metaledger stack list`,
   offset is given) or an age (`30m`, `2h`, `7d`).
 - **Logs** go to stderr: warnings by default, `-v` info, `-vv` debug;
   `--log-format json` for JSON lines.
+- **Names and values are data**: whatever a name, value, URI or error holds is
+  shown literally. Rich markup such as `[bold]` or `[/x]` is printed as typed,
+  never as a style. Control characters (ESC, C1 controls such as CSI, DEL,
+  NUL...), text-direction overrides and isolates (U+202A-U+202E,
+  U+2066-U+2069), the zero-width space, BOM and line/paragraph separators are
+  printed as visible escapes (`\\x1b`, `\\x9b`, `\\u202e`), in tables, messages and
+  error lines, so nothing stored can move the cursor, clear or retitle the
+  terminal, or reorder text; newlines and tabs inside a table cell show as
+  `\\n` and `\\t`. A backslash stays a backslash, so `\\x1b` in a table is either
+  an ESC or those four characters: `--json` tells, since it keeps every value
+  exact (there such characters are JSON `\\u` escapes).
+- **Limits on input**: arguments must be UTF-8 text (others are refused with
+  exit 2, naming the argument and the byte); positions, counts and limits go up
+  to 2^63-1 (exit 2 beyond); `--as-of` a position beyond the log's head exits 1;
+  integers in configuration, metadata and event data are 64-bit signed, nesting
+  is at most 64 levels deep, and text must be valid Unicode (no lone surrogates),
+  else the write is refused with exit 1 and nothing is stored.
 
 ## Exit codes
 
@@ -63,7 +80,7 @@ store. ZenML users will recognise the shape: `metaledger stack list`,
 |---|---|
 | 0 | success |
 | 1 | an error metaledger reports (bad input, a refused command) |
-| 2 | wrong usage (unknown option or command, missing argument) |
+| 2 | wrong usage (unknown option, missing argument, non-UTF-8 argument, number out of range) |
 | 3 | no store there, or not a metaledger store |
 | 4 | the named component, stack, run, artifact or projection does not exist |
 | 5 | `verify` found the log damaged |

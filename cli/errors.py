@@ -5,7 +5,7 @@ Exit codes (documented in ``docs/cli.md``):
 ==== =========================================================
 0    success
 1    an error metaledger reports (bad input, refused command...)
-2    wrong usage (unknown option, missing argument)
+2    wrong usage (unknown option, missing argument, non-UTF-8 argument, number out of range)
 3    no store there, or not a metaledger store
 4    the named thing does not exist
 5    ``verify`` found the log damaged
@@ -14,7 +14,8 @@ Exit codes (documented in ``docs/cli.md``):
 130  interrupted (Ctrl-C); the store is left intact
 ==== =========================================================
 
-Tracebacks are shown only with ``-v``.
+Tracebacks are shown only with ``-v``. Messages are printed with control
+characters escaped visibly (they quote what the user typed).
 """
 
 from __future__ import annotations
@@ -57,7 +58,29 @@ class CLIError(click.ClickException):
 
     def show(self, file: object = None) -> None:
         """Print ``Error: message`` on stderr."""
-        click.echo(f"Error: {self.format_message()}", err=True)
+        # Messages quote names, values and paths the user gave: never raw to the terminal.
+        click.echo(f"Error: {_visible(self.format_message())}", err=True)
+
+
+def _visible(message: str) -> str:
+    from .output import visible
+
+    return visible(message, keep_newlines=True)
+
+
+def _os_error(exc: OSError) -> str:
+    reason = exc.strerror or str(exc)
+    if exc.filename is None:
+        return reason
+    name = str(exc.filename)
+    shown = name if len(name) <= 120 else f"{name[:60]}…{name[-40:]} ({len(name)} characters)"
+    return f"{shown}: {reason}"
+
+
+def _os_exit_code(exc: OSError) -> int:
+    import errno
+
+    return EXIT_BUSY if exc.errno in (errno.ENOSPC, errno.EDQUOT) else EXIT_ERROR
 
 
 def _exit_code(exc: BaseException) -> int:
@@ -89,7 +112,11 @@ def guarded(ctx: click.Context) -> Iterator[None]:
 
     try:
         yield
-    except (click.ClickException, click.exceptions.Exit, click.exceptions.Abort):
+    except click.ClickException as exc:
+        # click declares message final; parse errors quote what the user typed.
+        setattr(exc, "message", _visible(exc.message))  # noqa: B010
+        raise
+    except (click.exceptions.Exit, click.exceptions.Abort):
         raise
     except KeyboardInterrupt:
         click.echo("Interrupted; the store is intact.", err=True)
@@ -102,6 +129,10 @@ def guarded(ctx: click.Context) -> Iterator[None]:
             traceback.print_exc(file=sys.stderr)
         if isinstance(exc, LedgerError):
             raise CLIError(str(exc), _exit_code(exc)) from exc
+        if isinstance(exc, OSError) and exc.errno is not None:
+            # The system refused a path the user gave (too long, not a directory,
+            # permission...): the user's to fix, not a bug.
+            raise CLIError(_os_error(exc), _os_exit_code(exc)) from exc
         raise CLIError(
             f"internal error: {type(exc).__name__}: {exc} (rerun with -v for the traceback)",
             EXIT_INTERNAL,

@@ -34,15 +34,18 @@ import msgspec
 
 from .context import open_store_for, progress_bar, run_async
 from .errors import EXIT_NOT_FOUND, CLIError
+from .input_limits import BoundedInt, parse_position
 from .output import (
     Format,
     emit,
     emit_line,
     format_time,
+    json_text,
     mask_secrets,
     output_options,
     print_properties,
     print_table,
+    say,
     show_secrets_option,
 )
 
@@ -208,7 +211,7 @@ def _warn_unknown_types(types: Sequence[str]) -> None:
         if name not in EVENT_TYPES:
             close = difflib.get_close_matches(name, list(EVENT_TYPES), n=3, cutoff=0.6)
             hint = f" (did you mean {' or '.join(repr(c) for c in close)}?)" if close else ""
-            click.echo(
+            say(
                 f"Note: {name!r} is not an event type of this release{hint}; "
                 "only events stored under exactly that type are listed.",
                 err=True,
@@ -227,7 +230,7 @@ class _JsonArray:
         encoded = self._encoder.encode(msgspec.to_builtins(item))
         text = msgspec.json.format(encoded, indent=2).decode()
         indented = "\n".join(f"  {line}" for line in text.splitlines())
-        click.echo(("[\n" if self._first else ",\n") + indented, nl=False)
+        click.echo(("[\n" if self._first else ",\n") + json_text(indented), nl=False)
         self._first = False
 
     def close(self) -> None:
@@ -268,7 +271,7 @@ _TABLE_COLUMNS = ("POSITION", "RECORDED AT", "STREAM", "VERSION", "TYPE", "EVENT
 @click.option(
     "--from",
     "from_position",
-    type=click.IntRange(min=1),
+    type=BoundedInt(1),
     default=1,
     show_default=True,
     metavar="POS",
@@ -276,7 +279,7 @@ _TABLE_COLUMNS = ("POSITION", "RECORDED AT", "STREAM", "VERSION", "TYPE", "EVENT
 )
 @click.option(
     "--limit",
-    type=click.IntRange(min=0),
+    type=BoundedInt(0),
     metavar="N",
     help=f"At most N events; 0 for all. [default: {DEFAULT_LIST_LIMIT} in the table, "
     "all with --json/--nl]",
@@ -324,11 +327,11 @@ def list_events(
         more = cap is not None and len(rows) > cap
         rows = rows[:cap] if cap is not None else rows
         if not rows:
-            click.echo("No events match.")
+            say("No events match.")
             return
         print_table(_TABLE_COLUMNS, (_table_row(row) for row in rows))
         if more:
-            click.echo(
+            say(
                 f"(the first {cap} matching events; more follow: --from {rows[-1].position + 1}"
                 " to go on, --limit 0 for all)",
                 err=True,
@@ -358,8 +361,8 @@ def list_events(
 
 def _parse_ref(ref: str) -> int | UUID:
     text = ref.strip()
-    if text.isdigit():
-        return int(text)
+    if text.isascii() and text.isdigit():
+        return parse_position(text)
     try:
         return UUID(text)
     except ValueError:
@@ -463,7 +466,7 @@ def _quiet_broken_pipe() -> Iterator[None]:
     "-n",
     "--lines",
     "count",
-    type=click.IntRange(min=0),
+    type=BoundedInt(0),
     default=10,
     show_default=True,
     metavar="N",
@@ -489,7 +492,7 @@ def tail(count: int, follow: bool, show_secrets: bool, fmt: Format) -> None:
         if lines:
             emit_line(list_item(row, show_secrets=show_secrets))
         else:
-            click.echo(_tail_line(row))
+            say(_tail_line(row))
 
     async def body() -> list[StoredEvent]:
         from eventstore import StoredEvent
@@ -504,7 +507,7 @@ def tail(count: int, follow: bool, show_secrets: bool, fmt: Format) -> None:
                     for row in rows
                 ]
             if not lines:
-                click.echo(_TAIL_HEADER)
+                say(_TAIL_HEADER)
             async for rows in store.follow(start):
                 for row in rows:
                     render(StoredEvent(*row))
@@ -521,7 +524,7 @@ def tail(count: int, follow: bool, show_secrets: bool, fmt: Format) -> None:
             _emit_json_array(list_item(row, show_secrets=show_secrets) for row in rows)
             return
         if not lines:
-            click.echo(_TAIL_HEADER)
+            say(_TAIL_HEADER)
         for row in rows:
             render(row)
 
@@ -593,6 +596,8 @@ def _parse_line(number: int, raw: bytes, codec: EventCodec, file_digest: str) ->
         item = msgspec.json.decode(raw)
     except msgspec.DecodeError as exc:
         raise _BadLine(f"not valid JSON ({exc})") from None
+    except RecursionError:
+        raise _BadLine("nested too deeply to store") from None
     except UnicodeDecodeError as exc:
         raise _BadLine(f"not valid JSON: invalid UTF-8 at byte {exc.start}") from None
     if not isinstance(item, dict):
@@ -818,15 +823,15 @@ def append(source: IO[bytes], dry_run: bool, fmt: Format) -> None:
         parsed, faults = _parse_file(content, EventCodec(), progress)
     if faults:
         for fault in faults:
-            click.echo(f"{name}: {fault}", err=True)
+            say(f"{name}: {fault}", err=True)
         more = " or more" if len(faults) >= MAX_REPORTED else ""
         raise CLIError(f"{name}: {len(faults)}{more} bad line(s); nothing was appended")
     appends = _group(parsed)
     if not parsed:
-        click.echo(f"{name} holds no events; nothing appended.")
+        say(f"{name} holds no events; nothing appended.")
         return
     if dry_run:
-        click.echo(
+        say(
             f"{name}: {len(parsed)} events in {len(appends)} appends are valid; "
             "nothing appended (--dry-run)."
         )
@@ -840,7 +845,7 @@ def append(source: IO[bytes], dry_run: bool, fmt: Format) -> None:
             dangling = await _dangling_references(store, parsed)
             if dangling:
                 for fault in dangling[:MAX_REPORTED]:
-                    click.echo(f"{name}: {fault}", err=True)
+                    say(f"{name}: {fault}", err=True)
                 raise CLIError(
                     f"{name}: {len(dangling)} line(s) name things the store does not hold; "
                     "nothing was appended"
@@ -875,7 +880,7 @@ def append(source: IO[bytes], dry_run: bool, fmt: Format) -> None:
 
     def text() -> None:
         if not new:
-            click.echo(
+            say(
                 f"No-op: the {old} events of {name} were already appended (a retry); "
                 "nothing changed."
             )
@@ -887,6 +892,6 @@ def append(source: IO[bytes], dry_run: bool, fmt: Format) -> None:
         )
         if old:
             message += f" {old} were already stored (a retry) and were left as they are."
-        click.echo(message)
+        say(message)
 
     emit(report, fmt, text)

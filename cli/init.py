@@ -8,7 +8,7 @@ from typing import Any
 import click
 
 from .context import open_store_for, run_async
-from .output import Format, emit, output_options
+from .output import Format, emit, output_options, say
 
 __all__ = ["artifact_root", "init", "initialise"]
 
@@ -59,9 +59,9 @@ def init(fmt: Format) -> None:
 
     def text() -> None:
         if result["changed"]:
-            click.echo(f"Initialised the metaledger store at {result['store']}.")
-            click.echo(f"Active stack: {result['active_stack']}.")
+            say(f"Initialised the metaledger store at {result['store']}.")
+            say(f"Active stack: {result['active_stack']}.")
         else:
-            click.echo(f"The store at {result['store']} is already initialised; nothing changed.")
+            say(f"The store at {result['store']} is already initialised; nothing changed.")
 
     emit(result, fmt, text)

@@ -71,6 +71,19 @@ class LazyGroup(click.Group):
         with guarded(ctx):
             return super().invoke(ctx)
 
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        """Refuse arguments that are not UTF-8; escape what parse errors quote."""
+        from .input_limits import check_arguments
+        from .output import visible
+
+        try:
+            check_arguments(args)
+            return super().parse_args(ctx, args)
+        except click.ClickException as exc:
+            # click declares message final; parse errors quote what the user typed.
+            setattr(exc, "message", visible(exc.message, keep_newlines=True))  # noqa: B010
+            raise
+
     def resolve_command(
         self, ctx: click.Context, args: list[str]
     ) -> tuple[str | None, click.Command | None, list[str]]:

@@ -6,6 +6,12 @@
 - ``--nl``: JSON lines, one item per line, for streams and large listings.
 
 Configuration values whose keys look secret are masked unless ``--show-secrets``.
+
+Every string a user or the log supplied is shown literally: tables render it as
+plain text (never rich markup), and control characters, text-direction overrides
+and unencodable surrogates are shown as visible escapes (``\\x1b``, ``\\u202e``,
+``\\udcff``), so nothing stored can style, move or clear the terminal. JSON output
+keeps every value exact (such characters are written as ``\\u`` escapes there).
 """
 
 from __future__ import annotations
@@ -26,11 +32,15 @@ __all__ = [
     "emit_line",
     "format_duration",
     "format_time",
+    "json_text",
+    "literal",
     "mask_secrets",
     "output_options",
     "print_properties",
     "print_table",
+    "say",
     "show_secrets_option",
+    "visible",
 ]
 
 Format = Literal["table", "json", "nl"]
@@ -91,6 +101,57 @@ def mask_secrets(values: Any, *, show: bool = False) -> Any:
     return values
 
 
+#: What must never reach a terminal raw: C0 and C1 controls and DEL, the
+#: characters that reorder or hide text (bidi marks, overrides and isolates, the
+#: zero-width space and BOM, line and paragraph separators; not the joiners emoji
+#: and scripts need), and lone surrogates (undecodable bytes).
+_INVISIBLE = "\\x7f-\\x9f\\u061c\\u200b\\u200e\\u200f\\u2028-\\u202e\\u2066-\\u2069\\ufeff"
+_UNSAFE = re.compile(f"[\\x00-\\x1f{_INVISIBLE}\\ud800-\\udfff]")
+_UNSAFE_KEEP_LINES = re.compile(f"[\\x00-\\x08\\x0b-\\x1f{_INVISIBLE}\\ud800-\\udfff]")
+#: In JSON text every unsafe character sits inside a string, where a \\u escape
+#: stands for exactly the same value (C0 controls are escaped by the encoder).
+_UNSAFE_JSON = re.compile(f"[{_INVISIBLE}]")
+
+
+_SHORT = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def _escape(match: re.Match[str]) -> str:
+    char = match.group()
+    if char in _SHORT:
+        return _SHORT[char]
+    code = ord(char)
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def visible(text: str, *, keep_newlines: bool = False) -> str:
+    """``text`` with every control or invisible character written as a visible escape.
+
+    ``"a\\x1b[31mb"`` becomes ``a\\x1b[31mb`` (a backslash, then ``x1b``): safe to
+    write to a terminal, and the reader sees exactly what is stored. With
+    ``keep_newlines``, newlines and tabs stay (for messages of several lines).
+    """
+    pattern = _UNSAFE_KEEP_LINES if keep_newlines else _UNSAFE
+    return pattern.sub(_escape, text)
+
+
+def literal(value: Any) -> Any:
+    """A table cell or title for rich: the value's text, shown as is (no markup)."""
+    from rich.text import Text
+
+    return Text("" if value is None else visible(str(value)))
+
+
+def say(message: str, *, err: bool = False, nl: bool = True) -> None:
+    """Print a message for people (stdout, or stderr with ``err``), control characters escaped."""
+    click.echo(visible(message, keep_newlines=True), err=err, nl=nl)
+
+
+def json_text(text: str) -> str:
+    """Encoded JSON with the characters a terminal would act on written as \\u escapes."""
+    return _UNSAFE_JSON.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+
+
 def _builtins(data: Any) -> Any:
     import msgspec
 
@@ -101,14 +162,16 @@ def emit_json(data: Any) -> None:
     """Print ``data`` as one indented JSON document."""
     import msgspec
 
-    click.echo(msgspec.json.format(msgspec.json.encode(_builtins(data)), indent=2).decode())
+    click.echo(
+        json_text(msgspec.json.format(msgspec.json.encode(_builtins(data)), indent=2).decode())
+    )
 
 
 def emit_line(item: Any) -> None:
     """Print one JSON line (for ``--nl`` and streams)."""
     import msgspec
 
-    click.echo(msgspec.json.encode(_builtins(item)).decode())
+    click.echo(json_text(msgspec.json.encode(_builtins(item)).decode()))
 
 
 def emit(data: Any, fmt: Format, table: Callable[[], None]) -> None:
@@ -157,11 +220,16 @@ def print_table(
     from rich import box
     from rich.table import Table
 
-    table = Table(title=title, box=box.SIMPLE_HEAVY, title_justify="left", show_lines=False)
+    table = Table(
+        title=None if title is None else literal(title),
+        box=box.SIMPLE_HEAVY,
+        title_justify="left",
+        show_lines=False,
+    )
     for column in columns:
-        table.add_column(column, overflow="fold")
+        table.add_column(literal(column), overflow="fold")
     for row in rows:
-        table.add_row(*("" if value is None else str(value) for value in row))
+        table.add_row(*(literal(value) for value in row))
     _console().print(table)
 
 

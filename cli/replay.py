@@ -27,7 +27,8 @@ import click
 from .context import AsOf, app, open_store_for, progress_bar, run_async
 from .errors import EXIT_NOT_FOUND, CLIError
 from .events import row_at
-from .output import Format, emit, format_time, output_options, print_properties, print_table
+from .input_limits import BoundedInt
+from .output import Format, emit, format_time, output_options, print_properties, print_table, say
 
 if TYPE_CHECKING:
     from projections import ProjectionStatus
@@ -39,7 +40,7 @@ __all__ = ["projections", "replay"]
 @click.option(
     "--to",
     "to_position",
-    type=click.IntRange(min=0),
+    type=BoundedInt(0),
     metavar="POSITION",
     help="Replay up to this log position (inclusive). [default: the head]",
 )
@@ -104,7 +105,7 @@ def replay(to_position: int | None, as_of: str | None, into: Path | None, fmt: F
     def table() -> None:
         summary = result["summary"]
         rate = result["events_per_s"]
-        click.echo(
+        say(
             f"Replayed {result['events']} events (positions 1-{result['position']} of "
             f"{result['head_position']}) in {result['elapsed_s']:.3f} s"
             + (f": {rate:,.0f} events/s." if rate is not None else ".")
@@ -128,7 +129,7 @@ def replay(to_position: int | None, as_of: str | None, into: Path | None, fmt: F
             headers=("STATE", "VALUE"),
         )
         if result["into"] is not None:
-            click.echo(f"Views kept in {result['into']}.")
+            say(f"Views kept in {result['into']}.")
 
     emit(result, fmt, table)
 
@@ -264,7 +265,7 @@ def rebuild(name: str | None, fmt: Format) -> None:
 
     def text() -> None:
         for item in results:
-            click.echo(
+            say(
                 f"Rebuilt {item['name']} (v{item['version']}) up to position "
                 f"{item['position']} in {item['seconds']:.2f} s."
             )

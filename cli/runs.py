@@ -15,6 +15,7 @@ from .context import (
     run_on_store,
 )
 from .errors import CLIError
+from .input_limits import BoundedInt
 from .output import (
     Format,
     emit,
@@ -23,6 +24,7 @@ from .output import (
     output_options,
     print_properties,
     print_table,
+    say,
 )
 
 __all__ = ["run", "run_item", "step_item"]
@@ -91,7 +93,7 @@ def run() -> None:
 @click.option("--stack", help="Only runs on this stack (name or id).")
 @click.option("--since", help="Started at or after: ISO-8601 time or an age (2h, 7d).")
 @click.option("--until", help="Started at or before: ISO-8601 time or an age.")
-@click.option("--limit", type=click.IntRange(min=0), default=50, show_default=True)
+@click.option("--limit", type=BoundedInt(0), default=50, show_default=True)
 @as_of_option
 @output_options(nl=True)
 def list_(
@@ -127,7 +129,7 @@ def list_(
 
     def table() -> None:
         if not runs:
-            click.echo("No runs match.")
+            say("No runs match.")
             return
         print_table(
             ("RUN NAME", "PIPELINE", "STATUS", "STACK", "STARTED", "DURATION", "STEPS", "RUN ID"),
@@ -234,4 +236,4 @@ def delete(run_ref: str, reason: str, yes: bool) -> None:
         raise CLIError("not deleted")
 
     run_on_store(lambda store: store.delete_run(uuid.UUID(found.run_id), reason=reason))
-    click.echo(f"Deleted run `{found.run_name}`.")
+    say(f"Deleted run `{found.run_name}`.")

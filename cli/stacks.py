@@ -8,7 +8,7 @@ import click
 
 from .context import as_of_option, open_fresh_views, open_store_for, run_async, run_on_store
 from .errors import CLIError
-from .output import Format, emit, output_options, print_table
+from .output import Format, emit, output_options, print_table, say
 
 __all__ = ["stack"]
 
@@ -82,9 +82,9 @@ def register(
             name, components, description=description, set_active=set_active
         )
     )
-    click.echo(f"Stack `{name}` successfully registered!")
+    say(f"Stack `{name}` successfully registered!")
     if set_active:
-        click.echo(f"Active stack set to: `{name}`")
+        say(f"Active stack set to: `{name}`")
 
 
 @stack.command("list")
@@ -105,7 +105,7 @@ def list_(fmt: Format, as_of: str | None) -> None:
 
     def table() -> None:
         if not items:
-            click.echo("No stacks registered. Create the default one with `metaledger init`.")
+            say("No stacks registered. Create the default one with `metaledger init`.")
             return
         print_table(
             ("ACTIVE", "STACK NAME", *(t.upper() for t in (*_MAIN_TYPES, *extra_types))),
@@ -162,7 +162,7 @@ def set_(name: str) -> None:
     """
 
     run_on_store(lambda store: store.set_active_stack(name))
-    click.echo(f"Active stack set to: `{name}`")
+    say(f"Active stack set to: `{name}`")
 
 
 @stack.command("update")
@@ -199,7 +199,7 @@ def update(
         raise CLIError("nothing to update: give -o, -a, -m, -c TYPE=NAME or -r TYPE")
 
     run_on_store(lambda store: store.update_stack(name, changes))
-    click.echo(f"Stack `{name}` updated.")
+    say(f"Stack `{name}` updated.")
 
 
 @stack.command("rename")
@@ -212,7 +212,7 @@ def rename(old: str, new: str) -> None:
     """
 
     run_on_store(lambda store: store.rename_stack(old, new))
-    click.echo(f"Stack `{old}` renamed to `{new}`.")
+    say(f"Stack `{old}` renamed to `{new}`.")
 
 
 @stack.command("delete")
@@ -224,4 +224,4 @@ def delete(name: str) -> None:
     """
 
     run_on_store(lambda store: store.delete_stack(name))
-    click.echo(f"Deleted stack `{name}`.")
+    say(f"Deleted stack `{name}`.")

@@ -28,7 +28,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Annotated, Any
 
 import click
 import msgspec
@@ -36,7 +36,7 @@ import msgspec
 from .context import PROGRESS_THRESHOLD, open_store_for, progress_bar, run_async
 from .errors import EXIT_DAMAGED, CLIError
 from .events import EnvelopeRecord, envelope_record, row_at
-from .output import Format, emit, output_options
+from .output import Format, emit, output_options, say
 
 if TYPE_CHECKING:
     from eventstore import EventStore, StoredEvent
@@ -51,16 +51,20 @@ COPY_CHUNK = 5000
 _BLOCK = 1 << 20
 
 
+#: The store keeps envelope numbers as signed 64-bit integers.
+Int64 = Annotated[int, msgspec.Meta(ge=-(1 << 63), le=(1 << 63) - 1)]
+
+
 class ImportLine(msgspec.Struct, frozen=True, kw_only=True):
     """One line of an export, as ``import`` reads it (``recorded_at`` is only cross-checked)."""
 
-    position: int
+    position: Int64
     event_id: str
     stream_id: str
-    stream_version: int
+    stream_version: Int64
     type: str
-    schema_version: int
-    recorded_at_us: int
+    schema_version: Int64
+    recorded_at_us: Int64
     metadata: Any
     data: Any
     hash: str
@@ -120,6 +124,8 @@ def export(target: str, fmt: Format) -> None:
     """
     from eventstore import DecodeError
 
+    if not target or Path(target).name in ("", ".", ".."):
+        raise CLIError(f"export needs a file name, not {target!r} (or - for stdout)")
     try:
         if target == "-":
             result = run_async(_export_body, _stdout_bytes())
@@ -139,7 +145,7 @@ def export(target: str, fmt: Format) -> None:
     }
 
     def text() -> None:
-        click.echo(
+        say(
             f"Exported {result.count} events (head {result.head_position}, "
             f"head hash {result.head_hash or '-'}) to {_display(target)}.",
             err=target == "-",
@@ -245,6 +251,8 @@ def _parse(number: int, raw: bytes) -> StoredEvent:
         line = _line_decoder.decode(raw)
     except (msgspec.DecodeError, msgspec.ValidationError) as exc:
         raise _BadFile(f"line {number}: {exc}") from None
+    except RecursionError:
+        raise _BadFile(f"line {number}: nested too deeply to store") from None
     except UnicodeDecodeError as exc:
         raise _BadFile(f"line {number}: invalid UTF-8 at byte {exc.start}") from None
     try:
@@ -453,17 +461,17 @@ def import_(source: str, fmt: Format) -> None:
 
     def text() -> None:
         if not outcome.imported:
-            click.echo(
+            say(
                 f"Nothing to import: {outcome.store} already holds all {scan.count} events "
                 f"of {name}."
             )
             return
-        click.echo(
+        say(
             f"Imported {outcome.imported} events (positions {head + 1}-{outcome.head_position})"
             f" into {outcome.store} in {elapsed:.2f} s; head hash {outcome.head_hash}."
         )
         if scan.count > outcome.imported:
-            click.echo(f"The store held the first {head} events of the file already.")
+            say(f"The store held the first {head} events of the file already.")
 
     emit(report, fmt, text)
 
@@ -545,7 +553,7 @@ def copy(target_uri: str, fmt: Format) -> None:
 
     def text() -> None:
         if result["verified"]:
-            click.echo(
+            say(
                 f"Copied {result['copied']} events to {result['to']} ({result['already_there']}"
                 f" were there already); the copy verifies: head {result['head_position']}, "
                 f"hash {result['head_hash'] or '-'}."

@@ -13,7 +13,7 @@ import click
 
 from .context import PROGRESS_THRESHOLD, open_store_for, progress_bar, run_async
 from .errors import EXIT_DAMAGED, CLIError
-from .output import Format, emit_json, output_options
+from .output import Format, emit_json, output_options, say
 
 __all__ = ["verify"]
 
@@ -64,9 +64,7 @@ def verify(fmt: Format) -> None:
         emit_json(result)
     if result["ok"]:
         if fmt == "table":
-            click.echo(
-                f"ok: {result['events']} events, head {result['head_position']}, chain intact"
-            )
+            say(f"ok: {result['events']} events, head {result['head_position']}, chain intact")
         return
     where = result["first_bad_position"]
     if where is None:

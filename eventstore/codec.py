@@ -21,10 +21,13 @@ from .upcasting import registry as default_registry
 
 __all__ = [
     "DEFAULT_MAX_EVENT_BYTES",
+    "MAX_INT",
+    "MIN_INT",
     "EventCodec",
     "check_json_compatible",
     "decode_metadata",
     "encode_metadata",
+    "find_unencodable",
 ]
 
 #: The largest encoded event payload accepted by default (1 MiB).
@@ -38,34 +41,122 @@ _metadata_decoder = msgspec.msgpack.Decoder(Metadata)
 _builtins_decoder = msgspec.msgpack.Decoder()
 
 
-def check_json_compatible(value: Any, *, where: str = "$", depth: int = 0) -> None:
-    """Raise InvalidEventError for NaN, infinities, non-string keys or absurd nesting.
+#: The integers an event may hold: signed 64 bits, what SQLite, PostgreSQL and
+#: most JSON readers keep exactly.
+MIN_INT = -(1 << 63)
+MAX_INT = (1 << 63) - 1
 
-    These cannot survive a JSON export (JSON has no NaN), so they would break the
-    promise that an exported log re-imports to the same bytes.
+
+def _int_fault(value: int, where: str) -> InvalidEventError:
+    digits = len(str(abs(value))) if abs(value) < 1 << 4000 else None
+    size = f"a {digits}-digit integer" if digits else "an integer of over 1200 digits"
+    return InvalidEventError(
+        f"{where}: {size} is out of range (integers are limited to 64 bits: {MIN_INT} to {MAX_INT})"
+    )
+
+
+def _text_fault(value: str, where: str) -> InvalidEventError | None:
+    try:
+        value.encode()
+    except UnicodeEncodeError as exc:
+        return InvalidEventError(
+            f"{where}: not valid Unicode text ({value[exc.start]!r} at index {exc.start} "
+            "is a lone surrogate, from bytes that were not UTF-8)"
+        )
+    return None
+
+
+def check_json_compatible(
+    value: Any, *, where: str = "$", depth: int = 0, top: str | None = None
+) -> None:
+    """Raise InvalidEventError for what a JSON export could not carry exactly.
+
+    NaN and infinities (JSON has none), non-string keys, integers beyond 64 bits,
+    text that is not valid Unicode (lone surrogates) and nesting deeper than
+    ``MAX_NESTING``: these would break the promise that an exported log re-imports
+    to the same bytes, or could not be stored at all.
     """
+    top = where if top is None else top
     if depth > MAX_NESTING:
-        raise InvalidEventError(f"{where}: nested deeper than {MAX_NESTING} levels")
+        raise InvalidEventError(f"{top}: nested deeper than {MAX_NESTING} levels")
     if isinstance(value, float):
         if not math.isfinite(value):
             raise InvalidEventError(f"{where}: {value!r} is not allowed (JSON has no NaN/Infinity)")
+    elif isinstance(value, int):
+        if not MIN_INT <= value <= MAX_INT:
+            raise _int_fault(value, where)
+    elif isinstance(value, str):
+        if not value.isascii():
+            fault = _text_fault(value, where)
+            if fault is not None:
+                raise fault
     elif isinstance(value, dict):
         for key, item in value.items():
             if not isinstance(key, str):
                 raise InvalidEventError(f"{where}: keys must be strings, got {key!r}")
-            if not isinstance(item, str | int | bool | None):
-                check_json_compatible(item, where=f"{where}.{key}", depth=depth + 1)
+            if not key.isascii():
+                fault = _text_fault(key, f"{where} (a key)")
+                if fault is not None:
+                    raise fault
+            if not (
+                isinstance(item, str | bool | None)
+                and (not isinstance(item, str) or item.isascii())
+            ):
+                check_json_compatible(item, where=f"{where}.{key}", depth=depth + 1, top=top)
     elif isinstance(value, list):
         for index, item in enumerate(value):
-            if not isinstance(item, str | int | bool | None):
-                check_json_compatible(item, where=f"{where}[{index}]", depth=depth + 1)
+            if not (
+                isinstance(item, str | bool | None)
+                and (not isinstance(item, str) or item.isascii())
+            ):
+                check_json_compatible(item, where=f"{where}[{index}]", depth=depth + 1, top=top)
+
+
+def find_unencodable(value: Any, where: str, depth: int = 0) -> InvalidEventError | None:
+    """The first value under ``value`` that cannot be stored, as an error naming its place.
+
+    Used after an encoding failed, to say where: it walks what the encoder refused.
+    """
+    if depth > MAX_NESTING:
+        return InvalidEventError(f"{where}: nested deeper than {MAX_NESTING} levels")
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return None if MIN_INT <= value <= MAX_INT else _int_fault(value, where)
+    if isinstance(value, str):
+        return _text_fault(value, where)
+    if isinstance(value, dict):
+        for key, item in value.items():
+            found = (
+                _text_fault(key, f"{where} (a key)") if isinstance(key, str) else None
+            ) or find_unencodable(item, f"{where}.{key}", depth + 1)
+            if found is not None:
+                return found
+    if isinstance(value, list | tuple):
+        for index, item in enumerate(value):
+            found = find_unencodable(item, f"{where}[{index}]", depth + 1)
+            if found is not None:
+                return found
+    return None
+
+
+def _encode(builtins: Any, where: str) -> bytes:
+    """MessagePack of ``builtins``; InvalidEventError naming the value that cannot be stored."""
+    try:
+        return _msgpack_encoder.encode(builtins)
+    except (OverflowError, UnicodeEncodeError, TypeError, ValueError, RecursionError) as exc:
+        found = find_unencodable(builtins, where)
+        raise (found or InvalidEventError(f"{where}: {exc}")) from exc
 
 
 def encode_metadata(metadata: Metadata) -> bytes:
     """The stored bytes of an event's metadata."""
-    builtins = msgspec.to_builtins(metadata)
+    try:
+        builtins = msgspec.to_builtins(metadata)
+    except (TypeError, ValueError, RecursionError) as exc:
+        raise InvalidEventError(f"metadata: {exc}") from exc
     check_json_compatible(builtins, where="metadata")
-    return _msgpack_encoder.encode(builtins)
+    return _encode(builtins, "metadata")
 
 
 def decode_metadata(data: bytes) -> Metadata:
@@ -77,7 +168,10 @@ def decode_metadata(data: bytes) -> Metadata:
 
 
 def _may_hold_floats(info: msgspec.inspect.Type) -> bool:
-    if isinstance(info, msgspec.inspect.AnyType | msgspec.inspect.FloatType):
+    # Integers too: msgpack would store up to 2**64 - 1, beyond what the views keep.
+    if isinstance(
+        info, msgspec.inspect.AnyType | msgspec.inspect.FloatType | msgspec.inspect.IntType
+    ):
         return True
     if isinstance(info, msgspec.inspect.UnionType):
         return any(_may_hold_floats(t) for t in info.types)
@@ -91,7 +185,7 @@ def _may_hold_floats(info: msgspec.inspect.Type) -> bool:
 
 
 def _free_fields(cls: type[Event]) -> tuple[str, ...]:
-    """Fields that can hold a float (JSON-like mappings, scalars): the ones to check for NaN."""
+    """Fields that can hold a float or an int: the ones to check for NaN and range."""
     info = msgspec.inspect.type_info(cls)
     assert isinstance(info, msgspec.inspect.StructType)
     return tuple(f.encode_name for f in info.fields if _may_hold_floats(f.type))
@@ -134,12 +228,16 @@ class EventCodec:
             raise InvalidEventError(f"{cls.__name__} is not an event class of the catalogue")
         try:
             builtins = msgspec.to_builtins(event)
+        except RecursionError as exc:  # a cycle, or nesting deeper than the interpreter's stack
+            raise InvalidEventError(
+                f"{tag}: nested too deeply (or a value contains itself)"
+            ) from exc
         except (TypeError, ValueError) as exc:
             raise InvalidEventError(f"{tag}: {exc}") from exc
         del builtins["event_type"]
         for name in self._free_fields[tag]:
             check_json_compatible(builtins.get(name), where=f"{tag}.{name}")
-        data = _msgpack_encoder.encode(builtins)
+        data = _encode(builtins, tag)
         if len(data) > self.max_event_bytes:
             raise InvalidEventError(
                 f"{tag}: the encoded event is {len(data):,} bytes, over the limit of "
@@ -166,6 +264,8 @@ class EventCodec:
             event = msgspec.convert(data, cls, strict=False)
         except msgspec.ValidationError as exc:
             raise InvalidEventError(f"{event_type}: {exc}") from exc
+        except RecursionError as exc:
+            raise InvalidEventError(f"{event_type}: nested too deeply") from exc
         assert isinstance(event, Event)
         return event
 
@@ -211,4 +311,4 @@ class EventCodec:
     def from_builtins_bytes(data: Any) -> bytes:
         """Re-encode builtins produced by :meth:`to_builtins` to the identical payload bytes."""
         check_json_compatible(data, where="data")
-        return _msgpack_encoder.encode(data)
+        return _encode(data, "data")

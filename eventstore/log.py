@@ -21,7 +21,7 @@ import msgspec
 
 from .backend import Backend, RowTuple
 from .chain import ChainChecker, VerifyReport
-from .codec import EventCodec, encode_metadata
+from .codec import MAX_INT, EventCodec, encode_metadata, find_unencodable
 from .envelope import (
     ANY,
     NO_STREAM,
@@ -54,6 +54,11 @@ def _default_metadata() -> Metadata:
     except Exception:  # no user name in some containers
         actor = None
     return Metadata(actor=actor, host=socket.gethostname(), pid=os.getpid())
+
+
+def _storable(text: str) -> bool:
+    """Whether ``text`` is valid Unicode (no lone surrogate), as every stored stream id is."""
+    return text.isascii() or find_unencodable(text, "") is None
 
 
 class Log:
@@ -186,6 +191,10 @@ class Log:
             raise InvalidEventError(
                 "stream_id must be a non-empty string of at most 255 characters"
             )
+        if not stream_id.isascii():
+            fault = find_unencodable(stream_id, "stream_id")
+            if fault is not None:
+                raise fault
         if not events:
             raise InvalidEventError("an append needs at least one event")
         if not (
@@ -193,7 +202,7 @@ class Log:
             or (
                 isinstance(expected_version, int)
                 and not isinstance(expected_version, bool)
-                and expected_version >= 0
+                and 0 <= expected_version <= MAX_INT
             )
         ):
             raise InvalidEventError(
@@ -236,6 +245,8 @@ class Log:
         """Stored rows from ``from_position`` on, a chunk per query (for bulk readers)."""
         position = max(1, from_position)
         remaining = limit
+        if position > MAX_INT:  # beyond any position a log can hold: nothing there
+            return
         while remaining is None or remaining > 0:
             size = chunk_size if remaining is None else min(chunk_size, remaining)
             rows = await self.backend.read_rows(position, size, types)
@@ -283,6 +294,8 @@ class Log:
     ) -> AsyncIterator[RecordedEvent]:
         """One stream's events from ``from_version`` (inclusive) on, in version order."""
         version = max(1, from_version)
+        if version > MAX_INT or not _storable(stream_id):  # no such stream can be stored
+            return
         while True:
             rows = await self.backend.read_stream_rows(stream_id, version, chunk_size)
             for row in rows:
@@ -293,6 +306,8 @@ class Log:
 
     async def stream_version(self, stream_id: str) -> int:
         """The current version of ``stream_id`` (0 when it has no event)."""
+        if not _storable(stream_id):
+            return 0
         return await self.backend.stream_version(stream_id)
 
     async def get_event(self, event_id: UUID | str) -> RecordedEvent | None:
