@@ -8,13 +8,19 @@ import click
 
 from .context import as_of_option, open_fresh_views, open_store_for, run_async
 from .output import (
+    Column,
     Format,
+    ListingCut,
     emit,
     emit_json,
     format_time,
+    limit_options,
     output_options,
     print_properties,
+    print_renderable,
     print_table,
+    report_cut,
+    wide_option,
 )
 
 __all__ = ["artifact", "artifact_item", "lineage_dot", "lineage_tree"]
@@ -61,31 +67,57 @@ def artifact() -> None:
 @click.option("--type", "artifact_type", help="Only this artifact type (e.g. ModelArtifact).")
 @click.option("--run", "run_ref", metavar="RUN", help="Only artifacts produced by this run.")
 @click.option("--name", help="Only versions of this artifact name.")
-@click.option("--limit", type=click.IntRange(min=0), default=100, show_default=True)
+@limit_options(100, "artifact")
+@wide_option
 @output_options(nl=True)
 def list_(
-    artifact_type: str | None, run_ref: str | None, name: str | None, limit: int, fmt: Format
+    artifact_type: str | None,
+    run_ref: str | None,
+    name: str | None,
+    limit: int | None,
+    wide: bool,
+    fmt: Format,
 ) -> None:
     """List artifacts, newest first.
+
+    At most --limit artifacts (100 unless given; --all or --limit 0 for every
+    one); a cut listing says "100 of 2,400 artifacts" under the table, or on
+    stderr with --json. The table fits the terminal; --wide shows everything.
 
     Example: metaledger artifact list --run training_pipeline-2026_11_28-08_00_00_000000
     """
 
-    async def body() -> list[Any]:
-        async with open_store_for() as store, open_fresh_views(store) as views:
-            return await views.query.artifacts(
-                artifact_type=artifact_type, run=run_ref, name=name, limit=limit
-            )
+    filters: dict[str, Any] = {"artifact_type": artifact_type, "run": run_ref, "name": name}
 
-    found = run_async(body)
+    async def body() -> tuple[list[Any], int | None]:
+        async with open_store_for() as store, open_fresh_views(store) as views:
+            listed = await views.query.artifacts(**filters, limit=limit)
+            if limit is None or len(listed) < limit:
+                return listed, None
+            return listed, await views.query.count_artifacts(**filters)
+
+    found, total = run_async(body)
     items = [artifact_item(a) for a in found]
+    cut = (
+        ListingCut(len(found), total, "artifact")
+        if total is not None and total > len(found)
+        else None
+    )
 
     def table() -> None:
         if not found:
             click.echo("No artifacts match.")
             return
         print_table(
-            ("NAME", "VERSION", "TYPE", "PRODUCED BY", "CREATED", "SIZE", "ARTIFACT ID"),
+            (
+                Column("NAME", fit="middle", min_width=16),
+                Column("VERSION", fit="keep"),
+                Column("TYPE", drop=2),
+                Column("PRODUCED BY", fit="middle", drop=1, min_width=16),
+                Column("CREATED", fit="keep", drop=3),
+                Column("SIZE", fit="keep", drop=4),
+                Column("ARTIFACT ID", fit="keep"),
+            ),
             [
                 (
                     a.name,
@@ -98,9 +130,11 @@ def list_(
                 )
                 for a in found
             ],
+            wide=wide,
         )
 
     emit(items, fmt, table)
+    report_cut(cut, fmt)
 
 
 @artifact.command("describe")
@@ -268,6 +302,4 @@ def lineage(
     elif out == "dot":
         click.echo(lineage_dot(graph))
     else:
-        from .output import _console
-
-        _console().print(lineage_tree(graph))
+        print_renderable(lineage_tree(graph))

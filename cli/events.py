@@ -35,15 +35,20 @@ import msgspec
 from .context import open_store_for, run_async
 from .errors import EXIT_NOT_FOUND, CLIError
 from .output import (
+    Column,
     Format,
+    ListingCut,
     emit,
     emit_line,
     format_time,
+    limit_options,
     mask_secrets,
     output_options,
     print_properties,
     print_table,
+    report_cut,
     show_secrets_option,
+    wide_option,
 )
 
 if TYPE_CHECKING:
@@ -61,7 +66,7 @@ __all__ = [
     "row_at",
 ]
 
-#: How many events ``events list`` shows in a table unless ``--limit`` says otherwise.
+#: How many events ``events list`` prints (in every format) unless ``--limit`` says otherwise.
 DEFAULT_LIST_LIMIT = 100
 #: How many bad lines ``events append`` reports before it stops reading.
 MAX_REPORTED = 20
@@ -247,7 +252,14 @@ def _table_row(row: StoredEvent) -> tuple[Any, ...]:
     )
 
 
-_TABLE_COLUMNS = ("POSITION", "RECORDED AT", "STREAM", "VERSION", "TYPE", "EVENT ID")
+_TABLE_COLUMNS = (
+    Column("POSITION", fit="keep"),
+    Column("RECORDED AT", fit="keep", drop=2),
+    Column("STREAM", fit="middle", min_width=12),
+    Column("VERSION", fit="keep", drop=1),
+    Column("TYPE", min_width=12),
+    Column("EVENT ID", fit="middle", drop=3),
+)
 
 
 @events.command("list")
@@ -268,13 +280,8 @@ _TABLE_COLUMNS = ("POSITION", "RECORDED AT", "STREAM", "VERSION", "TYPE", "EVENT
     metavar="POS",
     help="Start at this log position.",
 )
-@click.option(
-    "--limit",
-    type=click.IntRange(min=0),
-    metavar="N",
-    help=f"At most N events; 0 for all. [default: {DEFAULT_LIST_LIMIT} in the table, "
-    "all with --json/--nl]",
-)
+@limit_options(DEFAULT_LIST_LIMIT, "event")
+@wide_option
 @show_secrets_option
 @output_options(nl=True)
 def list_events(
@@ -282,69 +289,65 @@ def list_events(
     types: tuple[str, ...],
     from_position: int,
     limit: int | None,
+    wide: bool,
     show_secrets: bool,
     fmt: Format,
 ) -> None:
     """List events in log order, oldest first, with filters.
 
-    The table shows the first 100 matching events unless --limit says otherwise
-    (--limit 0: all); --json and --nl print every matching event unless --limit is
-    given. Items: position, event_id, stream_id, stream_version, type,
-    schema_version, recorded_at, metadata, data.
+    At most --limit events in every format (100 unless given; --all or --limit 0
+    for every one); a cut listing says so under the table, or on stderr with
+    --json and --nl, with the --from position to go on from. Items: position,
+    event_id, stream_id, stream_version, type, schema_version, recorded_at,
+    metadata, data.
 
     Example: metaledger events list --stream workspace --from 1 --limit 20
     """
     _warn_unknown_types(types)
-    if limit == 0:
-        cap: int | None = None
-    elif limit is None:
-        cap = DEFAULT_LIST_LIMIT if fmt == "table" else None
-    else:
-        cap = limit
-    fetch = None if cap is None else cap + 1  # one more tells that there is more
+    fetch = None if limit is None else limit + 1  # one more tells that there is more
+    shown: list[StoredEvent] = []
+    last: list[int] = [from_position - 1]
 
-    if fmt == "table":
-
-        async def table_body() -> list[StoredEvent]:
-            async with open_store_for() as store:
-                return [
-                    row
-                    async for row in _select(
-                        store, stream=stream, types=types, from_position=from_position, limit=fetch
-                    )
-                ]
-
-        rows = run_async(table_body)
-        more = cap is not None and len(rows) > cap
-        rows = rows[:cap] if cap is not None else rows
-        if not rows:
-            click.echo("No events match.")
-            return
-        print_table(_TABLE_COLUMNS, (_table_row(row) for row in rows))
-        if more:
-            click.echo(
-                f"(the first {cap} matching events; more follow: --from {rows[-1].position + 1}"
-                " to go on, --limit 0 for all)",
-                err=True,
-            )
-        return
-
-    async def stream_body() -> None:
+    async def body() -> int:
         array = _JsonArray() if fmt == "json" else None
+        count = 0
         async with open_store_for() as store:
             async for row in _select(
-                store, stream=stream, types=types, from_position=from_position, limit=cap
+                store, stream=stream, types=types, from_position=from_position, limit=fetch
             ):
+                if limit is not None and count >= limit:
+                    count += 1
+                    break
+                count += 1
+                last[0] = row.position
+                if fmt == "table":
+                    shown.append(row)
+                    continue
                 item = list_item(row, show_secrets=show_secrets)
                 if array is not None:
                     array.add(item)
                 else:
                     emit_line(item)
+            # Positions have no gaps: without filters the total is known for free.
+            total = await store.head() - from_position + 1 if not stream and not types else None
         if array is not None:
             array.close()
+        return count if total is None else max(total, 0)
 
     with _quiet_broken_pipe():
-        run_async(stream_body)
+        matched = run_async(body)
+    cut: ListingCut | None = None
+    if limit is not None and matched > limit:
+        exact = not stream and not types
+        cut = ListingCut(
+            limit, matched if exact else None, "event", also=f"--from {last[0] + 1} to go on"
+        )
+    if fmt == "table":
+        if not shown:
+            click.echo("No events match.")
+            return
+        print_table(_TABLE_COLUMNS, (_table_row(row) for row in shown), wide=wide)
+    report_cut(cut, fmt)
 
 
 # -- show ------------------------------------------------------------------------

@@ -16,13 +16,18 @@ from .context import (
 )
 from .errors import CLIError
 from .output import (
+    Column,
     Format,
+    ListingCut,
     emit,
     format_duration,
     format_time,
+    limit_options,
     output_options,
     print_properties,
     print_table,
+    report_cut,
+    wide_option,
 )
 
 __all__ = ["run", "run_item", "step_item"]
@@ -91,7 +96,8 @@ def run() -> None:
 @click.option("--stack", help="Only runs on this stack (name or id).")
 @click.option("--since", help="Started at or after: ISO-8601 time or an age (2h, 7d).")
 @click.option("--until", help="Started at or before: ISO-8601 time or an age.")
-@click.option("--limit", type=click.IntRange(min=0), default=50, show_default=True)
+@limit_options(50, "run")
+@wide_option
 @as_of_option
 @output_options(nl=True)
 def list_(
@@ -100,37 +106,57 @@ def list_(
     stack: str | None,
     since: str | None,
     until: str | None,
-    limit: int,
+    limit: int | None,
+    wide: bool,
     as_of: str | None,
     fmt: Format,
 ) -> None:
     """List pipeline runs, newest first.
+
+    At most --limit runs (50 unless given; --all or --limit 0 for every one); a
+    cut listing says "50 of 6,250 runs" under the table, or on stderr with --json.
+    The table fits the terminal: narrow ones lose STACK, PIPELINE and STEPS
+    first and shorten long run names; --wide shows everything.
 
     Example: metaledger run list --pipeline training_pipeline --since 7d --json
     """
     since_at = parse_time(since) if since else None
     until_at = parse_time(until) if until else None
 
-    async def body() -> list[Any]:
-        async with open_store_for() as store, open_fresh_views(store, as_of) as views:
-            return await views.query.runs(
-                pipeline=pipeline,
-                status=status,
-                stack=stack,
-                since=since_at,
-                until=until_at,
-                limit=limit,
-            )
+    filters: dict[str, Any] = {
+        "pipeline": pipeline,
+        "status": status,
+        "stack": stack,
+        "since": since_at,
+        "until": until_at,
+    }
 
-    runs = run_async(body)
+    async def body() -> tuple[list[Any], int | None]:
+        async with open_store_for() as store, open_fresh_views(store, as_of) as views:
+            found = await views.query.runs(**filters, limit=limit)
+            if limit is None or len(found) < limit:
+                return found, None
+            return found, await views.query.count_runs(**filters)
+
+    runs, total = run_async(body)
     items = [run_item(r) for r in runs]
+    cut = ListingCut(len(runs), total, "run") if total is not None and total > len(runs) else None
 
     def table() -> None:
         if not runs:
             click.echo("No runs match.")
             return
         print_table(
-            ("RUN NAME", "PIPELINE", "STATUS", "STACK", "STARTED", "DURATION", "STEPS", "RUN ID"),
+            (
+                Column("RUN NAME", fit="middle", min_width=20),
+                Column("PIPELINE", drop=2),
+                Column("STATUS", fit="keep"),
+                Column("STACK", drop=3),
+                Column("STARTED", fit="keep", drop=1),
+                Column("DURATION", fit="keep"),
+                Column("STEPS", drop=4),
+                Column("RUN ID", fit="keep"),
+            ),
             [
                 (
                     r.run_name,
@@ -144,17 +170,24 @@ def list_(
                 )
                 for r in runs
             ],
+            wide=wide,
         )
 
     emit(items, fmt, table)
+    report_cut(cut, fmt)
 
 
 @run.command("describe")
 @click.argument("run_ref", metavar="RUN")
+@wide_option
 @as_of_option
 @output_options()
-def describe(run_ref: str, as_of: str | None, fmt: Format) -> None:
+def describe(run_ref: str, as_of: str | None, fmt: Format, wide: bool = False) -> None:
     """Describe a run (by id, unique id prefix, or run name), then its steps.
+
+    The steps table fits the terminal: narrow ones lose STARTED and METADATA
+    first and shorten long values (a failed step's error is in full in --json);
+    --wide shows everything.
 
     Example: metaledger run describe training_pipeline-2026_11_28-08_00_00_000000
     """
@@ -191,7 +224,15 @@ def describe(run_ref: str, as_of: str | None, fmt: Format) -> None:
         rows += [(f"METADATA {k}", v) for k, v in found.metadata.items()]
         print_properties(rows, title=f"Run '{found.run_name}'", headers=("RUN_PROPERTY", "VALUE"))
         print_table(
-            ("STEP", "STATUS", "STARTED", "DURATION", "INPUTS", "OUTPUTS", "METADATA"),
+            (
+                Column("STEP", min_width=12),
+                Column("STATUS", min_width=9),
+                Column("STARTED", fit="keep", drop=3),
+                Column("DURATION", fit="keep"),
+                Column("INPUTS", drop=1),
+                Column("OUTPUTS"),
+                Column("METADATA", drop=2),
+            ),
             [
                 (
                     s.name,
@@ -205,6 +246,7 @@ def describe(run_ref: str, as_of: str | None, fmt: Format) -> None:
                 for s in found.steps
             ],
             title="Steps",
+            wide=wide,
         )
 
     emit(item, fmt, table)
