@@ -44,6 +44,7 @@ from .output import (
     limit_options,
     mask_secrets,
     output_options,
+    plural,
     print_properties,
     print_table,
     report_cut,
@@ -806,14 +807,22 @@ def append(source: IO[bytes], dry_run: bool, fmt: Format) -> None:
         more = " or more" if len(faults) >= MAX_REPORTED else ""
         raise CLIError(f"{name}: {len(faults)}{more} bad line(s); nothing was appended")
     appends = _group(parsed)
-    if not parsed:
-        click.echo(f"{name} holds no events; nothing appended.")
-        return
-    if dry_run:
-        click.echo(
-            f"{name}: {len(parsed)} events in {len(appends)} appends are valid; "
-            "nothing appended (--dry-run)."
+    if not parsed or dry_run:
+        checked = {
+            "appended": 0,
+            "already_stored": 0,
+            "first_position": None,
+            "last_position": None,
+            "valid": len(parsed),
+            "dry_run": dry_run,
+        }
+        message = (
+            f"{name} holds no events; nothing appended."
+            if not parsed
+            else f"{name}: {plural(len(parsed), 'event')} in {plural(len(appends), 'append')} "
+            f"{'is' if len(parsed) == 1 else 'are'} valid; nothing appended (--dry-run)."
         )
+        emit(checked, fmt, lambda: click.echo(message))
         return
     metadata = parsed[0].metadata
 
@@ -854,18 +863,21 @@ def append(source: IO[bytes], dry_run: bool, fmt: Format) -> None:
 
     def text() -> None:
         if not new:
+            events_of = "the event" if old == 1 else f"the {old:,} events"
             click.echo(
-                f"No-op: the {old} events of {name} were already appended (a retry); "
-                "nothing changed."
+                f"No-op: {events_of} of {name} {'was' if old == 1 else 'were'} already "
+                "appended (a retry); nothing changed."
             )
             return
         streams = len({a.stream_id for a in appends})
-        message = (
-            f"Appended {len(new)} events to {streams} stream(s) "
-            f"(positions {report['first_position']}-{report['last_position']})."
-        )
+        first, last = report["first_position"], report["last_position"]
+        where = f"position {first}" if first == last else f"positions {first}-{last}"
+        message = f"Appended {plural(len(new), 'event')} to {plural(streams, 'stream')} ({where})."
         if old:
-            message += f" {old} were already stored (a retry) and were left as they are."
+            message += (
+                f" {plural(old, 'event')} {'was' if old == 1 else 'were'} already stored "
+                "(a retry) and left as they are."
+            )
         click.echo(message)
 
     emit(report, fmt, text)

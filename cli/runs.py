@@ -30,7 +30,7 @@ from .output import (
     wide_option,
 )
 
-__all__ = ["run", "run_item", "step_item"]
+__all__ = ["describe_item", "run", "run_item", "step_item"]
 
 _RUN_STATUSES = ("running", "completed", "failed", "stopped")
 
@@ -72,6 +72,14 @@ def step_item(step: Any) -> dict[str, Any]:
         "upstream_steps": step.upstream_steps,
         "error": step.error,
     }
+
+
+def describe_item(found: Any) -> dict[str, Any]:
+    """The JSON shape of ``run describe``: a run with its metadata and steps."""
+    item = run_item(found)
+    item["metadata"] = found.metadata
+    item["steps"] = [step_item(s) for s in found.steps]
+    return item
 
 
 def _counts(counts: dict[str, int]) -> str:
@@ -197,9 +205,7 @@ def describe(run_ref: str, as_of: str | None, fmt: Format, wide: bool = False) -
             return await views.query.run(run_ref)
 
     found = run_async(body)
-    item = run_item(found)
-    item["metadata"] = found.metadata
-    item["steps"] = [step_item(s) for s in found.steps]
+    item = describe_item(found)
 
     def table() -> None:
         import msgspec
@@ -256,7 +262,8 @@ def describe(run_ref: str, as_of: str | None, fmt: Format, wide: bool = False) -
 @click.argument("run_ref", metavar="RUN")
 @click.option("--reason", default="", help="Why, recorded in the tombstone event.")
 @click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
-def delete(run_ref: str, reason: str, yes: bool) -> None:
+@output_options()
+def delete(run_ref: str, reason: str, yes: bool, fmt: Format) -> None:
     """Delete a run: a tombstone event; the log keeps every event, the views forget it.
 
     Example: metaledger run delete 3f2a9c1e --reason "test run" --yes
@@ -276,4 +283,11 @@ def delete(run_ref: str, reason: str, yes: bool) -> None:
         raise CLIError("not deleted")
 
     run_on_store(lambda store: store.delete_run(uuid.UUID(found.run_id), reason=reason))
-    click.echo(f"Deleted run `{found.run_name}`.")
+    result = {
+        "action": "deleted",
+        "type": "run",
+        "name": found.run_name,
+        "id": found.run_id,
+        "reason": reason,
+    }
+    emit(result, fmt, lambda: click.echo(f"Deleted run `{found.run_name}`."))
