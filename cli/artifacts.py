@@ -193,7 +193,13 @@ def describe(ref: str, as_of: str | None, fmt: Format) -> None:
 
 
 def lineage_tree(graph: Any) -> Any:
-    """A rich Tree of a lineage graph: upstream and/or downstream of the roots."""
+    """A rich Tree of a lineage graph: upstream and/or downstream of the roots.
+
+    Each root's branches stop at ``graph.depth`` step-hops (two edges a hop), as
+    the graph itself does, and say so where the lineage goes on; each step shows
+    its status and short id, so a failed try and its retry are told apart.
+    """
+    from rich.markup import escape
     from rich.tree import Tree
 
     nodes = {n.id: n for n in graph.nodes}
@@ -202,17 +208,28 @@ def lineage_tree(graph: Any) -> Any:
     for edge in graph.edges:
         upstream.setdefault(edge.target, []).append(edge)
         downstream.setdefault(edge.source, []).append(edge)
+    max_edges = 2 * graph.depth
 
     def label(node_id: str) -> str:
         node = nodes.get(node_id)
         if node is None:
             return f"(deleted) {node_id[:8]}"
         if node.kind == "artifact":
-            return f"[bold]{node.label}[/bold] [dim]{node.id[:8]}[/dim]"
-        return f"step {node.label} [dim]({node.run_name})[/dim]"
+            return f"[bold]{escape(node.label)}[/bold] [dim]{node.id[:8]}[/dim]"
+        status = node.status or "unknown"
+        style = "red" if status == "failed" else "green" if status == "completed" else "yellow"
+        run = escape(node.run_name or "")
+        return (
+            f"step {escape(node.label)} · [{style}]{escape(status)}[/{style}] · "
+            f"[dim]{node.id[:8]} ({run})[/dim]"
+        )
 
-    def grow(tree: Any, node_id: str, up: bool, seen: set[str]) -> None:
-        for edge in (upstream if up else downstream).get(node_id, []):
+    def grow(tree: Any, node_id: str, up: bool, seen: set[str], hops: int) -> None:
+        edges = (upstream if up else downstream).get(node_id, [])
+        if edges and hops >= max_edges:
+            tree.add("[dim]… more beyond --depth[/dim]")
+            return
+        for edge in edges:
             other = edge.source if up else edge.target
             verb = (
                 ("produced by" if edge.kind == "produced" else "consumed as")
@@ -220,22 +237,22 @@ def lineage_tree(graph: Any) -> Any:
                 else ("produced" if edge.kind == "produced" else "consumed by")
             )
             branch = tree.add(
-                f"{verb} {edge.name!r}: {label(other)}"
+                f"{verb} {escape(repr(edge.name))}: {label(other)}"
                 if edge.kind == "consumed"
                 else f"{verb}: {label(other)}"
             )
             if other not in seen:
-                grow(branch, other, up, seen | {other})
+                grow(branch, other, up, seen | {other}, hops + 1)
 
     root = Tree(f"lineage ({graph.direction}, depth {graph.depth})")
     for root_id in graph.roots:
         top = root.add(label(root_id))
         if graph.direction in ("upstream", "both"):
-            grow(top.add("⬆ upstream"), root_id, True, {root_id})
+            grow(top.add("⬆ upstream"), root_id, True, {root_id}, 0)
         if graph.direction in ("downstream", "both"):
-            grow(top.add("⬇ downstream"), root_id, False, {root_id})
+            grow(top.add("⬇ downstream"), root_id, False, {root_id}, 0)
     if graph.truncated:
-        root.add("… more beyond --depth")
+        root.add("[dim]… the lineage goes on beyond --depth[/dim]")
     return root
 
 

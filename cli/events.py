@@ -624,7 +624,10 @@ def _parse_line(number: int, raw: bytes, codec: EventCodec, file_digest: str) ->
         raise _BadLine(str(exc)) from None
     home = _home_stream(event_type, event)
     if home is not None and stream_id != home:
-        raise _BadLine(f"a {event_type} event belongs in stream {home!r}, not {stream_id!r}")
+        article = "an" if event_type[:1] in "aeiou" else "a"
+        raise _BadLine(
+            f"{article} {event_type} event belongs in stream {home!r}, not {stream_id!r}"
+        )
     if "event_id" in item:
         try:
             event_id = str(UUID(str(item["event_id"])))

@@ -27,7 +27,15 @@ import click
 from .context import AsOf, app, open_store_for, progress_bar, run_async
 from .errors import EXIT_NOT_FOUND, CLIError
 from .events import row_at
-from .output import Format, emit, format_time, output_options, print_properties, print_table
+from .output import (
+    Format,
+    emit,
+    format_time,
+    output_options,
+    plural,
+    print_properties,
+    print_table,
+)
 
 if TYPE_CHECKING:
     from projections import ProjectionStatus
@@ -104,10 +112,17 @@ def replay(to_position: int | None, as_of: str | None, into: Path | None, fmt: F
     def table() -> None:
         summary = result["summary"]
         rate = result["events_per_s"]
+        reached, head = result["position"], result["head_position"]
+        if reached == 0:
+            span = f"nothing: position 0 is before the first event; the head is {head}"
+        elif reached == 1:
+            span = f"position 1 of {head}"
+        else:
+            span = f"positions 1-{reached} of {head}"
         click.echo(
-            f"Replayed {result['events']} events (positions 1-{result['position']} of "
-            f"{result['head_position']}) in {result['elapsed_s']:.3f} s"
-            + (f": {rate:,.0f} events/s." if rate is not None else ".")
+            f"Replayed {plural(result['events'], 'event')} ({span}) in "
+            f"{result['elapsed_s']:.3f} s"
+            + (f": {rate:,.0f} events/s." if rate and result["events"] else ".")
         )
         runs = summary.runs
         runs_text = str(sum(runs.values()))

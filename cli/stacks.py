@@ -117,7 +117,9 @@ def list_(fmt: Format, as_of: str | None) -> None:
 
     def table() -> None:
         if not items:
-            click.echo("No stacks registered. Create the default one with `metaledger init`.")
+            # As of a past position, `init` is no advice: the note above says where it stands.
+            hint = "" if as_of else " Create the default one with `metaledger init`."
+            click.echo(f"No stacks registered.{hint}")
             return
         print_table(
             ("ACTIVE", "STACK NAME", *(t.upper() for t in (*_MAIN_TYPES, *extra_types))),

@@ -13,7 +13,7 @@ import click
 
 from .context import PROGRESS_THRESHOLD, open_store_for, progress_bar, run_async
 from .errors import EXIT_DAMAGED, CLIError
-from .output import Format, emit_json, output_options
+from .output import Format, emit_json, output_options, plural
 
 __all__ = ["verify"]
 
@@ -65,7 +65,8 @@ def verify(fmt: Format) -> None:
     if result["ok"]:
         if fmt == "table":
             click.echo(
-                f"ok: {result['events']} events, head {result['head_position']}, chain intact"
+                f"ok: {plural(result['events'], 'event')}, head {result['head_position']}, "
+                "chain intact"
             )
         return
     where = result["first_bad_position"]
@@ -73,6 +74,7 @@ def verify(fmt: Format) -> None:
         raise CLIError(f"the log is damaged: {result['reason']}", EXIT_DAMAGED)
     raise CLIError(
         f"the log is damaged at position {where}: {result['reason']} "
-        f"({result['events']} events before it verify; head {result['head_position']})",
+        f"({plural(result['events'], 'event')} before it "
+        f"{'verifies' if result['events'] == 1 else 'verify'}; head {result['head_position']})",
         EXIT_DAMAGED,
     )

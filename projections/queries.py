@@ -246,6 +246,8 @@ class LineageNode(msgspec.Struct, frozen=True, kw_only=True):
     run_id: str | None = None
     run_name: str | None = None
     depth: int = 0
+    #: A step run's status (completed, failed...): a failed try and its retry differ.
+    status: str | None = None
 
 
 class LineageEdge(msgspec.Struct, frozen=True, kw_only=True):
@@ -905,12 +907,13 @@ class Queries:
                     depth=distance[artifact_id],
                 )
             steps = yield Fetch(
-                "SELECT st.step_run_id, st.step_name, st.run_id, r.run_name "
+                "SELECT st.step_run_id, st.step_name, st.run_id, r.run_name, sr.status "
                 "FROM artifact_steps st LEFT JOIN artifact_runs r ON r.run_id = st.run_id "
+                "LEFT JOIN steps sr ON sr.step_run_id = st.step_run_id "
                 f"WHERE st.step_run_id IN ({marks})",
                 tuple(chunk),
             )
-            for step_run_id, step_name, run_id, run_name in steps:
+            for step_run_id, step_name, run_id, run_name, status in steps:
                 nodes[step_run_id] = LineageNode(
                     id=step_run_id,
                     kind="step",
@@ -918,6 +921,7 @@ class Queries:
                     run_id=run_id,
                     run_name=run_name,
                     depth=distance[step_run_id],
+                    status=status,
                 )
         ordered = [nodes.get(i) for i in ids]
         return sorted(
