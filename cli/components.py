@@ -16,6 +16,7 @@ import click
 from .context import as_of_option, open_fresh_views, open_store_for, run_async, run_on_store
 from .errors import CLIError
 from .output import (
+    Column,
     Format,
     emit,
     format_time,
@@ -154,7 +155,13 @@ def _list(fmt: Format, as_of: str | None, show_secrets: bool) -> None:
             click.echo(f"No {display_name(component_type)}s registered.")
             return
         print_table(
-            ("ACTIVE", "NAME", "FLAVOR", "UUID", "STACKS"),
+            (
+                Column("ACTIVE", fit="keep"),
+                Column("NAME", fit="middle", min_width=12),
+                Column("FLAVOR", min_width=6),
+                Column("UUID", min_width=8),
+                Column("STACKS", min_width=10),
+            ),
             [
                 (
                     "👉" if i["active"] else "",

@@ -435,9 +435,25 @@ def _pretty(value: Any) -> str:
 # -- tail ------------------------------------------------------------------------
 
 _TAIL_HEADER = f"{'POSITION':>8}  {'RECORDED AT':<19}  {'STREAM':<40}  {'VER':>4}  {'TYPE':<26}  ID"
+#: Below this many columns, tail lines drop the event id and shorten the stream id.
+_TAIL_WIDE = len(_TAIL_HEADER) + 34
+_TAIL_HEADER_NARROW = f"{'POSITION':>8}  {'RECORDED AT':<19}  {'STREAM':<13}  {'VER':>4}  TYPE"
 
 
-def _tail_line(row: StoredEvent) -> str:
+def _tail_narrow() -> bool:
+    from .output import _terminal_width
+
+    width = _terminal_width()
+    return width is not None and width < _TAIL_WIDE
+
+
+def _tail_line(row: StoredEvent, narrow: bool = False) -> str:
+    if narrow:
+        stream = row.stream_id if len(row.stream_id) <= 13 else row.stream_id[:12] + "…"
+        return (
+            f"{row.position:>8}  {format_time(row.recorded_at):<19}  {stream:<13}  "
+            f"{row.stream_version:>4}  {row.type}"
+        )
     return (
         f"{row.position:>8}  {format_time(row.recorded_at):<19}  {row.stream_id:<40}  "
         f"{row.stream_version:>4}  {row.type:<26}  {row.event_id}"
@@ -482,12 +498,14 @@ def tail(count: int, follow: bool, show_secrets: bool, fmt: Format) -> None:
     Example: metaledger events tail -n 5 --follow --nl
     """
     lines = fmt == "nl" or (fmt == "json" and follow)
+    narrow = _tail_narrow()
+    header = _TAIL_HEADER_NARROW if narrow else _TAIL_HEADER
 
     def render(row: StoredEvent) -> None:
         if lines:
             emit_line(list_item(row, show_secrets=show_secrets))
         else:
-            click.echo(_tail_line(row))
+            click.echo(_tail_line(row, narrow))
 
     async def body() -> list[StoredEvent]:
         from eventstore import StoredEvent
@@ -502,7 +520,7 @@ def tail(count: int, follow: bool, show_secrets: bool, fmt: Format) -> None:
                     for row in rows
                 ]
             if not lines:
-                click.echo(_TAIL_HEADER)
+                click.echo(header)
             async for rows in store.follow(start):
                 for row in rows:
                     render(StoredEvent(*row))
@@ -519,7 +537,7 @@ def tail(count: int, follow: bool, show_secrets: bool, fmt: Format) -> None:
             _emit_json_array(list_item(row, show_secrets=show_secrets) for row in rows)
             return
         if not lines:
-            click.echo(_TAIL_HEADER)
+            click.echo(header)
         for row in rows:
             render(row)
 

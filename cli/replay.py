@@ -28,6 +28,7 @@ from .context import AsOf, app, open_store_for, progress_bar, run_async
 from .errors import EXIT_NOT_FOUND, CLIError
 from .events import row_at
 from .output import (
+    Column,
     Format,
     emit,
     format_time,
@@ -202,14 +203,14 @@ def status(fmt: Format) -> None:
     def table() -> None:
         print_table(
             (
-                "PROJECTION",
-                "VERSION",
-                "CODE VERSION",
-                "POSITION",
-                "LAG",
-                "STATE",
-                "SKIPPED",
-                "LAST ERROR",
+                Column("PROJECTION", fit="keep"),
+                Column("VERSION", fit="keep", drop=1),
+                Column("CODE VERSION", fit="keep", drop=2),
+                Column("POSITION", fit="keep"),
+                Column("LAG", fit="keep"),
+                Column("STATE", min_width=8),
+                Column("SKIPPED", fit="keep", drop=3),
+                Column("LAST ERROR", fit="wrap"),
             ),
             [
                 (

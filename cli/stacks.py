@@ -8,7 +8,7 @@ import click
 
 from .context import as_of_option, open_fresh_views, open_store_for, run_async, run_on_store
 from .errors import CLIError
-from .output import Format, emit, output_options, print_table
+from .output import Column, Format, emit, output_options, print_table
 
 __all__ = ["stack"]
 
@@ -156,7 +156,12 @@ def describe(name: str | None, fmt: Format, as_of: str | None) -> None:
     def table() -> None:
         title = f"'{found.name}' stack" + (" (ACTIVE)" if found.active else "")
         print_table(
-            ("COMPONENT_TYPE", "COMPONENT_NAME", "FLAVOR", "UUID"),
+            (
+                Column("COMPONENT_TYPE", fit="keep"),
+                Column("COMPONENT_NAME", fit="middle", min_width=14),
+                Column("FLAVOR", min_width=6),
+                Column("UUID", min_width=8),
+            ),
             [
                 (t.upper(), ref.name, ref.flavor, ref.component_id)
                 for t, ref in sorted(found.components.items())
