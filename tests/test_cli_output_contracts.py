@@ -383,3 +383,18 @@ class TestGrammar:
         result = _invoke(runs_store, "events", "append", str(path), "--dry-run")
         assert 0 == result.exit_code, result.output
         assert "1 event in 1 append is valid" in result.stdout
+
+
+def test_a_closed_pipe_is_no_internal_error(runs_store: Path) -> None:
+    """`metaledger run describe ... | head -1`: the reader leaves; no 'internal error'."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "cli", "--store", str(runs_store), "run", "list", "--wide"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert process.stdout is not None and process.stderr is not None
+    process.stdout.close()  # before the command writes: its first write meets a closed pipe
+    error = process.stderr.read().decode()
+    process.stderr.close()
+    assert 0 == process.wait(timeout=60), error
+    assert "internal error" not in error
