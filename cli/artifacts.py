@@ -112,10 +112,11 @@ def list_(
             (
                 Column("NAME", fit="middle", min_width=16),
                 Column("VERSION", fit="keep"),
-                Column("TYPE", drop=2),
-                Column("PRODUCED BY", fit="middle", drop=1, min_width=16),
-                Column("CREATED", fit="keep", drop=3),
-                Column("SIZE", fit="keep", drop=4),
+                Column("TYPE", drop=1),
+                # The name holds the pipeline and step already: the run goes first.
+                Column("PRODUCED BY", fit="middle", drop=4, min_width=16),
+                Column("CREATED", fit="keep", drop=2),
+                Column("SIZE", fit="keep", drop=3),
                 Column("ARTIFACT ID", fit="keep"),
             ),
             [

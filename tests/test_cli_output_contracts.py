@@ -392,7 +392,8 @@ def test_a_closed_pipe_is_no_internal_error(runs_store: Path) -> None:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
     )
-    assert process.stdout is not None and process.stderr is not None
+    assert process.stdout is not None
+    assert process.stderr is not None
     process.stdout.close()  # before the command writes: its first write meets a closed pipe
     error = process.stderr.read().decode()
     process.stderr.close()
