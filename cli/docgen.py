@@ -84,7 +84,9 @@ store. ZenML users will recognise the shape: `metaledger stack list`,
 | 70 | an internal error (a bug): rerun with `-v` for the traceback |
 | 130 | interrupted (Ctrl-C); the store is left intact |
 
-Errors are one line on stderr; a traceback only with `-v`.
+Errors are one line on stderr; a traceback only with `-v`. A reader that goes
+away (`metaledger run list | head -3`) ends the command quietly with exit code 0
+(`export -` excepted: an export cut short is an error).
 
 ## JSON shapes
 

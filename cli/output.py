@@ -245,6 +245,9 @@ class Column:
     drop: int = 0
     fit: Literal["keep", "end", "middle", "wrap"] = "end"
     min_width: int = 8
+    #: On a terminal, values are ellipsized beyond this width even when there is room
+    #: (a long error message must not push the other columns off the table).
+    max_width: int | None = None
 
 
 def _terminal_width() -> int | None:
@@ -285,7 +288,9 @@ def _fit(
     from rich.cells import cell_len
 
     def natural(index: int) -> int:
-        return max([cell_len(columns[index].header), *(cell_len(r[index]) for r in rows)])
+        width = max([cell_len(columns[index].header), *(cell_len(r[index]) for r in rows)])
+        cap = columns[index].max_width
+        return width if cap is None or columns[index].fit == "keep" else min(width, cap)
 
     keep = list(range(len(columns)))
     widths = {i: natural(i) for i in keep}

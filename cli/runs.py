@@ -193,7 +193,7 @@ def list_(
 def describe(run_ref: str, as_of: str | None, fmt: Format, wide: bool = False) -> None:
     """Describe a run (by id, unique id prefix, or run name), then its steps.
 
-    The steps table fits the terminal: narrow ones lose STARTED and METADATA
+    The steps table fits the terminal: narrow ones lose STARTED and INPUTS
     first and shorten long values (a failed step's error is in full in --json);
     --wide shows everything.
 
@@ -232,12 +232,13 @@ def describe(run_ref: str, as_of: str | None, fmt: Format, wide: bool = False) -
         print_table(
             (
                 Column("STEP", min_width=12),
-                Column("STATUS", min_width=9),
+                Column("STATUS", min_width=9, max_width=24),
                 Column("STARTED", fit="keep", drop=3),
                 Column("DURATION", fit="keep"),
-                Column("INPUTS", drop=1),
+                # Inputs are the outputs of earlier steps: they go before metadata.
+                Column("INPUTS", drop=2),
                 Column("OUTPUTS"),
-                Column("METADATA", drop=2),
+                Column("METADATA", drop=1),
             ),
             [
                 (

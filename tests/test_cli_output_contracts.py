@@ -73,9 +73,6 @@ _WALK: dict[str, list[str]] = {
     "run delete": ["{run}", "--yes"],
 }
 
-#: Commands that are no single JSON document by design.
-_NOT_JSON = {"events tail": "--follow streams lines", "export": "FILE '-' writes the export"}
-
 
 def _leaves() -> list[str]:
     names = []
