@@ -12,6 +12,8 @@ from pathlib import Path
 import click
 import pytest
 from click.testing import CliRunner, Result
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from cli.docgen import iter_commands
 from cli.main import cli
@@ -396,3 +398,35 @@ def test_a_closed_pipe_is_no_internal_error(runs_store: Path) -> None:
     process.stderr.close()
     assert 0 == process.wait(timeout=60), error
     assert "internal error" not in error
+
+
+_CELL = st.text(
+    alphabet=st.characters(codec="utf-8", categories=("L", "N", "P", "Zs")), max_size=60
+)
+
+
+@given(
+    rows=st.lists(st.lists(_CELL, min_size=4, max_size=4), min_size=1, max_size=5),
+    width=st.integers(min_value=60, max_value=160),
+)
+@settings(max_examples=60, deadline=None)
+def test_a_fitted_table_never_exceeds_the_terminal(rows: list[list[str]], width: int) -> None:
+    """Whatever the values (wide characters included), a fitted table is at most `width`."""
+    from rich.cells import cell_len
+
+    from cli.output import Column, _ellipsize, _fit
+
+    columns = [
+        Column("NAME", fit="middle", min_width=12),
+        Column("KIND", drop=2),
+        Column("NOTE", drop=1),
+        Column("ID", fit="end", min_width=8),
+    ]
+    kept, fitted, widths = _fit(columns, [list(r) for r in rows], width)
+    assert sum(widths.values()) + 3 * len(kept) + 1 <= width
+    for row in fitted:
+        for index, cell in enumerate(row):
+            assert cell_len(cell) <= widths[index]
+    for text in (row[0] for row in rows):
+        for size in (1, 5, 12):
+            assert cell_len(_ellipsize(text, size, "middle")) <= size
