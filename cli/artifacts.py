@@ -9,15 +9,21 @@ import click
 from .context import as_of_option, open_fresh_views, open_store_for, run_async
 from .input_limits import BoundedInt
 from .output import (
+    Column,
     Format,
+    ListingCut,
     emit,
     emit_json,
     format_time,
+    limit_options,
     output_options,
     print_properties,
+    print_renderable,
     print_table,
+    report_cut,
     say,
     visible,
+    wide_option,
 )
 
 __all__ = ["artifact", "artifact_item", "lineage_dot", "lineage_tree"]
@@ -64,31 +70,58 @@ def artifact() -> None:
 @click.option("--type", "artifact_type", help="Only this artifact type (e.g. ModelArtifact).")
 @click.option("--run", "run_ref", metavar="RUN", help="Only artifacts produced by this run.")
 @click.option("--name", help="Only versions of this artifact name.")
-@click.option("--limit", type=BoundedInt(0), default=100, show_default=True)
+@limit_options(100, "artifact")
+@wide_option
 @output_options(nl=True)
 def list_(
-    artifact_type: str | None, run_ref: str | None, name: str | None, limit: int, fmt: Format
+    artifact_type: str | None,
+    run_ref: str | None,
+    name: str | None,
+    limit: int | None,
+    wide: bool,
+    fmt: Format,
 ) -> None:
     """List artifacts, newest first.
+
+    At most --limit artifacts (100 unless given; --all or --limit 0 for every
+    one); a cut listing says "100 of 2,400 artifacts" under the table, or on
+    stderr with --json. The table fits the terminal; --wide shows everything.
 
     Example: metaledger artifact list --run training_pipeline-2026_11_28-08_00_00_000000
     """
 
-    async def body() -> list[Any]:
-        async with open_store_for() as store, open_fresh_views(store) as views:
-            return await views.query.artifacts(
-                artifact_type=artifact_type, run=run_ref, name=name, limit=limit
-            )
+    filters: dict[str, Any] = {"artifact_type": artifact_type, "run": run_ref, "name": name}
 
-    found = run_async(body)
+    async def body() -> tuple[list[Any], int | None]:
+        async with open_store_for() as store, open_fresh_views(store) as views:
+            listed = await views.query.artifacts(**filters, limit=limit)
+            if limit is None or len(listed) < limit:
+                return listed, None
+            return listed, await views.query.count_artifacts(**filters)
+
+    found, total = run_async(body)
     items = [artifact_item(a) for a in found]
+    cut = (
+        ListingCut(len(found), total, "artifact")
+        if total is not None and total > len(found)
+        else None
+    )
 
     def table() -> None:
         if not found:
             say("No artifacts match.")
             return
         print_table(
-            ("NAME", "VERSION", "TYPE", "PRODUCED BY", "CREATED", "SIZE", "ARTIFACT ID"),
+            (
+                Column("NAME", fit="middle", min_width=16),
+                Column("VERSION", fit="keep"),
+                Column("TYPE", drop=1),
+                # The name holds the pipeline and step already: the run goes first.
+                Column("PRODUCED BY", fit="middle", drop=4, min_width=16),
+                Column("CREATED", fit="keep", drop=2),
+                Column("SIZE", fit="keep", drop=3),
+                Column("ARTIFACT ID", fit="keep"),
+            ),
             [
                 (
                     a.name,
@@ -101,9 +134,11 @@ def list_(
                 )
                 for a in found
             ],
+            wide=wide,
         )
 
     emit(items, fmt, table)
+    report_cut(cut, fmt)
 
 
 @artifact.command("describe")
@@ -162,7 +197,12 @@ def describe(ref: str, as_of: str | None, fmt: Format) -> None:
 
 
 def lineage_tree(graph: Any) -> Any:
-    """A rich Tree of a lineage graph: upstream and/or downstream of the roots."""
+    """A rich Tree of a lineage graph: upstream and/or downstream of the roots.
+
+    Each root's branches stop at ``graph.depth`` step-hops (two edges a hop), as
+    the graph itself does, and say so where the lineage goes on; each step shows
+    its status and short id, so a failed try and its retry are told apart.
+    """
     from rich.markup import escape
     from rich.tree import Tree
 
@@ -172,6 +212,7 @@ def lineage_tree(graph: Any) -> Any:
     for edge in graph.edges:
         upstream.setdefault(edge.target, []).append(edge)
         downstream.setdefault(edge.source, []).append(edge)
+    max_edges = 2 * graph.depth
 
     def shown(value: Any) -> str:
         # Names are data: never markup, never terminal control.
@@ -183,10 +224,20 @@ def lineage_tree(graph: Any) -> Any:
             return f"(deleted) {shown(node_id[:8])}"
         if node.kind == "artifact":
             return f"[bold]{shown(node.label)}[/bold] [dim]{shown(node.id[:8])}[/dim]"
-        return f"step {shown(node.label)} [dim]({shown(node.run_name)})[/dim]"
+        status = node.status or "unknown"
+        style = "red" if status == "failed" else "green" if status == "completed" else "yellow"
+        run = shown(node.run_name or "")
+        return (
+            f"step {shown(node.label)} · [{style}]{shown(status)}[/{style}] · "
+            f"[dim]{shown(node.id[:8])} ({run})[/dim]"
+        )
 
-    def grow(tree: Any, node_id: str, up: bool, seen: set[str]) -> None:
-        for edge in (upstream if up else downstream).get(node_id, []):
+    def grow(tree: Any, node_id: str, up: bool, seen: set[str], hops: int) -> None:
+        edges = (upstream if up else downstream).get(node_id, [])
+        if edges and hops >= max_edges:
+            tree.add("[dim]… more beyond --depth[/dim]")
+            return
+        for edge in edges:
             other = edge.source if up else edge.target
             verb = (
                 ("produced by" if edge.kind == "produced" else "consumed as")
@@ -199,17 +250,17 @@ def lineage_tree(graph: Any) -> Any:
                 else f"{verb}: {label(other)}"
             )
             if other not in seen:
-                grow(branch, other, up, seen | {other})
+                grow(branch, other, up, seen | {other}, hops + 1)
 
     root = Tree(f"lineage ({graph.direction}, depth {graph.depth})")
     for root_id in graph.roots:
         top = root.add(label(root_id))
         if graph.direction in ("upstream", "both"):
-            grow(top.add("⬆ upstream"), root_id, True, {root_id})
+            grow(top.add("⬆ upstream"), root_id, True, {root_id}, 0)
         if graph.direction in ("downstream", "both"):
-            grow(top.add("⬇ downstream"), root_id, False, {root_id})
+            grow(top.add("⬇ downstream"), root_id, False, {root_id}, 0)
     if graph.truncated:
-        root.add("… more beyond --depth")
+        root.add("[dim]… the lineage goes on beyond --depth[/dim]")
     return root
 
 
@@ -276,6 +327,4 @@ def lineage(
     elif out == "dot":
         say(lineage_dot(graph))
     else:
-        from .output import _console
-
-        _console().print(lineage_tree(graph))
+        print_renderable(lineage_tree(graph))

@@ -16,6 +16,7 @@ import click
 from .context import as_of_option, open_fresh_views, open_store_for, run_async, run_on_store
 from .errors import CLIError
 from .output import (
+    Column,
     Format,
     emit,
     format_time,
@@ -92,12 +93,17 @@ def _component_type() -> str:
     return str(ctx.meta["metaledger.component_type"])
 
 
-def _register(name: str, flavor: str, labels: tuple[str, ...]) -> None:
+def _done(action: str, component_type: str, name: str, component_id: Any) -> dict[str, Any]:
+    """The JSON document a component change prints: what was done, to which component."""
+    return {"action": action, "type": component_type, "name": name, "id": str(component_id)}
+
+
+def _register(name: str, flavor: str, labels: tuple[str, ...], fmt: Format) -> None:
     ctx = click.get_current_context()
     component_type = _component_type()
     configuration = parse_config_args(list(ctx.args))
 
-    run_on_store(
+    component_id = run_on_store(
         lambda store: store.register_component(
             component_type,
             name,
@@ -106,7 +112,16 @@ def _register(name: str, flavor: str, labels: tuple[str, ...]) -> None:
             labels=_parse_labels(labels),
         )
     )
-    say(f"Successfully registered {display_name(component_type)} `{name}`.")
+    result = {
+        **_done("registered", component_type, name, component_id),
+        "flavor": flavor,
+        "configuration_keys": sorted(configuration),
+    }
+    emit(
+        result,
+        fmt,
+        lambda: say(f"Successfully registered {display_name(component_type)} `{name}`."),
+    )
 
 
 def _list(fmt: Format, as_of: str | None, show_secrets: bool) -> None:
@@ -143,7 +158,13 @@ def _list(fmt: Format, as_of: str | None, show_secrets: bool) -> None:
             say(f"No {display_name(component_type)}s registered.")
             return
         print_table(
-            ("ACTIVE", "NAME", "FLAVOR", "UUID", "STACKS"),
+            (
+                Column("ACTIVE", fit="keep"),
+                Column("NAME", fit="middle", min_width=12),
+                Column("FLAVOR", min_width=6),
+                Column("UUID", min_width=8),
+                Column("STACKS", min_width=10),
+            ),
             [
                 (
                     "👉" if i["active"] else "",
@@ -217,31 +238,47 @@ def _value(value: Any) -> str:
     return msgspec.json.encode(value).decode()
 
 
-def _update(name: str, remove_key: tuple[str, ...]) -> None:
+def _update(name: str, remove_key: tuple[str, ...], fmt: Format) -> None:
     ctx = click.get_current_context()
     component_type = _component_type()
     configuration = parse_config_args(list(ctx.args))
     if not configuration and not remove_key:
         raise CLIError("nothing to update: give --key=value options or --remove-key KEY")
 
-    run_on_store(
+    component_id = run_on_store(
         lambda store: store.update_component(component_type, name, configuration, remove=remove_key)
     )
-    say(f"Updated {display_name(component_type)} `{name}`.")
+    result = {
+        **_done("updated", component_type, name, component_id),
+        "configuration_keys": sorted(configuration),
+        "removed_keys": sorted(remove_key),
+    }
+    emit(result, fmt, lambda: say(f"Updated {display_name(component_type)} `{name}`."))
 
 
-def _rename(old: str, new: str) -> None:
+def _rename(old: str, new: str, fmt: Format) -> None:
     component_type = _component_type()
 
-    run_on_store(lambda store: store.rename_component(component_type, old, new))
-    say(f"Renamed {display_name(component_type)} `{old}` to `{new}`.")
+    component_id = run_on_store(lambda store: store.rename_component(component_type, old, new))
+    result = {**_done("renamed", component_type, new, component_id), "old_name": old}
+    emit(
+        result,
+        fmt,
+        lambda: say(f"Renamed {display_name(component_type)} `{old}` to `{new}`."),
+    )
 
 
-def _delete(name: str) -> None:
+def _delete(name: str, fmt: Format) -> None:
     component_type = _component_type()
 
-    run_on_store(lambda store: store.delete_component(component_type, name))
-    say(f"Deleted {display_name(component_type)} `{name}` (its history stays in the log).")
+    component_id = run_on_store(lambda store: store.delete_component(component_type, name))
+    emit(
+        _done("deleted", component_type, name, component_id),
+        fmt,
+        lambda: say(
+            f"Deleted {display_name(component_type)} `{name}` (its history stays in the log)."
+        ),
+    )
 
 
 def _add_commands(group: click.Group, label: str) -> None:
@@ -251,9 +288,10 @@ def _add_commands(group: click.Group, label: str) -> None:
     @click.argument("name")
     @click.option("--flavor", "-f", required=True, help="The component's flavor (e.g. local).")
     @click.option("--label", "labels", multiple=True, metavar="KEY=VALUE", help="A label.")
-    def register(name: str, flavor: str, labels: tuple[str, ...]) -> None:
+    @output_options()
+    def register(name: str, flavor: str, labels: tuple[str, ...], fmt: Format) -> None:
         """Register a component NAME of a FLAVOR, configured with --key=value options."""
-        _register(name, flavor, labels)
+        _register(name, flavor, labels, fmt)
 
     register.help = (
         register.help or ""
@@ -283,9 +321,10 @@ def _add_commands(group: click.Group, label: str) -> None:
     @group.command("update", context_settings=_EXTRA_ARGS)
     @click.argument("name")
     @click.option("--remove-key", multiple=True, metavar="KEY", help="Drop a configuration key.")
-    def update(name: str, remove_key: tuple[str, ...]) -> None:
+    @output_options()
+    def update(name: str, remove_key: tuple[str, ...], fmt: Format) -> None:
         """Change a component's configuration with --key=value options."""
-        _update(name, remove_key)
+        _update(name, remove_key, fmt)
 
     update.help = (
         update.help or ""
@@ -294,17 +333,19 @@ def _add_commands(group: click.Group, label: str) -> None:
     @group.command("rename")
     @click.argument("old")
     @click.argument("new")
-    def rename(old: str, new: str) -> None:
+    @output_options()
+    def rename(old: str, new: str, fmt: Format) -> None:
         """Rename a component."""
-        _rename(old, new)
+        _rename(old, new, fmt)
 
     rename.help = (rename.help or "") + f"\n\nExample: metaledger {label} rename old_name new_name"
 
     @group.command("delete")
     @click.argument("name")
-    def delete(name: str) -> None:
+    @output_options()
+    def delete(name: str, fmt: Format) -> None:
         """Delete a component (refused while a stack uses it)."""
-        _delete(name)
+        _delete(name, fmt)
 
     delete.help = (delete.help or "") + f"\n\nExample: metaledger {label} delete old_one"
 

@@ -194,6 +194,8 @@ async def open_fresh_views(store: EventStore, as_of: str | None = None) -> Async
     """The views brought up to the log's head, or replayed as of ``--as-of``."""
     from projections import open_views, views_as_of
 
+    from .output import say
+
     if as_of is not None:
         from projections.errors import QueryError
 
@@ -210,6 +212,7 @@ async def open_fresh_views(store: EventStore, as_of: str | None = None) -> Async
             async with views_as_of(
                 store, position=point.position, when=point.when, progress=progress
             ) as past:
+                say(await as_of_note(store, point, past.as_of or 0), err=True)
                 yield past
         return
     with progress_bar("rebuilding views") as rebuild_progress:
@@ -218,3 +221,24 @@ async def open_fresh_views(store: EventStore, as_of: str | None = None) -> Async
             with progress_bar("catching up", enabled=lag > PROGRESS_THRESHOLD) as progress:
                 await views.catch_up(progress=progress)
             yield views
+
+
+async def as_of_note(store: EventStore, point: AsOf, position: int) -> str:
+    """What an ``--as-of`` answer is as of: the position and its time, or where the log begins."""
+    from .events import row_at
+
+    head = await store.head()
+    asked = f"position {point.position}" if point.position is not None else f"{_utc(point.when)}"
+    if head == 0:
+        return f"As of {asked}: the log is empty."
+    if position == 0:
+        first = await row_at(store, 1)
+        begins = f"{_utc(first.recorded_at)} (position 1)" if first is not None else "position 1"
+        return f"As of {asked}: before the first event; the log begins at {begins}."
+    last = await row_at(store, position)
+    when = f", recorded at {_utc(last.recorded_at)}" if last is not None else ""
+    return f"As of {asked}: the views stand at position {position} of {head}{when}."
+
+
+def _utc(value: datetime | None) -> str:
+    return "" if value is None else value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")

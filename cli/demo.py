@@ -2,38 +2,56 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 
-from .context import open_store_for, run_async
-from .output import say
+from .context import open_fresh_views, open_store_for, run_async
+from .output import Format, emit, output_options, say
 
 __all__ = ["demo"]
 
 
 @click.command()
+@output_options()
 @click.pass_context
-def demo(ctx: click.Context) -> None:
+def demo(ctx: click.Context, fmt: Format) -> None:
     """Record a demo pipeline run, then describe it.
 
     An example async orchestrator (eventstore.demo) runs a six-step DAG against
     the store: featurize_train and featurize_test run concurrently, train fails
     once and is retried, and the lineage from split to evaluate is a diamond.
     The store and its default stack are created first if missing, as `init`
-    would.
+    would. With --json it prints one object: `store`, `initialised` (what `init`
+    would have said) and `run` (as `run describe --json`).
 
     Example: metaledger demo
     """
     from eventstore.demo import run_demo
 
     from .init import artifact_root, initialise
-    from .runs import describe
+    from .runs import describe, describe_item
 
-    async def body() -> str:
+    async def body() -> tuple[dict[str, Any], str, Any]:
         async with open_store_for(create=True) as store:
-            await initialise(store)
+            initialised = await initialise(store)
             run_id = await run_demo(store, artifact_root=artifact_root(store.location.path))
-            return str(run_id)
+            if fmt == "table":
+                return initialised, str(run_id), None
+            async with open_fresh_views(store) as views:
+                return initialised, str(run_id), await views.query.run(str(run_id))
 
-    run_id = run_async(body)
+    initialised, run_id, found = run_async(body)
+    if fmt != "table":
+        emit(
+            {
+                "store": initialised["store"],
+                "initialised": initialised,
+                "run": describe_item(found),
+            },
+            fmt,
+            lambda: None,
+        )
+        return
     say(f"Recorded demo run {run_id}.\n")
     ctx.invoke(describe, run_ref=run_id, as_of=None)

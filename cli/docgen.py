@@ -1,7 +1,8 @@
 """Generate ``docs/cli.md`` from the commands' own help (``python -m cli.docgen``).
 
 The reference part of the page is the ``--help`` text of every command, so the
-page cannot drift from the code: ``tests/test_cli_docs.py`` regenerates it and
+page cannot drift from the code; ``docs/cli-captures.md`` (real terminal captures
+of the tables, written by hand) is included verbatim: ``tests/test_cli_docs.py`` regenerates it and
 fails when the file differs (run ``python -m cli.docgen`` to update it).
 """
 
@@ -16,7 +17,7 @@ import click
 
 from .main import COMMANDS, cli
 
-__all__ = ["DOC_PATH", "iter_commands", "render"]
+__all__ = ["CAPTURES_PATH", "DOC_PATH", "iter_commands", "render"]
 
 #: Where the generated page lives, relative to the project root.
 DOC_PATH = Path(__file__).resolve().parent.parent / "docs" / "cli.md"
@@ -44,16 +45,31 @@ store. ZenML users will recognise the shape: `metaledger stack list`,
 - **Fresh reads**: reading commands first bring the views up to the log's head
   (incrementally), so their output is never stale; a projection whose version
   changed is rebuilt blue/green first (with a progress bar on a terminal).
-- **Output**: tables for people; `--json` on every listing and describe gives a
-  stable JSON document (an array for listings, an object for a describe), and
-  `--nl` on streams gives one JSON object per line. Times are ISO-8601 UTC.
-  The global `--json` turns JSON on for every command.
+- **Output**: tables for people; `--json` gives one stable JSON document on
+  stdout and nothing else (an array for listings, an object for a describe or a
+  change), and `--nl` on streams gives one JSON object per line. Times are
+  ISO-8601 UTC. The global `--json` turns JSON on for every command, changes
+  included; prose, notes and progress go to stderr. (`export -` is the one
+  exception: its stdout is the export itself, JSON lines.)
+- **Listings** (`run list`, `artifact list`, `events list`): `--limit N` caps
+  every output format at N items (defaults 50, 100 and 100); `--all` or
+  `--limit 0` lists everything. A cut listing never stays silent: a footer under
+  the table ("50 of 6,250 runs; --limit N or --all for more"), a `Note:` on
+  stderr with `--json`/`--nl`.
+- **Tables fit the terminal**: on a terminal (or with `$COLUMNS` set) a table
+  too wide first drops its low-value columns, then ellipsizes long values; ids
+  are shown as 8 characters; `--wide` shows every column in full. Piped output
+  is printed at its natural width, unpadded. See
+  [Tables at 80 and 120 columns](#tables-at-80-and-120-columns).
 - **Secrets**: configuration values whose keys look secret (password, token,
   secret, api_key, credentials, ...) are masked unless `--show-secrets`;
   `export` keeps them, since it is a backup.
 - **As of**: `--as-of POSITION|TIME` answers as the log stood then, by replaying
   it into a scratch store. TIME is ISO-8601 (`2026-11-28T08:00:00Z`; UTC when no
-  offset is given) or an age (`30m`, `2h`, `7d`).
+  offset is given) or an age (`30m`, `2h`, `7d`). A line on stderr says what the
+  answer is as of: "As of 2026-11-28 08:00:00 UTC: the views stand at position
+  1200 of 5400, recorded at 2026-11-28 07:59:58 UTC", or, for a time before the
+  first event, "before the first event; the log begins at ...".
 - **Logs** go to stderr: warnings by default, `-v` info, `-vv` debug;
   `--log-format json` for JSON lines.
 - **Names and values are data**: whatever a name, value, URI or error holds is
@@ -88,7 +104,9 @@ store. ZenML users will recognise the shape: `metaledger stack list`,
 | 70 | an internal error (a bug): rerun with `-v` for the traceback |
 | 130 | interrupted (Ctrl-C); the store is left intact |
 
-Errors are one line on stderr; a traceback only with `-v`.
+Errors are one line on stderr; a traceback only with `-v`. A reader that goes
+away (`metaledger run list | head -3`) ends the command quietly with exit code 0
+(`export -` excepted: an export cut short is an error).
 
 ## JSON shapes
 
@@ -113,6 +131,13 @@ Errors are one line on stderr; a traceback only with `-v`.
 - `events list`: items with `position`, `event_id`, `stream_id`,
   `stream_version`, `type`, `schema_version`, `recorded_at`, `metadata`, `data`.
 - `verify`: `ok`, `events`, `first_bad_position`, `reason`, `head_position`.
+- Changes (`stack register|set|update|rename|delete`, `<component group>
+  register|update|rename|delete`, `run delete`): `action` (registered, activated,
+  updated, renamed, deleted), `type` (stack, run or the component type), `name`
+  (the new name after a rename), `id`; and, by command, `old_name`,
+  `components`, `active`, `changes`, `flavor`, `configuration_keys`,
+  `removed_keys`, `reason`.
+- `demo`: `store`, `initialised` (as `init --json`), `run` (as `run describe`).
 
 ## Commands
 """
@@ -136,9 +161,17 @@ def iter_commands(
                 yield from iter_commands(sub, (*path, name), ctx)
 
 
+#: Hand-written: real terminal captures of the tables, kept verbatim in the page.
+CAPTURES_PATH = DOC_PATH.parent / "cli-captures.md"
+
+
 def render() -> str:
-    """The whole page."""
-    parts = [_HEADER]
+    """The whole page: the header, the captured tables, then every command's help."""
+    header = _HEADER
+    if CAPTURES_PATH.exists():
+        captures = CAPTURES_PATH.read_text().rstrip()
+        header = header.replace("## Commands\n", f"{captures}\n\n## Commands\n")
+    parts = [header]
     for path, command, ctx in iter_commands(cli, ("metaledger",), None):
         if command is cli:
             continue

@@ -121,6 +121,13 @@ def guarded(ctx: click.Context) -> Iterator[None]:
     except KeyboardInterrupt:
         click.echo("Interrupted; the store is intact.", err=True)
         raise click.exceptions.Exit(EXIT_INTERRUPTED) from None
+    except BrokenPipeError:
+        # The reader went away (`metaledger run list | head`): stop quietly, as `events
+        # list` does; stdout points at devnull so Python's flush at exit stays silent.
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        raise click.exceptions.Exit(0) from None
     except Exception as exc:
         # Imported here, not above: `--help` must not pay for importing the store.
         from eventstore.errors import LedgerError

@@ -36,17 +36,23 @@ from .context import open_store_for, progress_bar, run_async
 from .errors import EXIT_NOT_FOUND, CLIError
 from .input_limits import BoundedInt, parse_position
 from .output import (
+    Column,
     Format,
+    ListingCut,
     emit,
     emit_line,
     format_time,
     json_text,
+    limit_options,
     mask_secrets,
     output_options,
+    plural,
     print_properties,
     print_table,
+    report_cut,
     say,
     show_secrets_option,
+    wide_option,
 )
 
 if TYPE_CHECKING:
@@ -65,7 +71,7 @@ __all__ = [
     "row_at",
 ]
 
-#: How many events ``events list`` shows in a table unless ``--limit`` says otherwise.
+#: How many events ``events list`` prints (in every format) unless ``--limit`` says otherwise.
 DEFAULT_LIST_LIMIT = 100
 #: How many bad lines ``events append`` reports before it stops reading.
 MAX_REPORTED = 20
@@ -256,7 +262,14 @@ def _table_row(row: StoredEvent) -> tuple[Any, ...]:
     )
 
 
-_TABLE_COLUMNS = ("POSITION", "RECORDED AT", "STREAM", "VERSION", "TYPE", "EVENT ID")
+_TABLE_COLUMNS = (
+    Column("POSITION", fit="keep"),
+    Column("RECORDED AT", fit="keep", drop=2),
+    Column("STREAM", fit="middle", min_width=12),
+    Column("VERSION", fit="keep", drop=1),
+    Column("TYPE", min_width=12),
+    Column("EVENT ID", fit="middle", drop=3),
+)
 
 
 @events.command("list")
@@ -277,13 +290,8 @@ _TABLE_COLUMNS = ("POSITION", "RECORDED AT", "STREAM", "VERSION", "TYPE", "EVENT
     metavar="POS",
     help="Start at this log position.",
 )
-@click.option(
-    "--limit",
-    type=BoundedInt(0),
-    metavar="N",
-    help=f"At most N events; 0 for all. [default: {DEFAULT_LIST_LIMIT} in the table, "
-    "all with --json/--nl]",
-)
+@limit_options(DEFAULT_LIST_LIMIT, "event")
+@wide_option
 @show_secrets_option
 @output_options(nl=True)
 def list_events(
@@ -291,69 +299,65 @@ def list_events(
     types: tuple[str, ...],
     from_position: int,
     limit: int | None,
+    wide: bool,
     show_secrets: bool,
     fmt: Format,
 ) -> None:
     """List events in log order, oldest first, with filters.
 
-    The table shows the first 100 matching events unless --limit says otherwise
-    (--limit 0: all); --json and --nl print every matching event unless --limit is
-    given. Items: position, event_id, stream_id, stream_version, type,
-    schema_version, recorded_at, metadata, data.
+    At most --limit events in every format (100 unless given; --all or --limit 0
+    for every one); a cut listing says so under the table, or on stderr with
+    --json and --nl, with the --from position to go on from. Items: position,
+    event_id, stream_id, stream_version, type, schema_version, recorded_at,
+    metadata, data.
 
     Example: metaledger events list --stream workspace --from 1 --limit 20
     """
     _warn_unknown_types(types)
-    if limit == 0:
-        cap: int | None = None
-    elif limit is None:
-        cap = DEFAULT_LIST_LIMIT if fmt == "table" else None
-    else:
-        cap = limit
-    fetch = None if cap is None else cap + 1  # one more tells that there is more
+    fetch = None if limit is None else limit + 1  # one more tells that there is more
+    shown: list[StoredEvent] = []
+    last: list[int] = [from_position - 1]
 
-    if fmt == "table":
-
-        async def table_body() -> list[StoredEvent]:
-            async with open_store_for() as store:
-                return [
-                    row
-                    async for row in _select(
-                        store, stream=stream, types=types, from_position=from_position, limit=fetch
-                    )
-                ]
-
-        rows = run_async(table_body)
-        more = cap is not None and len(rows) > cap
-        rows = rows[:cap] if cap is not None else rows
-        if not rows:
-            say("No events match.")
-            return
-        print_table(_TABLE_COLUMNS, (_table_row(row) for row in rows))
-        if more:
-            say(
-                f"(the first {cap} matching events; more follow: --from {rows[-1].position + 1}"
-                " to go on, --limit 0 for all)",
-                err=True,
-            )
-        return
-
-    async def stream_body() -> None:
+    async def body() -> int:
         array = _JsonArray() if fmt == "json" else None
+        count = 0
         async with open_store_for() as store:
             async for row in _select(
-                store, stream=stream, types=types, from_position=from_position, limit=cap
+                store, stream=stream, types=types, from_position=from_position, limit=fetch
             ):
+                if limit is not None and count >= limit:
+                    count += 1
+                    break
+                count += 1
+                last[0] = row.position
+                if fmt == "table":
+                    shown.append(row)
+                    continue
                 item = list_item(row, show_secrets=show_secrets)
                 if array is not None:
                     array.add(item)
                 else:
                     emit_line(item)
+            # Positions have no gaps: without filters the total is known for free.
+            total = await store.head() - from_position + 1 if not stream and not types else None
         if array is not None:
             array.close()
+        return count if total is None else max(total, 0)
 
     with _quiet_broken_pipe():
-        run_async(stream_body)
+        matched = run_async(body)
+    cut: ListingCut | None = None
+    if limit is not None and matched > limit:
+        exact = not stream and not types
+        cut = ListingCut(
+            limit, matched if exact else None, "event", also=f"--from {last[0] + 1} to go on"
+        )
+    if fmt == "table":
+        if not shown:
+            say("No events match.")
+            return
+        print_table(_TABLE_COLUMNS, (_table_row(row) for row in shown), wide=wide)
+    report_cut(cut, fmt)
 
 
 # -- show ------------------------------------------------------------------------
@@ -440,9 +444,25 @@ def _pretty(value: Any) -> str:
 # -- tail ------------------------------------------------------------------------
 
 _TAIL_HEADER = f"{'POSITION':>8}  {'RECORDED AT':<19}  {'STREAM':<40}  {'VER':>4}  {'TYPE':<26}  ID"
+#: Below this many columns, tail lines drop the event id and shorten the stream id.
+_TAIL_WIDE = len(_TAIL_HEADER) + 34
+_TAIL_HEADER_NARROW = f"{'POSITION':>8}  {'RECORDED AT':<19}  {'STREAM':<13}  {'VER':>4}  TYPE"
 
 
-def _tail_line(row: StoredEvent) -> str:
+def _tail_narrow() -> bool:
+    from .output import _terminal_width
+
+    width = _terminal_width()
+    return width is not None and width < _TAIL_WIDE
+
+
+def _tail_line(row: StoredEvent, narrow: bool = False) -> str:
+    if narrow:
+        stream = row.stream_id if len(row.stream_id) <= 13 else row.stream_id[:12] + "…"
+        return (
+            f"{row.position:>8}  {format_time(row.recorded_at):<19}  {stream:<13}  "
+            f"{row.stream_version:>4}  {row.type}"
+        )
     return (
         f"{row.position:>8}  {format_time(row.recorded_at):<19}  {row.stream_id:<40}  "
         f"{row.stream_version:>4}  {row.type:<26}  {row.event_id}"
@@ -487,12 +507,14 @@ def tail(count: int, follow: bool, show_secrets: bool, fmt: Format) -> None:
     Example: metaledger events tail -n 5 --follow --nl
     """
     lines = fmt == "nl" or (fmt == "json" and follow)
+    narrow = _tail_narrow()
+    header = _TAIL_HEADER_NARROW if narrow else _TAIL_HEADER
 
     def render(row: StoredEvent) -> None:
         if lines:
             emit_line(list_item(row, show_secrets=show_secrets))
         else:
-            say(_tail_line(row))
+            say(_tail_line(row, narrow))
 
     async def body() -> list[StoredEvent]:
         from eventstore import StoredEvent
@@ -507,7 +529,7 @@ def tail(count: int, follow: bool, show_secrets: bool, fmt: Format) -> None:
                     for row in rows
                 ]
             if not lines:
-                say(_TAIL_HEADER)
+                say(header)
             async for rows in store.follow(start):
                 for row in rows:
                     render(StoredEvent(*row))
@@ -524,7 +546,7 @@ def tail(count: int, follow: bool, show_secrets: bool, fmt: Format) -> None:
             _emit_json_array(list_item(row, show_secrets=show_secrets) for row in rows)
             return
         if not lines:
-            say(_TAIL_HEADER)
+            say(header)
         for row in rows:
             render(row)
 
@@ -631,7 +653,10 @@ def _parse_line(number: int, raw: bytes, codec: EventCodec, file_digest: str) ->
         raise _BadLine(str(exc)) from None
     home = _home_stream(event_type, event)
     if home is not None and stream_id != home:
-        raise _BadLine(f"a {event_type} event belongs in stream {home!r}, not {stream_id!r}")
+        article = "an" if event_type[:1] in "aeiou" else "a"
+        raise _BadLine(
+            f"{article} {event_type} event belongs in stream {home!r}, not {stream_id!r}"
+        )
     if "event_id" in item:
         try:
             event_id = str(UUID(str(item["event_id"])))
@@ -827,14 +852,22 @@ def append(source: IO[bytes], dry_run: bool, fmt: Format) -> None:
         more = " or more" if len(faults) >= MAX_REPORTED else ""
         raise CLIError(f"{name}: {len(faults)}{more} bad line(s); nothing was appended")
     appends = _group(parsed)
-    if not parsed:
-        say(f"{name} holds no events; nothing appended.")
-        return
-    if dry_run:
-        say(
-            f"{name}: {len(parsed)} events in {len(appends)} appends are valid; "
-            "nothing appended (--dry-run)."
+    if not parsed or dry_run:
+        checked = {
+            "appended": 0,
+            "already_stored": 0,
+            "first_position": None,
+            "last_position": None,
+            "valid": len(parsed),
+            "dry_run": dry_run,
+        }
+        message = (
+            f"{name} holds no events; nothing appended."
+            if not parsed
+            else f"{name}: {plural(len(parsed), 'event')} in {plural(len(appends), 'append')} "
+            f"{'is' if len(parsed) == 1 else 'are'} valid; nothing appended (--dry-run)."
         )
+        emit(checked, fmt, lambda: say(message))
         return
     metadata = parsed[0].metadata
 
@@ -880,18 +913,21 @@ def append(source: IO[bytes], dry_run: bool, fmt: Format) -> None:
 
     def text() -> None:
         if not new:
+            events_of = "the event" if old == 1 else f"the {old:,} events"
             say(
-                f"No-op: the {old} events of {name} were already appended (a retry); "
-                "nothing changed."
+                f"No-op: {events_of} of {name} {'was' if old == 1 else 'were'} already "
+                "appended (a retry); nothing changed."
             )
             return
         streams = len({a.stream_id for a in appends})
-        message = (
-            f"Appended {len(new)} events to {streams} stream(s) "
-            f"(positions {report['first_position']}-{report['last_position']})."
-        )
+        first, last = report["first_position"], report["last_position"]
+        where = f"position {first}" if first == last else f"positions {first}-{last}"
+        message = f"Appended {plural(len(new), 'event')} to {plural(streams, 'stream')} ({where})."
         if old:
-            message += f" {old} were already stored (a retry) and were left as they are."
+            message += (
+                f" {plural(old, 'event')} {'was' if old == 1 else 'were'} already stored "
+                "(a retry) and left as they are."
+            )
         say(message)
 
     emit(report, fmt, text)

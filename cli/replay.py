@@ -28,7 +28,17 @@ from .context import AsOf, app, open_store_for, progress_bar, run_async
 from .errors import EXIT_NOT_FOUND, CLIError
 from .events import row_at
 from .input_limits import BoundedInt
-from .output import Format, emit, format_time, output_options, print_properties, print_table, say
+from .output import (
+    Column,
+    Format,
+    emit,
+    format_time,
+    output_options,
+    plural,
+    print_properties,
+    print_table,
+    say,
+)
 
 if TYPE_CHECKING:
     from projections import ProjectionStatus
@@ -105,10 +115,17 @@ def replay(to_position: int | None, as_of: str | None, into: Path | None, fmt: F
     def table() -> None:
         summary = result["summary"]
         rate = result["events_per_s"]
+        reached, head = result["position"], result["head_position"]
+        if reached == 0:
+            span = f"nothing: position 0 is before the first event; the head is {head}"
+        elif reached == 1:
+            span = f"position 1 of {head}"
+        else:
+            span = f"positions 1-{reached} of {head}"
         say(
-            f"Replayed {result['events']} events (positions 1-{result['position']} of "
-            f"{result['head_position']}) in {result['elapsed_s']:.3f} s"
-            + (f": {rate:,.0f} events/s." if rate is not None else ".")
+            f"Replayed {plural(result['events'], 'event')} ({span}) in "
+            f"{result['elapsed_s']:.3f} s"
+            + (f": {rate:,.0f} events/s." if rate and result["events"] else ".")
         )
         runs = summary.runs
         runs_text = str(sum(runs.values()))
@@ -188,14 +205,14 @@ def status(fmt: Format) -> None:
     def table() -> None:
         print_table(
             (
-                "PROJECTION",
-                "VERSION",
-                "CODE VERSION",
-                "POSITION",
-                "LAG",
-                "STATE",
-                "SKIPPED",
-                "LAST ERROR",
+                Column("PROJECTION", fit="keep"),
+                Column("VERSION", fit="keep", drop=1),
+                Column("CODE VERSION", fit="keep", drop=2),
+                Column("POSITION", fit="keep"),
+                Column("LAG", fit="keep"),
+                Column("STATE", min_width=8),
+                Column("SKIPPED", fit="keep", drop=3),
+                Column("LAST ERROR", fit="wrap"),
             ),
             [
                 (

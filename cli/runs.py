@@ -15,19 +15,23 @@ from .context import (
     run_on_store,
 )
 from .errors import CLIError
-from .input_limits import BoundedInt
 from .output import (
+    Column,
     Format,
+    ListingCut,
     emit,
     format_duration,
     format_time,
+    limit_options,
     output_options,
     print_properties,
     print_table,
+    report_cut,
     say,
+    wide_option,
 )
 
-__all__ = ["run", "run_item", "step_item"]
+__all__ = ["describe_item", "run", "run_item", "step_item"]
 
 _RUN_STATUSES = ("running", "completed", "failed", "stopped")
 
@@ -71,6 +75,14 @@ def step_item(step: Any) -> dict[str, Any]:
     }
 
 
+def describe_item(found: Any) -> dict[str, Any]:
+    """The JSON shape of ``run describe``: a run with its metadata and steps."""
+    item = run_item(found)
+    item["metadata"] = found.metadata
+    item["steps"] = [step_item(s) for s in found.steps]
+    return item
+
+
 def _counts(counts: dict[str, int]) -> str:
     return ", ".join(f"{n} {status}" for status, n in counts.items())
 
@@ -93,7 +105,8 @@ def run() -> None:
 @click.option("--stack", help="Only runs on this stack (name or id).")
 @click.option("--since", help="Started at or after: ISO-8601 time or an age (2h, 7d).")
 @click.option("--until", help="Started at or before: ISO-8601 time or an age.")
-@click.option("--limit", type=BoundedInt(0), default=50, show_default=True)
+@limit_options(50, "run")
+@wide_option
 @as_of_option
 @output_options(nl=True)
 def list_(
@@ -102,37 +115,57 @@ def list_(
     stack: str | None,
     since: str | None,
     until: str | None,
-    limit: int,
+    limit: int | None,
+    wide: bool,
     as_of: str | None,
     fmt: Format,
 ) -> None:
     """List pipeline runs, newest first.
+
+    At most --limit runs (50 unless given; --all or --limit 0 for every one); a
+    cut listing says "50 of 6,250 runs" under the table, or on stderr with --json.
+    The table fits the terminal: narrow ones lose STACK, PIPELINE and STEPS
+    first and shorten long run names; --wide shows everything.
 
     Example: metaledger run list --pipeline training_pipeline --since 7d --json
     """
     since_at = parse_time(since) if since else None
     until_at = parse_time(until) if until else None
 
-    async def body() -> list[Any]:
-        async with open_store_for() as store, open_fresh_views(store, as_of) as views:
-            return await views.query.runs(
-                pipeline=pipeline,
-                status=status,
-                stack=stack,
-                since=since_at,
-                until=until_at,
-                limit=limit,
-            )
+    filters: dict[str, Any] = {
+        "pipeline": pipeline,
+        "status": status,
+        "stack": stack,
+        "since": since_at,
+        "until": until_at,
+    }
 
-    runs = run_async(body)
+    async def body() -> tuple[list[Any], int | None]:
+        async with open_store_for() as store, open_fresh_views(store, as_of) as views:
+            found = await views.query.runs(**filters, limit=limit)
+            if limit is None or len(found) < limit:
+                return found, None
+            return found, await views.query.count_runs(**filters)
+
+    runs, total = run_async(body)
     items = [run_item(r) for r in runs]
+    cut = ListingCut(len(runs), total, "run") if total is not None and total > len(runs) else None
 
     def table() -> None:
         if not runs:
             say("No runs match.")
             return
         print_table(
-            ("RUN NAME", "PIPELINE", "STATUS", "STACK", "STARTED", "DURATION", "STEPS", "RUN ID"),
+            (
+                Column("RUN NAME", fit="middle", min_width=20),
+                Column("PIPELINE", drop=2),
+                Column("STATUS", fit="keep"),
+                Column("STACK", drop=3),
+                Column("STARTED", fit="keep", drop=1),
+                Column("DURATION", fit="keep"),
+                Column("STEPS", drop=4),
+                Column("RUN ID", fit="keep"),
+            ),
             [
                 (
                     r.run_name,
@@ -146,17 +179,24 @@ def list_(
                 )
                 for r in runs
             ],
+            wide=wide,
         )
 
     emit(items, fmt, table)
+    report_cut(cut, fmt)
 
 
 @run.command("describe")
 @click.argument("run_ref", metavar="RUN")
+@wide_option
 @as_of_option
 @output_options()
-def describe(run_ref: str, as_of: str | None, fmt: Format) -> None:
+def describe(run_ref: str, as_of: str | None, fmt: Format, wide: bool = False) -> None:
     """Describe a run (by id, unique id prefix, or run name), then its steps.
+
+    The steps table fits the terminal: narrow ones lose STARTED and INPUTS
+    first and shorten long values (a failed step's error is in full in --json);
+    --wide shows everything.
 
     Example: metaledger run describe training_pipeline-2026_11_28-08_00_00_000000
     """
@@ -166,9 +206,7 @@ def describe(run_ref: str, as_of: str | None, fmt: Format) -> None:
             return await views.query.run(run_ref)
 
     found = run_async(body)
-    item = run_item(found)
-    item["metadata"] = found.metadata
-    item["steps"] = [step_item(s) for s in found.steps]
+    item = describe_item(found)
 
     def table() -> None:
         import msgspec
@@ -193,7 +231,16 @@ def describe(run_ref: str, as_of: str | None, fmt: Format) -> None:
         rows += [(f"METADATA {k}", v) for k, v in found.metadata.items()]
         print_properties(rows, title=f"Run '{found.run_name}'", headers=("RUN_PROPERTY", "VALUE"))
         print_table(
-            ("STEP", "STATUS", "STARTED", "DURATION", "INPUTS", "OUTPUTS", "METADATA"),
+            (
+                Column("STEP", min_width=12),
+                Column("STATUS", min_width=9, max_width=24),
+                Column("STARTED", fit="keep", drop=3),
+                Column("DURATION", fit="keep"),
+                # Inputs are the outputs of earlier steps: they go before metadata.
+                Column("INPUTS", drop=2),
+                Column("OUTPUTS"),
+                Column("METADATA", drop=1),
+            ),
             [
                 (
                     s.name,
@@ -207,6 +254,7 @@ def describe(run_ref: str, as_of: str | None, fmt: Format) -> None:
                 for s in found.steps
             ],
             title="Steps",
+            wide=wide,
         )
 
     emit(item, fmt, table)
@@ -216,7 +264,8 @@ def describe(run_ref: str, as_of: str | None, fmt: Format) -> None:
 @click.argument("run_ref", metavar="RUN")
 @click.option("--reason", default="", help="Why, recorded in the tombstone event.")
 @click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
-def delete(run_ref: str, reason: str, yes: bool) -> None:
+@output_options()
+def delete(run_ref: str, reason: str, yes: bool, fmt: Format) -> None:
     """Delete a run: a tombstone event; the log keeps every event, the views forget it.
 
     Example: metaledger run delete 3f2a9c1e --reason "test run" --yes
@@ -236,4 +285,11 @@ def delete(run_ref: str, reason: str, yes: bool) -> None:
         raise CLIError("not deleted")
 
     run_on_store(lambda store: store.delete_run(uuid.UUID(found.run_id), reason=reason))
-    say(f"Deleted run `{found.run_name}`.")
+    result = {
+        "action": "deleted",
+        "type": "run",
+        "name": found.run_name,
+        "id": found.run_id,
+        "reason": reason,
+    }
+    emit(result, fmt, lambda: say(f"Deleted run `{found.run_name}`."))

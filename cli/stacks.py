@@ -8,7 +8,7 @@ import click
 
 from .context import as_of_option, open_fresh_views, open_store_for, run_async, run_on_store
 from .errors import CLIError
-from .output import Format, emit, output_options, print_table, say
+from .output import Column, Format, emit, output_options, print_table, say
 
 __all__ = ["stack"]
 
@@ -39,6 +39,11 @@ def _item(stack: Any) -> dict[str, Any]:
     }
 
 
+def _done(action: str, name: str, stack_id: Any, **extra: Any) -> dict[str, Any]:
+    """The JSON document a stack change prints: what was done, to which stack."""
+    return {"action": action, "type": "stack", "name": name, "id": str(stack_id), **extra}
+
+
 @click.group()
 def stack() -> None:
     """Register, list, describe and change stacks.
@@ -57,6 +62,7 @@ def stack() -> None:
 )
 @click.option("--description", default="", help="What the stack is for.")
 @click.option("--set", "set_active", is_flag=True, help="Make it the active stack.")
+@output_options()
 def register(
     name: str,
     orchestrator: str,
@@ -65,6 +71,7 @@ def register(
     extra: tuple[str, ...],
     description: str,
     set_active: bool,
+    fmt: Format,
 ) -> None:
     """Register a stack of existing components.
 
@@ -77,14 +84,19 @@ def register(
         **_component_options(extra),
     }
 
-    run_on_store(
+    stack_id = run_on_store(
         lambda store: store.register_stack(
             name, components, description=description, set_active=set_active
         )
     )
-    say(f"Stack `{name}` successfully registered!")
-    if set_active:
-        say(f"Active stack set to: `{name}`")
+
+    def text() -> None:
+        say(f"Stack `{name}` successfully registered!")
+        if set_active:
+            say(f"Active stack set to: `{name}`")
+
+    result = _done("registered", name, stack_id, components=components, active=set_active)
+    emit(result, fmt, text)
 
 
 @stack.command("list")
@@ -105,7 +117,9 @@ def list_(fmt: Format, as_of: str | None) -> None:
 
     def table() -> None:
         if not items:
-            say("No stacks registered. Create the default one with `metaledger init`.")
+            # As of a past position, `init` is no advice: the note above says where it stands.
+            hint = "" if as_of else " Create the default one with `metaledger init`."
+            say(f"No stacks registered.{hint}")
             return
         print_table(
             ("ACTIVE", "STACK NAME", *(t.upper() for t in (*_MAIN_TYPES, *extra_types))),
@@ -142,7 +156,12 @@ def describe(name: str | None, fmt: Format, as_of: str | None) -> None:
     def table() -> None:
         title = f"'{found.name}' stack" + (" (ACTIVE)" if found.active else "")
         print_table(
-            ("COMPONENT_TYPE", "COMPONENT_NAME", "FLAVOR", "UUID"),
+            (
+                Column("COMPONENT_TYPE", fit="keep"),
+                Column("COMPONENT_NAME", fit="middle", min_width=14),
+                Column("FLAVOR", min_width=6),
+                Column("UUID", min_width=8),
+            ),
             [
                 (t.upper(), ref.name, ref.flavor, ref.component_id)
                 for t, ref in sorted(found.components.items())
@@ -155,14 +174,16 @@ def describe(name: str | None, fmt: Format, as_of: str | None) -> None:
 
 @stack.command("set")
 @click.argument("name")
-def set_(name: str) -> None:
+@output_options()
+def set_(name: str, fmt: Format) -> None:
     """Make a stack the active one.
 
     Example: metaledger stack set custom_stack
     """
 
-    run_on_store(lambda store: store.set_active_stack(name))
-    say(f"Active stack set to: `{name}`")
+    stack_id = run_on_store(lambda store: store.set_active_stack(name))
+    result = _done("activated", name, stack_id, active=True)
+    emit(result, fmt, lambda: say(f"Active stack set to: `{name}`"))
 
 
 @stack.command("update")
@@ -172,6 +193,7 @@ def set_(name: str) -> None:
 @click.option("-m", "--metadata-store", help="A new metadata store.")
 @click.option("-c", "--component", "extra", multiple=True, metavar="TYPE=NAME", help="Set one.")
 @click.option("-r", "--remove", "remove", multiple=True, metavar="TYPE", help="Remove a type.")
+@output_options()
 def update(
     name: str,
     orchestrator: str | None,
@@ -179,6 +201,7 @@ def update(
     metadata_store: str | None,
     extra: tuple[str, ...],
     remove: tuple[str, ...],
+    fmt: Format,
 ) -> None:
     """Change some of a stack's components.
 
@@ -198,30 +221,35 @@ def update(
     if not changes:
         raise CLIError("nothing to update: give -o, -a, -m, -c TYPE=NAME or -r TYPE")
 
-    run_on_store(lambda store: store.update_stack(name, changes))
-    say(f"Stack `{name}` updated.")
+    stack_id = run_on_store(lambda store: store.update_stack(name, changes))
+    result = _done("updated", name, stack_id, changes=changes)
+    emit(result, fmt, lambda: say(f"Stack `{name}` updated."))
 
 
 @stack.command("rename")
 @click.argument("old")
 @click.argument("new")
-def rename(old: str, new: str) -> None:
+@output_options()
+def rename(old: str, new: str, fmt: Format) -> None:
     """Rename a stack.
 
     Example: metaledger stack rename custom_stack production
     """
 
-    run_on_store(lambda store: store.rename_stack(old, new))
-    say(f"Stack `{old}` renamed to `{new}`.")
+    stack_id = run_on_store(lambda store: store.rename_stack(old, new))
+    result = _done("renamed", new, stack_id, old_name=old)
+    emit(result, fmt, lambda: say(f"Stack `{old}` renamed to `{new}`."))
 
 
 @stack.command("delete")
 @click.argument("name")
-def delete(name: str) -> None:
+@output_options()
+def delete(name: str, fmt: Format) -> None:
     """Delete a stack (not the active one); its history stays in the log.
 
     Example: metaledger stack delete old_stack
     """
 
-    run_on_store(lambda store: store.delete_stack(name))
-    say(f"Deleted stack `{name}`.")
+    stack_id = run_on_store(lambda store: store.delete_stack(name))
+    result = _done("deleted", name, stack_id)
+    emit(result, fmt, lambda: say(f"Deleted stack `{name}`."))

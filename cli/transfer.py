@@ -36,7 +36,7 @@ import msgspec
 from .context import PROGRESS_THRESHOLD, open_store_for, progress_bar, run_async
 from .errors import EXIT_DAMAGED, CLIError
 from .events import EnvelopeRecord, envelope_record, row_at
-from .output import Format, emit, output_options, say
+from .output import Format, emit, output_options, plural, say
 
 if TYPE_CHECKING:
     from eventstore import EventStore, StoredEvent
@@ -146,7 +146,7 @@ def export(target: str, fmt: Format) -> None:
 
     def text() -> None:
         say(
-            f"Exported {result.count} events (head {result.head_position}, "
+            f"Exported {plural(result.count, 'event')} (head {result.head_position}, "
             f"head hash {result.head_hash or '-'}) to {_display(target)}.",
             err=target == "-",
         )
@@ -462,16 +462,22 @@ def import_(source: str, fmt: Format) -> None:
     def text() -> None:
         if not outcome.imported:
             say(
-                f"Nothing to import: {outcome.store} already holds all {scan.count} events "
-                f"of {name}."
+                f"Nothing to import: {outcome.store} already holds "
+                f"{'the event' if scan.count == 1 else f'all {scan.count:,} events'} of {name}."
             )
             return
+        span = (
+            f"position {outcome.head_position}"
+            if outcome.imported == 1
+            else f"positions {head + 1}-{outcome.head_position}"
+        )
         say(
-            f"Imported {outcome.imported} events (positions {head + 1}-{outcome.head_position})"
+            f"Imported {plural(outcome.imported, 'event')} ({span})"
             f" into {outcome.store} in {elapsed:.2f} s; head hash {outcome.head_hash}."
         )
         if scan.count > outcome.imported:
-            say(f"The store held the first {head} events of the file already.")
+            first = "the first event" if head == 1 else f"the first {head:,} events"
+            say(f"The store held {first} of the file already.")
 
     emit(report, fmt, text)
 
@@ -554,8 +560,9 @@ def copy(target_uri: str, fmt: Format) -> None:
     def text() -> None:
         if result["verified"]:
             say(
-                f"Copied {result['copied']} events to {result['to']} ({result['already_there']}"
-                f" were there already); the copy verifies: head {result['head_position']}, "
+                f"Copied {plural(result['copied'], 'event')} to {result['to']} "
+                f"({result['already_there']:,} {'was' if result['already_there'] == 1 else 'were'}"
+                f" there already); the copy verifies: head {result['head_position']}, "
                 f"hash {result['head_hash'] or '-'}."
             )
 
@@ -655,7 +662,7 @@ async def _check_prefix(
             )
     if there > head:
         raise CLIError(
-            f"{display} holds {there} events, more than this store's {head}: it is not a "
+            f"{display} holds {plural(there, 'event')}, more than this store's {head}: it is not a "
             "copy of this log; nothing was copied"
         )
     if there:

@@ -13,7 +13,7 @@ import click
 
 from .context import PROGRESS_THRESHOLD, open_store_for, progress_bar, run_async
 from .errors import EXIT_DAMAGED, CLIError
-from .output import Format, emit_json, output_options, say
+from .output import Format, emit_json, output_options, plural, say
 
 __all__ = ["verify"]
 
@@ -64,13 +64,17 @@ def verify(fmt: Format) -> None:
         emit_json(result)
     if result["ok"]:
         if fmt == "table":
-            say(f"ok: {result['events']} events, head {result['head_position']}, chain intact")
+            say(
+                f"ok: {plural(result['events'], 'event')}, head {result['head_position']}, "
+                "chain intact"
+            )
         return
     where = result["first_bad_position"]
     if where is None:
         raise CLIError(f"the log is damaged: {result['reason']}", EXIT_DAMAGED)
     raise CLIError(
         f"the log is damaged at position {where}: {result['reason']} "
-        f"({result['events']} events before it verify; head {result['head_position']})",
+        f"({plural(result['events'], 'event')} before it "
+        f"{'verifies' if result['events'] == 1 else 'verify'}; head {result['head_position']})",
         EXIT_DAMAGED,
     )

@@ -79,6 +79,11 @@ class StackState:
     deleted: bool = False
 
 
+def _a(noun: str) -> str:
+    """``an artifact store``, ``an orchestrator``, ``a metadata store``."""
+    return f"{'an' if noun[:1].lower() in 'aeiou' else 'a'} {noun}"
+
+
 def _suggest(name: str, candidates: Sequence[str]) -> list[str]:
     return difflib.get_close_matches(name, candidates, n=3, cutoff=0.6)
 
@@ -242,7 +247,7 @@ class WorkspaceCommands(Log):
         def decide(state: WorkspaceState) -> list[Event]:
             if any(c.name == name for c in state.live_components(component_type)):
                 raise AlreadyExistsError(
-                    f"a {component_type.replace('_', ' ')} named {name!r} already exists"
+                    f"{_a(component_type.replace('_', ' '))} named {name!r} already exists"
                 )
             return [
                 ComponentRegistered(
@@ -288,7 +293,7 @@ class WorkspaceCommands(Log):
             component = state.component(component_type, name)
             if any(c.name == new_name for c in state.live_components(component_type)):
                 raise AlreadyExistsError(
-                    f"a {component_type.replace('_', ' ')} named {new_name!r} already exists"
+                    f"{_a(component_type.replace('_', ' '))} named {new_name!r} already exists"
                 )
             return [ComponentRenamed(component_id=component.component_id, name=new_name)]
 
@@ -304,8 +309,9 @@ class WorkspaceCommands(Log):
             users = state.stacks_using(component.component_id)
             if users:
                 raise InUseError(
-                    f"{component_type.replace('_', ' ')} {name!r} is used by stack(s) "
-                    f"{', '.join(users)}; change or delete them first"
+                    f"{component_type.replace('_', ' ')} {name!r} is used by "
+                    f"{'stack' if len(users) == 1 else 'stacks'} {', '.join(users)}; "
+                    f"change or delete {'it' if len(users) == 1 else 'them'} first"
                 )
             return [ComponentDeleted(component_id=component.component_id)]
 

@@ -97,6 +97,34 @@ def _suggest(name: str, candidates: Sequence[str]) -> list[str]:
     return difflib.get_close_matches(name, list(dict.fromkeys(candidates)), n=3, cutoff=0.6)
 
 
+def _run_filter(
+    pipeline: str | None,
+    status: str | None,
+    stack: str | None,
+    since: datetime | None,
+    until: datetime | None,
+) -> tuple[str, list[Any]]:
+    """The WHERE clause (on ``runs r``) and parameters of a run listing's filters."""
+    where: list[str] = ["1 = 1"]
+    params: list[Any] = []
+    if pipeline is not None:
+        where.append("r.pipeline_name = ?")
+        params.append(pipeline)
+    if status is not None:
+        where.append("r.status = ?")
+        params.append(status)
+    if stack is not None:
+        where.append("r.stack_id IN (SELECT stack_id FROM stacks WHERE name = ? OR stack_id = ?)")
+        params.extend([stack, stack])
+    if since is not None:
+        where.append("r.started_at_us >= ?")
+        params.append(us_from_datetime(_aware(since)))
+    if until is not None:
+        where.append("r.started_at_us <= ?")
+        params.append(us_from_datetime(_aware(until)))
+    return " AND ".join(where), params
+
+
 class ComponentView(msgspec.Struct, frozen=True, kw_only=True):
     """A stack component as the views show it."""
 
@@ -218,6 +246,8 @@ class LineageNode(msgspec.Struct, frozen=True, kw_only=True):
     run_id: str | None = None
     run_name: str | None = None
     depth: int = 0
+    #: A step run's status (completed, failed...): a failed try and its retry differ.
+    status: str | None = None
 
 
 class LineageEdge(msgspec.Struct, frozen=True, kw_only=True):
@@ -519,34 +549,30 @@ class Queries:
     ) -> list[RunView]:
         """Runs, newest first, filtered by pipeline, status, stack (name or id) and start time."""
         _check_limit(limit)
-        where: list[str] = ["1 = 1"]
-        params: list[Any] = []
-        if pipeline is not None:
-            where.append("r.pipeline_name = ?")
-            params.append(pipeline)
-        if status is not None:
-            where.append("r.status = ?")
-            params.append(status)
-        if stack is not None:
-            where.append(
-                "r.stack_id IN (SELECT stack_id FROM stacks WHERE name = ? OR stack_id = ?)"
-            )
-            params.extend([stack, stack])
-        if since is not None:
-            where.append("r.started_at_us >= ?")
-            params.append(us_from_datetime(_aware(since)))
-        if until is not None:
-            where.append("r.started_at_us <= ?")
-            params.append(us_from_datetime(_aware(until)))
+        where, params = _run_filter(pipeline, status, stack, since, until)
         sql = (
             f"SELECT {_RUN_COLUMNS} FROM runs r LEFT JOIN stacks s ON s.stack_id = r.stack_id "
-            f"WHERE {' AND '.join(where)} ORDER BY r.started_at_us DESC, r.position DESC"
+            f"WHERE {where} ORDER BY r.started_at_us DESC, r.position DESC"
         )
         if limit is not None:
             sql += " LIMIT ?"
             params.append(limit)
         rows = await self.views.fetch(sql, params)
         return _runs(rows)
+
+    async def count_runs(
+        self,
+        *,
+        pipeline: str | None = None,
+        status: str | None = None,
+        stack: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+    ) -> int:
+        """How many runs :meth:`runs` would list without a limit (for "50 of 6,250 runs")."""
+        where, params = _run_filter(pipeline, status, stack, since, until)
+        [(count,)] = await self.views.fetch(f"SELECT COUNT(*) FROM runs r WHERE {where}", params)
+        return int(count)
 
     def _resolve_run(self, ref: str) -> Tx[Sequence[Any]]:
         _check_ref("run", ref)
@@ -655,20 +681,9 @@ class Queries:
         _check_limit(limit)
 
         def body() -> Tx[list[ArtifactView]]:
-            where: list[str] = ["1 = 1"]
-            params: list[Any] = []
-            if artifact_type is not None:
-                where.append("a.artifact_type = ?")
-                params.append(artifact_type)
-            if run is not None:
-                row = yield from self._resolve_run(run)
-                where.append("a.run_id = ?")
-                params.append(row[0])
-            if name is not None:
-                where.append("a.name = ?")
-                params.append(name)
+            where, params = yield from self._artifact_filter(artifact_type, run, name)
             sql = (
-                f"SELECT {_ARTIFACT_COLUMNS} FROM {_ARTIFACT_FROM} WHERE {' AND '.join(where)} "
+                f"SELECT {_ARTIFACT_COLUMNS} FROM {_ARTIFACT_FROM} WHERE {where} "
                 "ORDER BY a.position DESC"
             )
             if limit is not None:
@@ -679,6 +694,38 @@ class Queries:
 
         result: list[ArtifactView] = await self.views.read(body)
         return result
+
+    async def count_artifacts(
+        self, *, artifact_type: str | None = None, run: str | None = None, name: str | None = None
+    ) -> int:
+        """How many artifacts :meth:`artifacts` would list without a limit."""
+
+        def body() -> Tx[int]:
+            where, params = yield from self._artifact_filter(artifact_type, run, name)
+            [(count,)] = yield Fetch(
+                f"SELECT COUNT(*) FROM artifacts a WHERE {where}", tuple(params)
+            )
+            return int(count)
+
+        result: int = await self.views.read(body)
+        return result
+
+    def _artifact_filter(
+        self, artifact_type: str | None, run: str | None, name: str | None
+    ) -> Tx[tuple[str, list[Any]]]:
+        where: list[str] = ["1 = 1"]
+        params: list[Any] = []
+        if artifact_type is not None:
+            where.append("a.artifact_type = ?")
+            params.append(artifact_type)
+        if run is not None:
+            row = yield from self._resolve_run(run)
+            where.append("a.run_id = ?")
+            params.append(row[0])
+        if name is not None:
+            where.append("a.name = ?")
+            params.append(name)
+        return " AND ".join(where), params
 
     def _resolve_artifact(self, ref: str) -> Tx[Sequence[Any]]:
         _check_ref("artifact", ref)
@@ -860,12 +907,13 @@ class Queries:
                     depth=distance[artifact_id],
                 )
             steps = yield Fetch(
-                "SELECT st.step_run_id, st.step_name, st.run_id, r.run_name "
+                "SELECT st.step_run_id, st.step_name, st.run_id, r.run_name, sr.status "
                 "FROM artifact_steps st LEFT JOIN artifact_runs r ON r.run_id = st.run_id "
+                "LEFT JOIN steps sr ON sr.step_run_id = st.step_run_id "
                 f"WHERE st.step_run_id IN ({marks})",
                 tuple(chunk),
             )
-            for step_run_id, step_name, run_id, run_name in steps:
+            for step_run_id, step_name, run_id, run_name, status in steps:
                 nodes[step_run_id] = LineageNode(
                     id=step_run_id,
                     kind="step",
@@ -873,6 +921,7 @@ class Queries:
                     run_id=run_id,
                     run_name=run_name,
                     depth=distance[step_run_id],
+                    status=status,
                 )
         ordered = [nodes.get(i) for i in ids]
         return sorted(

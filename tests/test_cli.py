@@ -138,7 +138,7 @@ class TestComponents:
         """Deleting a used component names the stacks and changes nothing."""
         sh("init")
         result = sh("artifact-store", "delete", "default", code=1)
-        assert "used by stack(s) default" in result.stderr
+        assert "used by stack default; change or delete it first" in result.stderr
         assert 1 == len(sh.json("artifact-store", "list"))
 
     def test_generic_component_group(self, sh: Shell) -> None:

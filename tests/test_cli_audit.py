@@ -207,7 +207,7 @@ class TestEventsList:
         assert sh.json("events", "list", "--limit", "5") == [json.loads(x) for x in lines]
 
     def test_table_shows_the_first_100_by_default(self, tmp_path: Path) -> None:
-        """The table stops at 100 rows and says how to see more; --limit 0 shows all."""
+        """The listing stops at 100 (table and JSON) and says how to see more; --all shows all."""
         path = tmp_path / "big"
         build_store(path, runs=4)
         total = head(path)
@@ -217,12 +217,15 @@ class TestEventsList:
         lines = result.stdout.splitlines()
         for column in ("POSITION", "RECORDED AT", "STREAM", "VERSION", "TYPE", "EVENT ID"):
             assert column in lines[1]
-        positions = [int(line.split()[0]) for line in lines if line.strip()[:1].isdigit()]
-        assert list(range(1, 101)) == positions
-        assert "--from 101" in result.stderr
+        rows = [line for line in lines if line.startswith("  ") and line.strip()[:1].isdigit()]
+        assert list(range(1, 101)) == [int(line.split()[0]) for line in rows]
+        assert f"100 of {total} events; --limit N or --all for more, --from 101" in result.stdout
         everything = sh("events", "list", "--limit", "0").stdout.splitlines()
         assert total == len([x for x in everything if x.strip()[:1].isdigit()])
-        assert total == len(sh.json("events", "list"))  # JSON is not capped
+        assert total == len(sh.json("events", "list", "--all"))
+        capped = sh("events", "list", "--json")
+        assert 100 == len(json.loads(capped.stdout))  # one meaning of --limit in every format
+        assert f"100 of {total} events" in capped.stderr
 
     def test_unknown_type_is_noted(self, sh: Shell) -> None:
         """A type this release does not know lists nothing, with a hint."""
@@ -382,7 +385,7 @@ class TestEventsAppend:
         path = write_lines(tmp_path / "run.jsonl", lines)
         result = sh("events", "append", str(path))
         assert (
-            f"Appended 4 events to 1 stream(s) (positions {before + 1}-{before + 4}).\n"
+            f"Appended 4 events to 1 stream (positions {before + 1}-{before + 4}).\n"
             == result.stdout
         )
         rows = stored(sh.store)[before:]
@@ -590,7 +593,8 @@ class TestExportImport:
         out = copy("import", str(exported)).stdout
         assert f"Imported {len(rows)} events (positions 1-{len(rows)})" in out
         assert rows == stored(copy.store)
-        assert sh("events", "list", "--json").stdout == copy("events", "list", "--json").stdout
+        everything = ("events", "list", "--json", "--all")
+        assert sh(*everything).stdout == copy(*everything).stdout
         assert sh.json("replay")["summary"] == copy.json("replay")["summary"]
         copy("verify")
         again = tmp_path / "again.jsonl"
@@ -883,8 +887,8 @@ def test_installed_command_exports_imports_and_verifies(store_path: Path, tmp_pa
     second = json.loads(run("--store", str(restored), "verify", "--json").stdout)
     assert first == second
     assert first["ok"]
-    listing = run("--store", str(store_path), "events", "list", "--json").stdout
-    assert listing == run("--store", str(restored), "events", "list", "--json").stdout
+    listing = run("--store", str(store_path), "events", "list", "--json", "--all").stdout
+    assert listing == run("--store", str(restored), "events", "list", "--json", "--all").stdout
     flip_in_data(restored, 10, b"split", b"spl1t")
     damaged = run("--store", str(restored), "verify", code=5)
     assert "damaged at position 10" in damaged.stderr
