@@ -42,7 +42,6 @@ from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import anyio
-import structlog
 
 from .backend import RowTuple
 from .chain import GENESIS_HASH
@@ -57,11 +56,12 @@ from .errors import (
     StoreFullError,
     StoreNotFoundError,
 )
+from .logs import get_logger
 from .planner import ChainHead, ExistingEvent, PendingAppend, batch_keys, plan_batch
 
 __all__ = ["SCHEMA_VERSION", "PostgresBackend", "split_dsn"]
 
-log = structlog.get_logger("eventstore.postgres")
+log = get_logger("eventstore.postgres")
 
 #: The version of the log's tables this release writes.
 SCHEMA_VERSION = 1

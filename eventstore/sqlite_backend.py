@@ -26,7 +26,6 @@ from typing import Any
 import aiosqlite
 import anyio
 import anyio.to_thread
-import structlog
 
 from .backend import RowTuple
 from .chain import GENESIS_HASH
@@ -41,6 +40,7 @@ from .errors import (
     StoreFullError,
     StoreNotFoundError,
 )
+from .logs import get_logger
 from .planner import (
     ChainHead,
     ExistingEvent,
@@ -51,7 +51,7 @@ from .planner import (
 
 __all__ = ["APPLICATION_ID", "LEDGER_FILE", "SCHEMA_VERSION", "SQLiteBackend"]
 
-log = structlog.get_logger("eventstore.sqlite")
+log = get_logger("eventstore.sqlite")
 
 #: ``PRAGMA application_id`` of a metaledger log ("MLDG"): tells our files from others'.
 APPLICATION_ID = 0x4D4C4447

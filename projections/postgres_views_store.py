@@ -15,14 +15,14 @@ import re
 from collections.abc import Callable, Sequence
 from typing import Any
 
-import structlog
+from eventstore.logs import get_logger
 
 from .errors import ViewsStoreError
 from .transactions import STATE_DDL, ApplyOps, Execute, Fetch, OpError, Tx
 
 __all__ = ["PostgresViewsStore", "to_dollar_params"]
 
-log = structlog.get_logger("projections.postgres")
+log = get_logger("projections.postgres")
 
 _QUOTED_OR_MARK = re.compile(r"'(?:[^']|'')*'|\?")
 

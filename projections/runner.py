@@ -25,11 +25,11 @@ from typing import Any
 
 import anyio
 import msgspec
-import structlog
 from anyio.abc import TaskStatus
 
 from eventstore import EVENT_TYPES, DecodeError, EventStore, RawEvent, RecordedEvent
 from eventstore.backend import RowTuple
+from eventstore.logs import get_logger
 
 from .artifacts import ArtifactsProjection
 from .definition import EventContext, Projection
@@ -63,7 +63,7 @@ __all__ = [
     "default_projections",
 ]
 
-log = structlog.get_logger("projections.runner")
+log = get_logger("projections.runner")
 
 #: The projections metaledger maintains.
 DEFAULT_PROJECTIONS: tuple[type[Projection], ...] = (
