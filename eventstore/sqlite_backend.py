@@ -237,7 +237,13 @@ class SQLiteBackend:
     def _prepare(self, conn: sqlite3.Connection) -> None:
         try:
             conn.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout * 1000)}")
-            app_id, tables = self._identify(conn)
+            # One snapshot for both reads: another process creating the store
+            # between them would otherwise look like a foreign database.
+            conn.execute("BEGIN")
+            try:
+                app_id, tables = self._identify(conn)
+            finally:
+                conn.execute("COMMIT")
             if app_id != APPLICATION_ID and tables:
                 raise NotAStoreError(
                     f"{self.path} is a SQLite database of another application "

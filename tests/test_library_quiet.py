@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 _README = Path(__file__).parent.parent / "README.md"
+_CLI = (sys.executable, "-m", "cli")
 
 
 def _readme_orchestrator_example() -> str:
@@ -108,7 +109,7 @@ def test_cli_logs_on_stderr_with_verbose(tmp_path: Path) -> None:
     """The CLI (an entry point) still logs: -v shows info lines on stderr, JSON on request."""
     store = tmp_path / "store"
     done = subprocess.run(
-        [sys.executable, "-m", "cli", "-v", "--store", str(store), "init"],
+        [*_CLI, "-v", "--store", str(store), "init"],
         capture_output=True,
         text=True,
         timeout=120,
@@ -119,8 +120,7 @@ def test_cli_logs_on_stderr_with_verbose(tmp_path: Path) -> None:
     assert "store_created" not in done.stdout
     assert done.stdout.startswith("Initialised")
     again = subprocess.run(
-        [sys.executable, "-m", "cli", "-v", "--log-format", "json", "--store", str(tmp_path / "s2")]
-        + ["init"],
+        [*_CLI, "-v", "--log-format", "json", "--store", str(tmp_path / "s2"), "init"],
         capture_output=True,
         text=True,
         timeout=120,
@@ -128,4 +128,5 @@ def test_cli_logs_on_stderr_with_verbose(tmp_path: Path) -> None:
     )
     assert again.returncode == 0, again.stderr
     line = next(x for x in again.stderr.splitlines() if "store_created" in x)
-    assert '"event": "store_created"' in line and '"level": "info"' in line
+    assert '"event": "store_created"' in line
+    assert '"level": "info"' in line
