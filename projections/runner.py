@@ -301,16 +301,21 @@ class ProjectionRunner:
     ) -> ApplyOutcome:
         """Apply one chunk of the log in one views transaction; note where each projection is."""
         before = dict(after)
+
+        def attempt(savepoints: bool) -> Callable[[], Tx[ApplyOutcome]]:
+            def body() -> Tx[ApplyOutcome]:
+                # The views store may run a transaction again (savepoints, a lost
+                # connection): each run starts from the same positions.
+                after.clear()
+                after.update(before)
+                return self._prepare_and_apply(rows, targets, after, pending, savepoints)
+
+            return body
+
         try:
-            outcome: ApplyOutcome = await self.views.transact(
-                partial(self._prepare_and_apply, rows, targets, after, pending)
-            )
+            outcome: ApplyOutcome = await self.views.transact(attempt(False))
         except RetryWithSavepoints:
-            after.clear()
-            after.update(before)
-            outcome = await self.views.transact(
-                partial(self._prepare_and_apply, rows, targets, after, pending, True)
-            )
+            outcome = await self.views.transact(attempt(True))
         for name, position in outcome.positions.items():
             state = self._states[name]
             if pending:
