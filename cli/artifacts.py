@@ -12,9 +12,11 @@ from .output import (
     emit,
     emit_json,
     format_time,
+    mask_secrets,
     output_options,
     print_properties,
     print_table,
+    show_secrets_option,
 )
 
 __all__ = ["artifact", "artifact_item", "lineage_dot", "lineage_tree"]
@@ -62,9 +64,15 @@ def artifact() -> None:
 @click.option("--run", "run_ref", metavar="RUN", help="Only artifacts produced by this run.")
 @click.option("--name", help="Only versions of this artifact name.")
 @click.option("--limit", type=click.IntRange(min=0), default=100, show_default=True)
+@show_secrets_option
 @output_options(nl=True)
 def list_(
-    artifact_type: str | None, run_ref: str | None, name: str | None, limit: int, fmt: Format
+    artifact_type: str | None,
+    run_ref: str | None,
+    name: str | None,
+    limit: int,
+    show_secrets: bool,
+    fmt: Format,
 ) -> None:
     """List artifacts, newest first.
 
@@ -78,7 +86,7 @@ def list_(
             )
 
     found = run_async(body)
-    items = [artifact_item(a) for a in found]
+    items = mask_secrets([artifact_item(a) for a in found], show=show_secrets)
 
     def table() -> None:
         if not found:
@@ -106,8 +114,9 @@ def list_(
 @artifact.command("describe")
 @click.argument("ref", metavar="ID")
 @as_of_option
+@show_secrets_option
 @output_options()
-def describe(ref: str, as_of: str | None, fmt: Format) -> None:
+def describe(ref: str, as_of: str | None, show_secrets: bool, fmt: Format) -> None:
     """Describe an artifact: by id, unique id prefix, NAME:VERSION or NAME (latest).
 
     Example: metaledger artifact describe training_pipeline.train.model:1
@@ -129,6 +138,8 @@ def describe(ref: str, as_of: str | None, fmt: Format) -> None:
         }
         for c in found.consumers
     ]
+    # A URI can carry credentials, metadata secret-looking keys: mask them.
+    item = mask_secrets(item, show=show_secrets)
 
     def table() -> None:
         rows: list[tuple[str, Any]] = [
@@ -136,7 +147,7 @@ def describe(ref: str, as_of: str | None, fmt: Format) -> None:
             ("VERSION", found.version),
             ("ARTIFACT ID", found.artifact_id),
             ("TYPE", found.artifact_type),
-            ("URI", found.uri),
+            ("URI", item["uri"]),
             ("DATA TYPE", found.data_type or ""),
             ("MATERIALIZER", found.materializer or ""),
             ("CONTENT HASH", found.content_hash or ""),
@@ -144,7 +155,7 @@ def describe(ref: str, as_of: str | None, fmt: Format) -> None:
             ("PRODUCED BY", f"{found.run_name} / {found.step_name} ({found.output_name})"),
             ("CREATED", format_time(found.created_at)),
         ]
-        rows += [(f"METADATA {k}", v) for k, v in found.metadata.items()]
+        rows += [(f"METADATA {k}", v) for k, v in item["metadata"].items()]
         print_properties(
             rows, title=f"Artifact '{found.name}' v{found.version}", headers=("PROPERTY", "VALUE")
         )

@@ -20,9 +20,11 @@ from .output import (
     emit,
     format_duration,
     format_time,
+    mask_secrets,
     output_options,
     print_properties,
     print_table,
+    show_secrets_option,
 )
 
 __all__ = ["run", "run_item", "step_item"]
@@ -93,6 +95,7 @@ def run() -> None:
 @click.option("--until", help="Started at or before: ISO-8601 time or an age.")
 @click.option("--limit", type=click.IntRange(min=0), default=50, show_default=True)
 @as_of_option
+@show_secrets_option
 @output_options(nl=True)
 def list_(
     pipeline: str | None,
@@ -102,6 +105,7 @@ def list_(
     until: str | None,
     limit: int,
     as_of: str | None,
+    show_secrets: bool,
     fmt: Format,
 ) -> None:
     """List pipeline runs, newest first.
@@ -123,7 +127,7 @@ def list_(
             )
 
     runs = run_async(body)
-    items = [run_item(r) for r in runs]
+    items = mask_secrets([run_item(r) for r in runs], show=show_secrets)
 
     def table() -> None:
         if not runs:
@@ -152,8 +156,9 @@ def list_(
 @run.command("describe")
 @click.argument("run_ref", metavar="RUN")
 @as_of_option
+@show_secrets_option
 @output_options()
-def describe(run_ref: str, as_of: str | None, fmt: Format) -> None:
+def describe(run_ref: str, as_of: str | None, fmt: Format, show_secrets: bool = False) -> None:
     """Describe a run (by id, unique id prefix, or run name), then its steps.
 
     Example: metaledger run describe training_pipeline-2026_11_28-08_00_00_000000
@@ -167,6 +172,9 @@ def describe(run_ref: str, as_of: str | None, fmt: Format) -> None:
     item = run_item(found)
     item["metadata"] = found.metadata
     item["steps"] = [step_item(s) for s in found.steps]
+    # Config, parameters, metadata and errors can hold credentials: mask them all.
+    item = mask_secrets(item, show=show_secrets)
+    steps = item["steps"]
 
     def table() -> None:
         import msgspec
@@ -182,27 +190,27 @@ def describe(run_ref: str, as_of: str | None, fmt: Format) -> None:
             ("DURATION", format_duration(found.duration_s)),
             ("STEPS", _counts(found.step_counts)),
         ]
-        if found.error:
-            rows.append(("ERROR", found.error))
-        if found.config:
-            rows.append(("CONFIG", msgspec.json.encode(found.config).decode()))
-        if found.tags:
-            rows.append(("TAGS", ", ".join(found.tags)))
-        rows += [(f"METADATA {k}", v) for k, v in found.metadata.items()]
+        if item["error"]:
+            rows.append(("ERROR", item["error"]))
+        if item["config"]:
+            rows.append(("CONFIG", msgspec.json.encode(item["config"]).decode()))
+        if item["tags"]:
+            rows.append(("TAGS", ", ".join(item["tags"])))
+        rows += [(f"METADATA {k}", v) for k, v in item["metadata"].items()]
         print_properties(rows, title=f"Run '{found.run_name}'", headers=("RUN_PROPERTY", "VALUE"))
         print_table(
             ("STEP", "STATUS", "STARTED", "DURATION", "INPUTS", "OUTPUTS", "METADATA"),
             [
                 (
                     s.name,
-                    s.status + (f": {s.error}" if s.error else ""),
+                    s.status + (f": {shown['error']}" if s.error else ""),
                     format_time(s.started_at),
                     format_duration(s.duration_s),
                     ", ".join(f"{k}={_short(v)}" for k, v in s.inputs.items()),
                     ", ".join(f"{k}={_short(v)}" for k, v in s.outputs.items()),
-                    ", ".join(f"{k}={v}" for k, v in s.metadata.items()),
+                    ", ".join(f"{k}={v}" for k, v in shown["metadata"].items()),
                 )
-                for s in found.steps
+                for s, shown in zip(found.steps, steps, strict=True)
             ],
             title="Steps",
         )

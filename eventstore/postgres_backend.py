@@ -58,6 +58,7 @@ from .errors import (
 )
 from .logs import get_logger
 from .planner import ChainHead, ExistingEvent, PendingAppend, batch_keys, plan_batch
+from .secret_masking import mask_uri_credentials
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -220,7 +221,7 @@ class PostgresBackend:
         self._dsn, prefix = split_dsn(dsn)
         self.schema = f"{prefix}_ledger" if prefix else "ledger"
         self.views_schema = f"{prefix}_views" if prefix else "views"
-        self.uri = _redact(dsn)
+        self.uri = mask_uri_credentials(dsn)
         self.read_only = read_only
         #: Why writes are refused, for the error message.
         self.read_only_reason = f"{self.uri} is open read-only"
@@ -777,11 +778,3 @@ class _Rollback(Exception):
     def __init__(self, outcomes: list[AppendResult | AppendError]) -> None:
         super().__init__("atomic batch refused")
         self.outcomes = outcomes
-
-
-def _redact(dsn: str) -> str:
-    parts = urlsplit(dsn)
-    if parts.password:
-        netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
-        return urlunsplit(parts._replace(netloc=netloc))
-    return dsn
