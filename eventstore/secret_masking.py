@@ -19,10 +19,12 @@ __all__ = ["MASK", "SECRET_KEY", "looks_secret", "mask_secrets", "mask_uri_crede
 
 #: What a masked value shows as.
 MASK = "********"
-#: Keys that look like they hold a secret ("author" is a name; "authorization" a secret).
+#: Keys that look like they hold a secret. Step parameters and metadata use words
+#: that merely contain one ("author", "num_passes", "max_tokens", "tokenizer"):
+#: those stay visible; "authorization", "db_pass" and "hf_token" do not.
 SECRET_KEY = re.compile(
-    r"pass(word|wd|phrase)?|secret|token|api[_-]?key|credential|private[_-]?key|"
-    r"auth(?!or(?!i[sz]))|access[_-]?key|signature",
+    r"password|passwd|passphrase|(?<![a-z])pass(?![a-z])|secret|token(?!s|i[sz])|"
+    r"api[_-]?key|credential|private[_-]?key|auth(?!or(?!i[sz]))|access[_-]?key|signature",
     re.IGNORECASE,
 )
 # scheme://user:password@host: the password runs to the netloc's last "@".

@@ -243,7 +243,8 @@ class SQLiteBackend:
             try:
                 app_id, tables = self._identify(conn)
             finally:
-                conn.execute("COMMIT")
+                if conn.in_transaction:
+                    conn.execute("COMMIT")
             if app_id != APPLICATION_ID and tables:
                 raise NotAStoreError(
                     f"{self.path} is a SQLite database of another application "

@@ -162,7 +162,27 @@ def test_a_uri_password_never_shows(user: str, password: str) -> None:
     masked = f"postgresql://{user}:{MASK}@db.internal:5432/metadata"
     assert masked == mask_uri_credentials(uri)
     text = f"error: cannot connect to {uri} (timeout)"
-    assert {"error": f"error: cannot connect to {masked} (timeout)"} == mask_secrets({"error": text})
+    assert {"error": f"error: cannot connect to {masked} (timeout)"} == mask_secrets(
+        {"error": text}
+    )
+
+
+_SECRET_KEYS = ("password", "DB_PASSWORD", "db_pass", "passwd", "hf_token", "accessToken")
+_MORE_SECRET_KEYS = ("aws_secret_access_key", "api-key", "Authorization", "oauth", "signature")
+
+
+@pytest.mark.parametrize("key", [*_SECRET_KEYS, *_MORE_SECRET_KEYS, "client_secret"])
+def test_secret_looking_keys(key: str) -> None:
+    """Keys naming a secret are masked."""
+    assert {key: MASK} == mask_secrets({key: "value"})
+
+
+@pytest.mark.parametrize(
+    "key", ["author", "num_passes", "bypass_cache", "max_tokens", "tokenizer", "epochs", "uri"]
+)
+def test_ordinary_keys(key: str) -> None:
+    """Keys that merely contain a secret word stay visible."""
+    assert {key: "value"} == mask_secrets({key: "value"})
 
 
 def test_masking_rules() -> None:
