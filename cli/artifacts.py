@@ -16,12 +16,14 @@ from .output import (
     emit_json,
     format_time,
     limit_options,
+    mask_secrets,
     output_options,
     print_properties,
     print_renderable,
     print_table,
     report_cut,
     say,
+    show_secrets_option,
     visible,
     wide_option,
 )
@@ -72,6 +74,7 @@ def artifact() -> None:
 @click.option("--name", help="Only versions of this artifact name.")
 @limit_options(100, "artifact")
 @wide_option
+@show_secrets_option
 @output_options(nl=True)
 def list_(
     artifact_type: str | None,
@@ -79,6 +82,7 @@ def list_(
     name: str | None,
     limit: int | None,
     wide: bool,
+    show_secrets: bool,
     fmt: Format,
 ) -> None:
     """List artifacts, newest first.
@@ -100,7 +104,7 @@ def list_(
             return listed, await views.query.count_artifacts(**filters)
 
     found, total = run_async(body)
-    items = [artifact_item(a) for a in found]
+    items = mask_secrets([artifact_item(a) for a in found], show=show_secrets)
     cut = (
         ListingCut(len(found), total, "artifact")
         if total is not None and total > len(found)
@@ -144,8 +148,9 @@ def list_(
 @artifact.command("describe")
 @click.argument("ref", metavar="ID")
 @as_of_option
+@show_secrets_option
 @output_options()
-def describe(ref: str, as_of: str | None, fmt: Format) -> None:
+def describe(ref: str, as_of: str | None, show_secrets: bool, fmt: Format) -> None:
     """Describe an artifact: by id, unique id prefix, NAME:VERSION or NAME (latest).
 
     Example: metaledger artifact describe training_pipeline.train.model:1
@@ -167,6 +172,8 @@ def describe(ref: str, as_of: str | None, fmt: Format) -> None:
         }
         for c in found.consumers
     ]
+    # A URI can carry credentials, metadata secret-looking keys: mask them.
+    item = mask_secrets(item, show=show_secrets)
 
     def table() -> None:
         rows: list[tuple[str, Any]] = [
@@ -174,7 +181,7 @@ def describe(ref: str, as_of: str | None, fmt: Format) -> None:
             ("VERSION", found.version),
             ("ARTIFACT ID", found.artifact_id),
             ("TYPE", found.artifact_type),
-            ("URI", found.uri),
+            ("URI", item["uri"]),
             ("DATA TYPE", found.data_type or ""),
             ("MATERIALIZER", found.materializer or ""),
             ("CONTENT HASH", found.content_hash or ""),
@@ -182,7 +189,7 @@ def describe(ref: str, as_of: str | None, fmt: Format) -> None:
             ("PRODUCED BY", f"{found.run_name} / {found.step_name} ({found.output_name})"),
             ("CREATED", format_time(found.created_at)),
         ]
-        rows += [(f"METADATA {k}", v) for k, v in found.metadata.items()]
+        rows += [(f"METADATA {k}", v) for k, v in item["metadata"].items()]
         print_properties(
             rows, title=f"Artifact '{found.name}' v{found.version}", headers=("PROPERTY", "VALUE")
         )

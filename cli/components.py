@@ -145,7 +145,7 @@ def _list(fmt: Format, as_of: str | None, show_secrets: bool) -> None:
             "flavor": c.flavor,
             "active": c.component_id in in_active,
             "configuration": mask_secrets(c.configuration, show=show_secrets),
-            "labels": c.labels,
+            "labels": mask_secrets(c.labels, show=show_secrets),
             "stacks": c.stacks,
             "created_at": c.created_at,
             "updated_at": c.updated_at,
@@ -202,7 +202,7 @@ def _describe(name: str | None, fmt: Format, as_of: str | None, show_secrets: bo
         "flavor": found.flavor,
         "active": active,
         "configuration": configuration,
-        "labels": found.labels,
+        "labels": mask_secrets(found.labels, show=show_secrets),
         "stacks": found.stacks,
         "created_at": found.created_at,
         "updated_at": found.updated_at,
@@ -216,7 +216,7 @@ def _describe(name: str | None, fmt: Format, as_of: str | None, show_secrets: bo
             ("UUID", found.component_id),
         ]
         rows += [(key.upper(), _value(value)) for key, value in configuration.items()]
-        rows += [(f"LABEL {key}", value) for key, value in found.labels.items()]
+        rows += [(f"LABEL {key}", value) for key, value in item["labels"].items()]
         rows += [
             ("STACKS", ", ".join(found.stacks)),
             ("CREATED", format_time(found.created_at)),

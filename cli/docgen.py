@@ -61,9 +61,12 @@ store. ZenML users will recognise the shape: `metaledger stack list`,
   are shown as 8 characters; `--wide` shows every column in full. Piped output
   is printed at its natural width, unpadded. See
   [Tables at 80 and 120 columns](#tables-at-80-and-120-columns).
-- **Secrets**: configuration values whose keys look secret (password, token,
-  secret, api_key, credentials, ...) are masked unless `--show-secrets`;
-  `export` keeps them, since it is a backup.
+- **Secrets**: values whose keys look secret (password, token, secret, api_key,
+  credentials, ...), at any depth of component configuration, run `config`,
+  step `parameters`, logged metadata and event metadata, and the passwords and
+  secret query parameters of URIs in any value (`postgresql://ml:********@db/x`)
+  are masked in `run`, `artifact`, `events` and component commands unless
+  `--show-secrets`; `export` keeps them, since it is a backup (mode 0600).
 - **As of**: `--as-of POSITION|TIME` answers as the log stood then, by replaying
   it into a scratch store. TIME is ISO-8601 (`2026-11-28T08:00:00Z`; UTC when no
   offset is given) or an age (`30m`, `2h`, `7d`). A line on stderr says what the

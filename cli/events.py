@@ -12,8 +12,8 @@ JSON shapes (stable; times ISO-8601 UTC):
 - ``events append --json``: ``appended``, ``already_stored``, ``first_position``,
   ``last_position``.
 
-Configuration values whose keys look secret are masked in ``data`` unless
-``--show-secrets`` (``export`` never masks: it is a backup).
+Secrets are masked in ``data`` and ``metadata`` (values whose keys look secret,
+URI credentials) unless ``--show-secrets`` (``export`` never masks: it is a backup).
 """
 
 from __future__ import annotations
@@ -131,7 +131,7 @@ def list_item(row: StoredEvent, *, show_secrets: bool = False) -> dict[str, Any]
         "type": row.type,
         "schema_version": row.schema_version,
         "recorded_at": row.recorded_at,
-        "metadata": decode_payload(row.metadata),
+        "metadata": mask_secrets(decode_payload(row.metadata), show=show_secrets),
         "data": mask_secrets(decode_payload(row.data), show=show_secrets),
     }
 
@@ -149,7 +149,7 @@ def envelope_record(
         schema_version=row.schema_version,
         recorded_at=row.recorded_at,
         recorded_at_us=row.recorded_at_us,
-        metadata=decode_payload(row.metadata, strict=strict),
+        metadata=mask_secrets(decode_payload(row.metadata, strict=strict), show=show_secrets),
         data=mask_secrets(decode_payload(row.data, strict=strict), show=show_secrets),
         hash=row.hash.hex(),
     )

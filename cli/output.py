@@ -5,7 +5,8 @@
   describe); times ISO-8601 UTC; shapes documented in ``docs/cli.md``.
 - ``--nl``: JSON lines, one item per line, for streams and large listings.
 
-Configuration values whose keys look secret are masked unless ``--show-secrets``.
+Secrets are masked unless ``--show-secrets``: values whose keys look secret and
+the credentials of URIs, by :func:`eventstore.secret_masking.mask_secrets`.
 
 Every string a user or the log supplied is shown literally: tables render it as
 plain text (never rich markup), and control characters, text-direction overrides
@@ -54,14 +55,6 @@ __all__ = [
 
 Format = Literal["table", "json", "nl"]
 
-#: Keys that look like they hold a secret: masked in output and logs.
-SECRET_KEY = re.compile(
-    r"pass(word|wd|phrase)?|secret|token|api[_-]?key|credential|private[_-]?key|auth|"
-    r"access[_-]?key",
-    re.IGNORECASE,
-)
-MASK = "********"
-
 
 def output_options(*, nl: bool = False) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Add ``--json`` (and ``--nl``) to a command; it receives ``fmt``."""
@@ -88,26 +81,22 @@ def output_options(*, nl: bool = False) -> Callable[[Callable[..., Any]], Callab
 
 
 def show_secrets_option(function: Callable[..., Any]) -> Callable[..., Any]:
-    """Add ``--show-secrets`` (configuration values that look secret are masked otherwise)."""
+    """Add ``--show-secrets`` (values that look secret are masked otherwise)."""
     return click.option(
-        "--show-secrets", is_flag=True, help="Show configuration values that look secret."
+        "--show-secrets",
+        is_flag=True,
+        help="Show values that look secret (keys like password or token, URI credentials).",
     )(function)
 
 
 def mask_secrets(values: Any, *, show: bool = False) -> Any:
-    """A copy of ``values`` with the values of secret-looking keys masked (recursively)."""
-    if show:
-        return values
-    if isinstance(values, dict):
-        return {
-            key: MASK
-            if isinstance(key, str) and SECRET_KEY.search(key) and value not in (None, "")
-            else mask_secrets(value)
-            for key, value in values.items()
-        }
-    if isinstance(values, list):
-        return [mask_secrets(item) for item in values]
-    return values
+    """``values`` with secrets masked: :func:`eventstore.secret_masking.mask_secrets`.
+
+    Imported on use, so ``--help`` stays free of the store's modules.
+    """
+    from eventstore.secret_masking import mask_secrets as mask
+
+    return mask(values, show=show)
 
 
 #: What must never reach a terminal raw: C0 and C1 controls and DEL, the

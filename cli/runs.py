@@ -23,11 +23,13 @@ from .output import (
     format_duration,
     format_time,
     limit_options,
+    mask_secrets,
     output_options,
     print_properties,
     print_table,
     report_cut,
     say,
+    show_secrets_option,
     wide_option,
 )
 
@@ -108,6 +110,7 @@ def run() -> None:
 @limit_options(50, "run")
 @wide_option
 @as_of_option
+@show_secrets_option
 @output_options(nl=True)
 def list_(
     pipeline: str | None,
@@ -118,6 +121,7 @@ def list_(
     limit: int | None,
     wide: bool,
     as_of: str | None,
+    show_secrets: bool,
     fmt: Format,
 ) -> None:
     """List pipeline runs, newest first.
@@ -148,7 +152,7 @@ def list_(
             return found, await views.query.count_runs(**filters)
 
     runs, total = run_async(body)
-    items = [run_item(r) for r in runs]
+    items = mask_secrets([run_item(r) for r in runs], show=show_secrets)
     cut = ListingCut(len(runs), total, "run") if total is not None and total > len(runs) else None
 
     def table() -> None:
@@ -190,8 +194,11 @@ def list_(
 @click.argument("run_ref", metavar="RUN")
 @wide_option
 @as_of_option
+@show_secrets_option
 @output_options()
-def describe(run_ref: str, as_of: str | None, fmt: Format, wide: bool = False) -> None:
+def describe(
+    run_ref: str, as_of: str | None, fmt: Format, wide: bool = False, show_secrets: bool = False
+) -> None:
     """Describe a run (by id, unique id prefix, or run name), then its steps.
 
     The steps table fits the terminal: narrow ones lose STARTED and INPUTS
@@ -206,7 +213,9 @@ def describe(run_ref: str, as_of: str | None, fmt: Format, wide: bool = False) -
             return await views.query.run(run_ref)
 
     found = run_async(body)
-    item = describe_item(found)
+    # Config, parameters, metadata and errors can hold credentials: mask them all.
+    item = mask_secrets(describe_item(found), show=show_secrets)
+    steps = item["steps"]
 
     def table() -> None:
         import msgspec
@@ -222,13 +231,13 @@ def describe(run_ref: str, as_of: str | None, fmt: Format, wide: bool = False) -
             ("DURATION", format_duration(found.duration_s)),
             ("STEPS", _counts(found.step_counts)),
         ]
-        if found.error:
-            rows.append(("ERROR", found.error))
-        if found.config:
-            rows.append(("CONFIG", msgspec.json.encode(found.config).decode()))
-        if found.tags:
-            rows.append(("TAGS", ", ".join(found.tags)))
-        rows += [(f"METADATA {k}", v) for k, v in found.metadata.items()]
+        if item["error"]:
+            rows.append(("ERROR", item["error"]))
+        if item["config"]:
+            rows.append(("CONFIG", msgspec.json.encode(item["config"]).decode()))
+        if item["tags"]:
+            rows.append(("TAGS", ", ".join(item["tags"])))
+        rows += [(f"METADATA {k}", v) for k, v in item["metadata"].items()]
         print_properties(rows, title=f"Run '{found.run_name}'", headers=("RUN_PROPERTY", "VALUE"))
         print_table(
             (
@@ -244,14 +253,14 @@ def describe(run_ref: str, as_of: str | None, fmt: Format, wide: bool = False) -
             [
                 (
                     s.name,
-                    s.status + (f": {s.error}" if s.error else ""),
+                    s.status + (f": {shown['error']}" if s.error else ""),
                     format_time(s.started_at),
                     format_duration(s.duration_s),
                     ", ".join(f"{k}={_short(v)}" for k, v in s.inputs.items()),
                     ", ".join(f"{k}={_short(v)}" for k, v in s.outputs.items()),
-                    ", ".join(f"{k}={v}" for k, v in s.metadata.items()),
+                    ", ".join(f"{k}={v}" for k, v in shown["metadata"].items()),
                 )
-                for s in found.steps
+                for s, shown in zip(found.steps, steps, strict=True)
             ],
             title="Steps",
             wide=wide,

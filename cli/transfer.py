@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import secrets
 import shutil
 import sys
 import tempfile
@@ -49,6 +50,8 @@ PROGRESS_BYTES = 8 << 20
 #: Rows per transaction when copying to another store.
 COPY_CHUNK = 5000
 _BLOCK = 1 << 20
+#: Fresh random names export tries for its temporary file before giving up.
+_TEMP_NAME_TRIES = 8
 
 
 #: The store keeps envelope numbers as signed 64-bit integers.
@@ -164,22 +167,58 @@ def export(target: str, fmt: Format) -> None:
 
 
 def _export_to_file(final: Path) -> _ExportResult:
-    """Export into a temporary file beside ``final``, renamed over it once complete."""
-    partial = final.with_name(f".{final.name}.partial")
+    """Export into a fresh temporary file beside ``final``, renamed over it once complete."""
+    with private_output_file(final) as handle:
+        return run_async(_export_body, handle)
+
+
+@contextlib.contextmanager
+def private_output_file(final: Path) -> Iterator[IO[bytes]]:
+    """A new file readable by its owner only, that becomes ``final`` when the block succeeds.
+
+    An export keeps secrets, like the store it comes from: the file is mode 0600
+    whatever the umask, and never a file someone placed in advance. It is
+    created under a fresh random name in ``final``'s directory with
+    ``O_CREAT | O_EXCL | O_NOFOLLOW`` (a symlink or any file at that name fails
+    the open instead of being followed or reused), synced, then renamed over
+    ``final``; a rename replaces a symlink at ``final`` itself, never what it
+    points to. On any error the temporary file is removed and ``final`` is
+    left as it was.
+    """
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
+    directory = final.parent
+    for _ in range(_TEMP_NAME_TRIES):
+        partial = directory / f".{final.name}.{secrets.token_hex(8)}.partial"
+        try:
+            fd = os.open(partial, flags, 0o600)
+        except FileExistsError:
+            continue  # a name taken (or planted): draw another
+        except OSError as exc:
+            raise CLIError(f"cannot write {final}: {exc.strerror}") from exc
+        break
+    else:
+        raise CLIError(f"cannot write {final}: no free temporary name in {directory}")
     try:
-        # 0600: an export keeps secrets, like the store it comes from.
-        handle = os.fdopen(os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb")
-    except OSError as exc:
-        raise CLIError(f"cannot write {final}: {exc.strerror}") from exc
-    try:
-        with handle:
-            result = run_async(_export_body, handle)
+        with os.fdopen(fd, "wb") as handle:
+            os.fchmod(fd, 0o600)  # the umask may have taken bits away
+            yield handle
+            handle.flush()
             os.fsync(handle.fileno())
         os.replace(partial, final)
     except BaseException:
         partial.unlink(missing_ok=True)
         raise
-    return result
+    with contextlib.suppress(OSError):
+        _fsync_directory(directory)
+
+
+def _fsync_directory(directory: Path) -> None:
+    """Make a rename in ``directory`` durable."""
+    fd = os.open(directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 async def _export_body(handle: IO[bytes]) -> _ExportResult:

@@ -14,6 +14,7 @@ Run it with ``python -m eventstore.demo`` (or ``metaledger demo``).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 from pathlib import Path
@@ -22,6 +23,7 @@ from uuid import UUID
 
 import anyio
 
+from .errors import AlreadyExistsError
 from .runs import PipelineRun, StepRun
 from .store import EventStore, open_store
 
@@ -29,6 +31,8 @@ __all__ = ["DEMO_PIPELINE", "ensure_default_stack", "run_demo"]
 
 #: The demo pipeline's name.
 DEMO_PIPELINE = "training_pipeline"
+#: How many times ensure_default_stack re-reads the workspace after a concurrent init.
+_DEFAULT_STACK_PASSES = 6
 
 
 class FlakyStepError(RuntimeError):
@@ -39,8 +43,19 @@ async def ensure_default_stack(store: EventStore, artifact_path: Path | None) ->
     """Register the ``default`` components and stack if missing, and make it active.
 
     Idempotent: on a store that has them it only returns the default stack's id
-    (and sets it active if no stack is).
+    (and sets it active if no stack is). Safe to run from several processes at
+    once on a fresh store: one of them registers each default, the others find
+    it made and go on.
     """
+    # Each refusal means another process registered one of the four defaults, so
+    # a few passes always converge.
+    for _ in range(_DEFAULT_STACK_PASSES - 1):
+        with contextlib.suppress(AlreadyExistsError):
+            return await _ensure_default_stack_once(store, artifact_path)
+    return await _ensure_default_stack_once(store, artifact_path)
+
+
+async def _ensure_default_stack_once(store: EventStore, artifact_path: Path | None) -> UUID:
     workspace = await store.workspace()
     path = str(artifact_path) if artifact_path is not None else ""
     defaults: dict[str, tuple[str, dict[str, Any]]] = {

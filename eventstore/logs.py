@@ -1,37 +1,102 @@
-"""Logging set-up for entry points (the CLI, ``python -m eventstore.demo``, benchmarks).
+"""Logging: quiet library loggers, and the set-up entry points call.
 
-Library modules only call ``structlog.get_logger(name)``; nothing is configured
-on import. An entry point calls :func:`configure_logging` once: key=value lines
-(or JSON lines) on stderr, so stdout stays clean for command output.
+Library modules get their logger from :func:`get_logger`: a structlog logger
+that hands every event to the standard library's ``logging.getLogger(name)``
+(names under ``eventstore`` and ``projections``) and configures nothing
+globally, so the application embedding the library decides where logs go. An
+application that configures nothing sees no output on stdout, ever; Python's
+last-resort handler shows warnings and errors on stderr, info is dropped.
+
+An entry point (the CLI, ``python -m eventstore.demo``, benchmarks) calls
+:func:`configure_logging` once: key=value lines (or JSON lines) on stderr, so
+stdout stays clean for command output.
 """
 
 from __future__ import annotations
 
 import logging
 import sys
-from typing import Literal
+from typing import Any, Literal
 
 import structlog
 
-__all__ = ["configure_logging"]
+__all__ = ["LIBRARY_FIELDS", "configure_logging", "get_logger"]
+
+#: The ``LogRecord`` attribute holding a library event's name and fields, for formatters.
+LIBRARY_FIELDS = "metaledger"
+_CALL_KWARGS = ("exc_info", "stack_info", "stacklevel")
+#: The handler configure_logging installed, replaced on the next call.
+_handler: logging.Handler | None = None
+
+
+def _to_stdlib(_: Any, __: str, event_dict: structlog.typing.EventDict) -> Any:
+    """The last processor: positional and keyword arguments of a ``logging`` call.
+
+    The message reads well under any plain ``logging`` formatter (``store_created
+    path='/x'``); the fields also ride on the record (attribute ``metaledger``)
+    for structured formatters, such as the one :func:`configure_logging` sets.
+    """
+    call = {kw: event_dict.pop(kw) for kw in _CALL_KWARGS if kw in event_dict}
+    event = str(event_dict.pop("event", ""))
+    text = " ".join([event, *(f"{key}={value!r}" for key, value in event_dict.items())])
+    return ("%s", text), {**call, "extra": {LIBRARY_FIELDS: {"event": event, **event_dict}}}
+
+
+def get_logger(name: str) -> Any:
+    """A library logger sending to ``logging.getLogger(name)``; nothing is configured."""
+    return structlog.wrap_logger(
+        logging.getLogger(name),
+        processors=[structlog.contextvars.merge_contextvars, _to_stdlib],
+        wrapper_class=structlog.stdlib.BoundLogger,
+    )
+
+
+def _library_fields(_: Any, __: str, event_dict: structlog.typing.EventDict) -> Any:
+    """Turn a library record back into its event name and fields."""
+    record = event_dict.get("_record")
+    fields = getattr(record, LIBRARY_FIELDS, None)
+    if isinstance(fields, dict):
+        event_dict.update(fields)
+    return event_dict
 
 
 def configure_logging(level: int = logging.WARNING, fmt: Literal["text", "json"] = "text") -> None:
-    """Send structlog output to stderr at ``level``, as text (key=value) or JSON lines."""
+    """Send every log (the library's and structlog's) to stderr at ``level``.
+
+    For entry points only: it sets a handler on the root logger (replacing the
+    one an earlier call set) and configures structlog globally.
+    """
+    global _handler
     renderer: structlog.typing.Processor
     if fmt == "json":
         renderer = structlog.processors.JSONRenderer()
     else:
         renderer = structlog.dev.ConsoleRenderer(colors=False)
+    shared: list[structlog.typing.Processor] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.processors.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+    ]
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            foreign_pre_chain=[_library_fields, *shared],
+            processors=[
+                structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                structlog.processors.format_exc_info,
+                renderer,
+            ],
+        )
+    )
+    root = logging.getLogger()
+    if _handler is not None:
+        root.removeHandler(_handler)
+    root.addHandler(handler)
+    root.setLevel(level)
+    _handler = handler
     structlog.configure(
-        processors=[
-            structlog.contextvars.merge_contextvars,
-            structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso", utc=True),
-            structlog.processors.format_exc_info,
-            renderer,
-        ],
+        processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
         wrapper_class=structlog.make_filtering_bound_logger(level),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        logger_factory=structlog.stdlib.LoggerFactory(),
         cache_logger_on_first_use=False,
     )

@@ -42,7 +42,6 @@ from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import anyio
-import structlog
 
 from .backend import RowTuple
 from .chain import GENESIS_HASH
@@ -57,11 +56,19 @@ from .errors import (
     StoreFullError,
     StoreNotFoundError,
 )
+from .logs import get_logger
 from .planner import ChainHead, ExistingEvent, PendingAppend, batch_keys, plan_batch
+from .secret_masking import mask_uri_credentials
 
-__all__ = ["SCHEMA_VERSION", "PostgresBackend", "split_dsn"]
+__all__ = [
+    "SCHEMA_VERSION",
+    "PostgresBackend",
+    "application_name",
+    "lost_connection_errors",
+    "split_dsn",
+]
 
-log = structlog.get_logger("eventstore.postgres")
+log = get_logger("eventstore.postgres")
 
 #: The version of the log's tables this release writes.
 SCHEMA_VERSION = 1
@@ -70,7 +77,11 @@ _COLUMNS = (
     "recorded_at, metadata, data, hash"
 )
 _COPY_COLUMNS = [c.strip() for c in _COLUMNS.split(",")]
-_RETRIES = 3
+_RETRIES = 5
+#: Tries of a read whose connection is lost, each on a fresh one (as many as a
+#: commit gets): a server dropping connections repeatedly (a restart, a
+#: connection killer) must not fail a read that a second or third try would answer.
+_READ_ATTEMPTS = _RETRIES
 #: The server-side one-round-trip append (see the module docstring). Versioned by
 #: name: a change makes a new function, never a new meaning for an old one.
 _APPEND_FUNCTION = "append_batch_v1"
@@ -93,6 +104,34 @@ def split_dsn(dsn: str) -> tuple[str, str]:
         raise StoreError(f"schema_prefix must be letters, digits and underscores, not {prefix!r}")
     scheme = "postgresql"
     return urlunsplit(parts._replace(scheme=scheme, query=urlencode(kept))), prefix
+
+
+def application_name(dsn: str) -> dict[str, str]:
+    """``application_name`` for a pool: metaledger's, unless the URI names its own.
+
+    ``?application_name=trainer-7`` in a store URI tells the connections of one
+    process apart in ``pg_stat_activity``.
+    """
+    if any(key == "application_name" for key, _ in parse_qsl(urlsplit(dsn).query)):
+        return {}
+    return {"application_name": "metaledger"}
+
+
+def lost_connection_errors() -> tuple[type[BaseException], ...]:
+    """The driver errors meaning the connection is gone (the server, or the network)."""
+    import asyncpg
+
+    return (
+        OSError,
+        asyncpg.InterfaceError,
+        # A connection terminated by the server mid-operation can leave asyncpg's
+        # protocol in a state it reports this way: treat it as lost, too.
+        asyncpg.InternalClientError,
+        asyncpg.ConnectionDoesNotExistError,
+        asyncpg.exceptions.AdminShutdownError,
+        asyncpg.exceptions.ConnectionFailureError,
+        asyncpg.exceptions.CannotConnectNowError,
+    )
 
 
 def _lock_key(name: str) -> int:
@@ -182,7 +221,7 @@ class PostgresBackend:
         self._dsn, prefix = split_dsn(dsn)
         self.schema = f"{prefix}_ledger" if prefix else "ledger"
         self.views_schema = f"{prefix}_views" if prefix else "views"
-        self.uri = _redact(dsn)
+        self.uri = mask_uri_credentials(dsn)
         self.read_only = read_only
         #: Why writes are refused, for the error message.
         self.read_only_reason = f"{self.uri} is open read-only"
@@ -228,7 +267,7 @@ class PostgresBackend:
                 timeout=self._connect_timeout,
                 command_timeout=None,
                 server_settings={
-                    "application_name": "metaledger",
+                    **application_name(self._dsn),
                     # The ordering argument needs a fresh snapshot after the lock is
                     # taken: READ COMMITTED, whatever the server's default.
                     "default_transaction_isolation": "read committed",
@@ -378,19 +417,7 @@ class PostgresBackend:
     # -- writing ---------------------------------------------------------------
 
     def _errors(self) -> tuple[type[BaseException], ...]:
-        import asyncpg
-
-        return (
-            OSError,
-            asyncpg.InterfaceError,
-            # A connection terminated by the server mid-operation can leave asyncpg's
-            # protocol in a state it reports this way: treat it as lost, too.
-            asyncpg.InternalClientError,
-            asyncpg.ConnectionDoesNotExistError,
-            asyncpg.exceptions.AdminShutdownError,
-            asyncpg.exceptions.ConnectionFailureError,
-            asyncpg.exceptions.CannotConnectNowError,
-        )
+        return lost_connection_errors()
 
     async def commit(
         self, appends: Sequence[PendingAppend], *, atomic: bool = False
@@ -412,6 +439,7 @@ class PostgresBackend:
                 # Committed or rolled back, never half: the retry's idempotency
                 # check tells which, and returns the original positions if it did.
                 log.warning("connection_lost", attempt=attempt + 1, error=str(exc))
+                await self._expire()
                 await anyio.sleep(0.05 * (attempt + 1))
         raise BackendUnavailableError(f"{self.uri}: the connection kept failing; try again")
 
@@ -617,11 +645,29 @@ class PostgresBackend:
     # -- reading ---------------------------------------------------------------
 
     async def _fetch(self, sql: str, *params: Any) -> list[Any]:
-        try:
-            async with self._pool.acquire() as conn:
-                return list(await conn.fetch(sql, *params))
-        except Exception as exc:
-            raise self._translate(exc) from exc
+        """One read; run again on a fresh connection if the pooled one was lost."""
+        lost = self._errors()
+        for attempt in range(_READ_ATTEMPTS):
+            try:
+                async with self._pool.acquire() as conn:
+                    return list(await conn.fetch(sql, *params))
+            except lost as exc:
+                if attempt + 1 == _READ_ATTEMPTS:
+                    raise self._translate(exc) from exc
+                # A read changes nothing, so running it again is always safe. The
+                # pool's other idle connections died with this one (a server
+                # restart, a terminated backend): replace them all.
+                log.warning("connection_lost", read=True, attempt=attempt + 1, error=str(exc))
+                await self._expire()
+            except Exception as exc:
+                raise self._translate(exc) from exc
+        raise AssertionError("unreachable")
+
+    async def _expire(self) -> None:
+        """Replace every pooled connection on its next use (after a lost connection)."""
+        pool = self._pool
+        if pool is not None:
+            await pool.expire_connections()
 
     async def head(self) -> int:
         """The highest stored position (0 when empty)."""
@@ -732,11 +778,3 @@ class _Rollback(Exception):
     def __init__(self, outcomes: list[AppendResult | AppendError]) -> None:
         super().__init__("atomic batch refused")
         self.outcomes = outcomes
-
-
-def _redact(dsn: str) -> str:
-    parts = urlsplit(dsn)
-    if parts.password:
-        netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
-        return urlunsplit(parts._replace(netloc=netloc))
-    return dsn

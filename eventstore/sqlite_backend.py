@@ -26,7 +26,6 @@ from typing import Any
 import aiosqlite
 import anyio
 import anyio.to_thread
-import structlog
 
 from .backend import RowTuple
 from .chain import GENESIS_HASH
@@ -41,6 +40,7 @@ from .errors import (
     StoreFullError,
     StoreNotFoundError,
 )
+from .logs import get_logger
 from .planner import (
     ChainHead,
     ExistingEvent,
@@ -51,7 +51,7 @@ from .planner import (
 
 __all__ = ["APPLICATION_ID", "LEDGER_FILE", "SCHEMA_VERSION", "SQLiteBackend"]
 
-log = structlog.get_logger("eventstore.sqlite")
+log = get_logger("eventstore.sqlite")
 
 #: ``PRAGMA application_id`` of a metaledger log ("MLDG"): tells our files from others'.
 APPLICATION_ID = 0x4D4C4447
@@ -238,7 +238,14 @@ class SQLiteBackend:
     def _prepare(self, conn: sqlite3.Connection) -> None:
         try:
             conn.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout * 1000)}")
-            app_id, tables = self._identify(conn)
+            # One snapshot for both reads: another process creating the store
+            # between them would otherwise look like a foreign database.
+            conn.execute("BEGIN")
+            try:
+                app_id, tables = self._identify(conn)
+            finally:
+                if conn.in_transaction:
+                    conn.execute("COMMIT")
             if app_id != APPLICATION_ID and tables:
                 raise NotAStoreError(
                     f"{self.path} is a SQLite database of another application "

@@ -15,18 +15,18 @@ from collections.abc import AsyncIterator
 from typing import Any, Literal
 
 import anyio
-import structlog
 
 from .backend import Backend
 from .codec import DEFAULT_MAX_EVENT_BYTES, EventCodec
 from .errors import UnsupportedURIError
+from .logs import get_logger
 from .runs import RunCommands
 from .sqlite_backend import SQLiteBackend
 from .uri import StoreLocation, resolve_store
 
 __all__ = ["EventStore", "make_backend", "open_store"]
 
-log = structlog.get_logger("eventstore")
+log = get_logger("eventstore")
 
 
 class EventStore(RunCommands):

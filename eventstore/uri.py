@@ -21,11 +21,11 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
-from urllib.parse import urlsplit, urlunsplit
 
 import platformdirs
 
 from .errors import UnsupportedURIError
+from .secret_masking import mask_uri_credentials
 
 __all__ = ["ENV_VAR", "StoreLocation", "default_store_dir", "resolve_store"]
 
@@ -56,11 +56,7 @@ class StoreLocation:
         if self.kind == "sqlite":
             return str(self.path)
         assert self.dsn is not None
-        parts = urlsplit(self.dsn)
-        if parts.password:
-            netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
-            return urlunsplit(parts._replace(netloc=netloc))
-        return self.dsn
+        return mask_uri_credentials(self.dsn)
 
 
 def resolve_store(uri: str | os.PathLike[str] | None = None) -> StoreLocation:

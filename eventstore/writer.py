@@ -25,17 +25,17 @@ from typing import Any
 
 import anyio
 import anyio.lowlevel
-import structlog
 from anyio.abc import TaskStatus
 
 from .backend import Backend
 from .envelope import AppendResult
 from .errors import AppendError, StoreClosedError, StoreError
+from .logs import get_logger
 from .planner import PendingAppend
 
 __all__ = ["GroupCommitWriter"]
 
-log = structlog.get_logger("eventstore.writer")
+log = get_logger("eventstore.writer")
 
 _Outcome = AppendResult | list[AppendResult] | BaseException
 

@@ -15,15 +15,17 @@ import re
 from collections.abc import Callable, Sequence
 from typing import Any
 
-import structlog
+from eventstore.logs import get_logger
 
 from .errors import ViewsStoreError
 from .transactions import STATE_DDL, ApplyOps, Execute, Fetch, OpError, Tx
 
 __all__ = ["PostgresViewsStore", "to_dollar_params"]
 
-log = structlog.get_logger("projections.postgres")
+log = get_logger("projections.postgres")
 
+#: Tries of a views transaction or read whose connection is lost, each on a fresh one.
+_ATTEMPTS = 5
 _QUOTED_OR_MARK = re.compile(r"'(?:[^']|'')*'|\?")
 
 
@@ -74,12 +76,14 @@ class PostgresViewsStore:
         """Connect and create the schema and the state tables."""
         import asyncpg
 
+        from eventstore.postgres_backend import application_name
+
         try:
             self._pool = await asyncpg.create_pool(
                 self._dsn,
                 min_size=1,
                 max_size=self._pool_size,
-                server_settings={"search_path": self._schema, "application_name": "metaledger"},
+                server_settings={"search_path": self._schema, **application_name(self._dsn)},
             )
             async with self._pool.acquire() as conn, conn.transaction():
                 await conn.execute("SELECT pg_advisory_xact_lock($1)", self._lock)
@@ -97,11 +101,41 @@ class PostgresViewsStore:
             await pool.close()
 
     async def transact(self, body: Callable[[], Tx[Any]]) -> Any:
-        """Run a generator transaction under the views schema's advisory lock."""
+        """Run a generator transaction under the views schema's advisory lock.
+
+        A connection lost on the way runs the transaction again on a fresh one
+        (up to four times). That is safe even if the loss hid a commit: every transaction reads
+        the state it decides on (checkpoints, generations) under the lock, as it
+        must anyway when another runner ran the same one just before.
+        """
+        return await self._retrying(self._transact_once, body)
+
+    async def _retrying(self, attempt: Callable[[Callable[[], Tx[Any]]], Any], body: Any) -> Any:
+        from eventstore.postgres_backend import lost_connection_errors
+
+        lost = lost_connection_errors()
+        for number in range(1, _ATTEMPTS + 1):
+            pool = self._pool
+            if pool is None:
+                raise ViewsStoreError(f"the views in {self.location} are closed")
+            try:
+                return await attempt(body)
+            except lost as exc:
+                if number == _ATTEMPTS:
+                    raise ViewsStoreError(
+                        f"{self.location}: the connection kept failing: {exc}"
+                    ) from exc
+                log.warning("connection_lost", views=self.location, attempt=number, error=str(exc))
+                # The pool's idle connections died with this one: replace them all.
+                await pool.expire_connections()
+        raise AssertionError("unreachable")
+
+    async def _transact_once(self, body: Callable[[], Tx[Any]]) -> Any:
         import asyncpg
 
-        if self._pool is None:
-            raise ViewsStoreError(f"the views in {self.location} are closed")
+        from eventstore.postgres_backend import lost_connection_errors
+
+        lost = lost_connection_errors()
         async with self._pool.acquire() as conn:
             transaction = conn.transaction()
             await transaction.start()
@@ -112,6 +146,8 @@ class PostgresViewsStore:
                 while True:
                     try:
                         result = await self._perform(conn, request)
+                    except lost:
+                        raise  # not the transaction's fault: never a handler's error
                     except asyncpg.PostgresError as exc:
                         request = generator.throw(OpError(str(exc)))
                         continue
@@ -120,7 +156,13 @@ class PostgresViewsStore:
                 await transaction.commit()
                 return stop.value
             except BaseException as exc:
-                await transaction.rollback()
+                try:
+                    await transaction.rollback()
+                except lost:
+                    if not isinstance(exc, lost):
+                        raise
+                if isinstance(exc, lost):
+                    raise
                 if isinstance(exc, OpError | asyncpg.PostgresError):
                     raise ViewsStoreError(f"{self.location}: {exc}") from exc
                 raise
@@ -136,19 +178,31 @@ class PostgresViewsStore:
     async def _apply_ops(self, conn: Any, request: ApplyOps) -> tuple[int, str] | None:
         import asyncpg
 
+        from eventstore.postgres_backend import lost_connection_errors
+
+        lost = lost_connection_errors()
         tables = dict(request.tables)
         for index, ops in enumerate(request.events):
             try:
                 for sql, params in ops:
                     await conn.execute(self._pg(sql.format_map(tables)), *params)
+            except lost:
+                raise  # a lost connection is no event's fault
             except asyncpg.PostgresError as exc:
                 return index, str(exc)
         return None
 
     async def read(self, body: Callable[[], Tx[Any]]) -> Any:
-        """Run a generator of Fetch requests in one REPEATABLE READ snapshot."""
-        if self._pool is None:
-            raise ViewsStoreError(f"the views in {self.location} are closed")
+        """Run a generator of Fetch requests in one REPEATABLE READ snapshot.
+
+        Run again on a fresh connection (up to four times) if the pooled one was lost.
+        """
+        return await self._retrying(self._read_once, body)
+
+    async def _read_once(self, body: Callable[[], Tx[Any]]) -> Any:
+        from eventstore.postgres_backend import lost_connection_errors
+
+        passed: tuple[type[BaseException], ...] = (ViewsStoreError, *lost_connection_errors())
         try:
             async with (
                 self._pool.acquire() as conn,
@@ -164,7 +218,7 @@ class PostgresViewsStore:
                         request = generator.send([tuple(r) for r in rows])
                 except StopIteration as stop:
                     return stop.value
-        except ViewsStoreError:
+        except passed:
             raise
         except Exception as exc:
             import asyncpg

@@ -25,11 +25,11 @@ from typing import Any
 
 import anyio
 import msgspec
-import structlog
 from anyio.abc import TaskStatus
 
 from eventstore import EVENT_TYPES, DecodeError, EventStore, RawEvent, RecordedEvent
 from eventstore.backend import RowTuple
+from eventstore.logs import get_logger
 
 from .artifacts import ArtifactsProjection
 from .definition import EventContext, Projection
@@ -63,7 +63,7 @@ __all__ = [
     "default_projections",
 ]
 
-log = structlog.get_logger("projections.runner")
+log = get_logger("projections.runner")
 
 #: The projections metaledger maintains.
 DEFAULT_PROJECTIONS: tuple[type[Projection], ...] = (
@@ -306,16 +306,21 @@ class ProjectionRunner:
     ) -> ApplyOutcome:
         """Apply one chunk of the log in one views transaction; note where each projection is."""
         before = dict(after)
+
+        def attempt(savepoints: bool) -> Callable[[], Tx[ApplyOutcome]]:
+            def body() -> Tx[ApplyOutcome]:
+                # The views store may run a transaction again (savepoints, a lost
+                # connection): each run starts from the same positions.
+                after.clear()
+                after.update(before)
+                return self._prepare_and_apply(rows, targets, after, pending, savepoints)
+
+            return body
+
         try:
-            outcome: ApplyOutcome = await self.views.transact(
-                partial(self._prepare_and_apply, rows, targets, after, pending)
-            )
+            outcome: ApplyOutcome = await self.views.transact(attempt(False))
         except RetryWithSavepoints:
-            after.clear()
-            after.update(before)
-            outcome = await self.views.transact(
-                partial(self._prepare_and_apply, rows, targets, after, pending, True)
-            )
+            outcome = await self.views.transact(attempt(True))
         for name, position in outcome.positions.items():
             state = self._states[name]
             if pending:

@@ -21,10 +21,10 @@ from typing import Any
 
 import anyio
 import anyio.to_thread
-import structlog
 from anyio.abc import TaskStatus
 
 from eventstore import EventStore
+from eventstore.logs import get_logger
 
 from .definition import Projection
 from .errors import ProjectionFailedError, QueryError, ViewsStoreError
@@ -35,7 +35,7 @@ from .views_store import VIEWS_FILE, SQLiteViewsStore, ViewsStore
 
 __all__ = ["Views", "live_views_store", "open_views", "views_as_of"]
 
-log = structlog.get_logger("projections.views")
+log = get_logger("projections.views")
 
 
 class _FreshReads:

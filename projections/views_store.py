@@ -34,7 +34,8 @@ from typing import Any, Protocol
 
 import anyio
 import anyio.to_thread
-import structlog
+
+from eventstore.logs import get_logger
 
 from .errors import ViewsStoreError
 from .transactions import STATE_DDL, ApplyOps, Execute, Fetch, OpError, Tx
@@ -47,7 +48,7 @@ __all__ = [
     "ViewsStore",
 ]
 
-log = structlog.get_logger("projections.views")
+log = get_logger("projections.views")
 
 #: The views file's name in the store directory.
 VIEWS_FILE = "views.db"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import sqlite3
 import subprocess
@@ -17,7 +18,6 @@ import pytest
 from click.testing import CliRunner
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from structlog.testing import capture_logs
 
 from cli.context import AsOf, parse_time
 from cli.events import _parse_file
@@ -175,7 +175,9 @@ class TestForeignAndCorruptFiles:
         tmp_path.joinpath(LEDGER_FILE).write_bytes(b"")
         invoke(tmp_path, "init")
 
-    def test_unreadable_views_file_is_set_aside_and_rebuilt(self, tmp_path: Path) -> None:
+    def test_unreadable_views_file_is_set_aside_and_rebuilt(
+        self, tmp_path: Path, caplog: pytest.LogCaptureFixture
+    ) -> None:
         """A corrupt views.db is moved aside with a log line, and the views come back."""
         import anyio
 
@@ -185,11 +187,12 @@ class TestForeignAndCorruptFiles:
                 await run_demo(store, artifact_root=tmp_path / "a")
             (tmp_path / "s" / VIEWS_FILE).write_bytes(os.urandom(8192))
             async with open_store(tmp_path / "s") as store:
-                with capture_logs() as logs:
+                with caplog.at_level(logging.WARNING, logger="projections"):
                     async with open_views(store) as views:
                         await views.catch_up()
                         assert 1 == len(await views.query.runs())
-                assert any(e["event"] == "views_unreadable" for e in logs)
+                events = [getattr(r, "metaledger", {}).get("event") for r in caplog.records]
+                assert "views_unreadable" in events
             assert list((tmp_path / "s").glob(f"{VIEWS_FILE}.unreadable-*"))
 
         anyio.run(main)

@@ -234,7 +234,7 @@ def test_events_append_shows_progress_on_a_terminal_only(tmp_path: Path) -> None
     _append_file(first, 6_000)
     code, stdout, terminal = _run_on_terminal([*command, str(first)], env)
     assert 0 == code, terminal.decode(errors="replace")
-    assert "Appended 6000 events" in stdout
+    assert "Appended 6,000 events" in stdout
     assert b"checking" in terminal
     assert b"appending" in terminal
 
