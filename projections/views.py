@@ -117,6 +117,11 @@ class _HealingViewsStore:
         """Where the views live now."""
         return self._views.views_store.location
 
+    @location.setter
+    def location(self, value: str) -> None:
+        # Part of the ViewsStore protocol; where the views live follows the live store.
+        pass
+
     async def open(self) -> None:
         """Opened by open_views."""
         await self._views.views_store.open()
