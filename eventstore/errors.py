@@ -78,6 +78,9 @@ class StoreCorruptError(NotAStoreError):
     before the damage.
     """
 
+    #: The first position that could not be read, when a read found the damage.
+    position: int | None = None
+
 
 class ReadOnlyStoreError(StoreError):
     """Raised when a write is attempted on a store opened read-only.

@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import sqlite3
+import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -141,6 +143,9 @@ class SQLiteBackend:
         # On read-only storage SQLite cannot create the -shm file a WAL reader
         # needs: the file is then opened ``immutable`` (no locks, no WAL).
         self._immutable = False
+        # A truncated log is read from a copy padded back to its size (see _salvage).
+        self._open_path = self.path
+        self._salvage_dir: str | None = None
         self._writer: sqlite3.Connection | None = None
         self._reader: aiosqlite.Connection | None = None
         self._write_limiter = anyio.CapacityLimiter(1)
@@ -170,16 +175,23 @@ class SQLiteBackend:
     def _sqlite_uri(self, *, read_only: bool) -> str:
         mode = "ro" if read_only else "rw"
         immutable = "&immutable=1" if self._immutable else ""
-        return f"file:{self.path}?mode={mode}{immutable}"
+        return f"file:{self._open_path}?mode={mode}{immutable}"
 
     def _open_sync(self, create: bool) -> None:
         try:
             self._open_files(create)
-        except PermissionError as exc:
-            raise NotAStoreError(
-                f"{self.directory}: permission denied ({exc.strerror}); "
-                "check the owner and mode of the store's directory"
-            ) from exc
+        except BaseException as exc:
+            salvage, self._salvage_dir = self._salvage_dir, None
+            if salvage is not None:
+                shutil.rmtree(salvage, ignore_errors=True)
+            if isinstance(exc, PermissionError):
+                raise NotAStoreError(
+                    f"{self.directory}: permission denied ({exc.strerror}); "
+                    "check the owner and mode of the store's directory"
+                ) from exc
+            if isinstance(exc, OSError) and not isinstance(exc, StoreError):
+                raise self._translate_os(exc) from exc
+            raise
 
     def _open_files(self, create: bool) -> None:
         directory, path = self.directory, self.path
@@ -204,6 +216,7 @@ class SQLiteBackend:
         elif not os.access(path, os.R_OK):
             raise NotAStoreError(f"{path} is not readable: permission denied")
         self._check_header(path)
+        self._salvage_if_truncated(path)
         if not self.read_only and not (os.access(path, os.W_OK) and os.access(directory, os.W_OK)):
             # A read-only mount, or files this user may not write: still readable.
             self.read_only = True
@@ -211,7 +224,7 @@ class SQLiteBackend:
                 f"{directory} is on read-only storage (or not writable by this user): "
                 "opened read-only"
             )
-            log.warning("store_opened_read_only", path=str(path), reason="storage not writable")
+            log.info("store_opened_read_only", path=str(path), reason="storage not writable")
         try:
             conn = self._connect_and_prepare()
         except sqlite3.Error as exc:
@@ -284,6 +297,39 @@ class SQLiteBackend:
         finally:
             for suffix in ("", "-journal", "-wal", "-shm"):
                 Path(f"{temp}{suffix}").unlink(missing_ok=True)
+
+    def _salvage_if_truncated(self, path: Path) -> None:
+        """A log cut short: open a copy padded back to its size, read-only, to salvage it.
+
+        SQLite refuses a file shorter than its header says at once; padded with
+        zeros it reads every page before the cut, and reports the lost ones as
+        corrupt (StoreCorruptError), so ``verify`` and ``export`` reach the damage.
+        """
+        with path.open("rb") as handle:
+            header = handle.read(100)
+        page_size = int.from_bytes(header[16:18], "big")
+        page_size = 65536 if page_size == 1 else page_size
+        pages = int.from_bytes(header[28:32], "big")
+        # The header's page count is valid only when its change counter matches.
+        if pages == 0 or header[24:28] != header[92:96]:
+            return
+        size, actual = pages * page_size, path.stat().st_size
+        if actual >= size:
+            return
+        self._salvage_dir = tempfile.mkdtemp(prefix="metaledger-salvage-")
+        copy = Path(self._salvage_dir) / LEDGER_FILE
+        shutil.copyfile(path, copy)
+        if os.path.exists(f"{path}-wal"):
+            shutil.copyfile(f"{path}-wal", f"{copy}-wal")
+        with copy.open("r+b") as handle:
+            handle.truncate(size)
+        self._open_path = copy
+        self.read_only = True
+        self.read_only_reason = (
+            f"{path} is truncated ({actual:,} of {size:,} bytes): opened read-only to "
+            "salvage what is readable (`metaledger export`); restore the store from a backup"
+        )
+        log.warning("store_truncated", path=str(path), size=actual, expected=size)
 
     def _check_header(self, path: Path) -> None:
         try:
@@ -410,6 +456,9 @@ class SQLiteBackend:
         if writer is not None:
             async with self._write_limiter:
                 writer.close()
+        salvage, self._salvage_dir = self._salvage_dir, None
+        if salvage is not None:
+            shutil.rmtree(salvage, ignore_errors=True)
 
     def set_append_listener(self, listener: Callable[[], None]) -> None:
         """SQLite cannot tell us about other processes' appends: the store polls."""
