@@ -216,7 +216,6 @@ class SQLiteBackend:
         elif not os.access(path, os.R_OK):
             raise NotAStoreError(f"{path} is not readable: permission denied")
         self._check_header(path)
-        self._salvage_if_truncated(path)
         if not self.read_only and not (os.access(path, os.W_OK) and os.access(directory, os.W_OK)):
             # A read-only mount, or files this user may not write: still readable.
             self.read_only = True
@@ -228,12 +227,16 @@ class SQLiteBackend:
         try:
             conn = self._connect_and_prepare()
         except sqlite3.Error as exc:
-            if not self.read_only or sqlite_error_kind(exc) not in ("cantopen", "readonly"):
+            kind = sqlite_error_kind(exc)
+            if kind == "corrupt" and self._salvage_if_truncated(path):
+                pass  # read from a padded copy, read-only
+            elif self.read_only and kind in ("cantopen", "readonly"):
+                # SQLite could not create the -shm file beside a read-only log: read it
+                # immutable. Nobody can be writing it, or the -shm file would exist.
+                self._immutable = True
+                self._warn_if_wal_unseen()
+            else:
                 raise self._translate(exc) from exc
-            # SQLite could not create the -shm file beside a read-only log: read it
-            # immutable. Nobody can be writing it, or the -shm file would exist.
-            self._immutable = True
-            self._warn_if_wal_unseen()
             try:
                 conn = self._connect_and_prepare()
             except sqlite3.Error as again:
@@ -298,12 +301,14 @@ class SQLiteBackend:
             for suffix in ("", "-journal", "-wal", "-shm"):
                 Path(f"{temp}{suffix}").unlink(missing_ok=True)
 
-    def _salvage_if_truncated(self, path: Path) -> None:
+    def _salvage_if_truncated(self, path: Path) -> bool:
         """A log cut short: open a copy padded back to its size, read-only, to salvage it.
 
         SQLite refuses a file shorter than its header says at once; padded with
         zeros it reads every page before the cut, and reports the lost ones as
         corrupt (StoreCorruptError), so ``verify`` and ``export`` reach the damage.
+        Called only once SQLite itself found the file corrupt: in WAL mode the
+        header may rightly count pages that are still only in the -wal file.
         """
         with path.open("rb") as handle:
             header = handle.read(100)
@@ -312,10 +317,10 @@ class SQLiteBackend:
         pages = int.from_bytes(header[28:32], "big")
         # The header's page count is valid only when its change counter matches.
         if pages == 0 or header[24:28] != header[92:96]:
-            return
+            return False
         size, actual = pages * page_size, path.stat().st_size
         if actual >= size:
-            return
+            return False
         self._salvage_dir = tempfile.mkdtemp(prefix="metaledger-salvage-")
         copy = Path(self._salvage_dir) / LEDGER_FILE
         shutil.copyfile(path, copy)
@@ -330,6 +335,7 @@ class SQLiteBackend:
             "salvage what is readable (`metaledger export`); restore the store from a backup"
         )
         log.warning("store_truncated", path=str(path), size=actual, expected=size)
+        return True
 
     def _check_header(self, path: Path) -> None:
         try:
@@ -716,7 +722,7 @@ class SQLiteBackend:
     def _translate(self, exc: sqlite3.Error) -> StoreError:
         """A driver error as the store's own, naming the file (classified by result code)."""
         message = str(exc)
-        kind = sqlite_error_kind(exc)
+        kind = sqlite_error_kind(exc, near=self.path)
         if kind == "full":
             return StoreFullError(f"{self.path}: the disk or the store's size limit is full")
         if kind == "busy":

@@ -8,10 +8,12 @@ SQLite version and locale; the (primary) result code does not.
 from __future__ import annotations
 
 import errno
+import os
 import sqlite3
+from pathlib import Path
 from typing import Literal
 
-__all__ = ["SQLiteErrorKind", "is_disk_full_oserror", "sqlite_error_kind"]
+__all__ = ["SQLiteErrorKind", "disk_nearly_full", "is_disk_full_oserror", "sqlite_error_kind"]
 
 #: ``full``: disk or page limit full; ``corrupt``: a damaged file (malformed page,
 #: truncated); ``notadb``: not a SQLite file at all; ``readonly``: the file or its
@@ -36,10 +38,18 @@ _KINDS: dict[int, SQLiteErrorKind] = {
 }
 
 _FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
+#: Free space under which an I/O error is taken for a full disk (SQLite grows its
+#: -shm file by 32 KiB and writes whole pages; it does not pass ENOSPC on as FULL).
+_NEARLY_FULL_BYTES = 1 << 20
 
 
-def sqlite_error_kind(exc: BaseException) -> SQLiteErrorKind:
-    """The kind of a ``sqlite3.Error`` by its result code (extended codes folded to primary)."""
+def sqlite_error_kind(exc: BaseException, near: Path | None = None) -> SQLiteErrorKind:
+    """The kind of a ``sqlite3.Error`` by its result code (extended codes folded to primary).
+
+    With ``near`` (the database file), an I/O error while that file system is
+    (nearly) full counts as ``full``: SQLite reports a failed -shm or WAL
+    allocation as SQLITE_IOERR, not SQLITE_FULL.
+    """
     code = getattr(exc, "sqlite_errorcode", None)
     if not isinstance(code, int):
         return "other"
@@ -47,7 +57,19 @@ def sqlite_error_kind(exc: BaseException) -> SQLiteErrorKind:
     if kind == "ioerr" and code == getattr(sqlite3, "SQLITE_IOERR_SHORT_READ", -1):
         # A read past the end of the file: a truncated database.
         return "corrupt"
+    if kind == "ioerr" and near is not None and disk_nearly_full(near):
+        return "full"
     return kind
+
+
+def disk_nearly_full(path: Path) -> bool:
+    """Whether the file system holding ``path`` (a file or directory) has under 1 MiB free."""
+    target = path if path.is_dir() else path.parent
+    try:
+        stats = os.statvfs(target)
+    except OSError:
+        return False
+    return stats.f_bavail * stats.f_frsize < _NEARLY_FULL_BYTES
 
 
 def is_disk_full_oserror(exc: BaseException) -> bool:

@@ -81,7 +81,8 @@ def views_error(location: str, exc: BaseException, doing: str = "") -> ViewsStor
         if is_disk_full_oserror(exc):
             return ViewsFullError(f"{prefix}: the disk is full ({exc.strerror})")
         return ViewsReadOnlyError(f"{prefix}: {exc.strerror or exc}")
-    kind = sqlite_error_kind(exc)
+    near = None if location == ":memory:" else Path(location)
+    kind = sqlite_error_kind(exc, near=near)
     if kind == "full":
         return ViewsFullError(f"{prefix}: the disk is full")
     if kind in ("corrupt", "notadb"):
