@@ -91,9 +91,8 @@ def fill(directory: Path, leave: int) -> Path:
     free = stats.f_bavail * stats.f_frsize
     filler = directory / "filler"
     assert free > leave, f"only {free} bytes free before filling"
-    with filler.open("wb") as handle:
-        with contextlib.suppress(OSError):
-            handle.write(b"\0" * max(0, free - leave))
+    with filler.open("wb") as handle, contextlib.suppress(OSError):
+        handle.write(b"\0" * max(0, free - leave))
     return filler
 
 
@@ -431,7 +430,8 @@ def test_a_truncated_log_verifies_as_damaged_and_exports_its_readable_prefix(
     report = json.loads(result.stdout)
     assert report["ok"] is False
     bad = report["first_bad_position"]
-    assert bad is not None and bad > 1
+    assert bad is not None
+    assert bad > 1
     assert bad - 1 == report["events"]
     exported = invoke(store, "export", str(tmp_path / "salvage.jsonl"), code=5)
     assert "damaged" in exported.output
