@@ -116,7 +116,10 @@ def export(target: str, fmt: Format) -> None:
     FILE is written under a temporary name and renamed when complete, so it is
     never half-written; "-" writes to stdout (the summary then goes to stderr).
     The chain is checked on the way: a damaged log is still exported as stored,
-    with exit code 5 and the first bad position.
+    with exit code 5 and the first bad position. A log file SQLite cannot read
+    to the end (truncated, a corrupt page) is exported up to the first event it
+    cannot read (a salvage that imports), also with exit code 5. A full disk
+    exits 6 and leaves no file.
 
     Example: metaledger export backup.jsonl
     """

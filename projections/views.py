@@ -60,12 +60,16 @@ class Views:
         self.query = Queries(views_store if recover is None else _HealingViewsStore(self), store)
         #: The log position the views were replayed to, for views opened "as of"; else None.
         self.as_of = as_of
+        #: Why the live views are built in memory (their file cannot be written), else None.
+        self.memory_fallback: str | None = None
 
     async def _recover(self, error: ViewsStoreError) -> None:
         """Replace views found corrupt (set aside) or unwritable (in memory), and catch up."""
         if self._recover_with is None:
             raise error
         self.views_store, self.runner = await self._recover_with(error)
+        if isinstance(error, ViewsReadOnlyError):
+            self.memory_fallback = str(error)
         await self.runner.catch_up()
 
     async def catch_up(self, *, progress: ProgressCallback | None = None) -> int:
@@ -78,6 +82,8 @@ class Views:
             if self._recover_with is None:
                 raise
             self.views_store, self.runner = await self._recover_with(exc)
+            if isinstance(exc, ViewsReadOnlyError):
+                self.memory_fallback = str(exc)
             return await self.runner.catch_up(progress=progress)
 
     async def wait_for(self, position: int, timeout: float = 10.0) -> None:
@@ -210,12 +216,16 @@ async def open_views(
         return current[0], await prepared(current[0])
 
     try:
+        fallback: str | None = None
         try:
             await views_store.open()
             runner = await prepared(views_store)
         except (ViewsCorruptError, ViewsReadOnlyError) as exc:
             _, runner = await recover(exc)
-        yield Views(store, current[0], runner, recover=recover if file_path is not None else None)
+            fallback = str(exc) if isinstance(exc, ViewsReadOnlyError) else None
+        views = Views(store, current[0], runner, recover=recover if file_path is not None else None)
+        views.memory_fallback = fallback
+        yield views
     finally:
         await current[0].close()
 

@@ -349,6 +349,8 @@ def test_a_store_on_a_read_only_mount_is_read_verified_and_exported(tmp_path: Pa
         assert 0 < len((tmp_path / "out.jsonl").read_bytes().splitlines())
         result = invoke(store, "orchestrator", "register", "x", "--flavor", "f", code=1)
         assert "read-only storage" in result.output
+        refused = invoke(store, "projections", "rebuild", code=1)
+        assert "nothing to rebuild" in refused.output
         after = {p.name: p.read_bytes() for p in store.iterdir() if p.is_file()}
         assert before == after
 
