@@ -290,11 +290,13 @@ class SQLiteBackend:
             try:
                 os.link(temp, self.path)
             except FileExistsError:
-                pass  # another process created the store first: open its log
+                return  # another process created the store first: open its log
             except OSError:
                 # A file system without hard links: rename, unless someone was faster.
-                if not self.path.exists():
-                    os.rename(temp, self.path)
+                if self.path.exists():
+                    return
+                os.rename(temp, self.path)
+            log.info("store_created", path=str(self.path))
         except sqlite3.Error as exc:
             raise self._translate(exc) from exc
         finally:
@@ -435,6 +437,7 @@ class SQLiteBackend:
                 if tables:
                     raise NotAStoreError(f"{self.path} is a SQLite database of another application")
                 self._write_schema(conn)
+                log.info("store_created", path=str(self.path))
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
@@ -451,7 +454,6 @@ class SQLiteBackend:
         }
         conn.executemany("INSERT INTO ledger_meta (key, value) VALUES (?, ?)", meta.items())
         conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
-        log.info("store_created", path=str(self.path))
 
     async def close(self) -> None:
         """Close both connections; safe to call twice."""
