@@ -262,6 +262,11 @@ def rebuild(name: str | None, fmt: Format) -> None:
 
         results = []
         async with open_store_for() as store, open_views(store, auto_rebuild=False) as views:
+            if views.memory_fallback is not None:
+                raise CLIError(
+                    f"nothing to rebuild: {views.memory_fallback} (reading commands "
+                    "build the views in memory there)"
+                )
             for target in names:
                 started = time.perf_counter()
                 with progress_bar(f"rebuilding {target}") as progress:

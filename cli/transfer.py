@@ -35,7 +35,7 @@ import click
 import msgspec
 
 from .context import PROGRESS_THRESHOLD, open_store_for, progress_bar, run_async
-from .errors import EXIT_DAMAGED, CLIError
+from .errors import EXIT_BUSY, EXIT_DAMAGED, CLIError
 from .events import EnvelopeRecord, envelope_record, row_at
 from .output import Format, emit, output_options, plural, say
 
@@ -99,6 +99,8 @@ class _ExportResult:
     head_position: int
     head_hash: str | None
     problem: str | None
+    #: The file could not be read past ``problem``: the export holds what came before.
+    salvaged: bool = False
 
 
 @click.command("export")
@@ -121,7 +123,10 @@ def export(target: str, fmt: Format) -> None:
     FILE is written under a temporary name and renamed when complete, so it is
     never half-written; "-" writes to stdout (the summary then goes to stderr).
     The chain is checked on the way: a damaged log is still exported as stored,
-    with exit code 5 and the first bad position.
+    with exit code 5 and the first bad position. A log file SQLite cannot read
+    to the end (truncated, a corrupt page) is exported up to the first event it
+    cannot read (a salvage that imports), also with exit code 5. A full disk
+    exits 6 and leaves no file.
 
     Example: metaledger export backup.jsonl
     """
@@ -140,6 +145,18 @@ def export(target: str, fmt: Format) -> None:
         raise CLIError("the output closed before the export was complete") from None
     except DecodeError as exc:
         raise CLIError(f"the log is damaged: {exc}; nothing was exported", EXIT_DAMAGED) from exc
+    except OSError as exc:
+        from eventstore.errors import LedgerError
+        from eventstore.sqlite_errors import is_disk_full_oserror
+
+        if isinstance(exc, LedgerError):
+            raise
+        if is_disk_full_oserror(exc):
+            raise CLIError(
+                f"cannot write {_display(target)}: the disk is full; nothing was exported",
+                EXIT_BUSY,
+            ) from exc
+        raise CLIError(f"cannot write {_display(target)}: {exc.strerror or exc}") from exc
     summary = {
         "file": _display(target),
         "events": result.count,
@@ -158,6 +175,12 @@ def export(target: str, fmt: Format) -> None:
         text()  # stdout holds the export itself
     else:
         emit(summary, fmt, text)
+    if result.salvaged:
+        raise CLIError(
+            f"the log is damaged at {result.problem}; the export holds those "
+            "readable events (they import and verify as a log of their own)",
+            EXIT_DAMAGED,
+        )
     if result.problem is not None:
         raise CLIError(
             f"the log does not verify at {result.problem}; the export holds the log as "
@@ -222,38 +245,52 @@ def _fsync_directory(directory: Path) -> None:
 
 
 async def _export_body(handle: IO[bytes]) -> _ExportResult:
-    from eventstore import DecodeError
+    from eventstore import DecodeError, StoreCorruptError
     from eventstore.chain import ChainChecker
 
     encoder = msgspec.json.Encoder()
     checker = ChainChecker()
     problem: str | None = None
+    salvaged = False
     count = 0
     async with open_store_for() as store:
-        head = await store.head()
+        known_head: int | None = None
+        with contextlib.suppress(StoreCorruptError):  # a damaged file: salvage up to the damage
+            known_head = await store.head()
+        head = known_head or 0
         with progress_bar("exporting", enabled=head > PROGRESS_THRESHOLD) as progress:
-            async for rows in store.read_chunks(1, to_position=head):
-                lines = []
-                for stored in rows:
-                    row = _stored(stored)
-                    try:
-                        record = envelope_record(row, strict=True)
-                    except DecodeError as exc:
-                        raise DecodeError(f"position {row.position}: {exc}") from exc
-                    if problem is None:
-                        problem = _check_row(checker, row, record)
-                    lines.append(encoder.encode(record))
-                    count += 1
-                lines.append(b"")
-                handle.write(b"\n".join(lines))
-                progress(rows[-1][0], head)
+            try:
+                async for rows in store.read_readable_chunks(1, to_position=known_head):
+                    lines = []
+                    for stored in rows:
+                        row = _stored(stored)
+                        try:
+                            record = envelope_record(row, strict=True)
+                        except DecodeError as exc:
+                            raise DecodeError(f"position {row.position}: {exc}") from exc
+                        if problem is None:
+                            problem = _check_row(checker, row, record)
+                        lines.append(encoder.encode(record))
+                        count += 1
+                    lines.append(b"")
+                    handle.write(b"\n".join(lines))
+                    progress(rows[-1][0], head)
+            except StoreCorruptError as exc:
+                # Every readable event before the damage is in the file: a salvage.
+                head = max(head, checker.previous_position)
+                if problem is None:
+                    salvaged = True
+                    problem = (
+                        f"position {exc.position}: the file cannot be read from here on "
+                        f"({exc.__cause__ or exc}); {count} events before it were exported"
+                    )
         handle.flush()
     if problem is None:
         report = checker.report(head)
         if not report.ok:
             problem = f"position {report.first_bad_position}: {report.reason}"
     head_hash = checker.previous_hash.hex() if count and problem is None else None
-    return _ExportResult(count, head, head_hash, problem)
+    return _ExportResult(count, head, head_hash, problem, salvaged)
 
 
 def _stored(row: tuple[Any, ...]) -> StoredEvent:

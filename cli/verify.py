@@ -7,6 +7,7 @@ many rows verified), ``first_bad_position`` and ``reason`` (null when sound),
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 import click
@@ -36,21 +37,22 @@ def verify(fmt: Format) -> None:
     """
 
     async def body() -> dict[str, Any]:
-        from eventstore import NotAStoreError
+        from eventstore import NotAStoreError, StoreCorruptError
 
-        async with open_store_for() as store:
-            head = await store.head()
-            try:
-                with progress_bar("verifying", enabled=head > PROGRESS_THRESHOLD) as progress:
-                    report = await store.verify(progress=progress)
-            except NotAStoreError as exc:  # the file became unreadable half-way: damage
-                return {
-                    "ok": False,
-                    "events": 0,
-                    "first_bad_position": None,
-                    "reason": str(exc),
-                    "head_position": head,
-                }
+        head: int | None = None
+        try:
+            async with open_store_for() as store:
+                with contextlib.suppress(StoreCorruptError):  # verify walks to the damage
+                    head = await store.head()
+                try:
+                    with progress_bar(
+                        "verifying", enabled=(head or 0) > PROGRESS_THRESHOLD
+                    ) as progress:
+                        report = await store.verify(progress=progress)
+                except NotAStoreError as exc:  # the file became unreadable half-way: damage
+                    return _unreadable(exc, head)
+        except StoreCorruptError as exc:  # our log, too damaged to open: damage, not "no store"
+            return _unreadable(exc, head)
         return {
             "ok": report.ok,
             "events": report.events,
@@ -78,3 +80,13 @@ def verify(fmt: Format) -> None:
         f"{'verifies' if result['events'] == 1 else 'verify'}; head {result['head_position']})",
         EXIT_DAMAGED,
     )
+
+
+def _unreadable(exc: Exception, head: int | None) -> dict[str, Any]:
+    return {
+        "ok": False,
+        "events": 0,
+        "first_bad_position": None,
+        "reason": str(exc),
+        "head_position": head,
+    }

@@ -6,6 +6,7 @@ Every error derives from one base, so a caller can catch the whole family::
     ├── StoreError                      the store itself cannot do the work
     │   ├── StoreNotFoundError          no store at that location (and creation not asked)
     │   ├── NotAStoreError              the path holds something that is not a metaledger store
+    │   │   └── StoreCorruptError       the log file is ours but damaged (corrupt or truncated)
     │   ├── ReadOnlyStoreError          a write on a store opened read-only (or a newer one's)
     │   ├── StoreBusyError              the write lock stayed taken through every retry
     │   ├── StoreFullError              the disk (or the configured page limit) is full
@@ -45,6 +46,7 @@ __all__ = [
     "ReadOnlyStoreError",
     "StoreBusyError",
     "StoreClosedError",
+    "StoreCorruptError",
     "StoreError",
     "StoreFullError",
     "StoreNotFoundError",
@@ -67,6 +69,17 @@ class StoreNotFoundError(StoreError, FileNotFoundError):
 
 class NotAStoreError(StoreError):
     """Raised when the location holds a file or database that is not a metaledger store."""
+
+
+class StoreCorruptError(NotAStoreError):
+    """Raised when the log's file is damaged: a corrupt page, or a file cut short.
+
+    ``verify`` reports it as damage (exit 5); ``export`` salvages the events
+    before the damage.
+    """
+
+    #: The first position that could not be read, when a read found the damage.
+    position: int | None = None
 
 
 class ReadOnlyStoreError(StoreError):

@@ -33,7 +33,7 @@ from .envelope import (
     StoredEvent,
     us_from_datetime,
 )
-from .errors import InvalidEventError, StoreClosedError
+from .errors import InvalidEventError, StoreClosedError, StoreCorruptError
 from .events import Event
 from .ids import new_event_id
 from .planner import EncodedEvent, PendingAppend
@@ -261,6 +261,39 @@ class Log:
                 return
             position = rows[-1][0] + 1
 
+    async def read_readable_chunks(
+        self,
+        from_position: int = 1,
+        *,
+        to_position: int | None = None,
+        chunk_size: int = DEFAULT_CHUNK,
+    ) -> AsyncIterator[list[RowTuple]]:
+        """Like :meth:`read_chunks`, for salvage: on a damaged file, every readable row.
+
+        After a chunk that cannot be read it goes on row by row, and raises
+        :class:`StoreCorruptError` with ``position`` set to the first row it
+        cannot read, once it has yielded every row before it.
+        """
+        position = max(1, from_position)
+        size = chunk_size
+        while to_position is None or position <= to_position:
+            try:
+                rows = await self.backend.read_rows(position, size)
+            except StoreCorruptError as exc:
+                if size > 1:
+                    size = 1
+                    continue
+                exc.position = position
+                raise
+            if to_position is not None:
+                rows = [row for row in rows if row[0] <= to_position]
+            if not rows:
+                return
+            yield rows
+            if len(rows) < size and size > 1:
+                return
+            position = rows[-1][0] + 1
+
     async def read_all(
         self,
         from_position: int = 1,
@@ -376,17 +409,26 @@ class Log:
 
         Returns a report with the first bad position (None when the log is sound).
         """
-        head = await self.head()
+        try:
+            head: int | None = await self.head()
+        except StoreCorruptError:
+            head = None  # the damage is where the head is: the walk finds where
         checker = ChainChecker()
         done = 0
-        async for rows in self.read_chunks(1, chunk_size=5000):
-            for row in rows:
-                if not checker.check(StoredEvent(*row)):
-                    return checker.report(head)
-            done += len(rows)
-            if progress is not None:
-                progress(done, head)
-        return checker.report(max(head, checker.previous_position))
+        try:
+            async for rows in self.read_readable_chunks(1, chunk_size=5000):
+                for row in rows:
+                    if not checker.check(StoredEvent(*row)):
+                        return checker.report(head or checker.previous_position)
+                done += len(rows)
+                if progress is not None:
+                    progress(done, head or done)
+        except StoreCorruptError as exc:
+            checker.first_bad_position = exc.position
+            cause = exc.__cause__ or exc
+            checker.reason = f"the file cannot be read from here on ({cause})"
+            return checker.report(head or checker.previous_position)
+        return checker.report(max(head or 0, checker.previous_position))
 
     async def import_stored(self, rows: Iterable[StoredEvent]) -> int:
         """Store rows verbatim (a copy or an import) in one transaction; return the count.

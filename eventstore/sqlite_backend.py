@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import sqlite3
+import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -36,6 +38,7 @@ from .errors import (
     ReadOnlyStoreError,
     StoreBusyError,
     StoreClosedError,
+    StoreCorruptError,
     StoreError,
     StoreFullError,
     StoreNotFoundError,
@@ -48,6 +51,7 @@ from .planner import (
     batch_keys,
     plan_batch,
 )
+from .sqlite_errors import is_disk_full_oserror, sqlite_error_kind
 
 __all__ = ["APPLICATION_ID", "LEDGER_FILE", "SCHEMA_VERSION", "SQLiteBackend"]
 
@@ -102,14 +106,7 @@ def _now_us() -> int:
 
 
 def _is_busy(exc: sqlite3.Error) -> bool:
-    return getattr(exc, "sqlite_errorcode", None) in (
-        sqlite3.SQLITE_BUSY,
-        sqlite3.SQLITE_LOCKED,
-    ) or "locked" in str(exc)
-
-
-def _is_full(exc: sqlite3.Error) -> bool:
-    return getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL or "full" in str(exc)
+    return sqlite_error_kind(exc) == "busy"
 
 
 def _chunks(items: Sequence[str], size: int = _IN_CHUNK) -> Iterator[Sequence[str]]:
@@ -144,6 +141,12 @@ class SQLiteBackend:
         self._busy_timeout = busy_timeout
         self._busy_retries = max(1, busy_retries)
         self._max_page_count = max_page_count
+        # On read-only storage SQLite cannot create the -shm file a WAL reader
+        # needs: the file is then opened ``immutable`` (no locks, no WAL).
+        self._immutable = False
+        # A truncated log is read from a copy padded back to its size (see _salvage).
+        self._open_path = self.path
+        self._salvage_dir: str | None = None
         self._writer: sqlite3.Connection | None = None
         self._reader: aiosqlite.Connection | None = None
         self._write_limiter = anyio.CapacityLimiter(1)
@@ -172,16 +175,24 @@ class SQLiteBackend:
 
     def _sqlite_uri(self, *, read_only: bool) -> str:
         mode = "ro" if read_only else "rw"
-        return f"file:{self.path}?mode={mode}"
+        immutable = "&immutable=1" if self._immutable else ""
+        return f"file:{self._open_path}?mode={mode}{immutable}"
 
     def _open_sync(self, create: bool) -> None:
         try:
             self._open_files(create)
-        except PermissionError as exc:
-            raise NotAStoreError(
-                f"{self.directory}: permission denied ({exc.strerror}); "
-                "check the owner and mode of the store's directory"
-            ) from exc
+        except BaseException as exc:
+            salvage, self._salvage_dir = self._salvage_dir, None
+            if salvage is not None:
+                shutil.rmtree(salvage, ignore_errors=True)
+            if isinstance(exc, PermissionError):
+                raise NotAStoreError(
+                    f"{self.directory}: permission denied ({exc.strerror}); "
+                    "check the owner and mode of the store's directory"
+                ) from exc
+            if isinstance(exc, OSError) and not isinstance(exc, StoreError):
+                raise self._translate_os(exc) from exc
+            raise
 
     def _open_files(self, create: bool) -> None:
         directory, path = self.directory, self.path
@@ -196,33 +207,138 @@ class SQLiteBackend:
                 raise StoreNotFoundError(f"no metaledger store at {directory} to open read-only")
             try:
                 directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-                # Created 0600 before SQLite sees it: configuration can hold credentials,
-                # and SQLite gives the -wal and -shm files the main file's mode.
-                with contextlib.suppress(FileExistsError):
-                    os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+                self._create_file()
             except PermissionError as exc:
                 raise NotAStoreError(
                     f"cannot create a store at {directory}: {exc.strerror}"
                 ) from exc
+            except OSError as exc:
+                raise self._translate_os(exc) from exc
         elif not os.access(path, os.R_OK):
             raise NotAStoreError(f"{path} is not readable: permission denied")
         self._check_header(path)
-        try:
-            conn = sqlite3.connect(
-                self._sqlite_uri(read_only=self.read_only),
-                uri=True,
-                timeout=self._busy_timeout,
-                isolation_level=None,
-                check_same_thread=False,
+        if not self.read_only and not (os.access(path, os.W_OK) and os.access(directory, os.W_OK)):
+            # A read-only mount, or files this user may not write: still readable.
+            self.read_only = True
+            self.read_only_reason = (
+                f"{directory} is on read-only storage (or not writable by this user): "
+                "opened read-only"
             )
-        except sqlite3.Error as exc:
-            raise self._translate(exc) from exc
+            log.info("store_opened_read_only", path=str(path), reason="storage not writable")
         try:
-            self._prepare(conn)
+            conn = self._connect_and_prepare()
+        except sqlite3.Error as exc:
+            kind = sqlite_error_kind(exc)
+            if kind == "corrupt" and self._salvage_if_truncated(path):
+                pass  # read from a padded copy, read-only
+            elif self.read_only and kind in ("cantopen", "readonly"):
+                # SQLite could not create the -shm file beside a read-only log: read it
+                # immutable. Nobody can be writing it, or the -shm file would exist.
+                self._immutable = True
+                self._warn_if_wal_unseen()
+            else:
+                raise self._translate(exc) from exc
+            try:
+                conn = self._connect_and_prepare()
+            except sqlite3.Error as again:
+                raise self._translate(again) from again
+        self._writer = conn
+
+    def _connect_and_prepare(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(
+            self._sqlite_uri(read_only=self.read_only),
+            uri=True,
+            timeout=self._busy_timeout,
+            isolation_level=None,
+            check_same_thread=False,
+        )
+        try:
+            self._prepare(conn, translate=False)
         except BaseException:
             conn.close()
             raise
-        self._writer = conn
+        return conn
+
+    def _warn_if_wal_unseen(self) -> None:
+        with contextlib.suppress(OSError):
+            if os.stat(f"{self.path}-wal").st_size > 0:
+                log.warning(
+                    "store_wal_unread",
+                    path=f"{self.path}-wal",
+                    reason="read-only storage: commits still in the WAL file are not visible",
+                )
+
+    def _create_file(self) -> None:
+        """Create a complete, empty log under a temporary name, then link it into place.
+
+        So ``ledger.db`` never exists half-made: an empty or partial file found
+        there is not one of ours, and is refused rather than taken over. Two
+        processes creating the store at once both link; the second finds the
+        first's file and opens it.
+        """
+        temp = self.directory / f".{LEDGER_FILE}.creating-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        try:
+            # Created 0600 before SQLite sees it: configuration can hold credentials,
+            # and SQLite gives the -wal and -shm files the main file's mode.
+            os.close(os.open(temp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+            conn = sqlite3.connect(str(temp), isolation_level=None)
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                self._write_schema(conn)
+                conn.execute("COMMIT")
+            finally:
+                conn.close()
+            try:
+                os.link(temp, self.path)
+            except FileExistsError:
+                return  # another process created the store first: open its log
+            except OSError:
+                # A file system without hard links: rename, unless someone was faster.
+                if self.path.exists():
+                    return
+                os.rename(temp, self.path)
+            log.info("store_created", path=str(self.path))
+        except sqlite3.Error as exc:
+            raise self._translate(exc) from exc
+        finally:
+            for suffix in ("", "-journal", "-wal", "-shm"):
+                Path(f"{temp}{suffix}").unlink(missing_ok=True)
+
+    def _salvage_if_truncated(self, path: Path) -> bool:
+        """A log cut short: open a copy padded back to its size, read-only, to salvage it.
+
+        SQLite refuses a file shorter than its header says at once; padded with
+        zeros it reads every page before the cut, and reports the lost ones as
+        corrupt (StoreCorruptError), so ``verify`` and ``export`` reach the damage.
+        Called only once SQLite itself found the file corrupt: in WAL mode the
+        header may rightly count pages that are still only in the -wal file.
+        """
+        with path.open("rb") as handle:
+            header = handle.read(100)
+        page_size = int.from_bytes(header[16:18], "big")
+        page_size = 65536 if page_size == 1 else page_size
+        pages = int.from_bytes(header[28:32], "big")
+        # The header's page count is valid only when its change counter matches.
+        if pages == 0 or header[24:28] != header[92:96]:
+            return False
+        size, actual = pages * page_size, path.stat().st_size
+        if actual >= size:
+            return False
+        self._salvage_dir = tempfile.mkdtemp(prefix="metaledger-salvage-")
+        copy = Path(self._salvage_dir) / LEDGER_FILE
+        shutil.copyfile(path, copy)
+        if os.path.exists(f"{path}-wal"):
+            shutil.copyfile(f"{path}-wal", f"{copy}-wal")
+        with copy.open("r+b") as handle:
+            handle.truncate(size)
+        self._open_path = copy
+        self.read_only = True
+        self.read_only_reason = (
+            f"{path} is truncated ({actual:,} of {size:,} bytes): opened read-only to "
+            "salvage what is readable (`metaledger export`); restore the store from a backup"
+        )
+        log.warning("store_truncated", path=str(path), size=actual, expected=size)
+        return True
 
     def _check_header(self, path: Path) -> None:
         try:
@@ -230,12 +346,18 @@ class SQLiteBackend:
                 header = handle.read(100)
         except OSError as exc:
             raise NotAStoreError(f"cannot read {path}: {exc.strerror}") from exc
-        if header and not header.startswith(_SQLITE_HEADER):
+        if not header:
+            # Never taken over: metaledger creates its log whole (see _create_file).
+            raise NotAStoreError(
+                f"{path} is empty (0 bytes), not a metaledger store; move it away "
+                "(or restore the store from a backup)"
+            )
+        if not header.startswith(_SQLITE_HEADER):
             raise NotAStoreError(f"{path} is not a metaledger store (not a SQLite database)")
-        if header and len(header) < 100:
+        if len(header) < 100:
             raise NotAStoreError(f"{path} is truncated: not a usable SQLite database")
 
-    def _prepare(self, conn: sqlite3.Connection) -> None:
+    def _prepare(self, conn: sqlite3.Connection, *, translate: bool = True) -> None:
         try:
             conn.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout * 1000)}")
             # One snapshot for both reads: another process creating the store
@@ -274,6 +396,8 @@ class SQLiteBackend:
             self._configure(conn)
             self._create(conn)
         except sqlite3.Error as exc:
+            if not translate:
+                raise
             raise self._translate(exc) from exc
 
     @staticmethod
@@ -320,21 +444,24 @@ class SQLiteBackend:
             if app_id != APPLICATION_ID:
                 if tables:
                     raise NotAStoreError(f"{self.path} is a SQLite database of another application")
-                for statement in _SCHEMA.split(";\n\n"):
-                    conn.execute(statement)
-                meta = {
-                    "schema_version": str(SCHEMA_VERSION),
-                    "store_id": str(uuid.uuid4()),
-                    "created_at_us": str(_now_us()),
-                }
-                conn.executemany("INSERT INTO ledger_meta (key, value) VALUES (?, ?)", meta.items())
-                conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+                self._write_schema(conn)
                 log.info("store_created", path=str(self.path))
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
             raise
         self._meta = dict(conn.execute("SELECT key, value FROM ledger_meta").fetchall())
+
+    def _write_schema(self, conn: sqlite3.Connection) -> None:
+        for statement in _SCHEMA.split(";\n\n"):
+            conn.execute(statement)
+        meta = {
+            "schema_version": str(SCHEMA_VERSION),
+            "store_id": str(uuid.uuid4()),
+            "created_at_us": str(_now_us()),
+        }
+        conn.executemany("INSERT INTO ledger_meta (key, value) VALUES (?, ?)", meta.items())
+        conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
 
     async def close(self) -> None:
         """Close both connections; safe to call twice."""
@@ -345,6 +472,9 @@ class SQLiteBackend:
         if writer is not None:
             async with self._write_limiter:
                 writer.close()
+        salvage, self._salvage_dir = self._salvage_dir, None
+        if salvage is not None:
+            shutil.rmtree(salvage, ignore_errors=True)
 
     def set_append_listener(self, listener: Callable[[], None]) -> None:
         """SQLite cannot tell us about other processes' appends: the store polls."""
@@ -600,16 +730,27 @@ class SQLiteBackend:
     # -- errors ----------------------------------------------------------------
 
     def _translate(self, exc: sqlite3.Error) -> StoreError:
-        """A driver error as the store's own, naming the file."""
+        """A driver error as the store's own, naming the file (classified by result code)."""
         message = str(exc)
-        if _is_full(exc):
+        kind = sqlite_error_kind(exc, near=self.path)
+        if kind == "full":
             return StoreFullError(f"{self.path}: the disk or the store's size limit is full")
-        if _is_busy(exc):
+        if kind == "busy":
             return StoreBusyError(f"{self.path}: {message}")
-        if isinstance(exc, sqlite3.DatabaseError) and (
-            "not a database" in message or "malformed" in message or "corrupt" in message
-        ):
+        if kind == "corrupt":
+            return StoreCorruptError(
+                f"{self.path} is damaged ({message}); `metaledger verify` finds where, "
+                "`metaledger export` salvages the events before it"
+            )
+        if kind == "notadb":
             return NotAStoreError(f"{self.path} is corrupt or not a SQLite database ({message})")
-        if "unable to open" in message or "readonly" in message or "read-only" in message:
+        if kind == "readonly" and not self.read_only:
+            return ReadOnlyStoreError(f"{self.path} cannot be written: {message}")
+        if kind in ("cantopen", "readonly"):
             return NotAStoreError(f"{self.path}: {message}")
         return StoreError(f"{self.path}: {message}")
+
+    def _translate_os(self, exc: OSError) -> StoreError:
+        if is_disk_full_oserror(exc):
+            return StoreFullError(f"{self.path}: the disk is full ({exc.strerror})")
+        return StoreError(f"{self.path}: {exc.strerror or exc}")

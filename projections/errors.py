@@ -9,13 +9,17 @@ everything metaledger raises::
     ├── ProjectionFailedError      a projection stopped on a handler error
     ├── ViewsTimeoutError          the views did not reach a position in time
     ├── ViewsStoreError            the views store cannot be opened or written
+    │   ├── ViewsCorruptError      the views file is unreadable (corrupt): set aside and rebuilt
+    │   ├── ViewsReadOnlyError     the views file cannot be written (read-only storage)
+    │   ├── ViewsFullError         the disk holding the views is full (also a StoreFullError)
+    │   └── ViewsBusyError         another process holds the views' lock (also a StoreBusyError)
     └── QueryError                 a query's arguments are wrong
         └── ViewNotFoundError      the named component, stack, run or artifact is not in the views
 """
 
 from __future__ import annotations
 
-from eventstore.errors import LedgerError, Unknown
+from eventstore.errors import LedgerError, StoreBusyError, StoreFullError, Unknown
 
 __all__ = [
     "ProjectionError",
@@ -23,6 +27,10 @@ __all__ = [
     "QueryError",
     "UnknownProjectionError",
     "ViewNotFoundError",
+    "ViewsBusyError",
+    "ViewsCorruptError",
+    "ViewsFullError",
+    "ViewsReadOnlyError",
     "ViewsStoreError",
     "ViewsTimeoutError",
 ]
@@ -55,6 +63,22 @@ class ViewsTimeoutError(ProjectionError, TimeoutError):
 
 class ViewsStoreError(ProjectionError):
     """Raised when the views store cannot be opened, read or written."""
+
+
+class ViewsCorruptError(ViewsStoreError):
+    """Raised when the views file is corrupt or not a database: it is set aside and rebuilt."""
+
+
+class ViewsReadOnlyError(ViewsStoreError):
+    """Raised when the views file cannot be created or written (read-only storage, permissions)."""
+
+
+class ViewsFullError(ViewsStoreError, StoreFullError):
+    """Raised when the disk holding the views is full: nothing half-written is kept."""
+
+
+class ViewsBusyError(ViewsStoreError, StoreBusyError):
+    """Raised when another process held the views' lock through the busy timeout."""
 
 
 class QueryError(ProjectionError, ValueError):

@@ -13,8 +13,10 @@ async with views_as_of(store, position=1200) as past:
 from __future__ import annotations
 
 import contextlib
+import itertools
+import os
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -27,7 +29,13 @@ from eventstore import EventStore
 from eventstore.logs import get_logger
 
 from .definition import Projection
-from .errors import ProjectionFailedError, QueryError, ViewsStoreError
+from .errors import (
+    ProjectionFailedError,
+    QueryError,
+    ViewsCorruptError,
+    ViewsReadOnlyError,
+    ViewsStoreError,
+)
 from .queries import Queries
 from .runner import ProgressCallback, ProjectionRunner, ProjectionStatus
 from .transactions import Tx
@@ -73,6 +81,10 @@ class _FreshReads:
         return await self._inner.fetch(sql, params)
 
 
+#: Replaces views that turned out unreadable (or unwritable): the new store and runner.
+_Recover = Callable[[ViewsStoreError], Awaitable[tuple[ViewsStore, ProjectionRunner]]]
+
+
 class Views:
     """Views over one store: queries, and the runner that keeps them current.
 
@@ -91,17 +103,23 @@ class Views:
         as_of: int | None = None,
         fresh: bool = False,
         fresh_timeout: float = 60.0,
+        recover: _Recover | None = None,
     ) -> None:
         self.store = store
         self.views_store = views_store
         self.runner = runner
+        self._recover_with = recover
         #: The log position the views were replayed to, for views opened "as of"; else None.
         self.as_of = as_of
         #: Whether queries catch up to the head first (never for views opened "as of").
         self.fresh = fresh and as_of is None
         self._fresh_timeout = fresh_timeout
         self._catching_up = anyio.Lock()
-        self.query = Queries(_FreshReads(views_store, self) if self.fresh else views_store, store)
+        # Reads heal a corrupt file first (innermost), then fresh reads catch up before each.
+        reads: ViewsStore = views_store if recover is None else _HealingViewsStore(self)
+        self.query = Queries(_FreshReads(reads, self) if self.fresh else reads, store)
+        #: Why the live views are built in memory (their file cannot be written), else None.
+        self.memory_fallback: str | None = None
 
     async def freshen(self) -> int:
         """Bring the views up to the log's head now (what a fresh query does first).
@@ -119,13 +137,30 @@ class Views:
                 await self.runner.wait_for(head, self._fresh_timeout)
             return head
         async with self._catching_up:
-            return await self.runner.catch_up()
+            return await self.catch_up()
+
+    async def _recover(self, error: ViewsStoreError) -> None:
+        """Replace views found corrupt (set aside) or unwritable (in memory), and catch up."""
+        if self._recover_with is None:
+            raise error
+        self.views_store, self.runner = await self._recover_with(error)
+        if isinstance(error, ViewsReadOnlyError):
+            self.memory_fallback = str(error)
+        await self.runner.catch_up()
 
     async def catch_up(self, *, progress: ProgressCallback | None = None) -> int:
         """Bring every projection up to the log's head; return that position."""
         if self.as_of is not None:
             return self.as_of
-        return await self.runner.catch_up(progress=progress)
+        try:
+            return await self.runner.catch_up(progress=progress)
+        except (ViewsCorruptError, ViewsReadOnlyError) as exc:
+            if self._recover_with is None:
+                raise
+            self.views_store, self.runner = await self._recover_with(exc)
+            if isinstance(exc, ViewsReadOnlyError):
+                self.memory_fallback = str(exc)
+            return await self.runner.catch_up(progress=progress)
 
     async def wait_for(self, position: int, timeout: float = 10.0) -> None:
         """Wait until the views include ``position`` (read-your-writes after an append)."""
@@ -139,11 +174,63 @@ class Views:
         self, name: str | None = None, *, progress: ProgressCallback | None = None
     ) -> None:
         """Rebuild one projection (or all) blue/green from the log."""
-        await self.runner.rebuild(name, progress=progress)
+        try:
+            await self.runner.rebuild(name, progress=progress)
+        except (ViewsCorruptError, ViewsReadOnlyError) as exc:
+            if self._recover_with is None:
+                raise
+            # The replacement views are built from the log from scratch: a rebuild.
+            await self._recover(exc)
 
     async def status(self) -> list[ProjectionStatus]:
         """Each projection's position, lag, version, state and last error."""
         return await self.runner.status()
+
+
+class _HealingViewsStore:
+    """The live views for queries: a read that finds the file corrupt has the views
+    set aside and rebuilt from the log, then runs once more on the new ones."""
+
+    def __init__(self, views: Views) -> None:
+        self._views = views
+
+    @property
+    def location(self) -> str:
+        """Where the views live now."""
+        return self._views.views_store.location
+
+    @location.setter
+    def location(self, value: str) -> None:
+        # Part of the ViewsStore protocol; where the views live follows the live store.
+        pass
+
+    async def open(self) -> None:
+        """Opened by open_views."""
+        await self._views.views_store.open()
+
+    async def close(self) -> None:
+        """Closed by open_views."""
+        await self._views.views_store.close()
+
+    async def transact(self, body: Callable[[], Tx[Any]]) -> Any:
+        """Delegate: the runner writes, not the queries."""
+        return await self._views.views_store.transact(body)
+
+    async def read(self, body: Callable[[], Tx[Any]]) -> Any:
+        """One read snapshot; rebuilt and run again once if the file is corrupt."""
+        try:
+            return await self._views.views_store.read(body)
+        except ViewsCorruptError as exc:
+            await self._views._recover(exc)
+            return await self._views.views_store.read(body)
+
+    async def fetch(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        """One read query; rebuilt and run again once if the file is corrupt."""
+        try:
+            return await self._views.views_store.fetch(sql, params)
+        except ViewsCorruptError as exc:
+            await self._views._recover(exc)
+            return await self._views.views_store.fetch(sql, params)
 
 
 def _default_views_path(store: EventStore) -> Path:
@@ -178,25 +265,56 @@ async def open_views(
 
     Projections whose code version differs from the stored one are rebuilt
     blue/green on opening (``auto_rebuild``), reporting through ``progress``.
-    A views file that cannot be read is set aside and rebuilt from the log.
-    ``fresh`` (default): every ``views.query`` read first catches the views up to
+    A views file that is unreadable (corrupt, or not a database) is set aside and
+    rebuilt from the log, also when a later catch-up or query finds a corrupt
+    page; a views file that cannot be written (read-only storage) is replaced by
+    views built in memory. A full disk or a lock held elsewhere is an error
+    (``ViewsFullError``, ``ViewsBusyError``): the file is never moved for that.
+        ``fresh`` (default): every ``views.query`` read first catches the views up to
     the log's head, so it sees every event appended before it was called;
     ``fresh=False`` reads the views as they are, for a process that keeps them
     current itself (``views.follow()``) or wants no log reads on the query path.
     """
     views_store = SQLiteViewsStore(None) if memory else live_views_store(store, path)
-    try:
-        await views_store.open()
-    except ViewsStoreError as exc:
-        if not isinstance(views_store, SQLiteViewsStore) or views_store.path is None:
-            raise
-        views_store = await _set_aside_and_reopen(views_store.path, exc)
-    try:
-        runner = ProjectionRunner(store, views_store, projections)
+    file_path = views_store.path if isinstance(views_store, SQLiteViewsStore) else None
+    current: list[ViewsStore] = [views_store]
+
+    async def prepared(target: ViewsStore) -> ProjectionRunner:
+        runner = ProjectionRunner(store, target, projections)
         await runner.prepare(auto_rebuild=auto_rebuild, progress=progress)
-        yield Views(store, views_store, runner, fresh=fresh)
+        return runner
+
+    async def recover(error: ViewsStoreError) -> tuple[ViewsStore, ProjectionRunner]:
+        if file_path is None or not isinstance(error, ViewsCorruptError | ViewsReadOnlyError):
+            raise error
+        await current[0].close()
+        if isinstance(error, ViewsCorruptError):
+            current[0] = await _set_aside_and_reopen(file_path, error)
+        else:
+            log.info("views_in_memory", path=str(file_path), reason=str(error))
+            current[0] = SQLiteViewsStore(None)
+            await current[0].open()
+        return current[0], await prepared(current[0])
+
+    try:
+        fallback: str | None = None
+        try:
+            await views_store.open()
+            runner = await prepared(views_store)
+        except (ViewsCorruptError, ViewsReadOnlyError) as exc:
+            _, runner = await recover(exc)
+            fallback = str(exc) if isinstance(exc, ViewsReadOnlyError) else None
+        views = Views(
+            store,
+            current[0],
+            runner,
+            fresh=fresh,
+            recover=recover if file_path is not None else None,
+        )
+        views.memory_fallback = fallback
+        yield views
     finally:
-        await views_store.close()
+        await current[0].close()
 
 
 def _move_files(path: Path, aside: Path | None) -> None:
@@ -209,10 +327,38 @@ def _move_files(path: Path, aside: Path | None) -> None:
             source.rename(Path(f"{aside}{suffix}"))
 
 
+def _set_aside(path: Path) -> Path | None:
+    """Move an unreadable views file (and its -wal, -shm) to a name no one has used.
+
+    The name is claimed with a hard link, which fails if it exists, so a second
+    set-aside in the same second (or by another process) never overwrites the
+    first. None if the file is already gone (another process set it aside).
+    """
+    base = f"{path.name}.unreadable-{int(time.time())}"
+    for attempt in itertools.count(1):
+        aside = path.with_name(base if attempt == 1 else f"{base}-{attempt}")
+        try:
+            os.link(path, aside)
+        except FileExistsError:
+            continue
+        except FileNotFoundError:
+            return None
+        except OSError:  # no hard links here: rename, after a best-effort check
+            if aside.exists():
+                continue
+            path.rename(aside)
+            break
+        path.unlink()
+        break
+    for suffix in ("-wal", "-shm"):
+        with contextlib.suppress(FileNotFoundError):
+            Path(f"{path}{suffix}").rename(Path(f"{aside}{suffix}"))
+    return aside
+
+
 async def _set_aside_and_reopen(path: Path, error: Exception) -> SQLiteViewsStore:
-    aside = path.with_name(f"{path.name}.unreadable-{int(time.time())}")
+    aside = await anyio.to_thread.run_sync(_set_aside, path)
     log.warning("views_unreadable", path=str(path), error=str(error), moved_to=str(aside))
-    await anyio.to_thread.run_sync(_move_files, path, aside)
     views_store = SQLiteViewsStore(path)
     await views_store.open()
     return views_store
@@ -245,18 +391,35 @@ async def views_as_of(
         target = min(position, head)
     else:
         target = head
+    made_into = False
     if into is not None:
+        made_into = not await anyio.Path(into).exists()
         await anyio.Path(into).mkdir(parents=True, exist_ok=True)
         scratch_path: Path | None = into / VIEWS_FILE
         await anyio.to_thread.run_sync(_move_files, into / VIEWS_FILE, None)
     else:
         scratch_path = None
     scratch = SQLiteViewsStore(scratch_path)
-    await scratch.open()
     try:
-        runner = ProjectionRunner(store, scratch, projections)
-        await runner.prepare(auto_rebuild=False)
-        await runner.catch_up(to_position=target, progress=progress)
-        yield Views(store, scratch, runner, as_of=target)
-    finally:
-        await scratch.close()
+        try:
+            await scratch.open()
+            runner = ProjectionRunner(store, scratch, projections)
+            await runner.prepare(auto_rebuild=False)
+            await runner.catch_up(to_position=target, progress=progress)
+            yield Views(store, scratch, runner, as_of=target)
+        finally:
+            await scratch.close()
+    except BaseException:
+        # A replay that did not finish (a full disk, Ctrl-C...) leaves nothing behind.
+        if scratch_path is not None:
+            with anyio.CancelScope(shield=True):
+                await anyio.to_thread.run_sync(_remove_scratch, scratch_path, made_into)
+        raise
+
+
+def _remove_scratch(path: Path, remove_directory: bool) -> None:
+    _move_files(path, None)
+    Path(f"{path}-journal").unlink(missing_ok=True)
+    if remove_directory:
+        with contextlib.suppress(OSError):
+            path.parent.rmdir()  # only if empty: never another file of the user's

@@ -36,8 +36,15 @@ import anyio
 import anyio.to_thread
 
 from eventstore.logs import get_logger
+from eventstore.sqlite_errors import is_disk_full_oserror, sqlite_error_kind
 
-from .errors import ViewsStoreError
+from .errors import (
+    ViewsBusyError,
+    ViewsCorruptError,
+    ViewsFullError,
+    ViewsReadOnlyError,
+    ViewsStoreError,
+)
 from .transactions import STATE_DDL, ApplyOps, Execute, Fetch, OpError, Tx
 
 __all__ = [
@@ -58,6 +65,33 @@ VIEWS_SCHEMA_VERSION = 1
 INLINE_BUDGET_S = 0.001
 #: SQLite virtual-machine steps between two budget checks (a check costs ~0.1 us).
 _PROGRESS_STEPS = 1_000
+
+
+#: Errors of the file or the machine, not of one event's SQL: they fail the whole
+#: transaction and are never recorded against an event or a projection.
+_ENVIRONMENT_KINDS = frozenset(
+    {"full", "corrupt", "notadb", "readonly", "cantopen", "busy", "ioerr"}
+)
+
+
+def views_error(location: str, exc: BaseException, doing: str = "") -> ViewsStoreError:
+    """A SQLite (or OS) error on the views as the views store's own, by its kind."""
+    prefix = f"{doing} the views at {location}" if doing else f"the views at {location}"
+    if isinstance(exc, OSError):
+        if is_disk_full_oserror(exc):
+            return ViewsFullError(f"{prefix}: the disk is full ({exc.strerror})")
+        return ViewsReadOnlyError(f"{prefix}: {exc.strerror or exc}")
+    near = None if location == ":memory:" else Path(location)
+    kind = sqlite_error_kind(exc, near=near)
+    if kind == "full":
+        return ViewsFullError(f"{prefix}: the disk is full")
+    if kind in ("corrupt", "notadb"):
+        return ViewsCorruptError(f"{prefix} are unreadable: {exc}")
+    if kind in ("readonly", "cantopen"):
+        return ViewsReadOnlyError(f"{prefix} cannot be written: {exc}")
+    if kind == "busy":
+        return ViewsBusyError(f"{prefix}: {exc}")
+    return ViewsStoreError(f"{prefix}: {exc}")
 
 
 def _fetch_on(conn: sqlite3.Connection, sql: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
@@ -140,8 +174,12 @@ class SQLiteViewsStore:
 
     def _open_sync(self) -> None:
         if self.path is not None and not self.path.exists():
-            with contextlib.suppress(FileExistsError):
-                os.close(os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+            try:
+                with contextlib.suppress(FileExistsError):
+                    os.close(os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+            except OSError as exc:
+                raise views_error(self.location, exc, "cannot create") from exc
+        writer: sqlite3.Connection | None = None
         try:
             writer = self._connect()
             if self.path is not None:
@@ -154,7 +192,9 @@ class SQLiteViewsStore:
             for statement in STATE_DDL:
                 writer.execute(statement)
         except sqlite3.Error as exc:
-            raise ViewsStoreError(f"cannot open the views at {self.location}: {exc}") from exc
+            if writer is not None:
+                writer.close()
+            raise views_error(self.location, exc, "cannot open") from exc
         self._writer = writer
         # An in-memory database exists once per connection: reads share the writer.
         self._reader = self._connect() if self.path is not None else writer
@@ -186,7 +226,7 @@ class SQLiteViewsStore:
                 conn.execute("PRAGMA journal_mode = WAL")
                 return
             except sqlite3.OperationalError as exc:
-                if "locked" not in str(exc) or time.monotonic() > deadline:
+                if sqlite_error_kind(exc) != "busy" or time.monotonic() > deadline:
                     raise
                 time.sleep(0.01)
 
@@ -219,7 +259,7 @@ class SQLiteViewsStore:
         try:
             conn.execute("BEGIN IMMEDIATE")
         except sqlite3.Error as exc:
-            raise ViewsStoreError(f"{self.location}: {exc}") from exc
+            raise views_error(self.location, exc) from exc
         generator = body()
         try:
             request = next(generator)
@@ -227,18 +267,32 @@ class SQLiteViewsStore:
                 try:
                     result = self._perform(conn, request)
                 except sqlite3.Error as exc:
+                    if sqlite_error_kind(exc) in _ENVIRONMENT_KINDS:
+                        raise  # the disk or the file, not the transaction's logic
                     request = generator.throw(OpError(str(exc)))
                     continue
                 request = generator.send(result)
         except StopIteration as stop:
-            conn.execute("COMMIT")
+            try:
+                conn.execute("COMMIT")
+            except sqlite3.Error as exc:
+                self._rollback(conn)
+                raise views_error(self.location, exc) from exc
             return stop.value
         except BaseException as exc:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            if isinstance(exc, OpError | sqlite3.Error):
+            self._rollback(conn)
+            if isinstance(exc, sqlite3.Error):
+                raise views_error(self.location, exc) from exc
+            if isinstance(exc, OpError):
                 raise ViewsStoreError(f"{self.location}: {exc}") from exc
             raise
+
+    @staticmethod
+    def _rollback(conn: sqlite3.Connection) -> None:
+        # A full disk or a corrupt page may already have rolled SQLite back.
+        if conn.in_transaction:
+            with contextlib.suppress(sqlite3.Error):
+                conn.execute("ROLLBACK")
 
     def _perform(self, conn: sqlite3.Connection, request: Any) -> Any:
         if isinstance(request, ApplyOps):
@@ -257,6 +311,8 @@ class SQLiteViewsStore:
                 for sql, params in ops:
                     execute(_render(sql, tables, cache), params)
             except sqlite3.Error as exc:
+                if sqlite_error_kind(exc) in _ENVIRONMENT_KINDS:
+                    raise  # never blamed on the event: see _transact_sync
                 return index, str(exc)
         return None
 
@@ -282,7 +338,7 @@ class SQLiteViewsStore:
         try:
             return self._read_on(conn, body)
         except sqlite3.Error as exc:
-            raise ViewsStoreError(f"{self.location}: {exc}") from exc
+            raise views_error(self.location, exc) from exc
 
     @staticmethod
     def _read_on(conn: sqlite3.Connection, body: Callable[[], Tx[Any]]) -> Any:
@@ -344,4 +400,4 @@ class SQLiteViewsStore:
         try:
             return _fetch_on(conn, sql, params)
         except sqlite3.Error as exc:
-            raise ViewsStoreError(f"{self.location}: {exc}") from exc
+            raise views_error(self.location, exc) from exc

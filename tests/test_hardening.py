@@ -170,10 +170,11 @@ class TestFuzzing:
 class TestForeignAndCorruptFiles:
     """Files that are not what they should be are named, left alone, or rebuilt."""
 
-    def test_empty_ledger_file_is_a_fresh_store(self, tmp_path: Path) -> None:
-        """An empty ledger.db (a creation that died before its first write) becomes a store."""
+    def test_empty_ledger_file_is_refused(self, tmp_path: Path) -> None:
+        """An empty ledger.db is not a store (metaledger creates its log whole): exit 3."""
         tmp_path.joinpath(LEDGER_FILE).write_bytes(b"")
-        invoke(tmp_path, "init")
+        invoke(tmp_path, "init", code=3)
+        assert b"" == tmp_path.joinpath(LEDGER_FILE).read_bytes()
 
     def test_unreadable_views_file_is_set_aside_and_rebuilt(
         self, tmp_path: Path, caplog: pytest.LogCaptureFixture
