@@ -316,8 +316,7 @@ class TestEventsTail:
         try:
             wait_until(lambda: len(seen) >= 1)
             run_id = uuid4()
-            line = {"stream_id": f"run-{run_id}", "type": "run.deleted",
-                    "data": {"run_id": str(run_id), "reason": "followed"}}  # fmt: skip
+            line = run_lines(run_id, uuid4())[0]
             Shell(store_path)("events", "append", "-", input=json.dumps(line))
             wait_until(lambda: len(seen) >= 2)
             process.send_signal(signal.SIGINT)
@@ -329,7 +328,7 @@ class TestEventsTail:
         assert 0 == process.returncode, err
         assert "Traceback" not in err
         last = json.loads(seen[1])
-        assert ("run.deleted", str(run_id)) == (last["type"], last["data"]["run_id"])
+        assert ("run.started", str(run_id)) == (last["type"], last["data"]["run_id"])
 
 
 def wait_until(condition: Callable[[], bool], timeout: float = 20.0) -> None:
@@ -484,10 +483,10 @@ class TestEventsAppend:
         path = write_lines(tmp_path / "dangling.jsonl", lines)
         result = sh("events", "append", str(path), code=1)
         assert [
-            f"{path}: line 3: component.updated names component {unknown}, which is unknown",
-            f"{path}: line 5: step.finished names step run "
-            f"{lines[4]['data']['step_run_id']}, not started in this run",
-            f"Error: {path}: 2 line(s) name things the store does not hold; nothing was appended",
+            f"{path}: line 3: component.updated: no component named '{unknown}'",
+            f"{path}: line 5: step.finished: no step run named "
+            f"'{lines[4]['data']['step_run_id']}'",
+            f"Error: {path}: 2 line(s) break the domain rules; nothing was appended",
         ] == result.stderr.splitlines()
         assert before == head(sh.store)
         sh("events", "append", str(write_lines(tmp_path / "fine.jsonl", lines[:2])))
