@@ -452,7 +452,8 @@ def import_(source: str, fmt: Format) -> None:
     sane recorded_at, a payload that decodes to its type and version, and the
     domain rules: no second run.started of a run, no step in an unknown run, no
     reused id...), even when its hash is right: a bad line or a broken chain is
-    reported with its line number, and nothing is stored (exit 1). The store may already hold a prefix of the same log (an earlier import of
+    reported with its line number, and nothing is stored (exit 1). The store
+    may already hold a prefix of the same log (an earlier import of
     it, or the store it was exported from): the events it has are skipped, so
     importing the same file twice is a no-op; a file whose rows disagree with the
     store's is refused. Pass 2 stores the new events in one transaction. The store

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import copy
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 from uuid import UUID
@@ -449,7 +449,9 @@ async def load_state(
     return state
 
 
-def check_row(row: StoredEvent, codec: EventCodec, *, now_us: int | None = None) -> Event | RawEvent:
+def check_row(
+    row: StoredEvent, codec: EventCodec, *, now_us: int | None = None
+) -> Event | RawEvent:
     """Check one stored row as ``events append`` checks a line; return its decoded event.
 
     The event id must be a UUID in canonical text, the stream id a non-empty

@@ -39,6 +39,7 @@ from .queries import (
 from .runner import (
     DEFAULT_PROJECTIONS,
     ProgressCallback,
+    ProjectionFault,
     ProjectionRunner,
     ProjectionStatus,
     default_projections,
@@ -67,6 +68,7 @@ __all__ = [
     "Projection",
     "ProjectionError",
     "ProjectionFailedError",
+    "ProjectionFault",
     "ProjectionRunner",
     "ProjectionStatus",
     "Queries",

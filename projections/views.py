@@ -27,7 +27,7 @@ from eventstore import EventStore
 from .definition import Projection
 from .errors import QueryError, ViewsStoreError
 from .queries import Queries
-from .runner import ProgressCallback, ProjectionRunner, ProjectionStatus
+from .runner import ProgressCallback, ProjectionFault, ProjectionRunner, ProjectionStatus
 from .views_store import VIEWS_FILE, SQLiteViewsStore, ViewsStore
 
 __all__ = ["Views", "live_views_store", "open_views", "views_as_of"]
@@ -74,8 +74,12 @@ class Views:
         await self.runner.rebuild(name, progress=progress)
 
     async def status(self) -> list[ProjectionStatus]:
-        """Each projection's position, lag, version, state and last error."""
+        """Each projection's position, lag, version, state, last error and faults."""
         return await self.runner.status()
+
+    async def faults(self) -> list[ProjectionFault]:
+        """The events the projections could not apply (and went past), in log order."""
+        return await self.runner.faults()
 
 
 def _default_views_path(store: EventStore) -> Path:

@@ -484,8 +484,7 @@ class TestEventsAppend:
         result = sh("events", "append", str(path), code=1)
         assert [
             f"{path}: line 3: component.updated: no component named '{unknown}'",
-            f"{path}: line 5: step.finished: no step run named "
-            f"'{lines[4]['data']['step_run_id']}'",
+            f"{path}: line 5: step.finished: no step run named '{lines[4]['data']['step_run_id']}'",
             f"Error: {path}: 2 line(s) break the domain rules; nothing was appended",
         ] == result.stderr.splitlines()
         assert before == head(sh.store)
