@@ -31,7 +31,6 @@ from projections import (
     EventContext,
     Handler,
     Op,
-    ProjectionFailedError,
     ProjectionRunner,
     Queries,
     RunsProjection,
