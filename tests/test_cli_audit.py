@@ -521,6 +521,7 @@ class TestVerify:
             "first_bad_position": None,
             "reason": None,
             "head_position": total,
+            "view_faults": [],
         } == sh.json("verify")
 
     def test_an_edited_row(self, sh: Shell) -> None:
@@ -539,6 +540,7 @@ class TestVerify:
             "first_bad_position": 12,
             "reason": "hash does not match the row's contents",
             "head_position": total,
+            "view_faults": [],
         } == sh.json("verify", code=5)
 
     def test_a_deleted_row(self, sh: Shell) -> None:
@@ -833,6 +835,7 @@ class TestProjections:
             "skipped": 0,
             "rebuild_version": None,
             "rebuild_position": None,
+            "faults": [],
         } == status[1]
         out = sh("projections", "rebuild", "runs").stdout
         assert out.startswith(
