@@ -193,7 +193,5 @@ async def test_a_poison_event_is_recorded_and_passed_on_postgres(postgres_uri: s
             runs = await views.query.runs()
             assert ["later", "first"] == [r.pipeline_name for r in runs]
             await views.rebuild()
-            assert [poison_position, poison_position] == [
-                f.position for f in await views.faults()
-            ]
+            assert [poison_position, poison_position] == [f.position for f in await views.faults()]
             assert 2 == len(await views.query.runs())
