@@ -65,7 +65,9 @@ store. ZenML users will recognise the shape: `metaledger stack list`,
 | 4 | the named component, stack, run, artifact or projection does not exist |
 | 5 | `verify` found the log damaged |
 | 6 | the store is busy, full, or unreachable |
-| 7 | the views do not hold the whole log: a read printed its answer from views behind the log (a projection failed or stopped; a warning on stderr names it, `projections rebuild` recovers), or `verify` found events the views could not apply |
+| 7 | the views do not hold the whole log: a read printed its answer from views behind \
+the log (a warning on stderr names the projection; `projections rebuild` recovers), or \
+`verify` found events the views could not apply |
 | 70 | an internal error (a bug): rerun with `-v` for the traceback |
 | 130 | interrupted (Ctrl-C); the store is left intact |
 
