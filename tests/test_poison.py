@@ -15,6 +15,7 @@ from typing import Any
 import anyio
 import msgspec
 import pytest
+from hypothesis import HealthCheck, given, settings
 
 from eventstore import (
     EVENT_TYPES,
@@ -30,8 +31,9 @@ from eventstore import (
 )
 from eventstore.chain import chain_hash
 from eventstore.rules import RuleChecker, check_row
-from projections import VIEWS_FILE
+from projections import VIEWS_FILE, open_views
 
+from .histories import Command, commands, play_all
 from .test_cli_audit import Shell, build_store, head, stored
 
 
@@ -155,6 +157,28 @@ def _row(
         data,
         hash,
     )
+
+
+@settings(
+    max_examples=15,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(commands)
+async def test_every_history_of_the_write_api_passes_the_rules(
+    tmp_path_factory: pytest.TempPathFactory, history: list[Command]
+) -> None:
+    """The write API and the rules agree: each row of a random history, checked in log
+    order as import checks it, is accepted; and the views record no fault."""
+    codec = EventCodec()
+    async with open_store(tmp_path_factory.mktemp("h") / "s") as store:
+        await play_all(store, history)
+        checker = RuleChecker()
+        async for row in store.read_stored():
+            checker.check(row.stream_id, check_row(row, codec), row.event_id)
+        async with open_views(store) as views:
+            await views.catch_up()
+            assert [] == await views.faults()
 
 
 async def test_the_write_api_refuses_a_step_run_id_of_another_run(tmp_path: Path) -> None:
