@@ -320,26 +320,29 @@ class _RowRules:
     """
 
     def __init__(self, head: int) -> None:
-        from eventstore import EventCodec
-        from eventstore.rules import RuleChecker
+        from eventstore import DecodeError, EventCodec, InvalidEventError, LifecycleError
+        from eventstore.rules import RuleChecker, check_row
 
         self.head = head
         self.codec = EventCodec()
         self.rules = RuleChecker()
+        self._check_row = check_row
+        self._undecodable = DecodeError
+        self._refused = (InvalidEventError, LifecycleError)
+        self._now_us = time.time_ns() // 1000
 
     def fault(self, row: StoredEvent) -> str | None:
         """Why ``row`` may not be stored (naming its position), or None."""
-        from eventstore import DecodeError, InvalidEventError, LifecycleError
-        from eventstore.rules import check_row
-
         if row.position <= self.head:  # stored already: folded as it is, never judged
-            with contextlib.suppress(DecodeError):
+            with contextlib.suppress(self._undecodable):
                 event = self.codec.decode(row.type, row.schema_version, row.data)
                 self.rules.fold(event, row.stream_version)
             return None
         try:
-            self.rules.check(row.stream_id, check_row(row, self.codec), row.event_id)
-        except (InvalidEventError, LifecycleError) as exc:
+            self.rules.check(
+                row.stream_id, self._check_row(row, self.codec, now_us=self._now_us), row.event_id
+            )
+        except self._refused as exc:
             return f"position {row.position} ({row.type}): {exc}"
         return None
 

@@ -27,8 +27,9 @@ see ``docs/projections.md``).
 from __future__ import annotations
 
 import copy
+import functools
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 from uuid import UUID
@@ -103,10 +104,26 @@ _WORKSPACE_EVENTS = (
 )
 
 
+@functools.cache
 def _workspace_stream() -> str:
+    # Imported late, once: workspace.py and runs.py import this module.
     from .workspace import WORKSPACE_STREAM
 
     return WORKSPACE_STREAM
+
+
+@functools.cache
+def _run_state_class() -> type[RunState]:
+    from .runs import RunState
+
+    return RunState
+
+
+@functools.cache
+def _artifact_event_id() -> Callable[[UUID], UUID]:
+    from .runs import artifact_event_id
+
+    return artifact_event_id
 
 
 def home_stream(event: Event) -> str | None:
@@ -145,9 +162,7 @@ class DomainState:
         """The run's state (a fresh, unstarted one when the run is unknown)."""
         state = self.runs.get(run_id)
         if state is None:
-            from .runs import RunState
-
-            state = self.runs[run_id] = RunState(run_id)
+            state = self.runs[run_id] = _run_state_class()(run_id)
         return state
 
 
@@ -295,11 +310,9 @@ def _check_run(state: DomainState, event: Event, event_id: str | None) -> None:
             if event.artifact_id not in state.artifacts:
                 raise NotFoundError("artifact", str(event.artifact_id))
         case ArtifactProduced():
-            from .runs import artifact_event_id
-
             _open(run)
             _running_step(run, event.step_run_id)
-            expected = str(artifact_event_id(event.artifact_id))
+            expected = str(_artifact_event_id()(event.artifact_id))
             if event_id is not None and event_id != expected:
                 raise InvalidStateError(
                     f"artifact {event.artifact_id} must be produced under event id {expected} "
@@ -480,9 +493,6 @@ def check_row(
             "than a day past this machine's clock)"
         )
     try:
-        metadata = msgspec.msgpack.decode(row.metadata)
-        if not isinstance(metadata, dict):
-            raise InvalidEventError("metadata must be a map")
         _metadata_decoder.decode(row.metadata)
     except (msgspec.DecodeError, msgspec.ValidationError) as exc:
         raise InvalidEventError(f"metadata: {exc}") from None
