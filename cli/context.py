@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -20,7 +20,7 @@ import click
 
 if TYPE_CHECKING:
     from eventstore import EventStore
-    from projections import ProgressCallback, Views
+    from projections import ProgressCallback, ProjectionFault, ProjectionStatus, Views
 
 __all__ = [
     "AppContext",
@@ -47,6 +47,8 @@ class AppContext:
     verbose: int = 0
     log_format: str = "text"
     json_output: bool = False
+    #: Why the views a read answered from are behind the log (exit 7), or None.
+    stale: str | None = None
 
     def configure_logging(self) -> None:
         """Logs to stderr: warnings by default, info with -v, debug with -vv."""
@@ -213,13 +215,17 @@ async def open_fresh_views(store: EventStore, as_of: str | None = None) -> Async
                 store, position=point.position, when=point.when, progress=progress
             ) as past:
                 say(await as_of_note(store, point, past.as_of or 0), err=True)
+                _note_faults(await past.faults())
                 yield past
         return
     with progress_bar("rebuilding views") as rebuild_progress:
         async with open_views(store, progress=rebuild_progress) as views:
             lag = max((s.lag for s in await views.status()), default=0)
             with progress_bar("catching up", enabled=lag > PROGRESS_THRESHOLD) as progress:
-                await views.catch_up(progress=progress)
+                target = await views.catch_up(progress=progress)
+            status = await views.status()
+            _note_faults([f for s in status for f in s.faults])
+            _check_fresh(status, target)
             yield views
 
 
@@ -242,3 +248,39 @@ async def as_of_note(store: EventStore, point: AsOf, position: int) -> str:
 
 def _utc(value: datetime | None) -> str:
     return "" if value is None else value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def _note_faults(faults: Sequence[ProjectionFault]) -> None:
+    """Say on stderr that some events are missing from the views (they could not apply)."""
+    from .output import say
+
+    if not faults:
+        return
+    positions = sorted({f.position for f in faults})
+    shown = ", ".join(str(p) for p in positions[:5]) + (", ..." if len(positions) > 5 else "")
+    say(
+        f"Note: the views could not apply {len(positions)} event(s) of the log (position(s) "
+        f"{shown}); their effect is missing here: see `metaledger projections status`.",
+        err=True,
+    )
+
+
+def _check_fresh(status: Sequence[ProjectionStatus], target: int) -> None:
+    """Warn on stderr, and mark the command stale (exit 7), when a view is behind ``target``."""
+    from .output import say
+
+    behind = [s for s in status if s.state != "live" or s.position < target]
+    if not behind:
+        return
+    parts = []
+    for s in behind:
+        text = f"{s.name} at position {s.position} of {target} ({s.state}"
+        if s.error:
+            text += f" at {s.error_position}: {s.error}"
+        parts.append(text + ")")
+    message = (
+        f"the views are behind the log: {'; '.join(parts)}; this answer may be stale: run "
+        "`metaledger projections rebuild`"
+    )
+    say(f"Warning: {message}", err=True)
+    app().stale = message

@@ -104,6 +104,9 @@ store. ZenML users will recognise the shape: `metaledger stack list`,
 | 4 | the named component, stack, run, artifact or projection does not exist |
 | 5 | `verify` found the log damaged |
 | 6 | the store is busy, full, or unreachable |
+| 7 | the views do not hold the whole log: a read printed its answer from views behind \
+the log (a warning on stderr names the projection; `projections rebuild` recovers), or \
+`verify` found events the views could not apply |
 | 70 | an internal error (a bug): rerun with `-v` for the traceback |
 | 130 | interrupted (Ctrl-C); the store is left intact |
 
@@ -133,7 +136,13 @@ away (`metaledger run list | head -3`) ends the command quietly with exit code 0
   (`source`, `target`, `kind` produced|consumed, `name`).
 - `events list`: items with `position`, `event_id`, `stream_id`,
   `stream_version`, `type`, `schema_version`, `recorded_at`, `metadata`, `data`.
-- `verify`: `ok`, `events`, `first_bad_position`, `reason`, `head_position`.
+- `verify`: `ok`, `events`, `first_bad_position`, `reason`, `head_position`,
+  `view_faults` (items with `projection`, `position`, `reason`: events the views
+  could not apply).
+- `projections status`: items with `name`, `version`, `code_version`, `position`,
+  `lag`, `state`, `error`, `error_position`, `skipped`, `rebuild_version`,
+  `rebuild_position`, `faults` (items with `projection`, `position`, `reason`,
+  `recorded_at_us`).
 - Changes (`stack register|set|update|rename|delete`, `<component group>
   register|update|rename|delete`, `run delete`): `action` (registered, activated,
   updated, renamed, deleted), `type` (stack, run or the component type), `name`

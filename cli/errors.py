@@ -10,6 +10,10 @@ Exit codes (documented in ``docs/cli.md``):
 4    the named thing does not exist
 5    ``verify`` found the log damaged
 6    the store is busy, full, or unreachable
+7    the views do not hold the whole log: a read printed its answer from
+     views behind the log (a projection failed or stopped; a warning on
+     stderr names it; ``metaledger projections rebuild`` recovers), or
+     ``verify`` found events the views could not apply
 70   an internal error (a bug): rerun with ``-v`` for the traceback
 130  interrupted (Ctrl-C); the store is left intact
 ==== =========================================================
@@ -35,6 +39,7 @@ __all__ = [
     "EXIT_INTERRUPTED",
     "EXIT_NOT_FOUND",
     "EXIT_NO_STORE",
+    "EXIT_STALE",
     "CLIError",
     "guarded",
 ]
@@ -44,6 +49,8 @@ EXIT_NO_STORE = 3
 EXIT_NOT_FOUND = 4
 EXIT_DAMAGED = 5
 EXIT_BUSY = 6
+#: Output was printed from views behind the log (see the table above).
+EXIT_STALE = 7
 EXIT_INTERNAL = 70
 EXIT_INTERRUPTED = 130
 
@@ -112,6 +119,9 @@ def guarded(ctx: click.Context) -> Iterator[None]:
 
     try:
         yield
+        if getattr(ctx.find_root().obj, "stale", None):
+            # The command printed its answer; the exit code tells scripts it is stale.
+            raise click.exceptions.Exit(EXIT_STALE)
     except click.ClickException as exc:
         # click declares message final; parse errors quote what the user typed.
         setattr(exc, "message", _visible(exc.message))  # noqa: B010

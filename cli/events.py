@@ -85,7 +85,6 @@ APPEND_NAMESPACE = UUID("3c0f5a52-8b8e-5d0e-9d3c-6d2b7c1e4f10")
 _STREAM_CHUNK = 2000
 _LINE_FIELDS = ("stream_id", "type", "data", "event_id", "expected_version", "metadata")
 _REQUIRED_FIELDS = ("stream_id", "type", "data")
-_WORKSPACE_NOUNS = ("component", "stack", "workspace")
 
 
 class EnvelopeRecord(msgspec.Struct, frozen=True, kw_only=True):
@@ -579,16 +578,6 @@ class _BadLine(Exception):
     """A line of an append file that cannot be appended."""
 
 
-def _home_stream(event_type: str, event: Any) -> str | None:
-    """The stream the write API keeps this event in (None if it has no fixed home)."""
-    from eventstore import WORKSPACE_STREAM, run_stream
-
-    if event_type.split(".", 1)[0] in _WORKSPACE_NOUNS:
-        return WORKSPACE_STREAM
-    run_id = getattr(event, "run_id", None)
-    return run_stream(run_id) if isinstance(run_id, UUID) else None
-
-
 def _check_fields(given: Iterable[str], allowed: Sequence[str], what: str) -> None:
     unknown = [name for name in given if name not in allowed]
     if unknown:
@@ -611,8 +600,10 @@ def _expected_version(value: Any) -> ExpectedVersion:
 
 def _parse_line(number: int, raw: bytes, codec: EventCodec, file_digest: str) -> tuple[_Line, str]:
     """Validate one line; return it and its event id. Raises _BadLine with the reason."""
-    from eventstore import EVENT_TYPES, InvalidEventError, Metadata
+    from eventstore import EVENT_TYPES, ArtifactProduced, InvalidEventError, Metadata
+    from eventstore import artifact_event_id as derived_id
     from eventstore.planner import EncodedEvent
+    from eventstore.rules import home_stream
 
     try:
         item = msgspec.json.decode(raw)
@@ -651,7 +642,7 @@ def _parse_line(number: int, raw: bytes, codec: EventCodec, file_digest: str) ->
         tag, schema_version, payload = codec.encode(event)
     except InvalidEventError as exc:
         raise _BadLine(str(exc)) from None
-    home = _home_stream(event_type, event)
+    home = home_stream(event)
     if home is not None and stream_id != home:
         article = "an" if event_type[:1] in "aeiou" else "a"
         raise _BadLine(
@@ -662,6 +653,8 @@ def _parse_line(number: int, raw: bytes, codec: EventCodec, file_digest: str) ->
             event_id = str(UUID(str(item["event_id"])))
         except ValueError:
             raise _BadLine(f"event_id {item['event_id']!r} is not a UUID") from None
+    elif isinstance(event, ArtifactProduced):
+        event_id = str(derived_id(event.artifact_id))  # the id the rules fix for it
     else:
         event_id = str(uuid5(APPEND_NAMESPACE, f"{file_digest}:{number}"))
     expected = _expected_version(item["expected_version"]) if "expected_version" in item else None
@@ -734,69 +727,49 @@ def _group(lines: Sequence[_Line]) -> list[_Append]:
     return appends
 
 
-async def _dangling_references(store: EventStore, lines: Sequence[_Line]) -> list[str]:
-    """Faults of lines naming a component, stack or step run the store does not hold.
+async def _rule_faults(store: EventStore, appends: list[_Append]) -> list[str]:
+    """Faults of lines the domain rules forbid (``eventstore.rules``), checked in file order.
 
-    The write API folds the workspace stream, and each run's stream, into state; an
-    event there naming something unknown would make every later command on it fail.
+    Lines whose event id is already stored are a retry, which the log itself
+    judges (the same body: a no-op; another: a conflict), so they are left out.
+    The first append of each stream is pinned to the version its lines were
+    checked against, so a writer racing this one makes the append fail instead
+    of slipping between the check and the append.
     """
-    from eventstore import (
-        WORKSPACE_STREAM,
-        ComponentDeleted,
-        ComponentRegistered,
-        ComponentRenamed,
-        ComponentUpdated,
-        StackDeleted,
-        StackRegistered,
-        StackRenamed,
-        StackUpdated,
-        StepFinished,
-        StepStarted,
-        WorkspaceActiveStackSet,
-    )
+    from eventstore import ANY, LifecycleError, run_stream
+    from eventstore.rules import RuleChecker, load_state
 
-    components: set[UUID] = set()
-    stacks: set[UUID] = set()
-    if any(line.stream_id == WORKSPACE_STREAM for line in lines):
-        workspace = await store.workspace()
-        components, stacks = set(workspace.components), set(workspace.stacks)
-    steps: dict[str, set[UUID]] = {}
-
-    async def started_steps(stream_id: str) -> set[UUID]:
-        if stream_id not in steps:
-            steps[stream_id] = {
-                recorded.event.step_run_id
-                async for recorded in store.read_stream(stream_id)
-                if isinstance(recorded.event, StepStarted)
-            }
-        return steps[stream_id]
-
+    lines = [line for a in appends for line in a.lines]
+    stored = {
+        line.event.event_id
+        for line in lines
+        if await store.backend.row_by_event_id(line.event.event_id) is not None
+    }
+    fresh = [line for line in lines if line.event.event_id not in stored]
+    state = await load_state(store, [(line.stream_id, line.decoded) for line in fresh])
+    versions = {run_stream(run.run_id): run.version for run in state.runs.values()}
+    versions[_workspace_stream()] = state.workspace.version
+    checker = RuleChecker(state)
     faults: list[str] = []
-    for line in lines:
-        event, where = line.decoded, f"line {line.number}: {line.event.type}"
-        if isinstance(event, ComponentRegistered):
-            components.add(event.component_id)
-        elif isinstance(event, ComponentUpdated | ComponentRenamed | ComponentDeleted):
-            if event.component_id not in components:
-                faults.append(f"{where} names component {event.component_id}, which is unknown")
-        elif isinstance(event, StackRegistered | StackUpdated):
-            unknown = sorted(str(c) for c in event.components.values() if c not in components)
-            if unknown:
-                faults.append(f"{where} names unknown component(s) {', '.join(unknown)}")
-            if isinstance(event, StackRegistered):
-                stacks.add(event.stack_id)
-            elif event.stack_id not in stacks:
-                faults.append(f"{where} names stack {event.stack_id}, which is unknown")
-        elif isinstance(event, StackRenamed | StackDeleted | WorkspaceActiveStackSet):
-            if event.stack_id not in stacks:
-                faults.append(f"{where} names stack {event.stack_id}, which is unknown")
-        elif isinstance(event, StepStarted):
-            (await started_steps(line.stream_id)).add(event.step_run_id)
-        elif isinstance(event, StepFinished) and (
-            event.step_run_id not in await started_steps(line.stream_id)
-        ):
-            faults.append(f"{where} names step run {event.step_run_id}, not started in this run")
+    for line in fresh:
+        try:
+            checker.check(line.stream_id, line.decoded, line.event.event_id)
+        except LifecycleError as exc:
+            faults.append(f"line {line.number}: {line.event.type}: {exc}")
+    pinned: set[str] = set()
+    for append in appends:
+        if append.stream_id in pinned:
+            continue
+        pinned.add(append.stream_id)
+        if append.expected_version == ANY and append.stream_id in versions:
+            append.expected_version = versions[append.stream_id]
     return faults
+
+
+def _workspace_stream() -> str:
+    from eventstore import WORKSPACE_STREAM
+
+    return WORKSPACE_STREAM
 
 
 def _line_of_error(exc: Exception, appends: Sequence[_Append]) -> int | None:
@@ -826,14 +799,17 @@ def append(source: IO[bytes], dry_run: bool, fmt: Format) -> None:
     the stream the write API keeps it in (workspace for component/stack events,
     run-<run_id> for run events); expected_version is a version >= 0, "any"
     (default) or "no_stream"; event_id a UUID; metadata an object (the same on
-    every line). Every line is checked first: bad lines are reported as
-    "line N: reason" (at most 20), the exit code is 1 and nothing is appended.
-    Then the whole file is appended in one transaction (a file of more than
-    5,000 lines draws a progress bar on a terminal, never with --json). A line without an
-    event_id gets one derived from the file's content and the line number, so
-    running the same file again is a no-op. This is the raw log: beyond refusing
-    events that name a component, stack or step run the store (or an earlier
-    line) does not hold, the write API's lifecycle checks do not apply.
+    every line). Every line is checked first, then checked in order against the
+    store with the write API's domain rules (no second run.started of a run, no
+    step, artifact or metadata in a run that is not started or has finished, no
+    reused component, stack or step run id, no name taken twice, no reference
+    to something the store or an earlier line does not hold): bad lines are
+    reported as "line N: reason" (at most 20), the exit code is 1 and nothing
+    is appended. Then the whole file is appended in one transaction. A line
+    without an event_id gets one derived from the file's content and the line
+    number (an artifact.produced line: artifact_event_id of its artifact), so
+    running the same file again is a no-op. A file of more than 5,000 lines
+    draws a progress bar on a terminal, never with --json.
 
     Example: metaledger events append events.jsonl
     """
@@ -875,13 +851,12 @@ def append(source: IO[bytes], dry_run: bool, fmt: Format) -> None:
         from eventstore import AppendError
 
         async with open_store_for() as store:
-            dangling = await _dangling_references(store, parsed)
-            if dangling:
-                for fault in dangling[:MAX_REPORTED]:
+            refused = await _rule_faults(store, appends)
+            if refused:
+                for fault in refused[:MAX_REPORTED]:
                     say(f"{name}: {fault}", err=True)
                 raise CLIError(
-                    f"{name}: {len(dangling)} line(s) name things the store does not hold; "
-                    "nothing was appended"
+                    f"{name}: {len(refused)} line(s) break the domain rules; nothing was appended"
                 )
             try:
                 # One transaction: the bar can only say it is under way, then done.

@@ -9,7 +9,9 @@ JSON shapes:
   ``steps``, ``artifacts``.
 - ``projections status --json``: items with ``name``, ``version``, ``code_version``,
   ``position``, ``lag``, ``state``, ``error``, ``error_position``, ``skipped``,
-  ``rebuild_version``, ``rebuild_position``.
+  ``rebuild_version``, ``rebuild_position``, ``faults`` (the events it could not
+  apply and went past: items with ``projection``, ``position``, ``reason``,
+  ``recorded_at_us``).
 - ``projections rebuild --json``: items with ``name``, ``version``, ``position``,
   ``seconds``.
 """
@@ -186,10 +188,14 @@ def _state(status: ProjectionStatus) -> str:
 @projections.command("status")
 @output_options()
 def status(fmt: Format) -> None:
-    """Show each projection's version, position, lag, state and last error.
+    """Show each projection's version, position, lag, state and last error, then
+    the events the projections could not apply.
 
     Does not catch up first: the lag is how far each projection is behind the
-    log's head right now (reading commands catch up before they answer).
+    log's head right now (reading commands catch up before they answer). An
+    event a projection cannot apply (its handler fails on it) never stops the
+    projection: it is recorded and listed here (projection, position, reason),
+    and `metaledger verify` reports it as a finding.
 
     Example: metaledger projections status --json
     """
@@ -228,6 +234,13 @@ def status(fmt: Format) -> None:
                 for s in report
             ],
         )
+        faults = [f for s in report for f in s.faults]
+        if faults:
+            print_table(
+                ("PROJECTION", "POSITION", "REASON"),
+                [(f.projection, f.position, f.reason) for f in faults],
+                title="Events not applied",
+            )
 
     emit(report, fmt, table)
 

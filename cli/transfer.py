@@ -395,11 +395,48 @@ def _lines(
     progress(offset)
 
 
+class _RowRules:
+    """Checks rows as ``events append`` checks lines: each row alone, then the domain rules.
+
+    Rows up to ``head`` (already in the target store) are folded without being
+    judged; each later row must pass :func:`eventstore.rules.check_row` and the
+    rules of :mod:`eventstore.rules` against everything before it.
+    """
+
+    def __init__(self, head: int) -> None:
+        from eventstore import DecodeError, EventCodec, InvalidEventError, LifecycleError
+        from eventstore.rules import RuleChecker, check_row
+
+        self.head = head
+        self.codec = EventCodec()
+        self.rules = RuleChecker()
+        self._check_row = check_row
+        self._undecodable = DecodeError
+        self._refused = (InvalidEventError, LifecycleError)
+        self._now_us = time.time_ns() // 1000
+
+    def fault(self, row: StoredEvent) -> str | None:
+        """Why ``row`` may not be stored (naming its position), or None."""
+        if row.position <= self.head:  # stored already: folded as it is, never judged
+            with contextlib.suppress(self._undecodable):
+                event = self.codec.decode(row.type, row.schema_version, row.data)
+                self.rules.fold(event, row.stream_version)
+            return None
+        try:
+            self.rules.check(
+                row.stream_id, self._check_row(row, self.codec, now_us=self._now_us), row.event_id
+            )
+        except self._refused as exc:
+            return f"position {row.position} ({row.type}): {exc}"
+        return None
+
+
 def _scan(path: Path, store_head: int) -> _Scan:
-    """Pass 1: parse every line and check the chain from position 1; _BadFile on a fault."""
+    """Pass 1: parse every line, check the chain from position 1 and each row; _BadFile."""
     from eventstore.chain import ChainChecker
 
     checker = ChainChecker()
+    rules = _RowRules(store_head)
     digest = hashlib.sha256()
     scan = _Scan(size=path.stat().st_size)
     scan.offset_after_head = scan.size
@@ -415,6 +452,9 @@ def _scan(path: Path, store_head: int) -> _Scan:
                     f"line {number}: the chain breaks at position {checker.first_bad_position}: "
                     f"{checker.reason}"
                 )
+            fault = rules.fault(row)
+            if fault is not None:
+                raise _BadFile(f"line {number}: {fault}")
             if row.position == store_head:
                 scan.hash_at_head, scan.line_at_head = row.hash, number
             elif row.position > store_head and not found_after:
@@ -494,9 +534,13 @@ def import_(source: str, fmt: Format) -> None:
     """Import a JSON-lines export, rebuilding the exported log exactly.
 
     The store gets the same positions, ids, times and hashes. Pass
-    1 reads every line and checks the hash chain from position 1: a bad line or a
-    broken chain is reported with its line number, and nothing is stored (exit
-    1). The store may already hold a prefix of the same log (an earlier import of
+    1 reads every line and checks the hash chain from position 1, and each
+    new row as `events append` checks a line (a UUID event id, a stream id, a
+    sane recorded_at, a payload that decodes to its type and version, and the
+    domain rules: no second run.started of a run, no step in an unknown run, no
+    reused id...), even when its hash is right: a bad line or a broken chain is
+    reported with its line number, and nothing is stored (exit 1). The store
+    may already hold a prefix of the same log (an earlier import of
     it, or the store it was exported from): the events it has are skipped, so
     importing the same file twice is a no-op; a file whose rows disagree with the
     store's is refused. Pass 2 stores the new events in one transaction. The store
@@ -623,6 +667,9 @@ def copy(target_uri: str, fmt: Format) -> None:
     holds is skipped, so an interrupted copy is resumed by running it again.
     A target `init` already wrote to holds its own default stack, another log:
     it is refused (exit 1), so copy first and run `init` on the target after.
+    Every event the target lacks is first checked as `import` checks a line
+    (the event itself and the domain rules); one refused event copies nothing
+    (exit 1).
     The source's chain is checked on the way (a damaged source stops the copy
     at the first bad position: exit 5), events go over in transactions of 5,000,
     and then the copy is verified and its head hash compared with the source's:
@@ -659,6 +706,7 @@ async def _copy_body(target_uri: str) -> dict[str, Any]:
             display = target.location.display
             there = await target.head()
             await _check_prefix(source, target, head, there, display)
+            await _check_source(source, head, there)
             checker = ChainChecker()
             copied = 0
             with progress_bar("copying", enabled=head - there > PROGRESS_THRESHOLD) as progress:
@@ -719,6 +767,33 @@ async def _holds_only_init_defaults(target: EventStore, there: int) -> bool:
         if isinstance(event, ComponentRegistered | StackRegistered) and event.name != "default":
             return False
     return True
+
+
+async def _check_source(source: EventStore, head: int, there: int) -> None:
+    """Pass 1 of a copy: every row the target lacks is checked as ``import`` checks it.
+
+    Nothing is copied when a row is refused. A broken chain ends the check: the
+    copy pass reports it at its position.
+    """
+    from eventstore.chain import ChainChecker
+
+    if head <= there:
+        return
+    chain = ChainChecker()
+    rules = _RowRules(there)
+    with progress_bar("checking", enabled=head > PROGRESS_THRESHOLD) as progress:
+        async for rows in source.read_chunks(1, to_position=head, chunk_size=COPY_CHUNK):
+            for raw in rows:
+                row = _stored(raw)
+                if not chain.check(row):
+                    return
+                fault = rules.fault(row)
+                if fault is not None:
+                    raise CLIError(
+                        f"this store's log holds an event the target may not take, at {fault}; "
+                        "nothing was copied"
+                    )
+            progress(rows[-1][0], head)
 
 
 async def _check_prefix(

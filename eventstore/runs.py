@@ -47,6 +47,7 @@ from .events import (
     StepStarted,
     StepStatus,
 )
+from .rules import DomainState, check_events, step_run_owner
 from .workspace import WorkspaceCommands
 
 __all__ = [
@@ -143,6 +144,8 @@ class RunState:
     deleted: bool = False
     steps: dict[UUID, StepState] = field(default_factory=dict)
     artifacts: set[UUID] = field(default_factory=set)
+    #: Whether the stream holds the run's ``run.started``.
+    started: bool = False
 
     @property
     def finished(self) -> bool:
@@ -154,6 +157,7 @@ class RunState:
         self.version = version
         match event:
             case RunStarted():
+                self.started = True
                 self.pipeline_name = event.pipeline_name
                 self.run_name = event.run_name
                 self.stack_id = event.stack_id
@@ -229,13 +233,45 @@ class PipelineRun:
         self._state = state
         self._stale = False
 
-    async def _command(self, decide: Decide) -> AppendResult:
-        """Validate against the run's state and append; on a race catch up and retry."""
+    def _check_rules(
+        self,
+        items: Sequence[Event | NewEvent],
+        artifacts: Sequence[UUID],
+        step_runs: Mapping[UUID, UUID],
+    ) -> None:
+        """The domain rules (``eventstore.rules``), the guard every path into the log shares."""
+        state = DomainState.empty()
+        state.runs[self._state.run_id] = self._state
+        state.artifacts.update(artifacts)
+        state.step_runs.update(step_runs)
+        check_events(
+            state,
+            [
+                (self.stream_id, item.event, str(item.event_id))
+                if isinstance(item, NewEvent)
+                else (self.stream_id, item, None)
+                for item in items
+            ],
+        )
+
+    async def _command(
+        self,
+        decide: Decide,
+        *,
+        artifacts: Sequence[UUID] = (),
+        step_runs: Mapping[UUID, UUID] | None = None,
+    ) -> AppendResult:
+        """Validate against the run's state and append; on a race catch up and retry.
+
+        ``artifacts`` are artifact ids known to exist, ``step_runs`` step run ids
+        known to be started elsewhere (step run id -> run id), for the rules.
+        """
         async with self._lock:
             for _ in range(_RETRIES):
                 if self._stale:
                     await self._reload()
                 items = list(decide(self._state))
+                self._check_rules(items, artifacts, step_runs or {})
                 try:
                     result = await self._store.append(
                         self.stream_id, items, expected_version=self._state.version
@@ -270,6 +306,11 @@ class PipelineRun:
         step_run_id: UUID | None = None,
     ) -> StepRun:
         """Start a step run of this (started, unfinished) run."""
+        elsewhere: dict[UUID, UUID] = {}
+        if step_run_id is not None:  # a caller's own id may be taken by another run
+            owner = await step_run_owner(self._store, step_run_id)
+            if owner is not None:
+                elsewhere[step_run_id] = owner
         step_run_id = step_run_id or uuid4()
 
         def decide(state: RunState) -> list[Event]:
@@ -288,7 +329,7 @@ class PipelineRun:
                 )
             ]
 
-        await self._command(decide)
+        await self._command(decide, step_runs=elsewhere)
         return StepRun(self, step_run_id, name)
 
     @contextlib.asynccontextmanager
@@ -420,7 +461,7 @@ class StepRun:
                 )
             ]
 
-        await self.run._command(decide)
+        await self.run._command(decide, artifacts=[artifact_id])
 
     async def produce(
         self,
@@ -520,6 +561,10 @@ class RunCommands(WorkspaceCommands):
             config=dict(config or {}),
             tags=list(tags),
             started_at=started,
+        )
+        check_events(
+            DomainState(workspace, known_stacks=set(workspace.stacks)),
+            [(run_stream(run_id), event, None)],
         )
         try:
             result = await self.append(run_stream(run_id), [event], expected_version=NO_STREAM)

@@ -39,6 +39,7 @@ from .events import (
     WorkspaceActiveStackSet,
 )
 from .log import Log
+from .rules import DomainState, check_events
 
 __all__ = [
     "REQUIRED_STACK_COMPONENTS",
@@ -216,6 +217,11 @@ class WorkspaceCommands(Log):
             for _ in range(_RETRIES):
                 state = await self._load_workspace()
                 events = decide(state)
+                # The domain rules every path into the log shares (eventstore.rules).
+                check_events(
+                    DomainState(state, known_stacks=set(state.stacks)),
+                    [(WORKSPACE_STREAM, event, None) for event in events],
+                )
                 try:
                     await self.append(WORKSPACE_STREAM, events, expected_version=state.version)
                 except ConcurrencyError:

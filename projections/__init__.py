@@ -45,6 +45,7 @@ from .queries import (
 from .runner import (
     DEFAULT_PROJECTIONS,
     ProgressCallback,
+    ProjectionFault,
     ProjectionRunner,
     ProjectionStatus,
     default_projections,
@@ -73,6 +74,7 @@ __all__ = [
     "Projection",
     "ProjectionError",
     "ProjectionFailedError",
+    "ProjectionFault",
     "ProjectionRunner",
     "ProjectionStatus",
     "Queries",

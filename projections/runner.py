@@ -2,9 +2,11 @@
 
 One pass over the log feeds all projections: each chunk of rows is decoded
 once, every projection turns the events it cares about into SQL ops, and one
-views transaction applies them all with each projection's checkpoint. A
-handler error stops its projection alone (status ``failed``, with the position
-and the error); unknown event types are skipped and counted.
+views transaction applies them all with each projection's checkpoint. An
+event a projection cannot apply (its handler raises, its SQL fails, it cannot
+be decoded) never stops it: the event is recorded as a fault (position,
+projection, reason) in the views store and the projection goes on, so the views
+stay current. Unknown event types are skipped and counted.
 
 - :meth:`ProjectionRunner.catch_up` brings the views to the log's head (or a
   position) in large batches: what a short-lived process (the CLI) calls before
@@ -47,6 +49,7 @@ from .transactions import (
     apply_batch,
     begin_rebuild,
     ensure_projection,
+    read_faults,
     read_meta,
     read_states,
     reset_all,
@@ -58,6 +61,7 @@ from .views_store import VIEWS_SCHEMA_VERSION, ViewsStore
 __all__ = [
     "DEFAULT_PROJECTIONS",
     "ProgressCallback",
+    "ProjectionFault",
     "ProjectionRunner",
     "ProjectionStatus",
     "default_projections",
@@ -85,6 +89,15 @@ def _now_us() -> int:
     return time.time_ns() // 1000
 
 
+class ProjectionFault(msgspec.Struct, frozen=True, kw_only=True):
+    """An event a projection could not apply, and went past."""
+
+    projection: str
+    position: int
+    reason: str
+    recorded_at_us: int
+
+
 class ProjectionStatus(msgspec.Struct, frozen=True, kw_only=True):
     """Where one projection stands: for ``projections status`` and ``store describe``."""
 
@@ -99,6 +112,8 @@ class ProjectionStatus(msgspec.Struct, frozen=True, kw_only=True):
     skipped: int = 0
     rebuild_version: int | None = None
     rebuild_position: int | None = None
+    #: The events this projection could not apply (its live generation), in log order.
+    faults: tuple[ProjectionFault, ...] = ()
 
 
 @dataclass(slots=True)
@@ -327,6 +342,15 @@ class ProjectionRunner:
                 state.pending_position = position
             else:
                 state.position = position
+        for name, faults in outcome.faults.items():
+            for position, reason in faults:
+                log.warning(
+                    "projection_event_not_applied",
+                    projection=name,
+                    position=position,
+                    reason=reason,
+                    rebuild=pending,
+                )
         for name, (position, error) in outcome.failed.items():
             log.error("projection_failed", projection=name, position=position, error=error)
             if not pending:
@@ -494,10 +518,25 @@ class ProjectionRunner:
 
     # -- reporting ---------------------------------------------------------------
 
+    async def faults(self) -> list[ProjectionFault]:
+        """The events the projections could not apply (and went past), in log order."""
+        return [
+            ProjectionFault(projection=name, position=position, reason=reason, recorded_at_us=at)
+            for name, position, reason, at in await self.views.read(read_faults)
+        ]
+
     async def status(self) -> list[ProjectionStatus]:
-        """Every projection's position, lag behind the log, version, state and last error."""
+        """Every projection's position, lag behind the log, version, state, last error and
+        the events it could not apply."""
         head = await self.store.head()
         states = await self.refresh()
+        faults: dict[str, list[ProjectionFault]] = {}
+        for name, position, reason, at_us in await self.views.read(read_faults):
+            faults.setdefault(name, []).append(
+                ProjectionFault(
+                    projection=name, position=position, reason=reason, recorded_at_us=at_us
+                )
+            )
         report = []
         for name, projection in self.projections.items():
             state = states.get(name)
@@ -516,6 +555,7 @@ class ProjectionRunner:
                     skipped=state.skipped,
                     rebuild_version=state.pending_version,
                     rebuild_position=state.pending_position,
+                    faults=tuple(faults.get(name, ())),
                 )
             )
         return report

@@ -39,6 +39,7 @@ __all__ = [
     "begin_rebuild",
     "ensure_projection",
     "physical_name",
+    "read_faults",
     "read_meta",
     "read_states",
     "reset_all",
@@ -91,6 +92,10 @@ STATE_DDL = (
     "pending_version INTEGER, pending_generation INTEGER, pending_position BIGINT, "
     "pending_skipped BIGINT NOT NULL DEFAULT 0)",
     "CREATE TABLE IF NOT EXISTS views_meta (key TEXT NOT NULL PRIMARY KEY, value TEXT NOT NULL)",
+    # Events a projection could not apply (and went past): one row each, per generation.
+    "CREATE TABLE IF NOT EXISTS projection_faults (name TEXT NOT NULL, generation INTEGER NOT "
+    "NULL, position BIGINT NOT NULL, reason TEXT NOT NULL, recorded_at_us BIGINT NOT NULL, "
+    "PRIMARY KEY (name, generation, position))",
 )
 
 _STATE_COLUMNS = (
@@ -154,7 +159,28 @@ def write_meta(values: dict[str, str]) -> Tx[None]:
         )
 
 
+def _forget_faults(projection: Projection, generation: int) -> Tx[None]:
+    yield Execute(
+        "DELETE FROM projection_faults WHERE name = ? AND generation = ?",
+        (projection.name, generation),
+    )
+
+
+def read_faults() -> Tx[list[tuple[str, int, str, int]]]:
+    """The events each projection's live generation could not apply, in log order.
+
+    Rows of ``(name, position, reason, recorded_at_us)``.
+    """
+    rows = yield Fetch(
+        "SELECT f.name, f.position, f.reason, f.recorded_at_us FROM projection_faults f "
+        "JOIN projection_state s ON s.name = f.name AND s.generation = f.generation "
+        "ORDER BY f.position, f.name"
+    )
+    return [(str(r[0]), int(r[1]), str(r[2]), int(r[3])) for r in rows]
+
+
 def _create_generation(projection: Projection, generation: int) -> Tx[None]:
+    yield from _forget_faults(projection, generation)
     for table, definition in projection.tables.items():
         name = physical_name(table, generation)
         yield Execute(f"DROP TABLE IF EXISTS {name}")
@@ -163,6 +189,7 @@ def _create_generation(projection: Projection, generation: int) -> Tx[None]:
 
 
 def _drop_generation(projection: Projection, generation: int) -> Tx[None]:
+    yield from _forget_faults(projection, generation)
     for table in projection.tables:
         yield Execute(f"DROP TABLE IF EXISTS {physical_name(table, generation)}")
 
@@ -268,6 +295,7 @@ def reset_all(projections: Sequence[Projection]) -> Tx[None]:
             if state.pending_generation is not None:
                 yield from _drop_generation(projection, state.pending_generation)
     yield Execute("DELETE FROM projection_state")
+    yield Execute("DELETE FROM projection_faults")
 
 
 def _drop_generation_views(projection: Projection) -> Tx[None]:
@@ -300,6 +328,8 @@ class ApplyOutcome:
     positions: dict[str, int] = field(default_factory=dict)
     failed: dict[str, tuple[int, str]] = field(default_factory=dict)
     behind: dict[str, int] = field(default_factory=dict)
+    #: Events each projection could not apply in this batch: (position, reason).
+    faults: dict[str, list[tuple[int, str]]] = field(default_factory=dict)
 
 
 class RetryWithSavepoints(Exception):
@@ -321,13 +351,16 @@ def apply_batch(
     A projection whose checkpoint is already at ``last`` or beyond (another
     runner did it) is left alone; one whose checkpoint is before ``first - 1``
     cannot take this batch without skipping events, and is reported ``behind``.
-    A handler or SQL error stops that projection at the failing event (the
-    events before it are kept); the others go on.
 
-    Savepoints isolate one projection's SQL error from the others, but cost
-    about a fifth of a catch-up; so a batch first runs without them, and a SQL
-    error raises RetryWithSavepoints: the caller rolls back and runs the batch
-    again with ``savepoints=True``, which pins the failing event.
+    An event a projection cannot apply (its handler raised, it cannot be
+    decoded, or one of its ops fails in SQL) never stops the projection: its
+    partial ops are undone, it is recorded in ``projection_faults`` (position,
+    projection, reason) and the projection goes on with the next event.
+
+    Savepoints isolate one event's SQL error from the rest, but cost about a
+    fifth of a catch-up; so a batch first runs without them, and a SQL error
+    raises RetryWithSavepoints: the caller rolls back and runs the batch again
+    with ``savepoints=True``, which pins each failing event.
     """
     outcome = ApplyOutcome()
     position_column = "pending_position" if pending else "position"
@@ -347,47 +380,51 @@ def apply_batch(
         if position < first - 1:
             outcome.behind[name] = position
             continue
-        events = [e for e in item.events if e.position > position]
-        failure: tuple[int, str] | None = None
-        for index, event in enumerate(events):
-            if event.error is not None:
-                failure = (event.position, event.error)
-                events = events[:index]
-                break
+        candidates = [e for e in item.events if e.position > position]
+        faults = [(e.position, e.error) for e in candidates if e.error is not None]
+        events = [e for e in candidates if e.error is None]
         tables = _tables(item.projection, generation)
-        if savepoints:
-            yield Execute("SAVEPOINT apply_batch")
-        result = yield ApplyOps([e.ops for e in events], tables)
-        if result is not None:
+        remaining = events
+        while remaining:
+            if savepoints:
+                yield Execute("SAVEPOINT apply_batch")
+            result = yield ApplyOps([e.ops for e in remaining], tables)
+            if result is None:
+                if savepoints:
+                    yield Execute("RELEASE SAVEPOINT apply_batch")
+                break
             if not savepoints:
-                raise RetryWithSavepoints(item.projection.name)
+                raise RetryWithSavepoints(name)
             index, message = result
-            failure = (events[index].position, f"SQL error: {message}")
-            events = events[:index]
-            # Undo the failing event's partial ops, then keep the events before it.
+            # Undo the failing event's partial ops, keep the events before it, go on.
             yield Execute("ROLLBACK TO SAVEPOINT apply_batch")
-            again = yield ApplyOps([e.ops for e in events], tables)
-            if again is not None:
-                raise OpError(f"events before position {failure[0]} failed on replay: {again[1]}")
-        reached = failure[0] - 1 if failure is not None else last
+            if index:
+                again = yield ApplyOps([e.ops for e in remaining[:index]], tables)
+                if again is not None:
+                    raise OpError(
+                        f"events before position {remaining[index].position} failed on "
+                        f"replay: {again[1]}"
+                    )
+            yield Execute("RELEASE SAVEPOINT apply_batch")
+            faults.append((remaining[index].position, f"SQL error: {message}"))
+            remaining = remaining[index + 1 :]
+        for fault_position, reason in sorted(faults):
+            yield Execute(
+                "INSERT INTO projection_faults (name, generation, position, reason, "
+                "recorded_at_us) VALUES (?, ?, ?, ?, ?) "
+                "ON CONFLICT (name, generation, position) DO NOTHING",
+                (name, generation, fault_position, reason, now_us),
+            )
         skipped = sum(1 for e in events if e.skipped)
         changed = yield Execute(
             f"UPDATE projection_state SET {position_column} = ?, "
             f"{skipped_column} = {skipped_column} + ?, updated_at_us = ? "
             f"WHERE name = ? AND {position_column} = ?",
-            (reached, skipped, now_us, name, position),
+            (last, skipped, now_us, name, position),
         )
         if changed != 1:  # impossible under the write lock; refuse rather than double-apply
             raise OpError(f"checkpoint of {name!r} moved during the transaction")
-        if failure is not None:
-            outcome.failed[name] = failure
-            if not pending:
-                yield Execute(
-                    "UPDATE projection_state SET status = 'failed', error = ?, error_position = ? "
-                    "WHERE name = ?",
-                    (failure[1], failure[0], name),
-                )
-        if savepoints:
-            yield Execute("RELEASE SAVEPOINT apply_batch")
-        outcome.positions[name] = reached
+        if faults:
+            outcome.faults[name] = sorted(faults)
+        outcome.positions[name] = last
     return outcome

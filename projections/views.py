@@ -37,7 +37,7 @@ from .errors import (
     ViewsStoreError,
 )
 from .queries import Queries
-from .runner import ProgressCallback, ProjectionRunner, ProjectionStatus
+from .runner import ProgressCallback, ProjectionFault, ProjectionRunner, ProjectionStatus
 from .transactions import Tx
 from .views_store import VIEWS_FILE, SQLiteViewsStore, ViewsStore
 
@@ -183,8 +183,12 @@ class Views:
             await self._recover(exc)
 
     async def status(self) -> list[ProjectionStatus]:
-        """Each projection's position, lag, version, state and last error."""
+        """Each projection's position, lag, version, state, last error and faults."""
         return await self.runner.status()
+
+    async def faults(self) -> list[ProjectionFault]:
+        """The events the projections could not apply (and went past), in log order."""
+        return await self.runner.faults()
 
 
 class _HealingViewsStore:

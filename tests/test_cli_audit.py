@@ -319,8 +319,7 @@ class TestEventsTail:
         try:
             wait_until(lambda: len(seen) >= 1)
             run_id = uuid4()
-            line = {"stream_id": f"run-{run_id}", "type": "run.deleted",
-                    "data": {"run_id": str(run_id), "reason": "followed"}}  # fmt: skip
+            line = run_lines(run_id, uuid4())[0]
             Shell(store_path)("events", "append", "-", input=json.dumps(line))
             wait_until(lambda: len(seen) >= 2)
             process.send_signal(signal.SIGINT)
@@ -332,7 +331,7 @@ class TestEventsTail:
         assert 0 == process.returncode, err
         assert "Traceback" not in err
         last = json.loads(seen[1])
-        assert ("run.deleted", str(run_id)) == (last["type"], last["data"]["run_id"])
+        assert ("run.started", str(run_id)) == (last["type"], last["data"]["run_id"])
 
 
 def wait_until(condition: Callable[[], bool], timeout: float = 20.0) -> None:
@@ -487,10 +486,9 @@ class TestEventsAppend:
         path = write_lines(tmp_path / "dangling.jsonl", lines)
         result = sh("events", "append", str(path), code=1)
         assert [
-            f"{path}: line 3: component.updated names component {unknown}, which is unknown",
-            f"{path}: line 5: step.finished names step run "
-            f"{lines[4]['data']['step_run_id']}, not started in this run",
-            f"Error: {path}: 2 line(s) name things the store does not hold; nothing was appended",
+            f"{path}: line 3: component.updated: no component named '{unknown}'",
+            f"{path}: line 5: step.finished: no step run named '{lines[4]['data']['step_run_id']}'",
+            f"Error: {path}: 2 line(s) break the domain rules; nothing was appended",
         ] == result.stderr.splitlines()
         assert before == head(sh.store)
         sh("events", "append", str(write_lines(tmp_path / "fine.jsonl", lines[:2])))
@@ -526,6 +524,7 @@ class TestVerify:
             "first_bad_position": None,
             "reason": None,
             "head_position": total,
+            "view_faults": [],
         } == sh.json("verify")
 
     def test_an_edited_row(self, sh: Shell) -> None:
@@ -544,6 +543,7 @@ class TestVerify:
             "first_bad_position": 12,
             "reason": "hash does not match the row's contents",
             "head_position": total,
+            "view_faults": [],
         } == sh.json("verify", code=5)
 
     def test_a_deleted_row(self, sh: Shell) -> None:
@@ -839,6 +839,7 @@ class TestProjections:
             "skipped": 0,
             "rebuild_version": None,
             "rebuild_position": None,
+            "faults": [],
         } == status[1]
         out = sh("projections", "rebuild", "runs").stdout
         assert out.startswith(

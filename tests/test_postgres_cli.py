@@ -57,3 +57,64 @@ def test_copy_sqlite_to_postgres_then_verify(tmp_path: Path, postgres_uri: str) 
                                                               "--json").stdout  # fmt: skip
     again = json.loads(run(local, "copy", "--to", postgres_uri, "--json").stdout)
     assert 0 == again["copied"]
+
+
+def test_poison_events_and_stale_views_on_the_server(postgres_uri: str, tmp_path: Path) -> None:
+    """On PostgreSQL as on SQLite: `events append` refuses a second run.started; one
+    raw-appended anyway is recorded and passed by the views (verify: exit 7); a stopped
+    projection makes every read warn and exit 7 until a rebuild."""
+    import uuid
+    from datetime import UTC, datetime
+
+    import anyio
+
+    from eventstore import RunStarted, open_store
+    from projections.transactions import Execute, Tx
+    from projections.views import live_views_store
+
+    run(postgres_uri, "demo")
+    [item] = json.loads(run(postgres_uri, "run", "list", "--json").stdout)
+    again = {"stream_id": f"run-{item['run_id']}", "type": "run.started",
+             "data": {"run_id": item["run_id"], "pipeline_name": "p", "run_name": "dup",
+                      "started_at": "2026-01-01T00:00:00Z"}}  # fmt: skip
+    path = tmp_path / "dup.jsonl"
+    path.write_text(json.dumps(again) + "\n")
+    refused = run(postgres_uri, "events", "append", str(path), code=1)
+    assert "line 1: run.started: run" in refused.stderr
+
+    def fail_runs() -> Tx[None]:
+        yield Execute("UPDATE projection_state SET status = 'failed' WHERE name = 'runs'")
+
+    async def poison() -> int:
+        async with open_store(postgres_uri) as store:
+            event = RunStarted(
+                run_id=uuid.UUID(item["run_id"]),
+                pipeline_name="p",
+                run_name="dup",
+                started_at=datetime.now(UTC),
+            )
+            return (await store.append(f"run-{item['run_id']}", [event])).position
+
+    position = anyio.run(poison)
+    listed = run(postgres_uri, "run", "list", "--json")
+    assert 1 == len(json.loads(listed.stdout))
+    assert f"position(s) {position})" in listed.stderr
+    report = json.loads(run(postgres_uri, "verify", "--json", code=7).stdout)
+    assert {position} == {f["position"] for f in report["view_faults"]}
+
+    async def stop_runs() -> None:
+        async with open_store(postgres_uri) as store:
+            views = live_views_store(store)
+            await views.open()
+            try:
+                await views.transact(fail_runs)
+            finally:
+                await views.close()
+
+    anyio.run(stop_runs)
+    # demo records a run, then cannot describe it from the stopped view (exit 4).
+    run(postgres_uri, "demo", code=4)
+    stale = run(postgres_uri, "run", "list", "--json", code=7)
+    assert "Warning: the views are behind the log: runs at position" in stale.stderr
+    run(postgres_uri, "projections", "rebuild", "runs")
+    assert 2 == len(json.loads(run(postgres_uri, "run", "list", "--json").stdout))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -12,10 +13,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from eventstore import open_store
+from eventstore import RunStarted, open_store
 from eventstore.demo import ensure_default_stack, run_demo
 from projections import (
-    ProjectionFailedError,
     ProjectionRunner,
     Queries,
     default_projections,
@@ -143,18 +143,55 @@ async def test_two_runners_and_a_version_bump(postgres_uri: str, tmp_path: Path)
 
 
 async def test_failing_handler_then_fix_on_postgres(postgres_uri: str, tmp_path: Path) -> None:
-    """A failing handler stops its projection on PostgreSQL too; a fixed version recovers."""
+    """A failing handler's event is recorded and passed on PostgreSQL too; a fixed version
+    applies it and forgets the fault."""
     async with open_store(postgres_uri) as store:
         await ensure_default_stack(store, tmp_path / "a")
         poison = await store.start_run("poison")
+        poison_position = await store.head()
         await poison.finish()
         projections = [p if p.name != "runs" else BrokenRuns() for p in default_projections()]
         async with open_views(store, projections=projections) as views:
             await views.catch_up()
             status = {s.name: s for s in await views.status()}
-            assert "failed" == status["runs"].state
-            with pytest.raises(ProjectionFailedError):
-                await views.wait_for(await store.head(), timeout=5)
+            assert "live" == status["runs"].state
+            assert [poison_position] == [f.position for f in status["runs"].faults]
+            await views.wait_for(await store.head(), timeout=5)
+            assert [] == await views.query.runs()
         fixed = [p if p.name != "runs" else FixedRuns() for p in default_projections()]
         async with open_views(store, projections=fixed) as views:
             assert ["poison"] == [r.pipeline_name for r in await views.query.runs()]
+            assert [] == await views.faults()
+
+
+async def test_a_poison_event_is_recorded_and_passed_on_postgres(postgres_uri: str) -> None:
+    """A second run.started of a run (through the raw Log.append) fails in SQL: the event is
+    undone and recorded, every later event applies, and a rebuild records it again."""
+    async with open_store(postgres_uri) as store:
+        first = await store.start_run("first")
+        again = RunStarted(
+            run_id=first.run_id,
+            pipeline_name="first",
+            run_name="again",
+            started_at=datetime.now(UTC),
+        )
+        await store.append(first.stream_id, [again])
+        poison_position = await store.head()
+        await store.start_run("later")
+        head = await store.head()
+        async with open_views(store) as views:
+            await views.catch_up()
+            status = {s.name: s for s in await views.status()}
+            assert {head} == {s.position for s in status.values()}
+            assert {"live"} == {s.state for s in status.values()}
+            for name in ("runs", "artifacts"):
+                [fault] = status[name].faults
+                assert (poison_position, True) == (
+                    fault.position,
+                    fault.reason.startswith("SQL error"),
+                )
+            runs = await views.query.runs()
+            assert ["later", "first"] == [r.pipeline_name for r in runs]
+            await views.rebuild()
+            assert [poison_position, poison_position] == [f.position for f in await views.faults()]
+            assert 2 == len(await views.query.runs())

@@ -31,7 +31,6 @@ from projections import (
     EventContext,
     Handler,
     Op,
-    ProjectionFailedError,
     ProjectionRunner,
     Queries,
     RunsProjection,
@@ -291,12 +290,13 @@ class FixedRuns(RunsProjection):
 
 
 class TestFailures:
-    """A failing handler stops its projection only; a fix with a version bump recovers."""
+    """A failing handler never stops its projection: the event is recorded and passed."""
 
-    async def test_handler_error_stops_only_its_projection_and_a_fix_recovers(
+    async def test_a_handler_error_is_recorded_and_passed_and_a_fix_recovers(
         self, tmp_path: Path
     ) -> None:
-        """status shows the failing position and error; the others go on; v2 recovers."""
+        """status lists the failing position and reason; every projection reaches the head;
+        v2 (a fixed handler) applies the event and forgets the fault."""
         async with open_store(tmp_path / "store") as store:
             await ensure_default_stack(store, tmp_path / "a")
             await run_demo(store, artifact_root=tmp_path / "a")
@@ -308,24 +308,26 @@ class TestFailures:
             async with open_views(store, projections=projections) as views:
                 await views.catch_up()
                 status = {s.name: s for s in await views.status()}
-                assert "failed" == status["runs"].state
-                assert poison_position == status["runs"].error_position
-                assert "ZeroDivisionError: a bug in the handler" == status["runs"].error
-                assert poison_position - 1 == status["runs"].position
+                assert ("live", None) == (status["runs"].state, status["runs"].error)
+                assert [(poison_position, "ZeroDivisionError: a bug in the handler")] == [
+                    (f.position, f.reason) for f in status["runs"].faults
+                ]
+                assert ["runs"] == [f.projection for f in await views.faults()]
                 head = await store.head()
-                assert (head, head) == (status["stacks"].position, status["artifacts"].position)
-                with pytest.raises(ProjectionFailedError):
-                    await views.wait_for(head, timeout=5)
-                assert 1 == len(await views.query.runs())  # the first run, before the poison
+                assert {head} == {s.position for s in status.values()}
+                await views.wait_for(head, timeout=5)
+                assert 2 == len(await views.query.runs())  # both demo runs; not the poison
             fixed = [p if p.name != "runs" else FixedRuns() for p in default_projections()]
             async with open_views(store, projections=fixed) as views:
                 status = {s.name: s for s in await views.status()}
-                assert ("live", FixedRuns.version, None) == (
+                assert ("live", FixedRuns.version, None, ()) == (
                     status["runs"].state,
                     status["runs"].version,
                     status["runs"].error,
+                    status["runs"].faults,
                 )
                 assert 3 == len(await views.query.runs())
+                assert [] == await views.faults()
 
     async def test_unknown_events_are_skipped_and_counted(self, tmp_path: Path) -> None:
         """Events of an unknown type advance the checkpoint and count as skipped."""
@@ -411,9 +413,10 @@ class SqlBrokenRuns(RunsProjection):
         return handlers
 
 
-async def test_a_sql_error_stops_its_projection_at_the_failing_event(tmp_path: Path) -> None:
-    """A SQL error in one projection's ops: the batch is redone with savepoints, that
-    projection keeps the events before the failing one and stops there; others go on."""
+async def test_a_sql_error_is_recorded_and_its_projection_goes_on(tmp_path: Path) -> None:
+    """A SQL error in one projection's ops: the batch is redone with savepoints, the
+    failing event's ops are undone and recorded as a fault, and every event around it
+    is applied."""
     async with open_store(tmp_path / "s") as store:
         await store.start_run("before")
         poison = await store.start_run("poison")
@@ -423,10 +426,10 @@ async def test_a_sql_error_stops_its_projection_at_the_failing_event(tmp_path: P
         async with open_views(store, projections=projections) as views:
             await views.catch_up()
             status = {s.name: s for s in await views.status()}
-            assert "failed" == status["runs"].state
-            assert 2 == status["runs"].error_position
-            assert (status["runs"].error or "").startswith("SQL error")
-            assert 1 == status["runs"].position
-            assert ["before"] == [r.pipeline_name for r in await views.query.runs()]
+            assert "live" == status["runs"].state
+            [fault] = status["runs"].faults
+            assert (2, True) == (fault.position, fault.reason.startswith("SQL error"))
             head = await store.head()
+            assert head == status["runs"].position
+            assert ["after", "before"] == [r.pipeline_name for r in await views.query.runs()]
             assert head == status["artifacts"].position
