@@ -26,6 +26,8 @@ from collections.abc import Iterator
 
 import click
 
+from .interrupts import InterruptedAfter
+
 __all__ = [
     "EXIT_BUSY",
     "EXIT_DAMAGED",
@@ -93,6 +95,9 @@ def guarded(ctx: click.Context) -> Iterator[None]:
         raise
     except KeyboardInterrupt:
         click.echo("Interrupted; the store is intact.", err=True)
+        raise click.exceptions.Exit(EXIT_INTERRUPTED) from None
+    except InterruptedAfter as exc:
+        click.echo(f"Interrupted. {exc.message}", err=True)
         raise click.exceptions.Exit(EXIT_INTERRUPTED) from None
     except Exception as exc:
         # Imported here, not above: `--help` must not pay for importing the store.
