@@ -10,6 +10,7 @@ intact: the log verifies and the views equal a fresh replay.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import pty
 import select
@@ -17,7 +18,9 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
+from functools import partial
 from pathlib import Path
 
 import anyio
@@ -25,7 +28,8 @@ import pytest
 
 from eventstore import open_store
 from eventstore.bench import fill_lifecycle_store
-from projections import default_projections, open_views, views_as_of
+from projections import SQLiteViewsStore, default_projections, open_views, views_as_of
+from projections.transactions import Execute, Tx
 
 from .histories import dump
 
@@ -197,3 +201,42 @@ def test_ctrl_c_during_a_copy(big_store: tuple[Path, Path], tmp_path: Path) -> N
     )
     assert 0 == finished.returncode, finished.stderr
     assert anyio.run(_head, target) == anyio.run(_head, source)
+
+
+# -- in-process: closing never races a worker thread ------------------------------
+
+
+def _endless_inserts(started: threading.Event) -> Tx[None]:
+    yield Execute("CREATE TABLE IF NOT EXISTS t (n INTEGER)")
+    n = 0
+    while True:  # stopped only by the cancellation
+        yield Execute("INSERT INTO t (n) VALUES (?)", (n,))
+        n += 1
+        if n == 100:
+            started.set()
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("close_at_once", [False, True])
+async def test_a_cancelled_views_transaction_rolls_back_before_close(
+    tmp_path: Path, close_at_once: bool
+) -> None:
+    """A transaction whose caller is cancelled (natively, as asyncio's Ctrl-C does) stops,
+    rolls back whole, and the connection is closed only after its thread let go of it."""
+    views_store = SQLiteViewsStore(tmp_path / "views.db")
+    await views_store.open()
+    started = threading.Event()
+    task = asyncio.create_task(views_store.transact(partial(_endless_inserts, started)))
+    assert await anyio.to_thread.run_sync(started.wait, TIMEOUT)
+    task.cancel()
+    if close_at_once:  # before the cancelled task got to run: close must wait for the thread
+        await views_store.close()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    await views_store.close()
+    again = SQLiteViewsStore(tmp_path / "views.db")
+    await again.open()
+    try:
+        assert [] == await again.fetch("SELECT name FROM sqlite_master WHERE name = 't'")
+    finally:
+        await again.close()
