@@ -69,11 +69,16 @@ def app() -> AppContext:
 
 
 def run_async(function: Callable[..., Awaitable[T]], *args: Any) -> T:
-    """Run an async command body on asyncio (aiosqlite needs it), logging as asked."""
+    """Run an async command body on asyncio (aiosqlite needs it), logging as asked.
+
+    Ctrl-C cancels the body cleanly, then raises KeyboardInterrupt (exit 130).
+    """
     import anyio
 
+    from .interrupts import run_interruptibly
+
     app().configure_logging()
-    return anyio.run(function, *args)
+    return anyio.run(run_interruptibly, function, *args)
 
 
 @contextlib.contextmanager

@@ -31,6 +31,8 @@ from collections.abc import Iterator
 
 import click
 
+from .interrupts import InterruptedAfter
+
 __all__ = [
     "EXIT_BUSY",
     "EXIT_DAMAGED",
@@ -138,6 +140,9 @@ def guarded(ctx: click.Context) -> Iterator[None]:
 
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         raise click.exceptions.Exit(0) from None
+    except InterruptedAfter as exc:
+        click.echo(f"Interrupted. {exc.message}", err=True)
+        raise click.exceptions.Exit(EXIT_INTERRUPTED) from None
     except Exception as exc:
         # Imported here, not above: `--help` must not pay for importing the store.
         from eventstore.errors import LedgerError

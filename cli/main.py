@@ -56,7 +56,14 @@ class LazyGroup(click.Group):
         if target is None:
             return None
         module_name, attribute = target[0].split(":")
-        command = getattr(importlib.import_module(module_name), attribute)
+        try:
+            module = importlib.import_module(module_name)
+        except KeyboardInterrupt:
+            # Ctrl-C while the command loads: outside `guarded`, click would say
+            # "Aborted!" and exit 1; nothing has run yet.
+            click.echo("Interrupted; the store is intact.", err=True)
+            raise click.exceptions.Exit(130) from None
+        command = getattr(module, attribute)
         assert isinstance(command, click.Command)
         return command
 

@@ -30,6 +30,7 @@ from .context import AsOf, app, open_store_for, progress_bar, run_async
 from .errors import EXIT_NOT_FOUND, CLIError
 from .events import row_at
 from .input_limits import BoundedInt
+from .interrupts import InterruptedAfter
 from .output import (
     Column,
     Format,
@@ -271,7 +272,10 @@ def rebuild(name: str | None, fmt: Format) -> None:
     names = [name] if name is not None else known
 
     async def body() -> list[dict[str, Any]]:
+        import anyio
+
         from projections import open_views
+        from projections.transactions import read_states
 
         results = []
         async with open_store_for() as store, open_views(store, auto_rebuild=False) as views:
@@ -280,18 +284,31 @@ def rebuild(name: str | None, fmt: Format) -> None:
                     f"nothing to rebuild: {views.memory_fallback} (reading commands "
                     "build the views in memory there)"
                 )
+            before = await views.views_store.read(read_states)
+            seconds: dict[str, float] = {}
+            try:
+                for target in names:
+                    started = time.perf_counter()
+                    with progress_bar(f"rebuilding {target}") as progress:
+                        await views.rebuild(target, progress=progress)
+                    seconds[target] = time.perf_counter() - started
+            except anyio.get_cancelled_exc_class():
+                # Ctrl-C: the store says which swaps committed, whatever the
+                # cancelled code saw; if all did, the rebuild is simply complete.
+                with anyio.CancelScope(shield=True):
+                    now_states = await views.views_store.read(read_states)
+                rebuilt = [n for n in names if _swapped(before.get(n), now_states.get(n))]
+                if len(rebuilt) < len(names):
+                    raise InterruptedAfter(_rebuild_interrupted(names, rebuilt)) from None
+            with anyio.CancelScope(shield=True):
+                now = {s.name: s for s in await views.status()}
             for target in names:
-                started = time.perf_counter()
-                with progress_bar(f"rebuilding {target}") as progress:
-                    await views.rebuild(target, progress=progress)
-                seconds = time.perf_counter() - started
-                now = {s.name: s for s in await views.status()}[target]
                 results.append(
                     {
                         "name": target,
-                        "version": now.version,
-                        "position": now.position,
-                        "seconds": round(seconds, 6),
+                        "version": now[target].version,
+                        "position": now[target].position,
+                        "seconds": round(seconds.get(target, 0.0), 6),
                     }
                 )
         return results
@@ -306,3 +323,22 @@ def rebuild(name: str | None, fmt: Format) -> None:
             )
 
     emit(results, fmt, text)
+
+
+def _swapped(before: Any, now: Any) -> bool:
+    """A rebuild's new generation was swapped in between the two states."""
+    return (
+        before is not None
+        and now is not None
+        and now.generation > before.generation
+        and now.pending_generation is None
+    )
+
+
+def _rebuild_interrupted(names: list[str], rebuilt: list[str]) -> str:
+    left = [n for n in names if n not in rebuilt]
+    done = f"Rebuilt: {', '.join(rebuilt)}. " if rebuilt else ""
+    return (
+        f"{done}Not rebuilt: {', '.join(left)} (their live views are unchanged; the "
+        "next rebuild or read resumes where this one stopped)."
+    )

@@ -31,12 +31,14 @@ from datetime import datetime
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Annotated, Any
 
+import anyio
 import click
 import msgspec
 
 from .context import PROGRESS_THRESHOLD, open_store_for, progress_bar, run_async
 from .errors import EXIT_BUSY, EXIT_DAMAGED, CLIError
 from .events import EnvelopeRecord, envelope_record, row_at
+from .interrupts import InterruptedAfter, interrupted_after
 from .output import Format, emit, output_options, plural, say
 
 if TYPE_CHECKING:
@@ -629,13 +631,34 @@ async def _import_body(path: Path, scan: _Scan, head: int, name: str) -> _Import
                     f"{_hex(row.hash)}; nothing was imported"
                 )
         elif scan.last_position > head:
-            with progress_bar("importing", enabled=scan.size > PROGRESS_BYTES) as progress:
-                imported = await store.import_stored(_rows_after(path, scan, progress))
-        last = await store.head()
-        row = await row_at(store, last)
+            imported = await _import_rows(store, path, scan, head)
+        # Committed: report it, even when Ctrl-C came after the commit.
+        with anyio.CancelScope(shield=True):
+            last = await store.head()
+            row = await row_at(store, last)
         return _Imported(
             store.location.display, imported, last, row.hash.hex() if row is not None else None
         )
+
+
+async def _import_rows(store: EventStore, path: Path, scan: _Scan, head: int) -> int:
+    """Store the file's new rows in one transaction; on Ctrl-C, tell whether it committed.
+
+    Interrupted before the commit, the import is rolled back whole: "nothing
+    was imported". If the commit won the race, the import is complete and the
+    command ends as a successful import.
+    """
+    try:
+        with progress_bar("importing", enabled=scan.size > PROGRESS_BYTES) as progress:
+            return await store.import_stored(_rows_after(path, scan, progress))
+    except anyio.get_cancelled_exc_class():
+        with anyio.CancelScope(shield=True):
+            now = await store.head()
+        if now != scan.last_position:
+            raise InterruptedAfter(
+                "Nothing was imported; the store is as it was (run the import again)."
+            ) from None
+        return now - head
 
 
 # -- copy --------------------------------------------------------------------------
@@ -695,7 +718,7 @@ def copy(target_uri: str, fmt: Format) -> None:
 
 
 async def _copy_body(target_uri: str) -> dict[str, Any]:
-    from eventstore import StoredEvent, open_store, resolve_store
+    from eventstore import open_store, resolve_store
     from eventstore.chain import ChainChecker
 
     async with open_store_for() as source:
@@ -708,26 +731,27 @@ async def _copy_body(target_uri: str) -> dict[str, Any]:
             await _check_prefix(source, target, head, there, display)
             await _check_source(source, head, there)
             checker = ChainChecker()
-            copied = 0
-            with progress_bar("copying", enabled=head - there > PROGRESS_THRESHOLD) as progress:
-                async for rows in source.read_chunks(1, to_position=head, chunk_size=COPY_CHUNK):
-                    batch = []
-                    for raw in rows:
-                        row = StoredEvent(*raw)
-                        if not checker.check(row):
-                            raise CLIError(
-                                f"this store's log is damaged at position "
-                                f"{checker.first_bad_position}: {checker.reason}; {copied} "
-                                f"events were copied before it (run `metaledger verify`)",
-                                EXIT_DAMAGED,
-                            )
-                        if row.position > there:
-                            batch.append(row)
-                    if batch:
-                        copied += await target.import_stored(batch)
-                    progress(rows[-1][0], head)
-            with progress_bar("verifying the copy", enabled=head > PROGRESS_THRESHOLD) as progress:
-                report = await target.verify(progress=progress)
+
+            async def copied_so_far() -> str:
+                now = await target.head()
+                if now <= there:
+                    return f"Nothing was copied to {display}; run the copy again."
+                if now < head:
+                    return (
+                        f"{now - there} events (positions {there + 1}-{now}) were copied to "
+                        f"{display}; run the copy again to resume it."
+                    )
+                return (
+                    f"All {head} events are in {display}, but the copy was not verified: "
+                    f"run `metaledger --store {display} verify`."
+                )
+
+            async with interrupted_after(copied_so_far):
+                copied = await _copy_rows(source, target, head, there, checker)
+                with progress_bar(
+                    "verifying the copy", enabled=head > PROGRESS_THRESHOLD
+                ) as progress:
+                    report = await target.verify(progress=progress)
     source_hash = checker.previous_hash.hex() if head else None
     problem = None
     if not report.ok:
@@ -794,6 +818,33 @@ async def _check_source(source: EventStore, head: int, there: int) -> None:
                         "nothing was copied"
                     )
             progress(rows[-1][0], head)
+
+
+async def _copy_rows(
+    source: EventStore, target: EventStore, head: int, there: int, checker: ChainChecker
+) -> int:
+    """Copy the events after ``there`` in transactions of COPY_CHUNK, checking the chain."""
+    from eventstore import StoredEvent
+
+    copied = 0
+    with progress_bar("copying", enabled=head - there > PROGRESS_THRESHOLD) as progress:
+        async for rows in source.read_chunks(1, to_position=head, chunk_size=COPY_CHUNK):
+            batch = []
+            for raw in rows:
+                row = StoredEvent(*raw)
+                if not checker.check(row):
+                    raise CLIError(
+                        f"this store's log is damaged at position "
+                        f"{checker.first_bad_position}: {checker.reason}; {copied} "
+                        f"events were copied before it (run `metaledger verify`)",
+                        EXIT_DAMAGED,
+                    )
+                if row.position > there:
+                    batch.append(row)
+            if batch:
+                copied += await target.import_stored(batch)
+            progress(rows[-1][0], head)
+    return copied
 
 
 async def _check_prefix(

@@ -65,7 +65,7 @@ import msgspec
 
 from .chain import GENESIS_HASH, chain_hash
 from .codec import EventCodec, encode_metadata
-from .envelope import ANY, NO_STREAM, ExpectedVersion, Metadata, RecordedEvent
+from .envelope import ANY, NO_STREAM, ExpectedVersion, Metadata, NewEvent, RecordedEvent
 from .events import (
     EVENT_TYPES,
     ArtifactConsumed,
@@ -85,7 +85,7 @@ from .events import (
 from .ids import new_event_id
 from .logs import configure_logging
 from .planner import Row
-from .runs import run_stream
+from .runs import artifact_event_id, run_stream
 from .sqlite_backend import _COLUMNS, _INSERT, _SCHEMA, LEDGER_FILE
 from .store import EventStore, open_store
 from .workspace import WORKSPACE_STREAM
@@ -795,7 +795,7 @@ def lifecycle_events(index: int, run_id: UUID, stack_id: UUID) -> list[Event]:
     return events
 
 
-AppendItem = tuple[str, list[Event], ExpectedVersion]
+AppendItem = tuple[str, Sequence[Event | NewEvent], ExpectedVersion]
 
 
 def lifecycle_appends(runs: int) -> Iterator[list[AppendItem]]:
@@ -865,7 +865,13 @@ def lifecycle_appends(runs: int) -> Iterator[list[AppendItem]]:
         if changes:
             batch.append((WORKSPACE_STREAM, changes, ANY))
         run_id = uuid4()
-        batch.append((run_stream(run_id), lifecycle_events(index, run_id, active), NO_STREAM))
+        # Artifacts live under their derived event ids, as the write API and the
+        # domain rules (import, copy) require.
+        run_events: list[Event | NewEvent] = [
+            NewEvent(e, artifact_event_id(e.artifact_id)) if isinstance(e, ArtifactProduced) else e
+            for e in lifecycle_events(index, run_id, active)
+        ]
+        batch.append((run_stream(run_id), run_events, NO_STREAM))
         if len(batch) >= FILL_RUNS_PER_APPEND:
             yield batch
             batch = []

@@ -441,7 +441,9 @@ class Log:
             raise StoreClosedError(f"{self.uri} is closed")
         count = await self.backend.import_rows(msgspec.structs.astuple(row) for row in rows)
         if count:
-            self._committed(await self.head())
+            # Committed: subscribers hear of it even if the caller is being cancelled.
+            with anyio.CancelScope(shield=True):
+                self._committed(await self.head())
         return count
 
     async def append_many(

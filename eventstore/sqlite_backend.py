@@ -19,6 +19,7 @@ import os
 import shutil
 import sqlite3
 import tempfile
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -43,6 +44,7 @@ from .errors import (
     StoreFullError,
     StoreNotFoundError,
 )
+from .interruptible import close_when_idle, run_sync_interruptibly
 from .logs import get_logger
 from .planner import (
     ChainHead,
@@ -150,6 +152,8 @@ class SQLiteBackend:
         self._writer: sqlite3.Connection | None = None
         self._reader: aiosqlite.Connection | None = None
         self._write_limiter = anyio.CapacityLimiter(1)
+        # Held by the thread running on the writer connection; closing takes it.
+        self._writer_busy = threading.Lock()
         self._meta: dict[str, str] = {}
         # Stream versions as of head ``_cache_head``: valid only while nobody
         # else has appended, which the head (read under the write lock) tells.
@@ -464,14 +468,18 @@ class SQLiteBackend:
         conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
 
     async def close(self) -> None:
-        """Close both connections; safe to call twice."""
+        """Close both connections; safe to call twice.
+
+        Never under a running statement: aiosqlite closes after the queries it
+        has queued, and the writer is closed once its thread let go of it.
+        """
         reader, self._reader = self._reader, None
         if reader is not None:
-            await reader.close()
+            with anyio.CancelScope(shield=True):
+                await reader.close()
         writer, self._writer = self._writer, None
         if writer is not None:
-            async with self._write_limiter:
-                writer.close()
+            await close_when_idle(writer, self._writer_busy)
         salvage, self._salvage_dir = self._salvage_dir, None
         if salvage is not None:
             shutil.rmtree(salvage, ignore_errors=True)
@@ -512,6 +520,12 @@ class SQLiteBackend:
     def _commit_sync(
         self, appends: Sequence[PendingAppend], atomic: bool = False
     ) -> list[AppendResult | AppendError]:
+        with self._writer_busy:
+            return self._commit_locked(appends, atomic)
+
+    def _commit_locked(
+        self, appends: Sequence[PendingAppend], atomic: bool = False
+    ) -> list[AppendResult | AppendError]:
         conn = self._writer_conn()
         try:
             self._begin_immediate(conn)
@@ -536,7 +550,7 @@ class SQLiteBackend:
                 # Should not happen under the write lock; isolate the culprit rather
                 # than fail its batch-mates.
                 log.warning("batch_integrity_error", error=str(exc), size=len(appends))
-                return [self._commit_sync([append])[0] for append in appends]
+                return [self._commit_locked([append])[0] for append in appends]
             raise self._translate(exc) from exc
         except sqlite3.Error as exc:
             self._cache_head = -1
@@ -609,11 +623,27 @@ class SQLiteBackend:
         """Insert rows verbatim in one transaction, continuing the log exactly."""
         if self.read_only:
             raise ReadOnlyStoreError(self.read_only_reason)
+        conn = self._writer_conn()
+        stop = threading.Event()
+
+        def interrupt() -> None:
+            # Both: SQLite's interrupt only reaches a statement that is running,
+            # and between two rows none is.
+            stop.set()
+            conn.interrupt()
+
         async with self._write_limiter:
-            count: int = await anyio.to_thread.run_sync(self._import_sync, rows)
+            # A long import stops at once on cancellation (Ctrl-C): rolled back whole.
+            count: int = await run_sync_interruptibly(
+                self._import_sync, rows, stop, interrupt=interrupt
+            )
             return count
 
-    def _import_sync(self, rows: Iterable[RowTuple]) -> int:
+    def _import_sync(self, rows: Iterable[RowTuple], stop: threading.Event) -> int:
+        with self._writer_busy:
+            return self._import_locked(rows, stop)
+
+    def _import_locked(self, rows: Iterable[RowTuple], stop: threading.Event) -> int:
         conn = self._writer_conn()
         self._cache_head = -1
         try:
@@ -623,6 +653,8 @@ class SQLiteBackend:
 
             def checked() -> Iterator[RowTuple]:
                 for row in rows:
+                    if stop.is_set():
+                        raise StoreError("the import was interrupted; nothing of it was stored")
                     if row[0] != expected[0]:
                         raise StoreError(
                             f"row at position {row[0]} does not continue the log "

@@ -7,6 +7,7 @@ everything metaledger raises::
     ProjectionError
     ├── UnknownProjectionError     no projection of that name
     ├── ProjectionFailedError      a projection stopped on a handler error
+    ├── RebuildConflictError       other processes kept replacing a rebuild
     ├── ViewsTimeoutError          the views did not reach a position in time
     ├── ViewsStoreError            the views store cannot be opened or written
     │   ├── ViewsCorruptError      the views file is unreadable (corrupt): set aside and rebuilt
@@ -25,6 +26,7 @@ __all__ = [
     "ProjectionError",
     "ProjectionFailedError",
     "QueryError",
+    "RebuildConflictError",
     "UnknownProjectionError",
     "ViewNotFoundError",
     "ViewsBusyError",
@@ -55,6 +57,10 @@ class ProjectionFailedError(ProjectionError):
             f"projection {name!r} stopped at position {position}: {error} "
             "(fix the handler and bump its version, or run `metaledger projections rebuild`)"
         )
+
+
+class RebuildConflictError(ProjectionError):
+    """Raised when other processes kept replacing a rebuild's generation (another version)."""
 
 
 class ViewsTimeoutError(ProjectionError, TimeoutError):

@@ -15,6 +15,8 @@ import re
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import anyio
+
 from eventstore.logs import get_logger
 
 from .errors import ViewsStoreError
@@ -95,10 +97,11 @@ class PostgresViewsStore:
             raise ViewsStoreError(f"cannot open the views in {self.location}: {exc}") from exc
 
     async def close(self) -> None:
-        """Close the pool."""
+        """Close the pool; shielded, so a cancelled caller (Ctrl-C) still closes it cleanly."""
         pool, self._pool = self._pool, None
         if pool is not None:
-            await pool.close()
+            with anyio.CancelScope(shield=True):
+                await pool.close()
 
     async def transact(self, body: Callable[[], Tx[Any]]) -> Any:
         """Run a generator transaction under the views schema's advisory lock.
@@ -156,11 +159,19 @@ class PostgresViewsStore:
                 await transaction.commit()
                 return stop.value
             except BaseException as exc:
-                try:
-                    await transaction.rollback()
-                except lost:
-                    if not isinstance(exc, lost):
-                        raise
+                # Shielded: a cancelled transaction (Ctrl-C) is rolled back before
+                # its connection goes back to the pool.
+                with anyio.CancelScope(shield=True):
+                    try:
+                        await transaction.rollback()
+                    except lost:
+                        if isinstance(exc, Exception) and not isinstance(exc, lost):
+                            raise
+                    except Exception:
+                        if isinstance(exc, Exception):
+                            raise
+                        # Cancelled mid-statement, the connection may be unusable;
+                        # the pool discards it and the server rolls back.
                 if isinstance(exc, lost):
                     raise
                 if isinstance(exc, OpError | asyncpg.PostgresError):

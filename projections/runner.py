@@ -35,7 +35,12 @@ from eventstore.logs import get_logger
 
 from .artifacts import ArtifactsProjection
 from .definition import EventContext, Projection
-from .errors import ProjectionFailedError, UnknownProjectionError, ViewsTimeoutError
+from .errors import (
+    ProjectionFailedError,
+    RebuildConflictError,
+    UnknownProjectionError,
+    ViewsTimeoutError,
+)
 from .runs import RunsProjection
 from .stacks import StacksProjection
 from .transactions import (
@@ -75,6 +80,9 @@ DEFAULT_PROJECTIONS: tuple[type[Projection], ...] = (
     RunsProjection,
     ArtifactsProjection,
 )
+
+#: How often one rebuild starts over when other processes keep replacing its generation.
+MAX_REBUILD_RESTARTS = 3
 
 ProgressCallback = Callable[[int, int], None]
 """Called as ``progress(position_done, position_total)``."""
@@ -171,7 +179,9 @@ class ProjectionRunner:
         return [
             p
             for name, p in self.projections.items()
-            if name in self._states and self._states[name].status == "live"
+            if name in self._states
+            and self._states[name].status == "live"
+            and self._states[name].version == p.version
         ]
 
     def _position(self, name: str, *, pending: bool) -> int:
@@ -190,11 +200,13 @@ class ProjectionRunner:
         Views that belong to another log (the log was replaced) are reset first.
         Returns the names of the projections rebuilt.
         """
+        meta = await self.views.read(read_meta)
+        states = await self.refresh()
+        # The head is read after the checkpoints: another process may append and
+        # catch up meanwhile, and views ahead of an older head are not another log's.
         info = await self.store.info()
         log_id = str(info.get("store_id") or "")
         head = int(info["head_position"])
-        meta = await self.views.read(read_meta)
-        states = await self.refresh()
         stale = meta.get("log_store_id", log_id) != log_id or any(
             s.position > head or (s.pending_position or 0) > head for s in states.values()
         )
@@ -396,6 +408,10 @@ class ProjectionRunner:
                 outcome = await self._apply_chunk(rows, targets, after, pending)
                 if progress is not None:
                     progress(rows[-1][0], target)
+                if rebuilding is not None and rebuilding.name not in outcome.positions:
+                    # The pending generation is gone (another process swapped it in or
+                    # replaced it): reading on would apply nothing; rebuild() decides.
+                    return
                 if outcome.behind or (pending and outcome.failed):
                     failed = outcome
                     break
@@ -493,28 +509,82 @@ class ProjectionRunner:
                 resume_from=state.pending_position,
             )
             try:
-                while True:
-                    await self._run_to(
-                        await self.store.head(), rebuilding=projection, progress=progress
-                    )
-                    swapped = await self.views.transact(
-                        partial(swap_in_rebuild, projection, _now_us())
-                    )
-                    if swapped:
-                        break
-                    await self.refresh()
+                await self._rebuild_until_swapped(projection, state, progress)
             except ProjectionFailedError:
                 await self.views.transact(partial(abort_rebuild, projection))
                 await self.refresh()
                 raise
-            await self.refresh()
-            self._signal()
+            # The swap committed: bookkeeping finishes even if the caller is being
+            # cancelled, so a caller that gets here knows its rebuild is live.
+            with anyio.CancelScope(shield=True):
+                await self.refresh()
+                self._signal()
             log.info(
                 "rebuild_finished",
                 projection=projection.name,
                 position=self._states[projection.name].position,
                 seconds=round(time.perf_counter() - started, 3),
             )
+
+    async def _rebuild_until_swapped(
+        self, projection: Projection, state: ProjectionState, progress: ProgressCallback | None
+    ) -> None:
+        """Fill the pending generation and swap it in; terminate whatever other processes do.
+
+        Several processes may rebuild one projection at once (two ``projections
+        rebuild``, readers finding a rebuild left pending by a killed process,
+        version-bump rebuilds): they share the pending generation (each batch is
+        exactly once under the write lock), and after a failed swap this looks
+        at what happened instead of retrying blindly:
+
+        - our generation is still pending: the live one got ahead, catch up again;
+        - our generation (or a later one of our version) is live: another process
+          swapped it in, and the rebuild is done;
+        - a later generation of our version is pending: join it;
+        - otherwise (dropped, or replaced by another version's rebuild): start a
+          new generation, at most :data:`MAX_REBUILD_RESTARTS` times.
+        """
+        name = projection.name
+        generation = state.pending_generation
+        restarts = 0
+        while True:
+            await self._run_to(await self.store.head(), rebuilding=projection, progress=progress)
+            swapped = await self.views.transact(
+                partial(swap_in_rebuild, projection, _now_us(), generation)
+            )
+            if swapped:
+                return
+            now = (await self.refresh()).get(name)
+            if now is not None and now.pending_generation == generation:
+                continue
+            if (
+                now is not None
+                and generation is not None
+                and now.version == projection.version
+                and now.generation >= generation
+            ):
+                log.info("rebuild_swapped_by_another", projection=name, generation=now.generation)
+                return
+            if (
+                now is not None
+                and now.pending_generation is not None
+                and now.pending_version == projection.version
+            ):
+                generation = now.pending_generation
+                continue
+            restarts += 1
+            if restarts > MAX_REBUILD_RESTARTS:
+                raise RebuildConflictError(
+                    f"projection {name!r}: another process replaced this rebuild "
+                    f"{MAX_REBUILD_RESTARTS} times (is a metaledger of another version "
+                    "rebuilding the same views?); the live views are unchanged"
+                )
+            if now is None:
+                await self.views.transact(partial(ensure_projection, projection, _now_us()))
+            state = await self.views.transact(partial(begin_rebuild, projection))
+            self._states[name] = state
+            generation = state.pending_generation
+            log.info("rebuild_restarted", projection=name, generation=generation)
 
     # -- reporting ---------------------------------------------------------------
 

@@ -254,14 +254,22 @@ def abort_rebuild(projection: Projection) -> Tx[None]:
         )
 
 
-def swap_in_rebuild(projection: Projection, now_us: int) -> Tx[bool]:
+def swap_in_rebuild(projection: Projection, now_us: int, generation: int | None = None) -> Tx[bool]:
     """Swap the green generation in, in this one transaction; False if live got ahead of it.
 
-    Readers see the old generation until the commit and the new one after it:
-    never an empty or half-built view.
+    Only a pending generation of this projection's version is swapped in, and
+    with ``generation`` only that one: a generation another process started
+    for another version is never taken for ours. Readers see the old
+    generation until the commit and the new one after it: never an empty or
+    half-built view.
     """
     state = yield from _state(projection.name)
     if state is None or state.pending_generation is None or state.pending_position is None:
+        return False
+    if state.pending_version != projection.version or generation not in (
+        None,
+        state.pending_generation,
+    ):
         return False
     if state.status == "live" and state.position > state.pending_position:
         return False  # the live runner applied events green has not seen yet
@@ -373,6 +381,10 @@ def apply_batch(
         generation = state.pending_generation if pending else state.generation
         position = state.pending_position if pending else state.position
         if generation is None or position is None or (not pending and state.status != "live"):
+            continue
+        # Tables of another version (a process running other code rebuilt them):
+        # this code's ops must not go into them.
+        if (state.pending_version if pending else state.version) != item.projection.version:
             continue
         if position >= last:
             outcome.positions[name] = position

@@ -27,6 +27,7 @@ import concurrent.futures
 import contextlib
 import os
 import sqlite3
+import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -35,6 +36,7 @@ from typing import Any, Protocol
 import anyio
 import anyio.to_thread
 
+from eventstore.interruptible import close_when_idle, run_sync_interruptibly
 from eventstore.logs import get_logger
 from eventstore.sqlite_errors import is_disk_full_oserror, sqlite_error_kind
 
@@ -94,8 +96,18 @@ def views_error(location: str, exc: BaseException, doing: str = "") -> ViewsStor
     return ViewsStoreError(f"{prefix}: {exc}")
 
 
+def _interrupted(exc: sqlite3.Error) -> bool:
+    """The statement was stopped by ``interrupt()`` (a close or cancellation), not by the SQL."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    return code == sqlite3.SQLITE_INTERRUPT or (code is None and str(exc) == "interrupted")
+
+
 def _fetch_on(conn: sqlite3.Connection, sql: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
     return conn.execute(sql, params).fetchall()
+
+
+class _Stopped(Exception):
+    """A transaction stopped because its caller was cancelled: rolled back, never reported."""
 
 
 class _Overran(Exception):
@@ -152,6 +164,10 @@ class SQLiteViewsStore:
         self._inline_deadline = 0.0
         self._write_limiter = anyio.CapacityLimiter(1)
         self._read_limiter = anyio.CapacityLimiter(1)
+        # Held by a thread while it runs SQLite on the connection; closing takes it,
+        # so a cancelled caller's clean-up never closes a connection under a statement.
+        self._writer_busy = threading.Lock()
+        self._reader_busy = threading.Lock()
         # Reads get a thread of their own: handing a short query to a waiting
         # dedicated thread costs a third of what a pooled worker hop costs, and a
         # list query is mostly that hop.
@@ -203,6 +219,7 @@ class SQLiteViewsStore:
             self._inline = self._connect_inline()
         if self._reader is writer:
             self._read_limiter = self._write_limiter
+            self._reader_busy = self._writer_busy
 
     def _connect_inline(self) -> sqlite3.Connection:
         assert self.path is not None
@@ -231,28 +248,51 @@ class SQLiteViewsStore:
                 time.sleep(0.01)
 
     async def close(self) -> None:
-        """Close the connections and stop the read thread."""
+        """Close the connections and stop the read thread; idempotent, shielded.
+
+        A caller cancelled mid-transaction (Ctrl-C) may get here while a worker
+        thread still runs on a connection: its statement is interrupted (rolled
+        back) and the connection closed only once the thread let go of it. An
+        idle connection closes normally, with its checkpoint.
+        """
         reader, self._reader = self._reader, None
         writer, self._writer = self._writer, None
         inline, self._inline = self._inline, None
         if inline is not None:
-            inline.close()
-        async with self._read_limiter:
-            self._read_executor.shutdown(wait=False)
-        async with self._write_limiter:
+            inline.close()  # used on the event loop only: nothing runs on it now
+        with anyio.CancelScope(shield=True):
             if reader is not None and reader is not writer:
-                reader.close()
+                await close_when_idle(reader, self._reader_busy, interrupt=True)
             if writer is not None:
-                writer.close()
+                await close_when_idle(writer, self._writer_busy, interrupt=True)
+        self._read_executor.shutdown(wait=False)
 
     # -- writing ---------------------------------------------------------------
 
     async def transact(self, body: Callable[[], Tx[Any]]) -> Any:
         """Run one generator transaction in the writer's thread."""
-        async with self._write_limiter:
-            return await anyio.to_thread.run_sync(self._transact_sync, body)
+        conn = self._writer
+        if conn is None:
+            raise ViewsStoreError(f"the views at {self.location} are closed")
+        stop = threading.Event()
 
-    def _transact_sync(self, body: Callable[[], Tx[Any]]) -> Any:
+        def interrupt() -> None:
+            # Both: SQLite's interrupt only reaches a statement that is running,
+            # and between two statements none is.
+            stop.set()
+            conn.interrupt()
+
+        async with self._write_limiter:
+            # Cancelled (Ctrl-C): the batch is interrupted and rolled back whole.
+            return await run_sync_interruptibly(
+                self._transact_sync, body, stop, interrupt=interrupt
+            )
+
+    def _transact_sync(self, body: Callable[[], Tx[Any]], stop: threading.Event) -> Any:
+        with self._writer_busy:
+            return self._transact_locked(body, stop)
+
+    def _transact_locked(self, body: Callable[[], Tx[Any]], stop: threading.Event) -> Any:
         conn = self._writer
         if conn is None:
             raise ViewsStoreError(f"the views at {self.location} are closed")
@@ -264,21 +304,25 @@ class SQLiteViewsStore:
         try:
             request = next(generator)
             while True:
+                if stop.is_set():
+                    raise _Stopped
                 try:
-                    result = self._perform(conn, request)
+                    result = self._perform(conn, request, stop)
                 except sqlite3.Error as exc:
+                    if _interrupted(exc):
+                        raise  # cancelled: roll back whole, never record it as an event's error
                     if sqlite_error_kind(exc) in _ENVIRONMENT_KINDS:
                         raise  # the disk or the file, not the transaction's logic
                     request = generator.throw(OpError(str(exc)))
                     continue
                 request = generator.send(result)
-        except StopIteration as stop:
+        except StopIteration as finished:
             try:
                 conn.execute("COMMIT")
             except sqlite3.Error as exc:
                 self._rollback(conn)
                 raise views_error(self.location, exc) from exc
-            return stop.value
+            return finished.value
         except BaseException as exc:
             self._rollback(conn)
             if isinstance(exc, sqlite3.Error):
@@ -294,23 +338,29 @@ class SQLiteViewsStore:
             with contextlib.suppress(sqlite3.Error):
                 conn.execute("ROLLBACK")
 
-    def _perform(self, conn: sqlite3.Connection, request: Any) -> Any:
+    def _perform(self, conn: sqlite3.Connection, request: Any, stop: threading.Event) -> Any:
         if isinstance(request, ApplyOps):
-            return self._apply_ops(conn, request)
+            return self._apply_ops(conn, request, stop)
         if isinstance(request, Fetch):
             return conn.execute(request.sql, request.params).fetchall()
         assert isinstance(request, Execute)
         return conn.execute(request.sql, request.params).rowcount
 
-    def _apply_ops(self, conn: sqlite3.Connection, request: ApplyOps) -> tuple[int, str] | None:
+    def _apply_ops(
+        self, conn: sqlite3.Connection, request: ApplyOps, stop: threading.Event
+    ) -> tuple[int, str] | None:
         cache = self._render_cache
         tables = request.tables
         execute = conn.execute
         for index, ops in enumerate(request.events):
+            if stop.is_set():
+                raise _Stopped
             try:
                 for sql, params in ops:
                     execute(_render(sql, tables, cache), params)
             except sqlite3.Error as exc:
+                if _interrupted(exc):
+                    raise
                 if sqlite_error_kind(exc) in _ENVIRONMENT_KINDS:
                     raise  # never blamed on the event: see _transact_sync
                 return index, str(exc)
@@ -332,13 +382,14 @@ class SQLiteViewsStore:
             )
 
     def _read_sync(self, body: Callable[[], Tx[Any]]) -> Any:
-        conn = self._reader
-        if conn is None:
-            raise ViewsStoreError(f"the views at {self.location} are closed")
-        try:
-            return self._read_on(conn, body)
-        except sqlite3.Error as exc:
-            raise views_error(self.location, exc) from exc
+        with self._reader_busy:
+            conn = self._reader
+            if conn is None:
+                raise ViewsStoreError(f"the views at {self.location} are closed")
+            try:
+                return self._read_on(conn, body)
+            except sqlite3.Error as exc:
+                raise views_error(self.location, exc) from exc
 
     @staticmethod
     def _read_on(conn: sqlite3.Connection, body: Callable[[], Tx[Any]]) -> Any:
@@ -394,10 +445,11 @@ class SQLiteViewsStore:
             raise _Overran from exc
 
     def _fetch_sync(self, sql: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
-        conn = self._reader
-        if conn is None:
-            raise ViewsStoreError(f"the views at {self.location} are closed")
-        try:
-            return _fetch_on(conn, sql, params)
-        except sqlite3.Error as exc:
-            raise views_error(self.location, exc) from exc
+        with self._reader_busy:
+            conn = self._reader
+            if conn is None:
+                raise ViewsStoreError(f"the views at {self.location} are closed")
+            try:
+                return _fetch_on(conn, sql, params)
+            except sqlite3.Error as exc:
+                raise views_error(self.location, exc) from exc
