@@ -10,8 +10,13 @@ __all__ = ["demo"]
 
 
 @click.command()
+@click.option(
+    "--run-name",
+    metavar="NAME",
+    help="Name the run (unique among live runs) [default: training_pipeline-<UTC time>].",
+)
 @click.pass_context
-def demo(ctx: click.Context) -> None:
+def demo(ctx: click.Context, run_name: str | None) -> None:
     """Record a demo pipeline run, then describe it.
 
     An example async orchestrator (eventstore.demo) runs a six-step DAG against
@@ -30,7 +35,9 @@ def demo(ctx: click.Context) -> None:
     async def body() -> str:
         async with open_store_for(create=True) as store:
             await initialise(store)
-            run_id = await run_demo(store, artifact_root=artifact_root(store.location.path))
+            run_id = await run_demo(
+                store, artifact_root=artifact_root(store.location.path), run_name=run_name
+            )
             return str(run_id)
 
     run_id = run_async(body)

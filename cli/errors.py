@@ -10,6 +10,7 @@ Exit codes (documented in ``docs/cli.md``):
 4    the named thing does not exist
 5    ``verify`` found the log damaged
 6    the store is busy, full, or unreachable
+7    the name or id is already taken (a run name, a component or stack name...)
 70   an internal error (a bug): rerun with ``-v`` for the traceback
 130  interrupted (Ctrl-C); the store is left intact
 ==== =========================================================
@@ -30,6 +31,7 @@ __all__ = [
     "EXIT_BUSY",
     "EXIT_DAMAGED",
     "EXIT_ERROR",
+    "EXIT_EXISTS",
     "EXIT_INTERNAL",
     "EXIT_INTERRUPTED",
     "EXIT_NOT_FOUND",
@@ -43,6 +45,7 @@ EXIT_NO_STORE = 3
 EXIT_NOT_FOUND = 4
 EXIT_DAMAGED = 5
 EXIT_BUSY = 6
+EXIT_EXISTS = 7
 EXIT_INTERNAL = 70
 EXIT_INTERRUPTED = 130
 
@@ -62,6 +65,7 @@ class CLIError(click.ClickException):
 
 def _exit_code(exc: BaseException) -> int:
     from eventstore.errors import (
+        AlreadyExistsError,
         BackendUnavailableError,
         NotAStoreError,
         NotFoundError,
@@ -77,6 +81,8 @@ def _exit_code(exc: BaseException) -> int:
         return EXIT_NOT_FOUND
     if isinstance(exc, StoreBusyError | StoreFullError | BackendUnavailableError):
         return EXIT_BUSY
+    if isinstance(exc, AlreadyExistsError):
+        return EXIT_EXISTS
     return EXIT_ERROR
 
 

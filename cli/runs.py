@@ -154,7 +154,11 @@ def list_(
 @as_of_option
 @output_options()
 def describe(run_ref: str, as_of: str | None, fmt: Format) -> None:
-    """Describe a run (by id, unique id prefix, or run name), then its steps.
+    """Describe a run (by id, run name, or id prefix), then its steps.
+
+    An id prefix needs at least 4 characters and must match one run only; a
+    reference that could mean several runs (a run named like another run's id
+    prefix...) is refused, listing them.
 
     Example: metaledger run describe training_pipeline-2026_11_28-08_00_00_000000
     """
@@ -217,6 +221,9 @@ def describe(run_ref: str, as_of: str | None, fmt: Format) -> None:
 def delete(run_ref: str, reason: str, yes: bool) -> None:
     """Delete a run: a tombstone event; the log keeps every event, the views forget it.
 
+    RUN is resolved as by `run describe` (an id prefix of 4+ characters,
+    never an ambiguous one). Deleting a run frees its run name.
+
     Example: metaledger run delete 3f2a9c1e --reason "test run" --yes
     """
     import uuid
@@ -234,4 +241,4 @@ def delete(run_ref: str, reason: str, yes: bool) -> None:
         raise CLIError("not deleted")
 
     run_on_store(lambda store: store.delete_run(uuid.UUID(found.run_id), reason=reason))
-    click.echo(f"Deleted run `{found.run_name}`.")
+    click.echo(f"Deleted run `{found.run_name}` ({found.run_id}).")

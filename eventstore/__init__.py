@@ -40,6 +40,7 @@ from .errors import (
     NotAStoreError,
     NotFoundError,
     ReadOnlyStoreError,
+    RunNameTakenError,
     StoreBusyError,
     StoreClosedError,
     StoreError,
@@ -71,7 +72,14 @@ from .events import (
     StepStarted,
     WorkspaceActiveStackSet,
 )
-from .runs import PipelineRun, RunState, StepRun, artifact_event_id, run_stream
+from .runs import (
+    PipelineRun,
+    RunState,
+    StepRun,
+    artifact_event_id,
+    run_name_event_id,
+    run_stream,
+)
 from .store import EventStore, open_store
 from .upcasting import UpcasterRegistry, upcaster
 from .uri import ENV_VAR, StoreLocation, default_store_dir, resolve_store
@@ -120,6 +128,7 @@ __all__ = [
     "RecordedEvent",
     "RunDeleted",
     "RunFinished",
+    "RunNameTakenError",
     "RunStarted",
     "RunState",
     "StackDeleted",
@@ -146,6 +155,7 @@ __all__ = [
     "default_store_dir",
     "open_store",
     "resolve_store",
+    "run_name_event_id",
     "run_stream",
     "upcaster",
     "us_from_datetime",

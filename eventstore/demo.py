@@ -100,11 +100,20 @@ async def _write(
     )
 
 
-async def run_demo(store: EventStore, *, artifact_root: Path | None = None) -> UUID:
-    """Record one run of the demo DAG on the active stack; return the run id."""
+async def run_demo(
+    store: EventStore, *, artifact_root: Path | None = None, run_name: str | None = None
+) -> UUID:
+    """Record one run of the demo DAG on the active stack; return the run id.
+
+    Without ``run_name`` the run gets a unique generated name, so the demo can
+    run any number of times; a given ``run_name`` must be free (RunNameTakenError).
+    """
     root = await _artifact_root(store, artifact_root or Path("artifacts"))
     async with store.pipeline_run(
-        DEMO_PIPELINE, config={"epochs": 3, "learning_rate": 0.01}, tags=["demo"]
+        DEMO_PIPELINE,
+        run_name=run_name,
+        config={"epochs": 3, "learning_rate": 0.01},
+        tags=["demo"],
     ) as run:
         async with run.step("load_data", parameters={"rows": 1000}) as step:
             raw = await _write(step, root, "raw", {"rows": list(range(10))})

@@ -14,6 +14,7 @@ into a scratch store to answer "as of" a past position or time.
 from .artifacts import ArtifactsProjection
 from .definition import EventContext, Handler, Op, Projection, Table, to_json
 from .errors import (
+    AmbiguousReferenceError,
     ProjectionError,
     ProjectionFailedError,
     QueryError,
@@ -52,6 +53,7 @@ __all__ = [
     "DEFAULT_PROJECTIONS",
     "STEP_STATUSES",
     "VIEWS_FILE",
+    "AmbiguousReferenceError",
     "ArtifactView",
     "ArtifactsProjection",
     "ComponentRef",
