@@ -22,6 +22,7 @@ from uuid import UUID
 
 import anyio
 
+from .defaults import ensure_default_stack
 from .runs import PipelineRun, StepRun
 from .store import EventStore, open_store
 
@@ -33,40 +34,6 @@ DEMO_PIPELINE = "training_pipeline"
 
 class FlakyStepError(RuntimeError):
     """Raised by the demo's ``train`` step on its first attempt, to show a retry."""
-
-
-async def ensure_default_stack(store: EventStore, artifact_path: Path | None) -> UUID:
-    """Register the ``default`` components and stack if missing, and make it active.
-
-    Idempotent: on a store that has them it only returns the default stack's id
-    (and sets it active if no stack is).
-    """
-    workspace = await store.workspace()
-    path = str(artifact_path) if artifact_path is not None else ""
-    defaults: dict[str, tuple[str, dict[str, Any]]] = {
-        "orchestrator": ("local", {}),
-        "artifact_store": ("local", {"path": path}),
-        # The metadata store is this store itself, whichever backend holds it.
-        "metadata_store": (store.location.kind, {"uri": store.uri}),
-    }
-    for component_type, (flavor, configuration) in defaults.items():
-        if not any(c.name == "default" for c in workspace.live_components(component_type)):
-            await store.register_component(
-                component_type, "default", flavor=flavor, configuration=configuration
-            )
-    workspace = await store.workspace()
-    existing = [s for s in workspace.live_stacks() if s.name == "default"]
-    if existing:
-        stack_id = existing[0].stack_id
-        if workspace.active_stack_id is None:
-            await store.set_active_stack(stack_id)
-        return stack_id
-    return await store.register_stack(
-        "default",
-        dict.fromkeys(defaults, "default"),
-        description="the default local stack",
-        set_active=workspace.active_stack_id is None,
-    )
 
 
 async def _artifact_root(store: EventStore, fallback: Path) -> Path:

@@ -81,8 +81,15 @@ async def open_store(
     poll_interval: float = 0.2,
     backend_options: dict[str, Any] | None = None,
     codec: EventCodec | None = None,
+    default_stack: bool = True,
 ) -> AsyncIterator[EventStore]:
     """Open (by default creating) the store at ``uri`` for the duration of the block.
+
+    A writable store whose log is empty gets the ``default`` stack (local
+    orchestrator, local artifact store, this store as metadata store) made
+    active on open, so runs recorded at once show a stack; this is idempotent
+    across processes opening a new store together. ``default_stack=False``
+    leaves an empty log empty (to import or copy a whole log into it).
 
     ``uri``: None for ``$METALEDGER_STORE`` or the default local store; a path or
     ``sqlite:///path``; or ``postgresql://...``. ``durability="full"`` (default)
@@ -109,6 +116,10 @@ async def open_store(
         async with anyio.create_task_group() as group:
             await group.start(store._run_writer)
             try:
+                if default_stack and not store.read_only and await store.head() == 0:
+                    from .defaults import ensure_default_stack
+
+                    await ensure_default_stack(store)
                 yield store
             except BaseException as exc:
                 body_error = exc

@@ -211,6 +211,8 @@ class WorkspaceCommands(Log):
             for _ in range(_RETRIES):
                 state = await self._load_workspace()
                 events = decide(state)
+                if not events:  # nothing to do (an idempotent command found it done)
+                    return events
                 try:
                     await self.append(WORKSPACE_STREAM, events, expected_version=state.version)
                 except ConcurrencyError:
