@@ -60,6 +60,7 @@ from .events import (
     ComponentRenamed,
     ComponentUpdated,
     Event,
+    FlavorRegistered,
     MetadataLogged,
     RunDeleted,
     RunFinished,
@@ -72,6 +73,7 @@ from .events import (
     StepStarted,
     WorkspaceActiveStackSet,
 )
+from .flavors import BUILTIN_FLAVORS
 from .runs import (
     PipelineRun,
     RunState,
@@ -88,6 +90,7 @@ from .workspace import WORKSPACE_STREAM, WorkspaceState
 __all__ = [
     "ANY",
     "ARTIFACT_TYPES",
+    "BUILTIN_FLAVORS",
     "COMPONENT_TYPES",
     "DEFAULT_MAX_EVENT_BYTES",
     "ENV_VAR",
@@ -112,6 +115,7 @@ __all__ = [
     "EventIdConflictError",
     "EventStore",
     "ExpectedVersion",
+    "FlavorRegistered",
     "InUseError",
     "InvalidEventError",
     "InvalidStateError",

@@ -57,9 +57,7 @@ async def ensure_default_stack(store: EventStore, artifact_path: Path | None = N
         events: list[Event] = []
         ids: dict[str, UUID] = {}
         for component_type, (flavor, configuration) in defaults.items():
-            existing = [
-                c for c in state.live_components(component_type) if c.name == DEFAULT_NAME
-            ]
+            existing = [c for c in state.live_components(component_type) if c.name == DEFAULT_NAME]
             if existing:
                 ids[component_type] = existing[0].component_id
                 continue

@@ -23,6 +23,7 @@ name takes the next generation.
 from __future__ import annotations
 
 import contextlib
+import difflib
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -41,6 +42,7 @@ from .errors import (
     RunNameTakenError,
 )
 from .events import (
+    ARTIFACT_TYPES,
     ArtifactConsumed,
     ArtifactProduced,
     Event,
@@ -416,8 +418,19 @@ class StepRun:
         """Record a new artifact written by this step; return its id.
 
         ``name`` (default: ``<pipeline>.<step>.<output>``) groups versions: the
-        artifacts view numbers each name's artifacts v1, v2...
+        artifacts view numbers each name's artifacts v1, v2... ``artifact_type``
+        is one of ZenML's (``ARTIFACT_TYPES``); each output name of a step is
+        produced once (AlreadyExistsError), except as an identical retry.
         """
+        if artifact_type not in ARTIFACT_TYPES:
+            lowered = {t.lower(): t for t in ARTIFACT_TYPES}
+            close = [
+                lowered[t]
+                for t in difflib.get_close_matches(artifact_type.lower(), lowered, n=3, cutoff=0.5)
+            ]
+            raise NotFoundError(
+                "artifact type", artifact_type, close, hint=f"one of {', '.join(ARTIFACT_TYPES)}"
+            )
         artifact_id = artifact_id or uuid4()
 
         def decide(state: RunState) -> list[NewEvent]:
