@@ -130,6 +130,21 @@ async def test_two_handles_racing_for_one_name_one_wins(tmp_path: Path) -> None:
     assert len(started) == 1
 
 
+_OPENER = """
+import sys, anyio
+from eventstore import open_store
+from eventstore.logs import configure_logging
+
+async def main():
+    sys.stdout.write("ready\\n"); sys.stdout.flush()
+    sys.stdin.readline()
+    async with open_store(sys.argv[1], backend_options=OPTIONS) as store:
+        print("opened", await store.head())
+
+configure_logging()
+anyio.run(main)
+"""
+
 _RACER = """
 import sys, anyio
 from eventstore import RunNameTakenError, open_store
@@ -151,12 +166,12 @@ anyio.run(main)
 """
 
 
-def _race_processes(uri: str, processes: int, options: str) -> list[str]:
+def _race_processes(uri: str, processes: int, options: str, script: str = _RACER) -> list[str]:
     """Start ``processes`` children, release them together, collect what each did."""
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     children = [
         subprocess.Popen(
-            [sys.executable, "-c", _RACER.replace("OPTIONS", options), uri],
+            [sys.executable, "-c", script.replace("OPTIONS", options), uri],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -335,3 +350,171 @@ def test_cli_delete_refuses_a_one_character_prefix(tmp_path: Path) -> None:
     assert len(json.loads(cli_run(store, "--json", "run", "list").stdout)) == 1
     deleted = cli_run(store, "run", "delete", run_id[:8], "--yes")
     assert run_id in deleted.stdout
+
+
+# -- the default stack ---------------------------------------------------------------
+
+
+async def test_the_readme_flow_records_runs_on_the_default_stack(tmp_path: Path) -> None:
+    """``open_store`` then ``pipeline_run``, nothing else: the run shows the default stack."""
+    async with open_store(tmp_path / "example-store") as store:
+        async with store.pipeline_run("training") as run, run.step("load") as step:
+            await step.produce("data", uri="file:///tmp/data.parquet")
+        async with open_views(store) as views:
+            await views.catch_up()
+            found = await views.query.run(str(run.run_id))
+            stacks = await views.query.stacks()
+    assert found.stack == "default"
+    assert [(s.name, s.active) for s in stacks] == [("default", True)]
+    assert {t: c.name for t, c in stacks[0].components.items()} == {
+        "orchestrator": "default",
+        "artifact_store": "default",
+        "metadata_store": "default",
+    }
+    # Opening again changes nothing.
+    async with open_store(tmp_path / "example-store") as store:
+        head = await store.head()
+        await ensure_default_stack(store)
+        assert await store.head() == head
+
+
+def test_an_empty_log_can_stay_empty(tmp_path: Path) -> None:
+    """``default_stack=False`` (import, copy, the CLI's reads) leaves an empty log empty."""
+
+    async def head(**options: Any) -> int:
+        async with open_store(tmp_path / "s", **options) as store:
+            return await store.head()
+
+    assert anyio.run(lambda: head(default_stack=False)) == 0
+    cli_run(tmp_path / "s", "stack", "list")
+    assert anyio.run(lambda: head(read_only=True)) == 0
+
+
+@pytest.mark.slow
+def test_processes_opening_a_new_store_at_once_make_one_default_stack(tmp_path: Path) -> None:
+    """Four processes open one new store together: one default stack, one append of it."""
+    uri = str(tmp_path / "store")
+    outputs = _race_processes(uri, 4, "{'busy_timeout': 30.0}", _OPENER)
+    assert all(o.startswith("opened") for o in outputs), outputs
+
+    async def events() -> list[Any]:
+        async with open_store(uri) as store:
+            return [e async for e in store.read_all()]
+
+    stored = anyio.run(events)
+    assert [e.type for e in stored] == [
+        "component.registered",
+        "component.registered",
+        "component.registered",
+        "stack.registered",
+        "workspace.active_stack_set",
+    ]
+
+
+@pytest.mark.postgres
+@pytest.mark.slow
+def test_processes_opening_a_new_postgres_store_at_once(postgres_uri: str) -> None:
+    """The same on PostgreSQL: five events, one default stack."""
+    outputs = _race_processes(postgres_uri, 4, "{}", _OPENER)
+    assert all(o.startswith("opened") for o in outputs), outputs
+    assert all(o.split()[1] == "5" for o in outputs), outputs
+
+
+async def test_ensure_default_stack_from_many_tasks_and_handles(tmp_path: Path) -> None:
+    """Concurrent ``ensure_default_stack`` calls on two handles all return one stack id."""
+    path = tmp_path / "store"
+    async with (
+        open_store(path, default_stack=False) as one,
+        open_store(path, default_stack=False) as two,
+    ):
+        ids: list[uuid.UUID] = []
+
+        async def ensure(handle: EventStore) -> None:
+            ids.append(await ensure_default_stack(handle))
+
+        async with anyio.create_task_group() as group:
+            for i in range(6):
+                group.start_soon(ensure, one if i % 2 else two)
+        assert len(set(ids)) == 1
+        assert await one.head() == 5
+
+
+# -- component types and flavors ---------------------------------------------------
+
+
+async def test_unknown_flavors_are_refused_unless_registered(store: EventStore) -> None:
+    """``k8s`` is refused suggesting ``kubernetes``; a registered custom flavor is accepted."""
+    from eventstore import NotFoundError
+
+    head = await store.head()
+    with pytest.raises(NotFoundError, match="did you mean 'kubernetes'"):
+        await store.register_component("orchestrator", "k", flavor="k8s")
+    assert await store.head() == head
+    await store.register_component("orchestrator", "k", flavor="kubernetes")
+    await store.register_flavor("orchestrator", "in_house", description="ours")
+    await store.register_component("orchestrator", "mine", flavor="in_house")
+    with pytest.raises(AlreadyExistsError):
+        await store.register_flavor("orchestrator", "in_house")
+    with pytest.raises(AlreadyExistsError):
+        await store.register_flavor("orchestrator", "local")
+    # A type outside ZenML's catalogue (a newer orchestrator's) takes any flavor.
+    await store.register_component("quantum_annealer", "q", flavor="dwave")
+
+
+async def test_artifact_types_outside_zenmls_list_are_refused(store: EventStore) -> None:
+    """``produce(artifact_type="Model")`` is refused, suggesting ``ModelArtifact``."""
+    from eventstore import NotFoundError
+
+    async with store.pipeline_run("p") as run, run.step("s") as step:
+        with pytest.raises(NotFoundError, match="did you mean 'ModelArtifact'"):
+            await step.produce("m", uri="file:///m", artifact_type="Model")
+        await step.produce("m", uri="file:///m", artifact_type="ModelArtifact")
+
+
+def test_cli_flavor_list_register_and_refusals(tmp_path: Path) -> None:
+    """``orchestrator flavor list`` lists built-ins; unknown flavors and types are errors."""
+    store = tmp_path / "store"
+    cli_run(store, "init")
+    flavors = json.loads(cli_run(store, "orchestrator", "flavor", "list", "--json").stdout)
+    names = [f["name"] for f in flavors]
+    assert names[:3] == ["local", "local_docker", "kubernetes"]
+    assert all(f["builtin"] for f in flavors)
+    refused = cli_run(store, "orchestrator", "register", "k", "--flavor", "k8s", code=4)
+    assert "did you mean 'kubernetes'" in refused.stderr
+    assert "flavor register" in refused.stderr
+    cli_run(store, "component", "experiment-tracker", "flavor", "register", "ours")
+    cli_run(store, "component", "experiment-tracker", "register", "t", "--flavor", "ours")
+    custom = json.loads(
+        cli_run(store, "component", "experiment-tracker", "flavor", "list", "--json").stdout
+    )
+    assert {"name": "ours", "builtin": False} in [
+        {"name": f["name"], "builtin": f["builtin"]} for f in custom
+    ]
+    unknown = cli_run(store, "component", "foo", "list", code=1)
+    assert "'foo' is not a component type" in unknown.stderr
+    assert "No foo" not in unknown.stdout
+    typo = cli_run(store, "component", "experiment-trackr", "list", code=1)
+    assert "did you mean 'experiment-tracker'" in typo.stderr
+
+
+# -- the pipeline group --------------------------------------------------------------
+
+
+def test_cli_pipeline_list_and_runs(tmp_path: Path) -> None:
+    """``pipeline list`` counts runs and shows the last; ``pipeline runs`` lists them."""
+    store = tmp_path / "store"
+    cli_run(store, "demo", "--run-name", "first")
+    cli_run(store, "demo", "--run-name", "second")
+    pipelines = json.loads(cli_run(store, "--json", "pipeline", "list").stdout)
+    assert [(p["name"], p["runs"], p["last_run_name"], p["last_status"]) for p in pipelines] == [
+        ("training_pipeline", 2, "second", "completed")
+    ]
+    table = cli_run(store, "pipeline", "list").stdout
+    assert "training_pipeline" in table
+    assert "second" in table
+    runs = json.loads(cli_run(store, "pipeline", "runs", "training_pipeline", "--json").stdout)
+    assert [r["run_name"] for r in runs] == ["second", "first"]
+    missing = cli_run(store, "pipeline", "runs", "training", code=4)
+    assert "did you mean 'training_pipeline'" in missing.stderr
+    hint = cli_run(store, "run", "describe", "training_pipeline", code=4)
+    assert "metaledger pipeline runs training_pipeline" in hint.stderr
