@@ -394,7 +394,8 @@ def _typed_group(command_name: str, component_type: str) -> click.Group:
     group = click.Group(
         command_name,
         help=f"Manage {plural}.\n\nRegister, list, describe, update, rename and delete "
-        f"{plural}.\n\nExample: metaledger {command_name} list",
+        f"{plural}; list their flavors and register custom ones (`flavor`)."
+        f"\n\nExample: metaledger {command_name} list",
     )
     group.component_type = component_type  # type: ignore[attr-defined]
     _add_commands(group, command_name)
@@ -413,8 +414,9 @@ metadata_store = _typed_group("metadata-store", "metadata_store")
 def component(ctx: click.Context, component_type: str) -> None:
     """Manage stack components of any TYPE.
 
-    TYPE is a component type such as step-operator, experiment-tracker,
-    container-registry or model-deployer.
+    TYPE is one of ZenML's component types, such as step-operator,
+    experiment-tracker, container-registry or model-deployer; any other TYPE is
+    an error (exit 1) naming the known ones.
 
     Example: metaledger component experiment-tracker list
     """

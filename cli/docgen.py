@@ -51,6 +51,11 @@ store. ZenML users will recognise the shape: `metaledger stack list`,
 - **As of**: `--as-of POSITION|TIME` answers as the log stood then, by replaying
   it into a scratch store. TIME is ISO-8601 (`2026-11-28T08:00:00Z`; UTC when no
   offset is given) or an age (`30m`, `2h`, `7d`).
+- **References**: a run is named by its id, its run name (unique among live
+  runs), or an id prefix of at least 4 characters; an artifact by its id,
+  `NAME:VERSION`, `NAME` (the latest version) or such an id prefix. A reference
+  that could mean several (a run named like another run's id prefix, a prefix
+  two ids share) is refused with the candidates listed, exit 1; never guessed.
 - **Logs** go to stderr: warnings by default, `-v` info, `-vv` debug;
   `--log-format json` for JSON lines.
 
@@ -65,6 +70,7 @@ store. ZenML users will recognise the shape: `metaledger stack list`,
 | 4 | the named component, stack, run, artifact or projection does not exist |
 | 5 | `verify` found the log damaged |
 | 6 | the store is busy, full, or unreachable |
+| 7 | the name or id is already taken (a live run's name, a component, stack or flavor name) |
 | 70 | an internal error (a bug): rerun with `-v` for the traceback |
 | 130 | interrupted (Ctrl-C); the store is left intact |
 
@@ -90,6 +96,10 @@ Errors are one line on stderr; a traceback only with `-v`.
 - `artifact lineage`: `roots`, `direction`, `depth`, `truncated`, `nodes` (`id`,
   `kind` artifact|step, `label`, `run_id`, `run_name`, `depth`) and `edges`
   (`source`, `target`, `kind` produced|consumed, `name`).
+- `pipeline list`: items with `name`, `runs`, `last_run_id`, `last_run_name`,
+  `last_status`, `last_started_at`; `pipeline runs NAME`: as `run list`.
+- `<component group> flavor list`: items with `name`, `type`, `builtin`,
+  `description`.
 - `events list`: items with `position`, `event_id`, `stream_id`,
   `stream_version`, `type`, `schema_version`, `recorded_at`, `metadata`, `data`.
 - `verify`: `ok`, `events`, `first_bad_position`, `reason`, `head_position`.
