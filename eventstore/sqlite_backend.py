@@ -120,6 +120,9 @@ def _chunks(items: Sequence[str], size: int = _IN_CHUNK) -> Iterator[Sequence[st
 class SQLiteBackend:
     """The log in a SQLite file; see the module docstring for how it stays safe."""
 
+    #: Whether this handle's ``open`` created the store (its first open ever).
+    created = False
+
     def __init__(
         self,
         directory: Path,
@@ -322,6 +325,7 @@ class SQLiteBackend:
                 conn.executemany("INSERT INTO ledger_meta (key, value) VALUES (?, ?)", meta.items())
                 conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
                 log.info("store_created", path=str(self.path))
+                self.created = True
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")

@@ -85,11 +85,12 @@ async def open_store(
 ) -> AsyncIterator[EventStore]:
     """Open (by default creating) the store at ``uri`` for the duration of the block.
 
-    A writable store whose log is empty gets the ``default`` stack (local
-    orchestrator, local artifact store, this store as metadata store) made
-    active on open, so runs recorded at once show a stack; this is idempotent
-    across processes opening a new store together. ``default_stack=False``
-    leaves an empty log empty (to import or copy a whole log into it).
+    The open that creates a store gives it the ``default`` stack (local
+    orchestrator, local artifact store, this store as metadata store), made
+    active, so runs recorded at once show a stack; this is idempotent across
+    processes opening a new store together. ``default_stack=False`` creates
+    an empty log (to import or copy a whole log into it); opening an existing
+    store never adds the stack (``ensure_default_stack`` or ``metaledger init`` do).
 
     ``uri``: None for ``$METALEDGER_STORE`` or the default local store; a path or
     ``sqlite:///path``; or ``postgresql://...``. ``durability="full"`` (default)
@@ -116,7 +117,9 @@ async def open_store(
         async with anyio.create_task_group() as group:
             await group.start(store._run_writer)
             try:
-                if default_stack and not store.read_only and await store.head() == 0:
+                # Only the open that created the store: an existing empty log (an
+                # import or copy target) is never written to behind its user's back.
+                if default_stack and getattr(backend, "created", False) and not store.read_only:
                     from .defaults import ensure_default_stack
 
                     await ensure_default_stack(store)
