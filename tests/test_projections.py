@@ -332,7 +332,9 @@ class TestFailures:
         from eventstore import EventCodec
 
         types: dict[str, type[Event]] = {**EVENT_TYPES, "future.thing": FutureThing}
-        async with open_store(tmp_path / "s", codec=EventCodec(event_types=types)) as store:
+        async with open_store(
+            tmp_path / "s", codec=EventCodec(event_types=types), default_stack=False
+        ) as store:
             await store.append("x", [FutureThing(colour="red"), FutureThing(colour="blue")])
         async with open_store(tmp_path / "s") as store, open_views(store) as views:
             await views.catch_up()
@@ -358,7 +360,10 @@ class TestFreshness:
 
     async def test_wait_for_without_follower_catches_up(self, tmp_path: Path) -> None:
         """Without a follower, wait_for catches up itself; a position never reached times out."""
-        async with open_store(tmp_path / "s") as store, open_views(store) as views:
+        async with (
+            open_store(tmp_path / "s", default_stack=False) as store,
+            open_views(store) as views,
+        ):
             await store.start_run("p", run_name="x")
             await views.wait_for(1, timeout=5)
             assert 1 == len(await views.query.runs())
@@ -414,7 +419,7 @@ class SqlBrokenRuns(RunsProjection):
 async def test_a_sql_error_stops_its_projection_at_the_failing_event(tmp_path: Path) -> None:
     """A SQL error in one projection's ops: the batch is redone with savepoints, that
     projection keeps the events before the failing one and stops there; others go on."""
-    async with open_store(tmp_path / "s") as store:
+    async with open_store(tmp_path / "s", default_stack=False) as store:
         await store.start_run("before")
         poison = await store.start_run("poison")
         await poison.finish()
