@@ -17,6 +17,7 @@ from typing import Any, Literal
 import msgspec
 
 from eventstore import (
+    ARTIFACT_TYPES,
     WORKSPACE_STREAM,
     EventStore,
     RecordedEvent,
@@ -770,8 +771,19 @@ class Queries:
         name: str | None = None,
         limit: int | None = 100,
     ) -> list[ArtifactView]:
-        """Artifacts, newest first, filtered by type, producing run (any run reference) or name."""
+        """Artifacts, newest first, filtered by type, producing run (any run reference) or name.
+
+        A type outside ZenML's (``ARTIFACT_TYPES``) is a QueryError naming close ones.
+        """
         _check_limit(limit)
+        if artifact_type is not None and artifact_type not in ARTIFACT_TYPES:
+            lowered = {t.lower(): t for t in ARTIFACT_TYPES}
+            close = difflib.get_close_matches(artifact_type.lower(), lowered, n=1, cutoff=0.5)
+            hint = f"did you mean {lowered[close[0]]!r}? " if close else ""
+            raise QueryError(
+                f"{artifact_type!r} is not an artifact type; {hint}"
+                f"known: {', '.join(ARTIFACT_TYPES)}"
+            )
 
         def body() -> Tx[list[ArtifactView]]:
             where: list[str] = ["1 = 1"]

@@ -30,7 +30,7 @@ from eventstore import (
     open_store,
 )
 from eventstore.demo import ensure_default_stack, run_demo
-from projections import AmbiguousReferenceError, ViewNotFoundError, open_views
+from projections import AmbiguousReferenceError, QueryError, ViewNotFoundError, open_views
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -483,6 +483,11 @@ async def test_artifact_types_outside_zenmls_list_are_refused(store: EventStore)
         with pytest.raises(NotFoundError, match="did you mean 'ModelArtifact'"):
             await step.produce("m", uri="file:///m", artifact_type="Model")
         await step.produce("m", uri="file:///m", artifact_type="ModelArtifact")
+    async with open_views(store) as views:
+        await views.catch_up()
+        with pytest.raises(QueryError, match="did you mean 'ModelArtifact'"):
+            await views.query.artifacts(artifact_type="model")
+        assert len(await views.query.artifacts(artifact_type="ModelArtifact")) == 1
 
 
 def test_cli_flavor_list_register_and_refusals(tmp_path: Path) -> None:
