@@ -151,7 +151,10 @@ def list_(
 @show_secrets_option
 @output_options()
 def describe(ref: str, as_of: str | None, show_secrets: bool, fmt: Format) -> None:
-    """Describe an artifact: by id, unique id prefix, NAME:VERSION or NAME (latest).
+    """Describe an artifact: by id, NAME:VERSION, NAME (latest) or id prefix.
+
+    An id prefix needs at least 4 characters and must match one artifact only;
+    a reference that could mean several artifacts is refused, listing them.
 
     Example: metaledger artifact describe training_pipeline.train.model:1
     """

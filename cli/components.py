@@ -85,12 +85,14 @@ def _parse_labels(labels: tuple[str, ...]) -> dict[str, str]:
 
 
 def _component_type() -> str:
-    ctx = click.get_current_context()
-    group = ctx.parent.command if ctx.parent is not None else None
-    fixed = getattr(group, "component_type", None)
-    if isinstance(fixed, str):
-        return fixed
-    return str(ctx.meta["metaledger.component_type"])
+    ctx: click.Context | None = click.get_current_context()
+    meta = ctx.meta if ctx is not None else {}
+    while ctx is not None:
+        fixed = getattr(ctx.command, "component_type", None)
+        if isinstance(fixed, str):
+            return fixed
+        ctx = ctx.parent
+    return str(meta["metaledger.component_type"])
 
 
 def _done(action: str, component_type: str, name: str, component_id: Any) -> dict[str, Any]:
@@ -286,7 +288,12 @@ def _add_commands(group: click.Group, label: str) -> None:
 
     @group.command("register", context_settings=_EXTRA_ARGS)
     @click.argument("name")
-    @click.option("--flavor", "-f", required=True, help="The component's flavor (e.g. local).")
+    @click.option(
+        "--flavor",
+        "-f",
+        required=True,
+        help="The component's flavor (e.g. local): built in, or registered with `flavor register`.",
+    )
     @click.option("--label", "labels", multiple=True, metavar="KEY=VALUE", help="A label.")
     @output_options()
     def register(name: str, flavor: str, labels: tuple[str, ...], fmt: Format) -> None:
@@ -350,15 +357,91 @@ def _add_commands(group: click.Group, label: str) -> None:
     delete.help = (delete.help or "") + f"\n\nExample: metaledger {label} delete old_one"
 
 
+def _flavor_list(fmt: Format) -> None:
+    component_type = _component_type()
+
+    async def body() -> dict[str, str | None]:
+        async with open_store_for() as store:
+            return (await store.workspace()).flavors_of(component_type)
+
+    flavors = run_async(body)
+    items = [
+        {
+            "name": name,
+            "type": component_type,
+            "builtin": description is None,
+            "description": description or "",
+        }
+        for name, description in flavors.items()
+    ]
+
+    def table() -> None:
+        if not items:
+            say(f"No {display_name(component_type)} flavors known: any flavor is accepted.")
+            return
+        print_table(
+            ("FLAVOR", "SOURCE", "DESCRIPTION"),
+            [
+                (i["name"], "built-in" if i["builtin"] else "custom", i["description"])
+                for i in items
+            ],
+        )
+
+    emit(items, fmt, table)
+
+
+def _flavor_register(name: str, description: str, fmt: Format) -> None:
+    component_type = _component_type()
+    run_on_store(lambda store: store.register_flavor(component_type, name, description=description))
+    item = {"name": name, "type": component_type, "builtin": False, "description": description}
+    emit(
+        item,
+        fmt,
+        lambda: say(f"Registered the custom {display_name(component_type)} flavor `{name}`."),
+    )
+
+
+def _add_flavor_commands(group: click.Group, label: str) -> None:
+    """Attach ``flavor list`` and ``flavor register`` to a component group."""
+
+    @group.group("flavor")
+    def flavor() -> None:
+        """List the known flavors, or register a custom one."""
+
+    flavor.help = (flavor.help or "") + f"\n\nExample: metaledger {label} flavor list"
+
+    @flavor.command("list")
+    @output_options()
+    def list_(fmt: Format) -> None:
+        """List the flavors a component may have: built-in, then custom ones."""
+        _flavor_list(fmt)
+
+    list_.help = (list_.help or "") + f"\n\nExample: metaledger {label} flavor list --json"
+
+    @flavor.command("register")
+    @click.argument("name")
+    @click.option("--description", default="", help="What the flavor is.")
+    @output_options()
+    def register(name: str, description: str, fmt: Format) -> None:
+        """Register a custom flavor NAME, so components of that flavor can be registered."""
+        _flavor_register(name, description, fmt)
+
+    register.help = (
+        register.help or ""
+    ) + f"\n\nExample: metaledger {label} flavor register my_flavor --description 'in-house'"
+
+
 def _typed_group(command_name: str, component_type: str) -> click.Group:
     plural = f"{display_name(component_type)}s"
     group = click.Group(
         command_name,
         help=f"Manage {plural}.\n\nRegister, list, describe, update, rename and delete "
-        f"{plural}.\n\nExample: metaledger {command_name} list",
+        f"{plural}; list their flavors and register custom ones (`flavor`)."
+        f"\n\nExample: metaledger {command_name} list",
     )
     group.component_type = component_type  # type: ignore[attr-defined]
     _add_commands(group, command_name)
+    _add_flavor_commands(group, command_name)
     return group
 
 
@@ -373,18 +456,26 @@ metadata_store = _typed_group("metadata-store", "metadata_store")
 def component(ctx: click.Context, component_type: str) -> None:
     """Manage stack components of any TYPE.
 
-    TYPE is a component type such as step-operator, experiment-tracker,
-    container-registry or model-deployer.
+    TYPE is one of ZenML's component types, such as step-operator,
+    experiment-tracker, container-registry or model-deployer; any other TYPE is
+    an error (exit 1) naming the known ones.
 
     Example: metaledger component experiment-tracker list
     """
-    from eventstore.events import COMPONENT_TYPE_PATTERN, COMPONENT_TYPES
+    from eventstore.events import COMPONENT_TYPES
 
     normalized = component_type.replace("-", "_").lower()
-    if not COMPONENT_TYPE_PATTERN.match(normalized):
-        known = ", ".join(t.replace("_", "-") for t in COMPONENT_TYPES)
-        raise CLIError(f"{component_type!r} is not a component type (known: {known})")
+    if normalized not in COMPONENT_TYPES:
+        import difflib
+
+        known = [t.replace("_", "-") for t in COMPONENT_TYPES]
+        close = difflib.get_close_matches(component_type.replace("_", "-").lower(), known, n=3)
+        hint = f"did you mean {' or '.join(repr(c) for c in close)}? " if close else ""
+        raise CLIError(
+            f"{component_type!r} is not a component type; {hint}known: {', '.join(known)}"
+        )
     ctx.meta["metaledger.component_type"] = normalized
 
 
 _add_commands(component, "component step-operator")
+_add_flavor_commands(component, "component step-operator")

@@ -124,10 +124,14 @@ def progress_bar(description: str, *, enabled: bool = True) -> Iterator[Progress
 
 @contextlib.asynccontextmanager
 async def open_store_for(*, create: bool = False) -> AsyncIterator[EventStore]:
-    """Open the store the global options name; a missing store is an error unless ``create``."""
+    """Open the store the global options name; a missing store is an error unless ``create``.
+
+    The CLI never makes the default stack on open (reading commands do not
+    write; `import` and `copy` need an empty log): `init` and `demo` make it.
+    """
     from eventstore import open_store
 
-    async with open_store(app().store_uri, create=create) as store:
+    async with open_store(app().store_uri, create=create, default_stack=False) as store:
         yield store
 
 

@@ -13,9 +13,14 @@ __all__ = ["demo"]
 
 
 @click.command()
+@click.option(
+    "--run-name",
+    metavar="NAME",
+    help="Name the run (unique among live runs) [default: training_pipeline-<UTC time>].",
+)
 @output_options()
 @click.pass_context
-def demo(ctx: click.Context, fmt: Format) -> None:
+def demo(ctx: click.Context, run_name: str | None, fmt: Format) -> None:
     """Record a demo pipeline run, then describe it.
 
     An example async orchestrator (eventstore.demo) runs a six-step DAG against
@@ -35,7 +40,9 @@ def demo(ctx: click.Context, fmt: Format) -> None:
     async def body() -> tuple[dict[str, Any], str, Any]:
         async with open_store_for(create=True) as store:
             initialised = await initialise(store)
-            run_id = await run_demo(store, artifact_root=artifact_root(store.location.path))
+            run_id = await run_demo(
+                store, artifact_root=artifact_root(store.location.path), run_name=run_name
+            )
             if fmt == "table":
                 return initialised, str(run_id), None
             async with open_fresh_views(store) as views:

@@ -73,6 +73,11 @@ store. ZenML users will recognise the shape: `metaledger stack list`,
   answer is as of: "As of 2026-11-28 08:00:00 UTC: the views stand at position
   1200 of 5400, recorded at 2026-11-28 07:59:58 UTC", or, for a time before the
   first event, "before the first event; the log begins at ...".
+- **References**: a run is named by its id, its run name (unique among live
+  runs), or an id prefix of at least 4 characters; an artifact by its id,
+  `NAME:VERSION`, `NAME` (the latest version) or such an id prefix. A reference
+  that could mean several (a run named like another run's id prefix, a prefix
+  two ids share) is refused with the candidates listed, exit 1; never guessed.
 - **Logs** go to stderr: warnings by default, `-v` info, `-vv` debug;
   `--log-format json` for JSON lines.
 - **Names and values are data**: whatever a name, value, URI or error holds is
@@ -107,6 +112,7 @@ store. ZenML users will recognise the shape: `metaledger stack list`,
 | 7 | the views do not hold the whole log: a read printed its answer from views behind \
 the log (a warning on stderr names the projection; `projections rebuild` recovers), or \
 `verify` found events the views could not apply |
+| 8 | the name or id is already taken (a live run's name, a component, stack or flavor name) |
 | 70 | an internal error (a bug): rerun with `-v` for the traceback |
 | 130 | interrupted (Ctrl-C); the store is left intact |
 
@@ -134,6 +140,10 @@ away (`metaledger run list | head -3`) ends the command quietly with exit code 0
 - `artifact lineage`: `roots`, `direction`, `depth`, `truncated`, `nodes` (`id`,
   `kind` artifact|step, `label`, `run_id`, `run_name`, `depth`) and `edges`
   (`source`, `target`, `kind` produced|consumed, `name`).
+- `pipeline list`: items with `name`, `runs`, `last_run_id`, `last_run_name`,
+  `last_status`, `last_started_at`; `pipeline runs NAME`: as `run list`.
+- `<component group> flavor list`: items with `name`, `type`, `builtin`,
+  `description`.
 - `events list`: items with `position`, `event_id`, `stream_id`,
   `stream_version`, `type`, `schema_version`, `recorded_at`, `metadata`, `data`.
 - `verify`: `ok`, `events`, `first_bad_position`, `reason`, `head_position`,

@@ -14,6 +14,7 @@ Exit codes (documented in ``docs/cli.md``):
      views behind the log (a projection failed or stopped; a warning on
      stderr names it; ``metaledger projections rebuild`` recovers), or
      ``verify`` found events the views could not apply
+8    the name or id is already taken (a run name, a component or stack name...)
 70   an internal error (a bug): rerun with ``-v`` for the traceback
 130  interrupted (Ctrl-C); the store is left intact
 ==== =========================================================
@@ -37,6 +38,7 @@ __all__ = [
     "EXIT_BUSY",
     "EXIT_DAMAGED",
     "EXIT_ERROR",
+    "EXIT_EXISTS",
     "EXIT_INTERNAL",
     "EXIT_INTERRUPTED",
     "EXIT_NOT_FOUND",
@@ -53,6 +55,8 @@ EXIT_DAMAGED = 5
 EXIT_BUSY = 6
 #: Output was printed from views behind the log (see the table above).
 EXIT_STALE = 7
+#: A name or id is already taken.
+EXIT_EXISTS = 8
 EXIT_INTERNAL = 70
 EXIT_INTERRUPTED = 130
 
@@ -94,6 +98,7 @@ def _os_exit_code(exc: OSError) -> int:
 
 def _exit_code(exc: BaseException) -> int:
     from eventstore.errors import (
+        AlreadyExistsError,
         BackendUnavailableError,
         NotAStoreError,
         NotFoundError,
@@ -109,6 +114,8 @@ def _exit_code(exc: BaseException) -> int:
         return EXIT_NOT_FOUND
     if isinstance(exc, StoreBusyError | StoreFullError | BackendUnavailableError):
         return EXIT_BUSY
+    if isinstance(exc, AlreadyExistsError):
+        return EXIT_EXISTS
     return EXIT_ERROR
 
 

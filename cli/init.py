@@ -24,7 +24,7 @@ def artifact_root(store_path: Path | None) -> Path:
 
 async def initialise(store: Any) -> dict[str, Any]:
     """Register the default components and stack if missing; say what was done."""
-    from eventstore.demo import ensure_default_stack
+    from eventstore.defaults import ensure_default_stack
 
     before = await store.head()
     await ensure_default_stack(store, artifact_root(store.location.path))

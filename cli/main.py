@@ -28,6 +28,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "artifact-store": ("cli.components:artifact_store", "Manage artifact stores."),
     "metadata-store": ("cli.components:metadata_store", "Manage metadata stores."),
     "component": ("cli.components:component", "Manage stack components of any TYPE."),
+    "pipeline": ("cli.pipelines:pipeline", "List pipelines and their runs."),
     "run": ("cli.runs:run", "List, describe and delete pipeline runs."),
     "artifact": ("cli.artifacts:artifact", "List and describe artifacts and their lineage."),
     "events": ("cli.events:events", "Audit the event log: list, show, tail, append."),

@@ -199,7 +199,11 @@ def list_(
 def describe(
     run_ref: str, as_of: str | None, fmt: Format, wide: bool = False, show_secrets: bool = False
 ) -> None:
-    """Describe a run (by id, unique id prefix, or run name), then its steps.
+    """Describe a run (by id, run name, or id prefix), then its steps.
+
+    An id prefix needs at least 4 characters and must match one run only; a
+    reference that could mean several runs (a run named like another run's id
+    prefix...) is refused, listing them.
 
     The steps table fits the terminal: narrow ones lose STARTED and INPUTS
     first and shorten long values (a failed step's error is in full in --json);
@@ -277,6 +281,9 @@ def describe(
 def delete(run_ref: str, reason: str, yes: bool, fmt: Format) -> None:
     """Delete a run: a tombstone event; the log keeps every event, the views forget it.
 
+    RUN is resolved as by `run describe` (an id prefix of 4+ characters,
+    never an ambiguous one). Deleting a run frees its run name.
+
     Example: metaledger run delete 3f2a9c1e --reason "test run" --yes
     """
     import uuid
@@ -301,4 +308,4 @@ def delete(run_ref: str, reason: str, yes: bool, fmt: Format) -> None:
         "id": found.run_id,
         "reason": reason,
     }
-    emit(result, fmt, lambda: say(f"Deleted run `{found.run_name}`."))
+    emit(result, fmt, lambda: say(f"Deleted run `{found.run_name}` ({found.run_id})."))

@@ -725,7 +725,7 @@ async def _copy_body(target_uri: str) -> dict[str, Any]:
         if _same_place(resolve_store(target_uri), source.location):
             raise CLIError(f"{target_uri} is the current store: copy it to another place")
         head = await source.head()
-        async with open_store(target_uri, create=True) as target:
+        async with open_store(target_uri, create=True, default_stack=False) as target:
             display = target.location.display
             there = await target.head()
             await _check_prefix(source, target, head, there, display)

@@ -40,6 +40,7 @@ from .errors import (
     NotAStoreError,
     NotFoundError,
     ReadOnlyStoreError,
+    RunNameTakenError,
     StoreBusyError,
     StoreClosedError,
     StoreCorruptError,
@@ -60,6 +61,7 @@ from .events import (
     ComponentRenamed,
     ComponentUpdated,
     Event,
+    FlavorRegistered,
     MetadataLogged,
     RunDeleted,
     RunFinished,
@@ -72,7 +74,15 @@ from .events import (
     StepStarted,
     WorkspaceActiveStackSet,
 )
-from .runs import PipelineRun, RunState, StepRun, artifact_event_id, run_stream
+from .flavors import BUILTIN_FLAVORS
+from .runs import (
+    PipelineRun,
+    RunState,
+    StepRun,
+    artifact_event_id,
+    run_name_event_id,
+    run_stream,
+)
 from .store import EventStore, open_store
 from .upcasting import UpcasterRegistry, upcaster
 from .uri import ENV_VAR, StoreLocation, default_store_dir, resolve_store
@@ -81,6 +91,7 @@ from .workspace import WORKSPACE_STREAM, WorkspaceState
 __all__ = [
     "ANY",
     "ARTIFACT_TYPES",
+    "BUILTIN_FLAVORS",
     "COMPONENT_TYPES",
     "DEFAULT_MAX_EVENT_BYTES",
     "ENV_VAR",
@@ -105,6 +116,7 @@ __all__ = [
     "EventIdConflictError",
     "EventStore",
     "ExpectedVersion",
+    "FlavorRegistered",
     "InUseError",
     "InvalidEventError",
     "InvalidStateError",
@@ -121,6 +133,7 @@ __all__ = [
     "RecordedEvent",
     "RunDeleted",
     "RunFinished",
+    "RunNameTakenError",
     "RunStarted",
     "RunState",
     "StackDeleted",
@@ -148,6 +161,7 @@ __all__ = [
     "default_store_dir",
     "open_store",
     "resolve_store",
+    "run_name_event_id",
     "run_stream",
     "upcaster",
     "us_from_datetime",

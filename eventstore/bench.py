@@ -450,7 +450,7 @@ async def single_appends(directory: Path, tasks: int, per_task: int) -> WriteRun
     """``tasks`` concurrent tasks, each appending one event at a time to its own stream."""
     streams = [(run_stream(run_id), realistic_events(run_id, per_task)) for run_id in _ids(tasks)]
     latencies: list[float] = []
-    async with open_store(directory) as store:
+    async with open_store(directory, default_stack=False) as store:
         await _warm_up(store)
 
         async def appender(stream_id: str, events: list[Event]) -> None:
@@ -480,7 +480,7 @@ async def batch_appends(directory: Path, tasks: int, batches: int, batch_events:
         for run_id in _ids(tasks)
     ]
     latencies: list[float] = []
-    async with open_store(directory) as store:
+    async with open_store(directory, default_stack=False) as store:
         await _warm_up(store)
 
         async def appender(stream_id: str, events: list[Event]) -> None:
@@ -886,7 +886,7 @@ async def fill_lifecycle_store(directory: Path, runs: int) -> int:
     only the fills trade durability for speed. (Two tasks appending at once
     were no faster: the commit thread is the bottleneck.)
     """
-    async with open_store(directory, durability="normal") as store:
+    async with open_store(directory, durability="normal", default_stack=False) as store:
         for batch in lifecycle_appends(runs):
             await store.append_many(batch)
         head: int = await store.head()

@@ -130,7 +130,7 @@ async def _floor_at_commit_size(
 
 async def _emitters(uri: str, tasks: int, per_task: int) -> tuple[float, list[float]]:
     latencies: list[float] = []
-    async with open_store(uri) as store:
+    async with open_store(uri, default_stack=False) as store:
         await store.append("warm-up", [_event()])
 
         async def emit() -> None:
@@ -157,7 +157,7 @@ async def run_postgres_benchmark(dsn: str, *, events: int = 20_000) -> PostgresF
     uri = f"{server}?schema_prefix={prefix}"
     figures = PostgresFigures()
     try:
-        async with open_store(uri):
+        async with open_store(uri, default_stack=False):
             pass  # creates the schema and the log table the floor copies
         rows = _rows(events, 50)
         figures["floor_rows_per_s"] = await _floor(server, f"{prefix}_ledger", rows)

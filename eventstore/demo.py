@@ -14,7 +14,6 @@ Run it with ``python -m eventstore.demo`` (or ``metaledger demo``).
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 from pathlib import Path
@@ -23,7 +22,7 @@ from uuid import UUID
 
 import anyio
 
-from .errors import AlreadyExistsError
+from .defaults import ensure_default_stack
 from .runs import PipelineRun, StepRun
 from .store import EventStore, open_store
 
@@ -37,51 +36,6 @@ _DEFAULT_STACK_PASSES = 6
 
 class FlakyStepError(RuntimeError):
     """Raised by the demo's ``train`` step on its first attempt, to show a retry."""
-
-
-async def ensure_default_stack(store: EventStore, artifact_path: Path | None) -> UUID:
-    """Register the ``default`` components and stack if missing, and make it active.
-
-    Idempotent: on a store that has them it only returns the default stack's id
-    (and sets it active if no stack is). Safe to run from several processes at
-    once on a fresh store: one of them registers each default, the others find
-    it made and go on.
-    """
-    # Each refusal means another process registered one of the four defaults, so
-    # a few passes always converge.
-    for _ in range(_DEFAULT_STACK_PASSES - 1):
-        with contextlib.suppress(AlreadyExistsError):
-            return await _ensure_default_stack_once(store, artifact_path)
-    return await _ensure_default_stack_once(store, artifact_path)
-
-
-async def _ensure_default_stack_once(store: EventStore, artifact_path: Path | None) -> UUID:
-    workspace = await store.workspace()
-    path = str(artifact_path) if artifact_path is not None else ""
-    defaults: dict[str, tuple[str, dict[str, Any]]] = {
-        "orchestrator": ("local", {}),
-        "artifact_store": ("local", {"path": path}),
-        # The metadata store is this store itself, whichever backend holds it.
-        "metadata_store": (store.location.kind, {"uri": store.uri}),
-    }
-    for component_type, (flavor, configuration) in defaults.items():
-        if not any(c.name == "default" for c in workspace.live_components(component_type)):
-            await store.register_component(
-                component_type, "default", flavor=flavor, configuration=configuration
-            )
-    workspace = await store.workspace()
-    existing = [s for s in workspace.live_stacks() if s.name == "default"]
-    if existing:
-        stack_id = existing[0].stack_id
-        if workspace.active_stack_id is None:
-            await store.set_active_stack(stack_id)
-        return stack_id
-    return await store.register_stack(
-        "default",
-        dict.fromkeys(defaults, "default"),
-        description="the default local stack",
-        set_active=workspace.active_stack_id is None,
-    )
 
 
 async def _artifact_root(store: EventStore, fallback: Path) -> Path:
@@ -115,11 +69,20 @@ async def _write(
     )
 
 
-async def run_demo(store: EventStore, *, artifact_root: Path | None = None) -> UUID:
-    """Record one run of the demo DAG on the active stack; return the run id."""
+async def run_demo(
+    store: EventStore, *, artifact_root: Path | None = None, run_name: str | None = None
+) -> UUID:
+    """Record one run of the demo DAG on the active stack; return the run id.
+
+    Without ``run_name`` the run gets a unique generated name, so the demo can
+    run any number of times; a given ``run_name`` must be free (RunNameTakenError).
+    """
     root = await _artifact_root(store, artifact_root or Path("artifacts"))
     async with store.pipeline_run(
-        DEMO_PIPELINE, config={"epochs": 3, "learning_rate": 0.01}, tags=["demo"]
+        DEMO_PIPELINE,
+        run_name=run_name,
+        config={"epochs": 3, "learning_rate": 0.01},
+        tags=["demo"],
     ) as run:
         async with run.step("load_data", parameters={"rows": 1000}) as step:
             raw = await _write(step, root, "raw", {"rows": list(range(10))})

@@ -21,6 +21,7 @@ Every error derives from one base, so a caller can catch the whole family::
     └── LifecycleError                  the write API refused a command; nothing was appended
         ├── NotFoundError               a named component, stack, run, step or artifact is unknown
         ├── AlreadyExistsError          a name or id is already taken
+        │   └── RunNameTakenError       a live run already has that run name
         ├── InvalidStateError           the command does not fit the entity's state
         └── InUseError                  an entity is still referenced (a component in a stack...)
 """
@@ -44,6 +45,7 @@ __all__ = [
     "NotAStoreError",
     "NotFoundError",
     "ReadOnlyStoreError",
+    "RunNameTakenError",
     "StoreBusyError",
     "StoreClosedError",
     "StoreCorruptError",
@@ -151,15 +153,24 @@ class Unknown(Exception):
     """Mixin for "not found" errors: the kind, the name asked for, close names to suggest."""
 
     def __init__(
-        self, kind: str, name: str, suggestions: Sequence[str] = (), *, by_id: bool = False
+        self,
+        kind: str,
+        name: str,
+        suggestions: Sequence[str] = (),
+        *,
+        by_id: bool = False,
+        hint: str = "",
     ) -> None:
         self.kind = kind
         self.name = name
         self.suggestions = tuple(suggestions)
         # An id is looked up, not a name: "no artifact named '0190...'" would mislead.
         message = f"no {kind} with id {name}" if by_id else f"no {kind} named {name!r}"
+        self.hint = hint
         if self.suggestions:
             message += f"; did you mean {', '.join(repr(s) for s in self.suggestions)}?"
+        if hint:
+            message += f" ({hint})"
         super().__init__(message)
 
 
@@ -169,6 +180,21 @@ class NotFoundError(Unknown, LifecycleError, LookupError):
 
 class AlreadyExistsError(LifecycleError, ValueError):
     """Raised when a name or id is already taken."""
+
+
+class RunNameTakenError(AlreadyExistsError):
+    """Raised when a live (not deleted) run already has the run name asked for.
+
+    Run names are unique among live runs, as in ZenML; deleting a run frees its name.
+    """
+
+    def __init__(self, run_name: str, run_id: object) -> None:
+        self.run_name = run_name
+        self.run_id = run_id
+        super().__init__(
+            f"a run named {run_name!r} already exists (run {run_id}); run names are unique: "
+            "choose another name, or delete that run first"
+        )
 
 
 class InvalidStateError(LifecycleError, ValueError):

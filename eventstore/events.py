@@ -32,6 +32,7 @@ __all__ = [
     "ComponentRenamed",
     "ComponentUpdated",
     "Event",
+    "FlavorRegistered",
     "MetadataLogged",
     "RunDeleted",
     "RunFinished",
@@ -175,6 +176,14 @@ class WorkspaceActiveStackSet(Event, frozen=True, tag="workspace.active_stack_se
     stack_id: UUID
 
 
+class FlavorRegistered(Event, frozen=True, tag="flavor.registered"):
+    """A custom flavor of a component type was registered, so components may use it."""
+
+    type: ComponentType
+    name: Name
+    description: str = ""
+
+
 # -- pipeline runs: stream ``run-<run_id>`` ------------------------------------
 
 
@@ -279,6 +288,7 @@ AnyEvent = (
     | StackRenamed
     | StackDeleted
     | WorkspaceActiveStackSet
+    | FlavorRegistered
     | RunStarted
     | StepStarted
     | ArtifactConsumed

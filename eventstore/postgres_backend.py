@@ -209,6 +209,9 @@ def _pg_columns(rows: Sequence[Sequence[Any]]) -> list[tuple[Any, ...]]:
 class PostgresBackend:
     """The log on a PostgreSQL server; see the module docstring."""
 
+    #: Whether this handle's ``open`` created the store (its first open ever).
+    created = False
+
     def __init__(
         self,
         dsn: str,
@@ -383,6 +386,7 @@ class PostgresBackend:
             ],
         )
         log.info("store_created", uri=self.uri, schema=schema)
+        self.created = True
 
     async def _listen(self) -> None:
         """A dedicated connection LISTENing for appends of other processes (a hint only)."""

@@ -11,11 +11,19 @@ Artifacts cross runs (one run produces, a later one consumes). An
 ``artifact.produced`` event is stored under an event id derived from the
 artifact id, so "does this artifact exist?" is one indexed lookup, and an
 artifact id can only ever be produced once.
+
+Run names are unique among live runs. A ``run.started`` event is stored under an
+event id derived from the run name and a generation (:func:`run_name_event_id`):
+the log's unique event-id index is then the claim on the name, checked inside
+the append's own transaction, so of two processes starting the same name at
+once exactly one succeeds. Deleting a run frees its name: the next run of that
+name takes the next generation.
 """
 
 from __future__ import annotations
 
 import contextlib
+import difflib
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -32,8 +40,10 @@ from .errors import (
     InvalidEventError,
     InvalidStateError,
     NotFoundError,
+    RunNameTakenError,
 )
 from .events import (
+    ARTIFACT_TYPES,
     ArtifactConsumed,
     ArtifactProduced,
     Event,
@@ -59,11 +69,14 @@ __all__ = [
     "StepState",
     "artifact_event_id",
     "check_scalars",
+    "run_name_event_id",
     "run_stream",
 ]
 
 #: Namespace of the event ids of ``artifact.produced`` events (uuid5 of the artifact id).
 ARTIFACT_NAMESPACE = UUID("6a1f5c3e-2d4b-5e8f-9a7c-0b1d2e3f4a5b")
+#: Namespace of the event ids of ``run.started`` events (uuid5 of generation and run name).
+RUN_NAME_NAMESPACE = UUID("0c6e1d2a-7b3f-5a49-8e21-4f5d6c7b8a90")
 _RETRIES = 8
 _MAX_ERROR = 4000
 
@@ -76,6 +89,15 @@ def run_stream(run_id: UUID) -> str:
 def artifact_event_id(artifact_id: UUID) -> UUID:
     """The event id under which an artifact's ``artifact.produced`` event is stored."""
     return uuid5(ARTIFACT_NAMESPACE, str(artifact_id))
+
+
+def run_name_event_id(run_name: str, generation: int = 0) -> UUID:
+    """The event id of the ``run.started`` event of the ``generation``-th run named so.
+
+    Generation 0 is the first run of that name; each deleted holder of the name
+    moves the next run to the following generation.
+    """
+    return uuid5(RUN_NAME_NAMESPACE, f"{generation}:{run_name}")
 
 
 def _now() -> datetime:
@@ -129,6 +151,7 @@ class StepState:
     step_run_id: UUID
     name: str
     status: str | None = None
+    outputs: dict[str, UUID] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -165,6 +188,9 @@ class RunState:
                 self.steps[event.step_run_id] = StepState(event.step_run_id, event.step_name)
             case ArtifactProduced():
                 self.artifacts.add(event.artifact_id)
+                step = self.steps.get(event.step_run_id)
+                if step is not None:
+                    step.outputs.setdefault(event.output_name, event.artifact_id)
             case StepFinished() if event.step_run_id in self.steps:
                 self.steps[event.step_run_id].status = event.status
             case RunFinished():
@@ -480,14 +506,33 @@ class StepRun:
         """Record a new artifact written by this step; return its id.
 
         ``name`` (default: ``<pipeline>.<step>.<output>``) groups versions: the
-        artifacts view numbers each name's artifacts v1, v2...
+        artifacts view numbers each name's artifacts v1, v2... ``artifact_type``
+        is one of ZenML's (``ARTIFACT_TYPES``); each output name of a step is
+        produced once (AlreadyExistsError), except as an identical retry.
         """
+        if artifact_type not in ARTIFACT_TYPES:
+            lowered = {t.lower(): t for t in ARTIFACT_TYPES}
+            close = [
+                lowered[t]
+                for t in difflib.get_close_matches(artifact_type.lower(), lowered, n=3, cutoff=0.5)
+            ]
+            raise NotFoundError(
+                "artifact type", artifact_type, close, hint=f"one of {', '.join(ARTIFACT_TYPES)}"
+            )
         artifact_id = artifact_id or uuid4()
         checked = check_scalars(metadata or {}, "artifact metadata")
 
         def decide(state: RunState) -> list[NewEvent]:
             state.check_open()
-            state.running_step(self.step_run_id)
+            step = state.running_step(self.step_run_id)
+            earlier = step.outputs.get(output_name)
+            # The same artifact id again is a retry: the log judges it (a no-op if
+            # identical); another artifact under a used output name would orphan the first.
+            if earlier is not None and earlier != artifact_id:
+                raise AlreadyExistsError(
+                    f"step {step.name!r} already produced output {output_name!r} "
+                    f"(artifact {earlier}); give each output of a step its own name"
+                )
             event = ArtifactProduced(
                 run_id=state.run_id,
                 step_run_id=self.step_run_id,
@@ -544,35 +589,79 @@ class RunCommands(WorkspaceCommands):
         tags: Sequence[str] = (),
         run_id: UUID | None = None,
     ) -> PipelineRun:
-        """Start a pipeline run on ``stack`` (name or id; default: the active stack)."""
+        """Start a pipeline run on ``stack`` (name or id; default: the active stack).
+
+        ``run_name`` must be unique among live runs (:class:`RunNameTakenError`
+        otherwise); the default, ``<pipeline>-<UTC time to the microsecond>``,
+        gets a random suffix in the rare case that it is taken.
+        """
         workspace = await self.workspace()
         if stack is not None:
             stack_id: UUID | None = workspace.stack(stack).stack_id
         else:
             stack_id = workspace.active_stack_id
-        started = _now()
         run_id = run_id or uuid4()
-        event = RunStarted(
-            run_id=run_id,
-            pipeline_name=pipeline_name,
-            run_name=run_name or f"{pipeline_name}-{started:%Y_%m_%d-%H_%M_%S_%f}",
-            stack_id=stack_id,
-            orchestrator_run_id=orchestrator_run_id,
-            config=dict(config or {}),
-            tags=list(tags),
-            started_at=started,
-        )
-        check_events(
-            DomainState(workspace, known_stacks=set(workspace.stacks)),
-            [(run_stream(run_id), event, None)],
-        )
-        try:
-            result = await self.append(run_stream(run_id), [event], expected_version=NO_STREAM)
-        except ConcurrencyError as exc:
-            raise AlreadyExistsError(f"run {run_id} already exists") from exc
-        state = RunState(run_id)
-        state.apply(event, result.stream_version)
-        return PipelineRun(self, state)
+        for attempt in range(_RETRIES):
+            started = _now()
+            name = run_name or f"{pipeline_name}-{started:%Y_%m_%d-%H_%M_%S_%f}"
+            if run_name is None and attempt:
+                name += f"-{uuid4().hex[:6]}"
+            generation, holder = await self._run_name_slot(name)
+            if holder is not None:
+                if run_name is None:
+                    continue
+                raise RunNameTakenError(name, holder)
+            event = RunStarted(
+                run_id=run_id,
+                pipeline_name=pipeline_name,
+                run_name=name,
+                stack_id=stack_id,
+                orchestrator_run_id=orchestrator_run_id,
+                config=dict(config or {}),
+                tags=list(tags),
+                started_at=started,
+            )
+            # The domain rules every path into the log shares (eventstore.rules).
+            check_events(
+                DomainState(workspace, known_stacks=set(workspace.stacks)),
+                [(run_stream(run_id), event, None)],
+            )
+            claim = NewEvent(event, run_name_event_id(name, generation))
+            try:
+                result = await self.append(run_stream(run_id), [claim], expected_version=NO_STREAM)
+            except ConcurrencyError as exc:
+                raise AlreadyExistsError(f"run {run_id} already exists") from exc
+            except EventIdConflictError:
+                # Another writer claimed this generation of the name between our
+                # look-up and our append: look again (it may have been deleted since).
+                continue
+            state = RunState(run_id)
+            state.apply(event, result.stream_version)
+            return PipelineRun(self, state)
+        raise InvalidStateError(f"the run name {run_name!r} kept changing hands; try again")
+
+    async def _run_name_slot(self, run_name: str) -> tuple[int, UUID | None]:
+        """The first free generation of ``run_name``, or the live run holding the name.
+
+        Generations are probed in order on the unique event-id index; one held by
+        a deleted run is passed over, so the cost grows with the deletions of
+        runs of that very name only.
+        """
+        generation = 0
+        while True:
+            recorded = await self.get_event(run_name_event_id(run_name, generation))
+            if recorded is None:
+                return generation, None
+            event = recorded.event
+            if isinstance(event, RunStarted) and not await self._run_deleted(event.run_id):
+                return generation, event.run_id
+            generation += 1
+
+    async def _run_deleted(self, run_id: UUID) -> bool:
+        async for recorded in self.read_stream(run_stream(run_id)):
+            if isinstance(recorded.event, RunDeleted):
+                return True
+        return False
 
     @contextlib.asynccontextmanager
     async def pipeline_run(

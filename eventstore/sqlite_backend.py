@@ -119,6 +119,9 @@ def _chunks(items: Sequence[str], size: int = _IN_CHUNK) -> Iterator[Sequence[st
 class SQLiteBackend:
     """The log in a SQLite file; see the module docstring for how it stays safe."""
 
+    #: Whether this handle's ``open`` created the store (its first open ever).
+    created = False
+
     def __init__(
         self,
         directory: Path,
@@ -302,6 +305,7 @@ class SQLiteBackend:
                     return
                 os.rename(temp, self.path)
             log.info("store_created", path=str(self.path))
+            self.created = True
         except sqlite3.Error as exc:
             raise self._translate(exc) from exc
         finally:
@@ -450,6 +454,7 @@ class SQLiteBackend:
                     raise NotAStoreError(f"{self.path} is a SQLite database of another application")
                 self._write_schema(conn)
                 log.info("store_created", path=str(self.path))
+                self.created = True
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")

@@ -81,8 +81,16 @@ async def open_store(
     poll_interval: float = 0.2,
     backend_options: dict[str, Any] | None = None,
     codec: EventCodec | None = None,
+    default_stack: bool = True,
 ) -> AsyncIterator[EventStore]:
     """Open (by default creating) the store at ``uri`` for the duration of the block.
+
+    The open that creates a store gives it the ``default`` stack (local
+    orchestrator, local artifact store, this store as metadata store), made
+    active, so runs recorded at once show a stack; this is idempotent across
+    processes opening a new store together. ``default_stack=False`` creates
+    an empty log (to import or copy a whole log into it); opening an existing
+    store never adds the stack (``ensure_default_stack`` or ``metaledger init`` do).
 
     ``uri``: None for ``$METALEDGER_STORE`` or the default local store; a path,
     ``sqlite:///relative/path`` or ``sqlite:////abs/path``; or ``postgresql://...``
@@ -111,6 +119,12 @@ async def open_store(
         async with anyio.create_task_group() as group:
             await group.start(store._run_writer)
             try:
+                # Only the open that created the store: an existing empty log (an
+                # import or copy target) is never written to behind its user's back.
+                if default_stack and getattr(backend, "created", False) and not store.read_only:
+                    from .defaults import ensure_default_stack
+
+                    await ensure_default_stack(store)
                 yield store
             except BaseException as exc:
                 body_error = exc

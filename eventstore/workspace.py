@@ -32,12 +32,14 @@ from .events import (
     ComponentRenamed,
     ComponentUpdated,
     Event,
+    FlavorRegistered,
     StackDeleted,
     StackRegistered,
     StackRenamed,
     StackUpdated,
     WorkspaceActiveStackSet,
 )
+from .flavors import FLAVOR_ALIASES, builtin_flavors
 from .log import Log
 from .rules import DomainState, check_events
 
@@ -104,6 +106,8 @@ class WorkspaceState:
     components: dict[UUID, ComponentState] = field(default_factory=dict)
     stacks: dict[UUID, StackState] = field(default_factory=dict)
     active_stack_id: UUID | None = None
+    #: Custom flavors: component type -> flavor name -> description.
+    flavors: dict[str, dict[str, str]] = field(default_factory=dict)
 
     def apply(self, event: Event, version: int) -> None:
         """Fold one event of the stream.
@@ -145,6 +149,8 @@ class WorkspaceState:
                     self.active_stack_id = None
             case WorkspaceActiveStackSet() if stack is not None:
                 self.active_stack_id = event.stack_id
+            case FlavorRegistered():
+                self.flavors.setdefault(event.type, {})[event.name] = event.description
             case _:
                 pass
 
@@ -178,6 +184,36 @@ class WorkspaceState:
             if stack.name == key or str(stack.stack_id) == key:
                 return stack
         raise NotFoundError("stack", key, _suggest(key, [s.name for s in live]))
+
+    def flavors_of(self, component_type: str) -> dict[str, str | None]:
+        """The flavors a component of this type may have: built-in ones, then custom ones.
+
+        Maps each flavor to None (built in) or to its custom description. Empty
+        for a type outside the catalogue without custom flavors (any flavor goes).
+        """
+        known: dict[str, str | None] = dict.fromkeys(builtin_flavors(component_type) or ())
+        for name, description in self.flavors.get(component_type, {}).items():
+            known.setdefault(name, description)
+        return known
+
+    def check_flavor(self, component_type: str, flavor: str) -> None:
+        """NotFoundError (with close names) unless the flavor is built in or registered."""
+        known = self.flavors_of(component_type)
+        if builtin_flavors(component_type) is None and not known:
+            return
+        if flavor not in known:
+            kind = f"{component_type.replace('_', ' ')} flavor"
+            command = component_type.replace("_", "-")
+            alias = FLAVOR_ALIASES.get(flavor.lower())
+            close = [alias] if alias in known else []
+            close += [c for c in _suggest(flavor.lower(), list(known)) if c not in close]
+            raise NotFoundError(
+                kind,
+                flavor,
+                close,
+                hint=f"see `metaledger {command} flavor list`; "
+                f"a custom one is registered with `metaledger {command} flavor register`",
+            )
 
     def stacks_using(self, component_id: UUID) -> list[str]:
         """Names of live stacks that include the component."""
@@ -217,6 +253,8 @@ class WorkspaceCommands(Log):
             for _ in range(_RETRIES):
                 state = await self._load_workspace()
                 events = decide(state)
+                if not events:  # nothing to do (an idempotent command found it done)
+                    return events
                 # The domain rules every path into the log shares (eventstore.rules).
                 check_events(
                     DomainState(state, known_stacks=set(state.stacks)),
@@ -251,6 +289,7 @@ class WorkspaceCommands(Log):
         component_id = uuid4()
 
         def decide(state: WorkspaceState) -> list[Event]:
+            state.check_flavor(component_type, flavor)
             if any(c.name == name for c in state.live_components(component_type)):
                 raise AlreadyExistsError(
                     f"{_a(component_type.replace('_', ' '))} named {name!r} already exists"
@@ -324,6 +363,26 @@ class WorkspaceCommands(Log):
         events = await self._workspace_command(decide)
         assert isinstance(events[0], ComponentDeleted)
         return events[0].component_id
+
+    async def register_flavor(
+        self, component_type: str, name: str, *, description: str = ""
+    ) -> None:
+        """Register a custom flavor of a component type, so components may use it."""
+        if not COMPONENT_TYPE_PATTERN.match(component_type):
+            raise InvalidStateError(
+                f"component type {component_type!r} must be a lower-case identifier"
+            )
+
+        def decide(state: WorkspaceState) -> list[Event]:
+            known = state.flavors_of(component_type)
+            if name in known:
+                origin = "a built-in" if known[name] is None else "a custom"
+                raise AlreadyExistsError(
+                    f"{name!r} is already {origin} {component_type.replace('_', ' ')} flavor"
+                )
+            return [FlavorRegistered(type=component_type, name=name, description=description)]
+
+        await self._workspace_command(decide)
 
     # -- stacks ----------------------------------------------------------------
 

@@ -16,6 +16,7 @@ into a scratch store to answer "as of" a past position or time.
 from .artifacts import ArtifactsProjection
 from .definition import EventContext, Handler, Op, Projection, Table, to_json
 from .errors import (
+    AmbiguousReferenceError,
     ProjectionError,
     ProjectionFailedError,
     QueryError,
@@ -37,6 +38,7 @@ from .queries import (
     LineageEdge,
     LineageGraph,
     LineageNode,
+    PipelineView,
     Queries,
     RunView,
     StackView,
@@ -60,6 +62,7 @@ __all__ = [
     "DEFAULT_PROJECTIONS",
     "STEP_STATUSES",
     "VIEWS_FILE",
+    "AmbiguousReferenceError",
     "ArtifactView",
     "ArtifactsProjection",
     "ComponentRef",
@@ -71,6 +74,7 @@ __all__ = [
     "LineageGraph",
     "LineageNode",
     "Op",
+    "PipelineView",
     "ProgressCallback",
     "Projection",
     "ProjectionError",

@@ -15,14 +15,18 @@ everything metaledger raises::
     │   ├── ViewsFullError         the disk holding the views is full (also a StoreFullError)
     │   └── ViewsBusyError         another process holds the views' lock (also a StoreBusyError)
     └── QueryError                 a query's arguments are wrong
+        ├── AmbiguousReferenceError  a reference names several runs or artifacts, or too little
         └── ViewNotFoundError      the named component, stack, run or artifact is not in the views
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from eventstore.errors import LedgerError, StoreBusyError, StoreFullError, Unknown
 
 __all__ = [
+    "AmbiguousReferenceError",
     "ProjectionError",
     "ProjectionFailedError",
     "QueryError",
@@ -93,3 +97,15 @@ class QueryError(ProjectionError, ValueError):
 
 class ViewNotFoundError(Unknown, QueryError, LookupError):
     """Raised when the named component, stack, run or artifact is not in the views."""
+
+
+class AmbiguousReferenceError(QueryError):
+    """Raised when a run or artifact reference could mean several, or is too short an id prefix.
+
+    ``candidates`` lists what it could mean (one line each), so that no command
+    ever acts on another run or artifact than the one the user had in mind.
+    """
+
+    def __init__(self, message: str, candidates: Sequence[str] = ()) -> None:
+        self.candidates = tuple(candidates)
+        super().__init__(message)

@@ -17,6 +17,7 @@ from typing import Any, Literal
 import msgspec
 
 from eventstore import (
+    ARTIFACT_TYPES,
     WORKSPACE_STREAM,
     EventStore,
     RecordedEvent,
@@ -26,12 +27,13 @@ from eventstore import (
     us_from_datetime,
 )
 
-from .errors import QueryError, ViewNotFoundError
+from .errors import AmbiguousReferenceError, QueryError, ViewNotFoundError
 from .runs import STEP_STATUSES
 from .transactions import Fetch, Tx
 from .views_store import ViewsStore
 
 __all__ = [
+    "MIN_ID_PREFIX",
     "ArtifactView",
     "ComponentRef",
     "ComponentView",
@@ -39,6 +41,7 @@ __all__ = [
     "LineageEdge",
     "LineageGraph",
     "LineageNode",
+    "PipelineView",
     "Queries",
     "RunView",
     "StackView",
@@ -47,6 +50,10 @@ __all__ = [
 ]
 
 Direction = Literal["upstream", "downstream", "both"]
+#: The shortest id prefix that names a run or an artifact.
+MIN_ID_PREFIX = 4
+#: How many candidates an ambiguous reference's error lists.
+_CANDIDATES_SHOWN = 10
 _json = msgspec.json.Decoder()
 
 
@@ -91,6 +98,23 @@ _MAX_INT = 2**63 - 1
 def _like_prefix(text: str) -> str:
     escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
     return f"{escaped}%"
+
+
+def _distinct(rows: Sequence[Sequence[Any]]) -> list[Sequence[Any]]:
+    """Rows without repeats of the same id (column 0), in order."""
+    seen: dict[Any, Sequence[Any]] = {}
+    for row in rows:
+        seen.setdefault(row[0], row)
+    return list(seen.values())
+
+
+def _ambiguous(kind: str, ref: str, candidates: Sequence[str]) -> AmbiguousReferenceError:
+    shown = list(candidates[:_CANDIDATES_SHOWN])
+    more = "" if len(candidates) <= _CANDIDATES_SHOWN else ", and more"
+    return AmbiguousReferenceError(
+        f"{ref!r} could mean several {kind}s: {'; '.join(shown)}{more}; give the full {kind} id",
+        candidates,
+    )
 
 
 def _suggest(name: str, candidates: Sequence[str]) -> list[str]:
@@ -178,6 +202,17 @@ class StepView(msgspec.Struct, frozen=True, kw_only=True):
     inputs: dict[str, str] = {}
     outputs: dict[str, str] = {}
     metadata: dict[str, Any] = {}
+
+
+class PipelineView(msgspec.Struct, frozen=True, kw_only=True):
+    """A pipeline, as its runs show it: how many runs, and the latest one."""
+
+    name: str
+    runs: int
+    last_run_id: str
+    last_run_name: str
+    last_status: str
+    last_started_at: datetime
 
 
 class RunView(msgspec.Struct, frozen=True):
@@ -537,6 +572,41 @@ class Queries:
 
     # -- runs and steps -----------------------------------------------------------
 
+    async def pipelines(self, name: str | None = None) -> list[PipelineView]:
+        """Pipelines (names of live runs), the most recently run first; or the one named.
+
+        A ``name`` no live run has raises ViewNotFoundError with close names.
+        """
+
+        def body() -> Tx[list[PipelineView]]:
+            where, params = ("WHERE pipeline_name = ?", (name,)) if name is not None else ("", ())
+            rows = yield Fetch(
+                "SELECT r.pipeline_name, c.n, r.run_id, r.run_name, r.status, r.started_at_us "
+                "FROM runs r JOIN (SELECT pipeline_name, COUNT(*) AS n, "
+                f"MAX(started_at_us) AS last FROM runs {where} GROUP BY pipeline_name) c "
+                "ON c.pipeline_name = r.pipeline_name AND r.started_at_us = c.last "
+                "ORDER BY r.started_at_us DESC, r.position DESC",
+                params,
+            )
+            found: dict[str, PipelineView] = {}
+            for row in rows:
+                if row[0] not in found:
+                    found[row[0]] = PipelineView(
+                        name=row[0],
+                        runs=row[1],
+                        last_run_id=row[2],
+                        last_run_name=row[3],
+                        last_status=row[4],
+                        last_started_at=datetime_from_us(row[5]),
+                    )
+            if name is not None and not found:
+                names = yield Fetch("SELECT DISTINCT pipeline_name FROM runs LIMIT 2000")
+                raise ViewNotFoundError("pipeline", name, _suggest(name, [n for (n,) in names]))
+            return list(found.values())
+
+        result: list[PipelineView] = await self.views.read(body)
+        return result
+
     async def runs(
         self,
         *,
@@ -575,25 +645,75 @@ class Queries:
         return int(count)
 
     def _resolve_run(self, ref: str) -> Tx[Sequence[Any]]:
+        """Exact id, else the one live run that ``ref`` names or is an id prefix of.
+
+        A name and an id prefix are weighed together: when they point at
+        different runs the reference is ambiguous, so a run named like another
+        run's id prefix can never redirect a command.
+        """
         _check_ref("run", ref)
         base = f"SELECT {_RUN_COLUMNS} FROM runs r LEFT JOIN stacks s ON s.stack_id = r.stack_id"
         rows = yield Fetch(f"{base} WHERE r.run_id = ?", (ref,))
-        if not rows:
-            rows = yield Fetch(f"{base} WHERE r.run_name = ? ORDER BY r.started_at_us DESC", (ref,))
-        if not rows:
-            rows = yield Fetch(
-                f"{base} WHERE r.run_id LIKE ? ESCAPE '\\' LIMIT 2", (_like_prefix(ref),)
+        if rows:
+            exact: Sequence[Any] = rows[0]
+            return exact
+        limit = _CANDIDATES_SHOWN + 1
+        named = yield Fetch(
+            f"{base} WHERE r.run_name = ? ORDER BY r.started_at_us DESC LIMIT ?", (ref, limit)
+        )
+        prefixed = yield from self._id_prefix_rows(base, "r.run_id", ref, limit)
+        candidates = _distinct(list(named) + list(prefixed))
+        if len(candidates) == 1:
+            found: Sequence[Any] = candidates[0]
+            return found
+        if candidates:
+            raise _ambiguous(
+                "run", ref, [f"{row[2]} (run id {row[0]}, pipeline {row[1]})" for row in candidates]
             )
-            if len(rows) > 1:
-                raise QueryError(f"{ref!r} matches several runs; give more of the run id")
-        if not rows:
-            names = yield Fetch("SELECT run_name FROM runs ORDER BY started_at_us DESC LIMIT 2000")
-            raise ViewNotFoundError("run", ref, _suggest(ref, [n for (n,) in names]))
-        found: Sequence[Any] = rows[0]
-        return found
+        yield from self._check_short_prefix("run", "runs", "run_id", ref)
+        names = yield Fetch("SELECT run_name FROM runs ORDER BY started_at_us DESC LIMIT 2000")
+        pipeline = yield Fetch("SELECT COUNT(*) FROM runs WHERE pipeline_name = ?", (ref,))
+        hint = ""
+        if pipeline and pipeline[0][0]:
+            count = pipeline[0][0]
+            hint = (
+                f"{ref!r} is a pipeline with {count} run{'' if count == 1 else 's'}: "
+                f"list them with `metaledger pipeline runs {ref}`"
+            )
+        raise ViewNotFoundError("run", ref, _suggest(ref, [n for (n,) in names]), hint=hint)
+
+    def _id_prefix_rows(
+        self, base: str, column: str, ref: str, limit: int
+    ) -> Tx[Sequence[Sequence[Any]]]:
+        if len(ref) < MIN_ID_PREFIX:
+            return []
+        rows: Sequence[Sequence[Any]] = yield Fetch(
+            f"{base} WHERE {column} LIKE ? ESCAPE '\\' ORDER BY {column} LIMIT ?",
+            (_like_prefix(ref), limit),
+        )
+        return rows
+
+    def _check_short_prefix(self, kind: str, table: str, column: str, ref: str) -> Tx[None]:
+        """A reference too short to be an id prefix, that would match some id, is refused."""
+        if len(ref) >= MIN_ID_PREFIX:
+            return
+        rows = yield Fetch(
+            f"SELECT COUNT(*) FROM {table} WHERE {column} LIKE ? ESCAPE '\\'",
+            (_like_prefix(ref),),
+        )
+        if rows and rows[0][0]:
+            raise AmbiguousReferenceError(
+                f"{ref!r} is too short to name a {kind} by id prefix "
+                f"(it starts {rows[0][0]} {kind} ids): give at least {MIN_ID_PREFIX} "
+                f"characters of the id, or the {kind}'s name"
+            )
 
     async def run(self, ref: str) -> RunView:
-        """One run by id, run name (the newest of that name) or unique id prefix, with steps."""
+        """One run, with its steps: by id, run name, or unique id prefix (4+ characters).
+
+        A reference that could mean several runs raises AmbiguousReferenceError
+        listing them.
+        """
 
         def body() -> Tx[RunView]:
             row = yield from self._resolve_run(ref)
@@ -677,8 +797,19 @@ class Queries:
         name: str | None = None,
         limit: int | None = 100,
     ) -> list[ArtifactView]:
-        """Artifacts, newest first, filtered by type, producing run (any run reference) or name."""
+        """Artifacts, newest first, filtered by type, producing run (any run reference) or name.
+
+        A type outside ZenML's (``ARTIFACT_TYPES``) is a QueryError naming close ones.
+        """
         _check_limit(limit)
+        if artifact_type is not None and artifact_type not in ARTIFACT_TYPES:
+            lowered = {t.lower(): t for t in ARTIFACT_TYPES}
+            close = difflib.get_close_matches(artifact_type.lower(), lowered, n=1, cutoff=0.5)
+            hint = f"did you mean {lowered[close[0]]!r}? " if close else ""
+            raise QueryError(
+                f"{artifact_type!r} is not an artifact type; {hint}"
+                f"known: {', '.join(ARTIFACT_TYPES)}"
+            )
 
         def body() -> Tx[list[ArtifactView]]:
             where, params = yield from self._artifact_filter(artifact_type, run, name)
@@ -728,6 +859,11 @@ class Queries:
         return " AND ".join(where), params
 
     def _resolve_artifact(self, ref: str) -> Tx[Sequence[Any]]:
+        """Exact id, ``name:version``, else the one artifact ``ref`` names or is an id prefix of.
+
+        A name means its latest version. As for runs, a name and an id prefix
+        pointing at different artifacts make the reference ambiguous.
+        """
         _check_ref("artifact", ref)
         base = f"SELECT {_ARTIFACT_COLUMNS} FROM {_ARTIFACT_FROM}"
         rows = yield Fetch(f"{base} WHERE a.artifact_id = ?", (ref,))
@@ -737,22 +873,30 @@ class Queries:
                 rows = yield Fetch(
                     f"{base} WHERE a.name = ? AND a.version = ?", (name, int(version))
                 )
-        if not rows:
-            rows = yield Fetch(f"{base} WHERE a.name = ? ORDER BY a.version DESC LIMIT 1", (ref,))
-        if not rows:
-            rows = yield Fetch(
-                f"{base} WHERE a.artifact_id LIKE ? ESCAPE '\\' LIMIT 2", (_like_prefix(ref),)
+        if rows:
+            exact: Sequence[Any] = rows[0]
+            return exact
+        limit = _CANDIDATES_SHOWN + 1
+        named = yield Fetch(f"{base} WHERE a.name = ? ORDER BY a.version DESC LIMIT 1", (ref,))
+        prefixed = yield from self._id_prefix_rows(base, "a.artifact_id", ref, limit)
+        candidates = _distinct(list(named) + list(prefixed))
+        if len(candidates) == 1:
+            found: Sequence[Any] = candidates[0]
+            return found
+        if candidates:
+            raise _ambiguous(
+                "artifact", ref, [f"{row[1]}:{row[2]} (artifact id {row[0]})" for row in candidates]
             )
-            if len(rows) > 1:
-                raise QueryError(f"{ref!r} matches several artifacts; give more of the id")
-        if not rows:
-            names = yield Fetch("SELECT DISTINCT name FROM artifacts LIMIT 2000")
-            raise ViewNotFoundError("artifact", ref, _suggest(ref, [n for (n,) in names]))
-        found: Sequence[Any] = rows[0]
-        return found
+        yield from self._check_short_prefix("artifact", "artifacts", "artifact_id", ref)
+        names = yield Fetch("SELECT DISTINCT name FROM artifacts LIMIT 2000")
+        raise ViewNotFoundError("artifact", ref, _suggest(ref, [n for (n,) in names]))
 
     async def artifact(self, ref: str) -> ArtifactView:
-        """One artifact by id, unique id prefix, ``name:version`` or name (latest version)."""
+        """One artifact: by id, ``name:version``, name (latest version) or unique id prefix.
+
+        The id prefix needs 4+ characters; a reference that could mean several
+        artifacts raises AmbiguousReferenceError listing them.
+        """
 
         def body() -> Tx[ArtifactView]:
             row = yield from self._resolve_artifact(ref)

@@ -55,7 +55,8 @@ class BackendContract:
     async def store(
         self, tmp_path: Path, name: str = "store", **options: Any
     ) -> AsyncIterator[EventStore]:
-        """Open a fresh store of this backend."""
+        """Open a fresh store of this backend, its log empty (no default stack)."""
+        options.setdefault("default_stack", False)
         async with open_store(self.store_uri(tmp_path, name), **options) as store:
             yield store
 
@@ -277,7 +278,10 @@ class BackendContract:
         async def append(store: EventStore, i: int) -> None:
             results.append(await store.append(f"d{i}", [tombstone()]))
 
-        async with anyio.create_task_group() as group, open_store(uri) as store:
+        async with (
+            anyio.create_task_group() as group,
+            open_store(uri, default_stack=False) as store,
+        ):
             for i in range(50):
                 group.start_soon(append, store, i)
             await anyio.lowlevel.checkpoint()

@@ -82,8 +82,9 @@ class Player:
     async def _component(self, a: int, b: int) -> None:
         component_type = _TYPES[a % len(_TYPES)]
         name = f"c{b}"
+        flavor = "mlflow" if component_type == "experiment_tracker" else "local"
         await self.store.register_component(
-            component_type, name, flavor="local", configuration={"n": b, "path": f"/p{a}"}
+            component_type, name, flavor=flavor, configuration={"n": b, "path": f"/p{a}"}
         )
         self.components.append((component_type, name))
 

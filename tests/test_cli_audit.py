@@ -564,7 +564,7 @@ class TestVerify:
 
 
 async def _create_empty(path: Path) -> None:
-    async with open_store(path):
+    async with open_store(path, default_stack=False):
         pass
 
 

@@ -52,6 +52,16 @@ _WALK: dict[str, list[str]] = {
     "export": ["{tmp}/backup.jsonl"],
     "import": ["{tmp}/backup.jsonl"],
     "copy": ["--to", "{tmp}/copied"],
+    "pipeline list": [],
+    "pipeline runs": ["training_pipeline"],
+    "orchestrator flavor list": [],
+    "orchestrator flavor register": ["my_orchestrator"],
+    "artifact-store flavor list": [],
+    "artifact-store flavor register": ["my_artifact_store"],
+    "metadata-store flavor list": [],
+    "metadata-store flavor register": ["my_metadata_store"],
+    "component flavor list": ["experiment-tracker"],
+    "component flavor register": ["experiment-tracker", "my_tracker"],
     "orchestrator register": ["o2", "--flavor", "local"],
     "orchestrator update": ["o2", "--path=/tmp/x"],
     "orchestrator rename": ["o2", "o3"],
@@ -101,7 +111,7 @@ def test_every_command_prints_one_json_document_with_the_global_json(tmp_path: P
         words = name.split()
         # `component TYPE verb`: the type goes between the group and the verb.
         if words[0] == "component":
-            command = [words[0], args[0], words[1], *args[1:]]
+            command = [words[0], args[0], *words[1:], *args[1:]]
         else:
             command = [*words, *args]
         target = tmp_path / "imported" if name == "import" else store

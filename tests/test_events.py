@@ -177,7 +177,9 @@ class TestVersions:
         """metadata.logged stored as v1 (key/value) reads back as v2 (values)."""
         run_id = uuid.uuid4()
         old = MetadataLoggedV1(run_id=run_id, key="accuracy", value=0.93)
-        async with open_store(tmp_path, codec=_codec_with(MetadataLoggedV1)) as store:
+        async with open_store(
+            tmp_path, codec=_codec_with(MetadataLoggedV1), default_stack=False
+        ) as store:
             await store.append("run-x", [old])
         async with open_store(tmp_path) as store:
             [recorded] = [e async for e in store.read_all()]
@@ -187,7 +189,9 @@ class TestVersions:
     async def test_unknown_type_and_newer_version_read_back_raw(self, tmp_path: Path) -> None:
         """Events of an unknown type or a newer version come back as RawEvent, never an error."""
         run_id = uuid.uuid4()
-        async with open_store(tmp_path, codec=_codec_with(FutureThing, StepFinishedV9)) as store:
+        async with open_store(
+            tmp_path, codec=_codec_with(FutureThing, StepFinishedV9), default_stack=False
+        ) as store:
             await store.append("s", [FutureThing(colour="teal")])
             await store.append("s", [StepFinishedV9(run_id=run_id, outcome="great")])
         async with open_store(tmp_path) as store:

@@ -105,7 +105,9 @@ class TestMalformedEvents:
             deep = {"d": deep}
 
         async def main() -> None:
-            async with open_store(tmp_path / "s", max_event_bytes=4096) as store:
+            async with open_store(
+                tmp_path / "s", max_event_bytes=4096, default_stack=False
+            ) as store:
                 for configuration in ({"blob": "x" * 10_000}, {"deep": deep}):
                     event = ComponentRegistered(
                         component_id=uuid.uuid4(), type="orchestrator", flavor="f", name="n",
@@ -217,7 +219,7 @@ class TestForeignAndCorruptFiles:
 
         anyio.run(main)
         assert 1 == len(json.loads(invoke(store, "run", "list", "--json").stdout))
-        result = invoke(store, "orchestrator", "register", "x", "--flavor", "f", code=1)
+        result = invoke(store, "orchestrator", "register", "x", "--flavor", "local", code=1)
         assert "newer metaledger" in result.output
         conn = sqlite3.connect(store / LEDGER_FILE)
         assert (
@@ -314,7 +316,9 @@ class TestSecretsAndInjection:
         """events list/show mask secret-looking keys unless --show-secrets; export keeps them."""
         store = tmp_path / "s"
         invoke(store, "init")
-        invoke(store, "orchestrator", "register", "k", "--flavor", "k8s", "--password=hunter2")
+        invoke(
+            store, "orchestrator", "register", "k", "--flavor", "kubernetes", "--password=hunter2"
+        )
         assert "hunter2" not in invoke(store, "events", "list", "--json").stdout
         assert "hunter2" in invoke(store, "events", "list", "--json", "--show-secrets").stdout
         assert "keeps configuration values that look secret" in " ".join(

@@ -52,9 +52,9 @@ async def test_a_writer_holding_its_transaction_open_is_never_skipped(
     subscriber sees A's event at position p and B's at p + 1, never B's first.
     """
     async with (
-        open_store(postgres_uri) as a,
-        open_store(postgres_uri) as b,
-        open_store(postgres_uri, poll_interval=0.02) as reader,
+        open_store(postgres_uri, default_stack=False) as a,
+        open_store(postgres_uri, default_stack=False) as b,
+        open_store(postgres_uri, poll_interval=0.02, default_stack=False) as reader,
     ):
         await a.append("warm", [_event()])
         release = anyio.Event()
@@ -99,7 +99,7 @@ async def test_connection_killed_mid_append_stores_it_once(
     """pg_terminate_backend during an append: the store reconnects, retries, stores it once."""
     import asyncpg
 
-    async with open_store(postgres_uri) as store:
+    async with open_store(postgres_uri, default_stack=False) as store:
         await store.append("warm", [_event()])
         backend: Any = store.backend
         original = backend._lookup
@@ -132,7 +132,7 @@ async def test_commit_acknowledgement_lost_after_commit(postgres_uri: str) -> No
     """A commit that succeeded but whose answer was lost: the retry finds it, stores nothing."""
     import asyncpg
 
-    async with open_store(postgres_uri) as store:
+    async with open_store(postgres_uri, default_stack=False) as store:
         backend: Any = store.backend
         original = backend._commit
         calls: list[int] = []
@@ -179,7 +179,7 @@ async def test_answer_lost_after_a_one_round_trip_commit(postgres_uri: str) -> N
     """The one-round-trip path committed but its answer was lost: the retry stores nothing."""
     import asyncpg
 
-    async with open_store(postgres_uri) as store:
+    async with open_store(postgres_uri, default_stack=False) as store:
         await store.append("s", [_event("first")])  # the handle now knows the head and "s"
         backend: Any = store.backend
         original = backend._commit_fast
@@ -206,7 +206,10 @@ async def test_answer_lost_after_a_one_round_trip_commit(postgres_uri: str) -> N
 async def test_two_handles_taking_turns_stay_in_order(postgres_uri: str) -> None:
     """Each handle's knowledge of the head goes stale when the other writes: the stale
     one-round-trip attempt writes nothing and the append goes the long way."""
-    async with open_store(postgres_uri) as first, open_store(postgres_uri) as second:
+    async with (
+        open_store(postgres_uri, default_stack=False) as first,
+        open_store(postgres_uri, default_stack=False) as second,
+    ):
         version = 0
         for turn in range(20):
             # Each handle writes twice in a row (the second time from what it knows),
@@ -231,7 +234,7 @@ async def test_a_log_without_the_append_function_gets_it_on_open(
     """Logs made before the one-round-trip function get it when opened for writing."""
     import asyncpg
 
-    async with open_store(postgres_uri) as store:
+    async with open_store(postgres_uri, default_stack=False) as store:
         await store.append("s", [_event()])
         schema = store.backend.schema  # type: ignore[attr-defined]
     admin = await asyncpg.connect(postgres_server)
@@ -239,7 +242,7 @@ async def test_a_log_without_the_append_function_gets_it_on_open(
         await admin.execute(f"DROP FUNCTION {schema}.append_batch_v1")
     finally:
         await admin.close()
-    async with open_store(postgres_uri) as store:
+    async with open_store(postgres_uri, default_stack=False) as store:
         backend: Any = store.backend
         await store.append("s", [_event()], expected_version=1)
         await store.append("s", [_event()], expected_version=2)

@@ -334,7 +334,9 @@ class TestFailures:
         from eventstore import EventCodec
 
         types: dict[str, type[Event]] = {**EVENT_TYPES, "future.thing": FutureThing}
-        async with open_store(tmp_path / "s", codec=EventCodec(event_types=types)) as store:
+        async with open_store(
+            tmp_path / "s", codec=EventCodec(event_types=types), default_stack=False
+        ) as store:
             await store.append("x", [FutureThing(colour="red"), FutureThing(colour="blue")])
         async with open_store(tmp_path / "s") as store, open_views(store) as views:
             await views.catch_up()
@@ -360,7 +362,10 @@ class TestFreshness:
 
     async def test_wait_for_without_follower_catches_up(self, tmp_path: Path) -> None:
         """Without a follower, wait_for catches up itself; a position never reached times out."""
-        async with open_store(tmp_path / "s") as store, open_views(store) as views:
+        async with (
+            open_store(tmp_path / "s", default_stack=False) as store,
+            open_views(store) as views,
+        ):
             await store.start_run("p", run_name="x")
             await views.wait_for(1, timeout=5)
             assert 1 == len(await views.query.runs())
@@ -417,7 +422,7 @@ async def test_a_sql_error_is_recorded_and_its_projection_goes_on(tmp_path: Path
     """A SQL error in one projection's ops: the batch is redone with savepoints, the
     failing event's ops are undone and recorded as a fault, and every event around it
     is applied."""
-    async with open_store(tmp_path / "s") as store:
+    async with open_store(tmp_path / "s", default_stack=False) as store:
         await store.start_run("before")
         poison = await store.start_run("poison")
         await poison.finish()

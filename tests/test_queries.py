@@ -50,8 +50,8 @@ DEMO_ARTIFACTS = 7
 
 @contextlib.asynccontextmanager
 async def opened(tmp_path: Path) -> AsyncIterator[tuple[EventStore, Views]]:
-    """A fresh store and its live views."""
-    async with open_store(tmp_path / "s") as store, open_views(store) as views:
+    """A fresh store, without the default stack (each test records its own), and its views."""
+    async with open_store(tmp_path / "s", default_stack=False) as store, open_views(store) as views:
         yield store, views
 
 
@@ -628,9 +628,10 @@ class TestRunResolution:
     """run() finds a run by id, unique id prefix or name; ambiguity and absence are errors."""
 
     async def record(self, store: EventStore) -> None:
-        """train-1 and train-2 with ids sharing the prefix 0a1b2c3d, and an older train-2."""
+        """train-1 and train-2 with ids sharing the prefix 0a1b2c3d; an older, deleted train-2."""
         old = await store.start_run("train", run_name="train-2")
         await old.finish("failed")
+        await store.delete_run(old.run_id)  # frees its name
         await store.start_run("train", run_name="train-1", run_id=FIRST_ID)
         await store.start_run("train", run_name="train-2", run_id=SECOND_ID)
 
@@ -641,11 +642,11 @@ class TestRunResolution:
             pytest.param("0a1b2c3d-0", FIRST_ID, id="prefix"),
             pytest.param("0a1b2c3d-1111", SECOND_ID, id="longer-prefix"),
             pytest.param("train-1", FIRST_ID, id="name"),
-            pytest.param("train-2", SECOND_ID, id="name-of-two-runs-gives-the-newest"),
+            pytest.param("train-2", SECOND_ID, id="a-reused-name-gives-the-live-run"),
         ],
     )
     async def test_references(self, tmp_path: Path, ref: str, expected: UUID) -> None:
-        """An id, a unique id prefix, or a run name (the newest run of that name)."""
+        """An id, a unique id prefix, or a run name (of the one live run of that name)."""
         async with opened(tmp_path) as (store, views):
             await self.record(store)
             await views.catch_up()
@@ -656,7 +657,7 @@ class TestRunResolution:
         async with opened(tmp_path) as (store, views):
             await self.record(store)
             await views.catch_up()
-            with pytest.raises(QueryError, match="matches several runs") as caught:
+            with pytest.raises(QueryError, match="could mean several runs") as caught:
                 await views.query.run("0a1b2c3d")
         assert not isinstance(caught.value, ViewNotFoundError)
 

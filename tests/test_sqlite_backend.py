@@ -124,7 +124,7 @@ class TestOpening:
     ) -> None:
         """No URI opens $METALEDGER_STORE; sqlite:/// URIs name a directory too."""
         monkeypatch.setenv("METALEDGER_STORE", str(tmp_path / "env-store"))
-        async with open_store() as store:
+        async with open_store(default_stack=False) as store:
             await store.append("s", [tombstone()])
         assert (tmp_path / "env-store" / LEDGER_FILE).exists()
         async with open_store(f"sqlite:///{tmp_path / 'env-store'}") as store:
@@ -181,7 +181,7 @@ class TestOpening:
         """durability='normal' opens with synchronous=NORMAL; the default is FULL."""
         async with open_store(tmp_path / "a") as store:
             assert (await store.info())["synchronous"] == "FULL"
-        async with open_store(tmp_path / "b", durability="normal") as store:
+        async with open_store(tmp_path / "b", durability="normal", default_stack=False) as store:
             assert (await store.info())["synchronous"] == "NORMAL"
             await store.append("s", [RunDeleted(run_id=uuid.uuid4())])
             assert (await store.info())["events"] == 1

@@ -214,7 +214,7 @@ class TestLifecycleViolations:
             AlreadyExistsError,
             store.register_component("orchestrator", "default", flavor="local"),
         )
-        await store.register_component("step_operator", "default", flavor="k8s")
+        await store.register_component("step_operator", "default", flavor="kubernetes")
         await self._refused(
             store,
             AlreadyExistsError,
@@ -267,7 +267,9 @@ class TestWorkspace:
 
             async def register(store: EventStore) -> None:
                 try:
-                    results.append(await store.register_component("alerter", "slack", flavor="s"))
+                    results.append(
+                        await store.register_component("alerter", "slack", flavor="slack")
+                    )
                 except AlreadyExistsError as exc:
                     results.append(exc)
 

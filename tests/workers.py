@@ -29,7 +29,7 @@ async def append(store_uri: str, prefix: str, tasks: int, count: int) -> None:
     """Append ``count`` single-event appends from ``tasks`` concurrent tasks."""
     ids: list[str] = []
     options = {} if store_uri.startswith("postgresql") else {"busy_timeout": 30.0}
-    async with open_store(store_uri, backend_options=options) as store:
+    async with open_store(store_uri, backend_options=options, default_stack=False) as store:
 
         async def worker(worker_index: int) -> None:
             for i in range(worker_index, count, tasks):
@@ -45,7 +45,7 @@ async def append(store_uri: str, prefix: str, tasks: int, count: int) -> None:
 
 async def crashloop(store_uri: str) -> None:
     """Append forever, acknowledging each append on stdout; the parent kills us."""
-    async with open_store(store_uri) as store:
+    async with open_store(store_uri, default_stack=False) as store:
         sys.stdout.write("ready\n")
         sys.stdout.flush()
         n = 0
@@ -91,7 +91,7 @@ async def assert_appends_land_once(
     stored exactly once, at gapless positions, with the chain intact."""
     from collections import Counter
 
-    async with open_store(store_uri):
+    async with open_store(store_uri, default_stack=False):
         pass  # created once up front; creation races have their own tests
     children = [spawn("append", store_uri, f"p{n}", "20", str(count)) for n in range(processes)]
     acknowledged: list[str] = []
