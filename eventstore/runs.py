@@ -606,11 +606,6 @@ class RunCommands(WorkspaceCommands):
             name = run_name or f"{pipeline_name}-{started:%Y_%m_%d-%H_%M_%S_%f}"
             if run_name is None and attempt:
                 name += f"-{uuid4().hex[:6]}"
-            generation, holder = await self._run_name_slot(name)
-            if holder is not None:
-                if run_name is None:
-                    continue
-                raise RunNameTakenError(name, holder)
             event = RunStarted(
                 run_id=run_id,
                 pipeline_name=pipeline_name,
@@ -621,11 +616,18 @@ class RunCommands(WorkspaceCommands):
                 tags=list(tags),
                 started_at=started,
             )
-            # The domain rules every path into the log shares (eventstore.rules).
+            # Values first (a name that is not valid text is an InvalidEventError),
+            # then the domain rules every path into the log shares (eventstore.rules).
+            self.encode_events([event])
             check_events(
                 DomainState(workspace, known_stacks=set(workspace.stacks)),
                 [(run_stream(run_id), event, None)],
             )
+            generation, holder = await self._run_name_slot(name)
+            if holder is not None:
+                if run_name is None:
+                    continue
+                raise RunNameTakenError(name, holder)
             claim = NewEvent(event, run_name_event_id(name, generation))
             try:
                 result = await self.append(run_stream(run_id), [claim], expected_version=NO_STREAM)
