@@ -261,15 +261,15 @@ def _utc(value: datetime | None) -> str:
 
 def _note_faults(faults: Sequence[ProjectionFault]) -> None:
     """Say on stderr that some events are missing from the views (they could not apply)."""
-    from .output import say
+    from .output import plural, say
 
     if not faults:
         return
     positions = sorted({f.position for f in faults})
     shown = ", ".join(str(p) for p in positions[:5]) + (", ..." if len(positions) > 5 else "")
     say(
-        f"Note: the views could not apply {len(positions)} event(s) of the log (position(s) "
-        f"{shown}); their effect is missing here: see `metaledger projections status`.",
+        f"Note: the views could not apply {plural(len(positions), 'event')} of the log "
+        f"({'position' if len(positions) == 1 else 'positions'} {shown}); their effect is missing here: see `metaledger projections status`.",
         err=True,
     )
 

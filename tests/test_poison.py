@@ -476,7 +476,7 @@ def test_a_poison_event_is_recorded_and_the_views_go_on(one_run: Path) -> None:
     build_store(one_run, runs=1)  # one more run after it
     listed = sh("run", "list", "--json")
     assert 2 == len(json.loads(listed.stdout))
-    assert f"could not apply 1 event(s) of the log (position(s) {position})" in listed.stderr
+    assert f"could not apply 1 event of the log (position {position})" in listed.stderr
     status = {s["name"]: s for s in sh.json("projections", "status")}
     total = head(one_run)
     assert {total} == {s["position"] for s in status.values()}
@@ -495,7 +495,7 @@ def test_a_poison_event_is_recorded_and_the_views_go_on(one_run: Path) -> None:
     assert f"finding: the runs view could not apply the event at position {position}" in (
         text.stdout
     )
-    assert "Error: the views could not apply 2 event(s)" in text.stderr
+    assert "Error: the views could not apply 2 events" in text.stderr
     sh("projections", "rebuild")
     assert 2 == len(sh.json("run", "list"))
 

@@ -98,7 +98,7 @@ def test_poison_events_and_stale_views_on_the_server(postgres_uri: str, tmp_path
     position = anyio.run(poison)
     listed = run(postgres_uri, "run", "list", "--json")
     assert 1 == len(json.loads(listed.stdout))
-    assert f"position(s) {position})" in listed.stderr
+    assert f"position {position})" in listed.stderr
     report = json.loads(run(postgres_uri, "verify", "--json", code=7).stdout)
     assert {position} == {f["position"] for f in report["view_faults"]}
 
