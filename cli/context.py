@@ -269,7 +269,8 @@ def _note_faults(faults: Sequence[ProjectionFault]) -> None:
     shown = ", ".join(str(p) for p in positions[:5]) + (", ..." if len(positions) > 5 else "")
     say(
         f"Note: the views could not apply {plural(len(positions), 'event')} of the log "
-        f"({'position' if len(positions) == 1 else 'positions'} {shown}); their effect is missing here: see `metaledger projections status`.",
+        f"({'position' if len(positions) == 1 else 'positions'} {shown}); their effect is "
+        "missing here: see `metaledger projections status`.",
         err=True,
     )
 

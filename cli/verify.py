@@ -104,8 +104,8 @@ def verify(fmt: Format) -> None:
                 )
         if result["view_faults"]:
             raise CLIError(
-                f"the views could not apply {plural(len(result['view_faults']), 'event')} of the log "
-                "(see `metaledger projections status`)",
+                f"the views could not apply {plural(len(result['view_faults']), 'event')} of "
+                "the log (see `metaledger projections status`)",
                 EXIT_STALE,
             )
         return
