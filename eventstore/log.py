@@ -315,12 +315,48 @@ class Log:
                 yield RecordedEvent(p, i, s, v, t, sv, r, m, decode(t, sv, d), h)
 
     async def read_stored(
-        self, from_position: int = 1, *, limit: int | None = None
+        self,
+        from_position: int = 1,
+        *,
+        limit: int | None = None,
+        types: Sequence[str] | None = None,
+        to_position: int | None = None,
     ) -> AsyncIterator[StoredEvent]:
-        """Events exactly as stored (payload bytes, hashes), for export and copy."""
-        async for rows in self.read_chunks(from_position, limit=limit):
+        """Events exactly as stored (payload bytes, hashes), for export, copy and audits."""
+        async for rows in self.read_chunks(
+            from_position, limit=limit, types=types, to_position=to_position
+        ):
             for row in rows:
                 yield StoredEvent(*row)
+
+    async def read_stored_stream(
+        self, stream_id: str, from_version: int = 1, *, chunk_size: int = DEFAULT_CHUNK
+    ) -> AsyncIterator[StoredEvent]:
+        """One stream's events exactly as stored, from ``from_version`` on, in version order."""
+        version = max(1, from_version)
+        if version > MAX_INT or not _storable(stream_id):  # no such stream can be stored
+            return
+        while True:
+            rows = await self.backend.read_stream_rows(stream_id, version, chunk_size)
+            for row in rows:
+                yield StoredEvent(*row)
+            if len(rows) < chunk_size:
+                return
+            version = rows[-1][3] + 1
+
+    async def stored_at(self, position: int) -> StoredEvent | None:
+        """The event at ``position`` exactly as stored (bytes and hash), or None."""
+        if not 1 <= position <= MAX_INT:
+            return None
+        rows = await self.backend.read_rows(position, 1)
+        if rows and rows[0][0] == position:
+            return StoredEvent(*rows[0])
+        return None
+
+    async def stored_by_event_id(self, event_id: UUID | str) -> StoredEvent | None:
+        """The event stored under ``event_id`` exactly as stored, or None."""
+        row = await self.backend.row_by_event_id(str(event_id))
+        return None if row is None else StoredEvent(*row)
 
     async def read_stream(
         self, stream_id: str, from_version: int = 1, *, chunk_size: int = DEFAULT_CHUNK
