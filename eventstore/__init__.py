@@ -10,7 +10,6 @@ Open a store and record what ran::
 Everything public is re-exported here; the modules behind it are implementation.
 """
 
-from .append_lines import AppendLinesResult, ParsedLines, append_lines, parse_lines
 from .chain import VerifyReport
 from .codec import DEFAULT_MAX_EVENT_BYTES, EventCodec
 from .copying import CopyResult, copy
@@ -87,6 +86,7 @@ from .events import (
     WorkspaceActiveStackSet,
 )
 from .flavors import BUILTIN_FLAVORS
+from .json_lines import AppendLinesResult, ParsedLines, append_lines, parse_lines
 from .records import EnvelopeRecord, envelope_record
 from .runs import (
     PipelineRun,

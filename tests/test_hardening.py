@@ -36,9 +36,9 @@ from eventstore import (
     open_store,
     parse_lines,
 )
-from eventstore.append_lines import MAX_REPORTED
 from eventstore.codec import decode_metadata
 from eventstore.demo import ensure_default_stack, run_demo
+from eventstore.json_lines import MAX_REPORTED
 from eventstore.records import parse_record
 from eventstore.sqlite_backend import LEDGER_FILE
 from projections import VIEWS_FILE, QueryError, open_views
