@@ -31,6 +31,7 @@ from .envelope import (
     NewEvent,
     RecordedEvent,
     StoredEvent,
+    recorded_event,
     us_from_datetime,
 )
 from .errors import InvalidEventError, StoreClosedError, StoreCorruptError
@@ -214,18 +215,7 @@ class Log:
 
     def decode_row(self, row: RowTuple) -> RecordedEvent:
         """A stored row decoded to a RecordedEvent (upcast, or raw when unknown)."""
-        return RecordedEvent(
-            row[0],
-            row[1],
-            row[2],
-            row[3],
-            row[4],
-            row[5],
-            row[6],
-            row[7],
-            self.codec.decode(row[4], row[5], row[8]),
-            row[9],
-        )
+        return recorded_event(row, self.codec.decode(row[4], row[5], row[8]))
 
     async def head(self) -> int:
         """The position of the last event in the log (0 when empty)."""
@@ -475,7 +465,7 @@ class Log:
         """
         if self._closed:
             raise StoreClosedError(f"{self.uri} is closed")
-        count = await self.backend.import_rows(msgspec.structs.astuple(row) for row in rows)
+        count = await self.backend.import_rows(rows)
         if count:
             # Committed: subscribers hear of it even if the caller is being cancelled.
             with anyio.CancelScope(shield=True):

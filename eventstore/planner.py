@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import NamedTuple
 
 from .chain import chain_hash
-from .envelope import ANY, NO_STREAM, AppendResult, ExpectedVersion
+from .envelope import ANY, NO_STREAM, AppendResult, ExpectedVersion, StoredEvent
 from .errors import AppendError, ConcurrencyError, EventIdConflictError
 
 __all__ = [
@@ -70,19 +70,8 @@ class ExistingEvent(NamedTuple):
     data: bytes
 
 
-class Row(NamedTuple):
-    """A row to insert into the log, in column order."""
-
-    position: int
-    event_id: str
-    stream_id: str
-    stream_version: int
-    type: str
-    schema_version: int
-    recorded_at_us: int
-    metadata: bytes
-    data: bytes
-    hash: bytes
+Row = StoredEvent
+"""A row to insert into the log: a :class:`~eventstore.envelope.StoredEvent` (one shape)."""
 
 
 @dataclass(slots=True)

@@ -239,3 +239,24 @@ def test_the_cli_never_reaches_into_the_backend() -> None:
         if re.search(r"\.backend\.|def row_at\b", text)
     ]
     assert [] == offenders
+
+
+async def test_the_row_shape_is_declared_once(tmp_path: Path) -> None:
+    """StoredEvent is the row: the planner's rows, the backends' columns, the export record."""
+    import sqlite3
+
+    from eventstore import EnvelopeRecord
+    from eventstore.backend import ROW_COLUMNS, SQL_COLUMNS
+    from eventstore.planner import Row
+    from eventstore.sqlite_backend import LEDGER_FILE
+
+    assert Row is StoredEvent
+    assert StoredEvent._fields == ROW_COLUMNS
+    record = list(EnvelopeRecord.__struct_fields__)
+    record.remove("recorded_at")  # the ISO time beside the exact one: display only
+    assert tuple(record) == ROW_COLUMNS
+    async with open_store(tmp_path / "s", default_stack=False):
+        pass
+    with sqlite3.connect(tmp_path / "s" / LEDGER_FILE) as conn:
+        table = [row[1] for row in conn.execute("PRAGMA table_info(events)")]
+    assert SQL_COLUMNS.split(", ") == table
