@@ -20,7 +20,8 @@ from click.testing import CliRunner, Result
 
 from cli.main import cli
 from eventstore import EventCodec, StoredEvent, open_store
-from eventstore.demo import ensure_default_stack, run_demo
+from eventstore.defaults import ensure_default_stack
+from eventstore.demo import run_demo
 from eventstore.sqlite_backend import LEDGER_FILE
 from projections import RunsProjection
 

@@ -37,7 +37,8 @@ from eventstore import (
     parse_lines,
 )
 from eventstore.codec import decode_metadata
-from eventstore.demo import ensure_default_stack, run_demo
+from eventstore.defaults import ensure_default_stack
+from eventstore.demo import run_demo
 from eventstore.json_lines import MAX_REPORTED
 from eventstore.records import parse_record
 from eventstore.sqlite_backend import LEDGER_FILE
