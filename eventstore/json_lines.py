@@ -31,12 +31,13 @@ from .errors import (
     ConcurrencyError,
     EventIdConflictError,
     InvalidEventError,
+    InvalidStateError,
     LifecycleError,
     RuleBreachError,
 )
 from .events import EVENT_TYPES, ArtifactProduced, Event
 from .planner import EncodedEvent
-from .rules import RuleChecker, home_stream, load_state
+from .rules import RuleChecker, check_home, check_stream_id, load_state
 
 if TYPE_CHECKING:
     from .log import Log
@@ -144,8 +145,10 @@ def _decode(raw: bytes) -> dict[str, Any]:
 def _event(item: dict[str, Any], codec: EventCodec) -> tuple[Event, EncodedEvent]:
     """The line's event, checked against its type and home stream; its id still to fill."""
     stream_id, event_type, data = item["stream_id"], item["type"], item["data"]
-    if not isinstance(stream_id, str) or not stream_id or len(stream_id) > 255:
-        raise _BadLine("stream_id must be a non-empty string of at most 255 characters")
+    try:
+        check_stream_id(stream_id)
+    except InvalidEventError as exc:
+        raise _BadLine(str(exc)) from None
     if not isinstance(event_type, str):
         raise _BadLine("type must be a string")
     cls = EVENT_TYPES.get(event_type)
@@ -166,12 +169,10 @@ def _event(item: dict[str, Any], codec: EventCodec) -> tuple[Event, EncodedEvent
         tag, schema_version, payload = codec.encode(event)
     except InvalidEventError as exc:
         raise _BadLine(str(exc)) from None
-    home = home_stream(event)
-    if home is not None and stream_id != home:
-        article = "an" if event_type[:1] in "aeiou" else "a"
-        raise _BadLine(
-            f"{article} {event_type} event belongs in stream {home!r}, not {stream_id!r}"
-        )
+    try:
+        check_home(stream_id, event)
+    except InvalidStateError as exc:
+        raise _BadLine(str(exc)) from None
     return event, EncodedEvent("", tag, schema_version, payload)
 
 
