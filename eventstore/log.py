@@ -352,16 +352,8 @@ class Log:
         self, stream_id: str, from_version: int = 1, *, chunk_size: int = DEFAULT_CHUNK
     ) -> AsyncIterator[RecordedEvent]:
         """One stream's events from ``from_version`` (inclusive) on, in version order."""
-        version = max(1, from_version)
-        if version > MAX_INT or not _storable(stream_id):  # no such stream can be stored
-            return
-        while True:
-            rows = await self.backend.read_stream_rows(stream_id, version, chunk_size)
-            for row in rows:
-                yield self.decode_row(row)
-            if len(rows) < chunk_size:
-                return
-            version = rows[-1][3] + 1
+        async for row in self.read_stored_stream(stream_id, from_version, chunk_size=chunk_size):
+            yield self.decode_row(row)
 
     async def stream_version(self, stream_id: str) -> int:
         """The current version of ``stream_id`` (0 when it has no event)."""
@@ -371,15 +363,13 @@ class Log:
 
     async def get_event(self, event_id: UUID | str) -> RecordedEvent | None:
         """The event stored under ``event_id``, or None."""
-        row = await self.backend.row_by_event_id(str(event_id))
+        row = await self.stored_by_event_id(event_id)
         return None if row is None else self.decode_row(row)
 
     async def get_position(self, position: int) -> RecordedEvent | None:
         """The event at ``position``, or None."""
-        rows = await self.backend.read_rows(position, 1)
-        if rows and rows[0][0] == position:
-            return self.decode_row(rows[0])
-        return None
+        row = await self.stored_at(position)
+        return None if row is None else self.decode_row(row)
 
     async def position_at(self, when: datetime) -> int:
         """The last position recorded at or before ``when`` (0 if the log started later)."""
