@@ -436,7 +436,7 @@ def tail(count: int, follow: bool, show_secrets: bool, fmt: Format) -> None:
                 say(header)
             async for rows in store.follow(start):
                 for row in rows:
-                    render(StoredEvent(*row))
+                    render(StoredEvent._make(row))
         return []
 
     with _quiet_broken_pipe():

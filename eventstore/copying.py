@@ -162,7 +162,7 @@ async def _check_source(source: Log, head: int, there: int, progress: StageProgr
     rules = RowRules(there)
     async for rows in source.read_chunks(1, to_position=head, chunk_size=COPY_CHUNK):
         for raw in rows:
-            row = StoredEvent(*raw)
+            row = StoredEvent._make(raw)
             if not chain.check(row):
                 return
             fault = rules.fault(row)
@@ -184,7 +184,7 @@ async def _copy_rows(
     async for rows in source.read_chunks(1, to_position=head, chunk_size=COPY_CHUNK):
         batch = []
         for raw in rows:
-            row = StoredEvent(*raw)
+            row = StoredEvent._make(raw)
             if not checker.check(row):
                 raise SourceDamagedError(checker.first_bad_position, checker.reason, copied)
             if row.position > there:

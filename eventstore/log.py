@@ -317,7 +317,7 @@ class Log:
             from_position, limit=limit, types=types, to_position=to_position
         ):
             for row in rows:
-                yield StoredEvent(*row)
+                yield StoredEvent._make(row)
 
     async def read_stored_stream(
         self, stream_id: str, from_version: int = 1, *, chunk_size: int = DEFAULT_CHUNK
@@ -329,7 +329,7 @@ class Log:
         while True:
             rows = await self.backend.read_stream_rows(stream_id, version, chunk_size)
             for row in rows:
-                yield StoredEvent(*row)
+                yield StoredEvent._make(row)
             if len(rows) < chunk_size:
                 return
             version = rows[-1][3] + 1
@@ -340,13 +340,13 @@ class Log:
             return None
         rows = await self.backend.read_rows(position, 1)
         if rows and rows[0][0] == position:
-            return StoredEvent(*rows[0])
+            return StoredEvent._make(rows[0])
         return None
 
     async def stored_by_event_id(self, event_id: UUID | str) -> StoredEvent | None:
         """The event stored under ``event_id`` exactly as stored, or None."""
         row = await self.backend.row_by_event_id(str(event_id))
-        return None if row is None else StoredEvent(*row)
+        return None if row is None else StoredEvent._make(row)
 
     async def read_stream(
         self, stream_id: str, from_version: int = 1, *, chunk_size: int = DEFAULT_CHUNK
@@ -434,7 +434,7 @@ class Log:
         try:
             async for rows in self.read_readable_chunks(1, chunk_size=5000):
                 for row in rows:
-                    if not checker.check(StoredEvent(*row)):
+                    if not checker.check(StoredEvent._make(row)):
                         return checker.report(head or checker.previous_position)
                 done += len(rows)
                 if progress is not None:

@@ -122,7 +122,7 @@ async def export(
         async for rows in store.read_readable_chunks(1, to_position=known_head):
             lines = []
             for raw in rows:
-                row = StoredEvent(*raw)
+                row = StoredEvent._make(raw)
                 try:
                     record = envelope_record(row, strict=True)
                 except DecodeError as exc:
