@@ -142,8 +142,7 @@ def plan_batch(
         for event in append.events:
             position += 1
             current += 1
-            previous_hash = chain_hash(
-                previous_hash,
+            fields = (
                 position,
                 event.event_id,
                 stream_id,
@@ -154,20 +153,8 @@ def plan_batch(
                 append.metadata,
                 event.data,
             )
-            plan.rows.append(
-                Row(
-                    position,
-                    event.event_id,
-                    stream_id,
-                    current,
-                    event.type,
-                    event.schema_version,
-                    recorded_at,
-                    append.metadata,
-                    event.data,
-                    previous_hash,
-                )
-            )
+            previous_hash = chain_hash(previous_hash, *fields)
+            plan.rows.append(Row(*fields, previous_hash))
             staged[event.event_id] = ExistingEvent(
                 event.event_id,
                 position,
