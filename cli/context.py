@@ -240,17 +240,15 @@ async def open_fresh_views(store: EventStore, as_of: str | None = None) -> Async
 
 async def as_of_note(store: EventStore, point: AsOf, position: int) -> str:
     """What an ``--as-of`` answer is as of: the position and its time, or where the log begins."""
-    from .events import row_at
-
     head = await store.head()
     asked = f"position {point.position}" if point.position is not None else f"{_utc(point.when)}"
     if head == 0:
         return f"As of {asked}: the log is empty."
     if position == 0:
-        first = await row_at(store, 1)
+        first = await store.stored_at(1)
         begins = f"{_utc(first.recorded_at)} (position 1)" if first is not None else "position 1"
         return f"As of {asked}: before the first event; the log begins at {begins}."
-    last = await row_at(store, position)
+    last = await store.stored_at(position)
     when = f", recorded at {_utc(last.recorded_at)}" if last is not None else ""
     return f"As of {asked}: the views stand at position {position} of {head}{when}."
 

@@ -28,7 +28,6 @@ import click
 
 from .context import AsOf, app, open_store_for, progress_bar, run_async
 from .errors import EXIT_NOT_FOUND, CLIError
-from .events import row_at
 from .input_limits import BoundedInt
 from .interrupts import InterruptedAfter
 from .output import (
@@ -101,7 +100,7 @@ def replay(to_position: int | None, as_of: str | None, into: Path | None, fmt: F
                     elapsed = time.perf_counter() - started
                     summary = await past.query.summary()
                     reached = past.as_of or 0
-            last = await row_at(store, reached)
+            last = await store.stored_at(reached)
         return {
             "position": reached,
             "head_position": head,

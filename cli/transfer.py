@@ -1,13 +1,9 @@
 """``metaledger export``, ``import`` and ``copy``: move a log between stores, hashes and all.
 
-An export line holds every envelope field (the shape of ``events show --json``)::
-
-    {"position", "event_id", "stream_id", "stream_version", "type", "schema_version",
-     "recorded_at", "recorded_at_us", "metadata", "data", "hash"}
-
-``metadata`` and ``data`` are the stored MessagePack payloads as JSON; they
-re-encode to the very same bytes, so an imported log keeps its positions, ids,
-times and hash chain, and ``verify`` passes on it.
+The work is the library's (:func:`eventstore.export`, :func:`eventstore.import_`,
+:func:`eventstore.copy`, the record format in :mod:`eventstore.records`); this
+module parses the options, opens the stores, draws the progress bars, prints
+the summaries and maps the library's errors to messages and exit codes.
 
 Summaries with ``--json``: ``export`` gives ``file``, ``events``, ``head_position``,
 ``head_hash``; ``import`` gives ``file``, ``imported``, ``already_stored``,
@@ -18,69 +14,34 @@ Summaries with ``--json``: ``export`` gives ``file``, ``events``, ``head_positio
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 import secrets
 import shutil
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
-from datetime import datetime
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Annotated, Any
+from typing import IO, TYPE_CHECKING, Any
 
-import anyio
 import click
-import msgspec
 
 from .context import PROGRESS_THRESHOLD, open_store_for, progress_bar, run_async
 from .errors import EXIT_BUSY, EXIT_DAMAGED, CLIError
-from .events import EnvelopeRecord, envelope_record, row_at
-from .interrupts import InterruptedAfter, interrupted_after
+from .interrupts import interrupted_after
 from .output import Format, emit, output_options, plural, say
 
 if TYPE_CHECKING:
-    from eventstore import EventStore, StoredEvent
-    from eventstore.chain import ChainChecker
+    from eventstore import CopyResult, ExportResult, ExportScan, ImportResult
+    from eventstore.transfer import StageProgress
 
-__all__ = ["ImportLine", "copy", "export", "import_"]
+__all__ = ["copy", "export", "import_", "private_output_file"]
 
 #: Files larger than this draw a progress bar (on a terminal) while read.
 PROGRESS_BYTES = 8 << 20
-#: Rows per transaction when copying to another store.
-COPY_CHUNK = 5000
 _BLOCK = 1 << 20
 #: Fresh random names export tries for its temporary file before giving up.
 _TEMP_NAME_TRIES = 8
-
-
-#: The store keeps envelope numbers as signed 64-bit integers.
-Int64 = Annotated[int, msgspec.Meta(ge=-(1 << 63), le=(1 << 63) - 1)]
-
-
-class ImportLine(msgspec.Struct, frozen=True, kw_only=True):
-    """One line of an export, as ``import`` reads it (``recorded_at`` is only cross-checked)."""
-
-    position: Int64
-    event_id: str
-    stream_id: str
-    stream_version: Int64
-    type: str
-    schema_version: Int64
-    recorded_at_us: Int64
-    metadata: Any
-    data: Any
-    hash: str
-    recorded_at: datetime | None = None
-
-
-_line_decoder = msgspec.json.Decoder(ImportLine)
-
-
-class _BadFile(Exception):
-    """A line of an import file that cannot be imported (a message naming the line)."""
 
 
 def _stdout_bytes() -> IO[bytes]:
@@ -92,17 +53,31 @@ def _display(path: str) -> str:
     return "<stdout>" if path == "-" else path
 
 
+@contextlib.contextmanager
+def stage_bars(
+    labels: dict[str, str], enabled: Callable[[str, int], bool]
+) -> Iterator[StageProgress]:
+    """A ``progress(stage, done, total)`` callback drawing one bar per stage (on a terminal).
+
+    ``labels`` names each stage's bar; ``enabled(stage, total)`` says whether the
+    stage's work is long enough for one. A new stage closes the previous bar.
+    """
+    with contextlib.ExitStack() as stack:
+        current: list[Any] = [None, None]
+
+        def report(stage: str, done: int, total: int) -> None:
+            if current[0] != stage:
+                stack.close()
+                bar = stack.enter_context(
+                    progress_bar(labels.get(stage, stage), enabled=enabled(stage, total))
+                )
+                current[:] = [stage, bar]
+            current[1](done, total)
+
+        yield report
+
+
 # -- export ------------------------------------------------------------------------
-
-
-@dataclass
-class _ExportResult:
-    count: int
-    head_position: int
-    head_hash: str | None
-    problem: str | None
-    #: The file could not be read past ``problem``: the export holds what came before.
-    salvaged: bool = False
 
 
 @click.command("export")
@@ -140,7 +115,8 @@ def export(target: str, fmt: Format) -> None:
         if target == "-":
             result = run_async(_export_body, _stdout_bytes())
         else:
-            result = _export_to_file(Path(target))
+            with private_output_file(Path(target)) as handle:
+                result = run_async(_export_body, handle)
     except BrokenPipeError:
         # Python flushes stdout at exit and would complain again: point it at devnull.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
@@ -191,10 +167,14 @@ def export(target: str, fmt: Format) -> None:
         )
 
 
-def _export_to_file(final: Path) -> _ExportResult:
-    """Export into a fresh temporary file beside ``final``, renamed over it once complete."""
-    with private_output_file(final) as handle:
-        return run_async(_export_body, handle)
+async def _export_body(handle: IO[bytes]) -> ExportResult:
+    from eventstore import export as export_log
+
+    async with open_store_for() as store:
+        with stage_bars(
+            {"exporting": "exporting"}, lambda stage, total: total > PROGRESS_THRESHOLD
+        ) as progress:
+            return await export_log(store, handle, progress=progress)
 
 
 @contextlib.contextmanager
@@ -246,257 +226,7 @@ def _fsync_directory(directory: Path) -> None:
         os.close(fd)
 
 
-async def _export_body(handle: IO[bytes]) -> _ExportResult:
-    from eventstore import DecodeError, StoreCorruptError
-    from eventstore.chain import ChainChecker
-
-    encoder = msgspec.json.Encoder()
-    checker = ChainChecker()
-    problem: str | None = None
-    salvaged = False
-    count = 0
-    async with open_store_for() as store:
-        known_head: int | None = None
-        with contextlib.suppress(StoreCorruptError):  # a damaged file: salvage up to the damage
-            known_head = await store.head()
-        head = known_head or 0
-        with progress_bar("exporting", enabled=head > PROGRESS_THRESHOLD) as progress:
-            try:
-                async for rows in store.read_readable_chunks(1, to_position=known_head):
-                    lines = []
-                    for stored in rows:
-                        row = _stored(stored)
-                        try:
-                            record = envelope_record(row, strict=True)
-                        except DecodeError as exc:
-                            raise DecodeError(f"position {row.position}: {exc}") from exc
-                        if problem is None:
-                            problem = _check_row(checker, row, record)
-                        lines.append(encoder.encode(record))
-                        count += 1
-                    lines.append(b"")
-                    handle.write(b"\n".join(lines))
-                    progress(rows[-1][0], head)
-            except StoreCorruptError as exc:
-                # Every readable event before the damage is in the file: a salvage.
-                head = max(head, checker.previous_position)
-                if problem is None:
-                    salvaged = True
-                    problem = (
-                        f"position {exc.position}: the file cannot be read from here on "
-                        f"({exc.__cause__ or exc}); {count} events before it were exported"
-                    )
-        handle.flush()
-    if problem is None:
-        report = checker.report(head)
-        if not report.ok:
-            problem = f"position {report.first_bad_position}: {report.reason}"
-    head_hash = checker.previous_hash.hex() if count and problem is None else None
-    return _ExportResult(count, head, head_hash, problem, salvaged)
-
-
-def _stored(row: tuple[Any, ...]) -> StoredEvent:
-    from eventstore import StoredEvent
-
-    return StoredEvent(*row)
-
-
-def _check_row(checker: ChainChecker, row: StoredEvent, record: EnvelopeRecord) -> str | None:
-    """The first fault of a row: its chain, or payloads that would not re-import exactly."""
-    from eventstore import EventCodec, InvalidEventError
-
-    if not checker.check(row):
-        return f"position {checker.first_bad_position}: {checker.reason}"
-    try:
-        same = EventCodec.from_builtins_bytes(record.metadata) == row.metadata and (
-            EventCodec.from_builtins_bytes(record.data) == row.data
-        )
-    except InvalidEventError:
-        same = False
-    if not same:
-        return f"position {row.position}: its payload does not re-encode to the stored bytes"
-    return None
-
-
 # -- import ------------------------------------------------------------------------
-
-
-def _parse(number: int, raw: bytes) -> StoredEvent:
-    """One export line as the row it stores; _BadFile naming the line otherwise."""
-    from eventstore import EventCodec, InvalidEventError, StoredEvent, us_from_datetime
-
-    try:
-        line = _line_decoder.decode(raw)
-    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-        raise _BadFile(f"line {number}: {exc}") from None
-    except RecursionError:
-        raise _BadFile(f"line {number}: nested too deeply to store") from None
-    except UnicodeDecodeError as exc:
-        raise _BadFile(f"line {number}: invalid UTF-8 at byte {exc.start}") from None
-    try:
-        digest = bytes.fromhex(line.hash)
-    except ValueError:
-        digest = b""
-    if len(digest) != 32:
-        raise _BadFile(f"line {number}: hash must be 64 hex digits")
-    if line.recorded_at is not None and (
-        line.recorded_at.tzinfo is None or us_from_datetime(line.recorded_at) != line.recorded_at_us
-    ):
-        raise _BadFile(f"line {number}: recorded_at does not match recorded_at_us")
-    try:
-        metadata = EventCodec.from_builtins_bytes(line.metadata)
-        data = EventCodec.from_builtins_bytes(line.data)
-    except InvalidEventError as exc:
-        raise _BadFile(f"line {number}: {exc}") from None
-    return StoredEvent(
-        line.position,
-        line.event_id,
-        line.stream_id,
-        line.stream_version,
-        line.type,
-        line.schema_version,
-        line.recorded_at_us,
-        metadata,
-        data,
-        digest,
-    )
-
-
-@dataclass
-class _Scan:
-    """What pass 1 learnt about a file whose every line parses and whose chain verifies."""
-
-    size: int = 0
-    count: int = 0
-    last_position: int = 0
-    last_hash: bytes = b""
-    #: The hash of the file's row at the store's head position (None if the file is shorter).
-    hash_at_head: bytes | None = None
-    line_at_head: int = 0
-    #: Byte offset of the first row after the store's head (where pass 2 starts parsing).
-    offset_after_head: int = 0
-    digest: str = ""
-
-
-def _lines(
-    chunks: Iterable[bytes], digest: Any, progress: Callable[[int], None]
-) -> Iterator[tuple[int, int, bytes]]:
-    """(line number, byte offset, line) of each non-blank line; every byte goes to ``digest``.
-
-    ``progress(bytes_read)`` is called about once per MiB.
-    """
-    offset = reported = 0
-    for number, raw in enumerate(chunks, start=1):
-        digest.update(raw)
-        start, offset = offset, offset + len(raw)
-        if offset - reported >= _BLOCK:
-            progress(offset)
-            reported = offset
-        if raw.strip():
-            yield number, start, raw
-    progress(offset)
-
-
-class _RowRules:
-    """Checks rows as ``events append`` checks lines: each row alone, then the domain rules.
-
-    Rows up to ``head`` (already in the target store) are folded without being
-    judged; each later row must pass :func:`eventstore.rules.check_row` and the
-    rules of :mod:`eventstore.rules` against everything before it.
-    """
-
-    def __init__(self, head: int) -> None:
-        from eventstore import DecodeError, EventCodec, InvalidEventError, LifecycleError
-        from eventstore.rules import RuleChecker, check_row
-
-        self.head = head
-        self.codec = EventCodec()
-        self.rules = RuleChecker()
-        self._check_row = check_row
-        self._undecodable = DecodeError
-        self._refused = (InvalidEventError, LifecycleError)
-        self._now_us = time.time_ns() // 1000
-
-    def fault(self, row: StoredEvent) -> str | None:
-        """Why ``row`` may not be stored (naming its position), or None."""
-        if row.position <= self.head:  # stored already: folded as it is, never judged
-            with contextlib.suppress(self._undecodable):
-                event = self.codec.decode(row.type, row.schema_version, row.data)
-                self.rules.fold(event, row.stream_version)
-            return None
-        try:
-            self.rules.check(
-                row.stream_id, self._check_row(row, self.codec, now_us=self._now_us), row.event_id
-            )
-        except self._refused as exc:
-            return f"position {row.position} ({row.type}): {exc}"
-        return None
-
-
-def _scan(path: Path, store_head: int) -> _Scan:
-    """Pass 1: parse every line, check the chain from position 1 and each row; _BadFile."""
-    from eventstore.chain import ChainChecker
-
-    checker = ChainChecker()
-    rules = _RowRules(store_head)
-    digest = hashlib.sha256()
-    scan = _Scan(size=path.stat().st_size)
-    scan.offset_after_head = scan.size
-    found_after = False
-    with (
-        path.open("rb") as handle,
-        progress_bar("checking", enabled=scan.size > PROGRESS_BYTES) as progress,
-    ):
-        for number, offset, raw in _lines(handle, digest, lambda done: progress(done, scan.size)):
-            row = _parse(number, raw)
-            if not checker.check(row):
-                raise _BadFile(
-                    f"line {number}: the chain breaks at position {checker.first_bad_position}: "
-                    f"{checker.reason}"
-                )
-            fault = rules.fault(row)
-            if fault is not None:
-                raise _BadFile(f"line {number}: {fault}")
-            if row.position == store_head:
-                scan.hash_at_head, scan.line_at_head = row.hash, number
-            elif row.position > store_head and not found_after:
-                scan.offset_after_head, found_after = offset, True
-            scan.count += 1
-    scan.last_position = checker.previous_position
-    scan.last_hash = checker.previous_hash
-    scan.digest = digest.hexdigest()
-    return scan
-
-
-class _FileChanged(Exception):
-    """The file differs from the one checked in pass 1 (it was edited meanwhile)."""
-
-
-def _rows_after(
-    path: Path, scan: _Scan, progress: Callable[[int, int], None]
-) -> Iterator[StoredEvent]:
-    """Pass 2: the rows after the store's head, parsed again.
-
-    Runs inside the import's transaction: if the file's bytes are not those pass 1
-    checked, it raises _FileChanged and the transaction rolls back.
-    """
-    digest = hashlib.sha256()
-    base = scan.offset_after_head
-    with path.open("rb") as handle:
-        remaining = base
-        while remaining > 0:
-            block = handle.read(min(_BLOCK, remaining))
-            if not block:
-                break
-            digest.update(block)
-            remaining -= len(block)
-        for _, offset, raw in _lines(handle, digest, lambda done: progress(base + done, scan.size)):
-            try:
-                yield _parse(0, raw)
-            except _BadFile as exc:
-                raise _FileChanged(f"at byte {base + offset}: {exc}") from None
-    if digest.hexdigest() != scan.digest:
-        raise _FileChanged("its bytes differ from those checked")
 
 
 def _buffer_stdin(stack: contextlib.ExitStack) -> Path:
@@ -508,21 +238,23 @@ def _buffer_stdin(stack: contextlib.ExitStack) -> Path:
     return path
 
 
-async def _store_head() -> tuple[int, bytes | None]:
-    """The store's head and head hash; (0, None) when there is no store yet."""
+async def _store_head() -> int:
+    """The store's head; 0 when there is no store yet."""
     from eventstore import StoreNotFoundError
 
     try:
         async with open_store_for() as store:
-            head = await store.head()
-            row = await row_at(store, head)
-            return head, row.hash if row is not None else None
+            return await store.head()
     except StoreNotFoundError:
-        return 0, None
+        return 0
 
 
 def _hex(value: bytes | None) -> str:
     return value.hex() if value else "-"
+
+
+def _big_file(stage: str, total: int) -> bool:
+    return total > PROGRESS_BYTES
 
 
 @click.command("import")
@@ -551,24 +283,39 @@ def import_(source: str, fmt: Format) -> None:
 
     Example: metaledger --store ./restored import backup.jsonl
     """
+    from eventstore import (
+        BadLineError,
+        FileChangedError,
+        LogMismatchError,
+        StoreChangedError,
+        scan_export,
+    )
+
     with contextlib.ExitStack() as stack:
         path = _buffer_stdin(stack) if source == "-" else Path(source)
         name = "<stdin>" if source == "-" else source
-        head, head_hash = run_async(_store_head)
+        head = run_async(_store_head)
         try:
-            scan = _scan(path, head)
-        except _BadFile as exc:
+            # Pass 1 runs before the store is opened for writing (or created).
+            with stage_bars({"checking": "checking"}, _big_file) as progress:
+                scan = scan_export(path, head, progress=progress)
+        except BadLineError as exc:
             raise CLIError(f"{name}: {exc}; nothing was imported") from None
-        if head and scan.last_position >= head and scan.hash_at_head != head_hash:
-            raise CLIError(
-                f"{name} conflicts with the store: at position {head} (line "
-                f"{scan.line_at_head}) the file has hash {_hex(scan.hash_at_head)}, the store "
-                f"{_hex(head_hash)}; nothing was imported"
-            )
         started = time.perf_counter()
         try:
-            outcome = run_async(_import_body, path, scan, head, name)
-        except _FileChanged as exc:
+            outcome, display = run_async(_import_body, path, scan)
+        except LogMismatchError as exc:
+            where = f"(line {exc.line})" if exc.line is not None else "(its last line)"
+            raise CLIError(
+                f"{name} conflicts with the store: at position {exc.position} {where} the file "
+                f"has hash {_hex(exc.ours)}, the store {_hex(exc.theirs)}; nothing was imported"
+            ) from None
+        except StoreChangedError as exc:
+            raise CLIError(
+                f"the store changed while {name} was checked (head {exc.checked_head}, now "
+                f"{exc.head}); nothing was imported: run the import again"
+            ) from None
+        except FileChangedError as exc:
             raise CLIError(
                 f"{name} changed while it was imported ({exc}); nothing was imported"
             ) from None
@@ -576,16 +323,17 @@ def import_(source: str, fmt: Format) -> None:
     report = {
         "file": name,
         "imported": outcome.imported,
-        "already_stored": scan.count - outcome.imported,
+        "already_stored": outcome.already_stored,
         "head_position": outcome.head_position,
         "head_hash": outcome.head_hash,
     }
+    count = scan.count
 
     def text() -> None:
         if not outcome.imported:
             say(
-                f"Nothing to import: {outcome.store} already holds "
-                f"{'the event' if scan.count == 1 else f'all {scan.count:,} events'} of {name}."
+                f"Nothing to import: {display} already holds "
+                f"{'the event' if count == 1 else f'all {count:,} events'} of {name}."
             )
             return
         span = (
@@ -595,81 +343,29 @@ def import_(source: str, fmt: Format) -> None:
         )
         say(
             f"Imported {plural(outcome.imported, 'event')} ({span})"
-            f" into {outcome.store} in {elapsed:.2f} s; head hash {outcome.head_hash}."
+            f" into {display} in {elapsed:.2f} s; head hash {outcome.head_hash}."
         )
-        if scan.count > outcome.imported:
+        if count > outcome.imported:
             first = "the first event" if head == 1 else f"the first {head:,} events"
             say(f"The store held {first} of the file already.")
 
     emit(report, fmt, text)
 
 
-@dataclass
-class _Imported:
-    store: str
-    imported: int
-    head_position: int
-    head_hash: str | None
+async def _import_body(path: Path, scan: ExportScan) -> tuple[ImportResult, str]:
+    from eventstore import import_ as import_log
 
+    async def nothing_imported() -> str:
+        return "Nothing was imported; the store is as it was (run the import again)."
 
-async def _import_body(path: Path, scan: _Scan, head: int, name: str) -> _Imported:
     async with open_store_for(create=True) as store:
-        now = await store.head()
-        if now != head:
-            raise CLIError(
-                f"the store changed while {name} was checked (head {head}, now {now}); "
-                "nothing was imported: run the import again"
-            )
-        imported = 0
-        if scan.last_position < head:
-            # A shorter file: fine if it is a prefix of the store's log.
-            row = await row_at(store, scan.last_position)
-            if row is not None and row.hash != scan.last_hash:
-                raise CLIError(
-                    f"{name} conflicts with the store: at position {scan.last_position} (its "
-                    f"last line) the file has hash {_hex(scan.last_hash)}, the store "
-                    f"{_hex(row.hash)}; nothing was imported"
-                )
-        elif scan.last_position > head:
-            imported = await _import_rows(store, path, scan, head)
-        # Committed: report it, even when Ctrl-C came after the commit.
-        with anyio.CancelScope(shield=True):
-            last = await store.head()
-            row = await row_at(store, last)
-        return _Imported(
-            store.location.display, imported, last, row.hash.hex() if row is not None else None
-        )
-
-
-async def _import_rows(store: EventStore, path: Path, scan: _Scan, head: int) -> int:
-    """Store the file's new rows in one transaction; on Ctrl-C, tell whether it committed.
-
-    Interrupted before the commit, the import is rolled back whole: "nothing
-    was imported". If the commit won the race, the import is complete and the
-    command ends as a successful import.
-    """
-    try:
-        with progress_bar("importing", enabled=scan.size > PROGRESS_BYTES) as progress:
-            return await store.import_stored(_rows_after(path, scan, progress))
-    except anyio.get_cancelled_exc_class():
-        with anyio.CancelScope(shield=True):
-            now = await store.head()
-        if now != scan.last_position:
-            raise InterruptedAfter(
-                "Nothing was imported; the store is as it was (run the import again)."
-            ) from None
-        return now - head
+        with stage_bars({"importing": "importing"}, _big_file) as progress:
+            async with interrupted_after(nothing_imported):
+                result = await import_log(store, path, scan=scan, progress=progress)
+        return result, store.location.display
 
 
 # -- copy --------------------------------------------------------------------------
-
-
-def _same_place(a: Any, b: Any) -> bool:
-    if a.kind != b.kind:
-        return False
-    if a.path is not None and b.path is not None:
-        return bool(os.path.realpath(a.path) == os.path.realpath(b.path))
-    return bool(a.dsn == b.dsn)
 
 
 @click.command("copy")
@@ -717,20 +413,17 @@ def copy(target_uri: str, fmt: Format) -> None:
         raise CLIError(f"the copy at {result['to']} does not verify: {result['problem']}")
 
 
+_COPY_BARS = {"checking": "checking", "copying": "copying", "verifying": "verifying the copy"}
+
+
 async def _copy_body(target_uri: str) -> dict[str, Any]:
-    from eventstore import open_store, resolve_store
-    from eventstore.chain import ChainChecker
+    from eventstore import SameStoreError, open_store
 
     async with open_store_for() as source:
-        if _same_place(resolve_store(target_uri), source.location):
-            raise CLIError(f"{target_uri} is the current store: copy it to another place")
         head = await source.head()
         async with open_store(target_uri, create=True, default_stack=False) as target:
             display = target.location.display
             there = await target.head()
-            await _check_prefix(source, target, head, there, display)
-            await _check_source(source, head, there)
-            checker = ChainChecker()
 
             async def copied_so_far() -> str:
                 now = await target.head()
@@ -746,131 +439,64 @@ async def _copy_body(target_uri: str) -> dict[str, Any]:
                     f"run `metaledger --store {display} verify`."
                 )
 
-            async with interrupted_after(copied_so_far):
-                copied = await _copy_rows(source, target, head, there, checker)
-                with progress_bar(
-                    "verifying the copy", enabled=head > PROGRESS_THRESHOLD
-                ) as progress:
-                    report = await target.verify(progress=progress)
-    source_hash = checker.previous_hash.hex() if head else None
-    problem = None
-    if not report.ok:
-        problem = f"position {report.first_bad_position}: {report.reason}"
-    elif report.head_position != head or report.head_hash != source_hash:
-        problem = (
-            f"its head is {report.head_position} with hash {report.head_hash or '-'}, this "
-            f"store's {head} with hash {source_hash or '-'}"
-        )
+            def long_work(stage: str, total: int) -> bool:
+                return (total - there if stage == "copying" else total) > PROGRESS_THRESHOLD
+
+            with stage_bars(_COPY_BARS, long_work) as progress:
+                async with interrupted_after(copied_so_far):
+                    try:
+                        result = await _copied(source, target, head, display, progress)
+                    except SameStoreError:
+                        raise CLIError(
+                            f"{target_uri} is the current store: copy it to another place"
+                        ) from None
     return {
         "to": display,
-        "copied": copied,
-        "already_there": there,
-        "head_position": report.head_position,
-        "head_hash": report.head_hash,
-        "verified": problem is None,
-        "problem": problem,
+        "copied": result.copied,
+        "already_there": result.already_there,
+        "head_position": result.head_position,
+        "head_hash": result.head_hash,
+        "verified": result.verified,
+        "problem": result.problem,
     }
 
 
-#: The event types ``metaledger init`` writes (its default components and stack).
-_INIT_TYPES = frozenset({"component.registered", "stack.registered", "workspace.active_stack_set"})
-#: ``init`` writes 5 events; a longer log holds more than init's defaults.
-_INIT_MAX_EVENTS = 5
+async def _copied(
+    source: Any, target: Any, head: int, display: str, progress: StageProgress
+) -> CopyResult:
+    """The library's copy, its refusals as the CLI's messages."""
+    from eventstore import LogMismatchError, RowRefusedError, SourceDamagedError
+    from eventstore import copy as copy_log
 
-
-async def _holds_only_init_defaults(target: EventStore, there: int) -> bool:
-    """Whether the target's whole log is what ``init`` writes: the default stack, nothing else."""
-    from eventstore import WORKSPACE_STREAM, ComponentRegistered, StackRegistered
-
-    if not 0 < there <= _INIT_MAX_EVENTS:
-        return False
-    async for recorded in target.read_all():
-        event = recorded.event
-        if recorded.type not in _INIT_TYPES or recorded.stream_id != WORKSPACE_STREAM:
-            return False
-        if isinstance(event, ComponentRegistered | StackRegistered) and event.name != "default":
-            return False
-    return True
-
-
-async def _check_source(source: EventStore, head: int, there: int) -> None:
-    """Pass 1 of a copy: every row the target lacks is checked as ``import`` checks it.
-
-    Nothing is copied when a row is refused. A broken chain ends the check: the
-    copy pass reports it at its position.
-    """
-    from eventstore.chain import ChainChecker
-
-    if head <= there:
-        return
-    chain = ChainChecker()
-    rules = _RowRules(there)
-    with progress_bar("checking", enabled=head > PROGRESS_THRESHOLD) as progress:
-        async for rows in source.read_chunks(1, to_position=head, chunk_size=COPY_CHUNK):
-            for raw in rows:
-                row = _stored(raw)
-                if not chain.check(row):
-                    return
-                fault = rules.fault(row)
-                if fault is not None:
-                    raise CLIError(
-                        f"this store's log holds an event the target may not take, at {fault}; "
-                        "nothing was copied"
-                    )
-            progress(rows[-1][0], head)
-
-
-async def _copy_rows(
-    source: EventStore, target: EventStore, head: int, there: int, checker: ChainChecker
-) -> int:
-    """Copy the events after ``there`` in transactions of COPY_CHUNK, checking the chain."""
-    from eventstore import StoredEvent
-
-    copied = 0
-    with progress_bar("copying", enabled=head - there > PROGRESS_THRESHOLD) as progress:
-        async for rows in source.read_chunks(1, to_position=head, chunk_size=COPY_CHUNK):
-            batch = []
-            for raw in rows:
-                row = StoredEvent(*raw)
-                if not checker.check(row):
-                    raise CLIError(
-                        f"this store's log is damaged at position "
-                        f"{checker.first_bad_position}: {checker.reason}; {copied} "
-                        f"events were copied before it (run `metaledger verify`)",
-                        EXIT_DAMAGED,
-                    )
-                if row.position > there:
-                    batch.append(row)
-            if batch:
-                copied += await target.import_stored(batch)
-            progress(rows[-1][0], head)
-    return copied
-
-
-async def _check_prefix(
-    source: EventStore, target: EventStore, head: int, there: int, display: str
-) -> None:
-    """Refuse a target that holds anything but a prefix of the source's log."""
-    if await _holds_only_init_defaults(target, there):
-        mine = await row_at(source, there) if there <= head else None
-        theirs = await row_at(target, there)
-        if mine is None or theirs is None or mine.hash != theirs.hash:
+    try:
+        return await copy_log(source, target, source_head=head, progress=progress)
+    except LogMismatchError as exc:
+        there = exc.target_head
+        if exc.init_defaults:
             raise CLIError(
                 f"{display} already holds a log: the default stack `metaledger init` made "
                 f"there ({there} events), not a copy of this store's log; nothing was copied. "
                 "Copy into an empty store first, then run `init` there (it changes nothing "
                 "when the copied log has its default stack): see 'Moving a store' in "
                 "docs/operations.md for clearing a server store that holds only init's events"
-            )
-    if there > head:
-        raise CLIError(
-            f"{display} holds {plural(there, 'event')}, more than this store's {head}: it is not a "
-            "copy of this log; nothing was copied"
-        )
-    if there:
-        mine, theirs = await row_at(source, there), await row_at(target, there)
-        if mine is None or theirs is None or mine.hash != theirs.hash:
+            ) from None
+        if there > head:
             raise CLIError(
-                f"{display} holds another log (its event {there} differs from this store's); "
-                "nothing was copied"
-            )
+                f"{display} holds {plural(there, 'event')}, more than this store's {head}: it "
+                "is not a copy of this log; nothing was copied"
+            ) from None
+        raise CLIError(
+            f"{display} holds another log (its event {there} differs from this store's); "
+            "nothing was copied"
+        ) from None
+    except RowRefusedError as exc:
+        raise CLIError(
+            f"this store's log holds an event the target may not take, at {exc.fault}; "
+            "nothing was copied"
+        ) from None
+    except SourceDamagedError as exc:
+        raise CLIError(
+            f"this store's log is damaged at position {exc.position}: {exc.reason}; "
+            f"{exc.copied} events were copied before it (run `metaledger verify`)",
+            EXIT_DAMAGED,
+        ) from None

@@ -6,8 +6,8 @@ only stores and fetches rows, and each backend passes the same contract tests
 (``tests/backend_contract.py``).
 
 Rows cross this boundary as plain tuples in the column order of
-:class:`~eventstore.planner.Row`, because building objects for a million rows
-costs more than the query.
+:class:`~eventstore.envelope.StoredEvent` (:data:`ROW_COLUMNS`), because building
+objects for a million rows costs more than the query.
 """
 
 from __future__ import annotations
@@ -15,18 +15,15 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Protocol
 
-from .envelope import AppendResult
+from .envelope import ROW_COLUMNS, AppendResult, RowTuple
 from .errors import AppendError
-from .planner import PendingAppend, Row
+from .planner import PendingAppend
 
-__all__ = ["ROW_COLUMNS", "Backend", "BackendInfo", "RowTuple"]
+__all__ = ["ROW_COLUMNS", "SQL_COLUMNS", "Backend", "BackendInfo", "RowTuple"]
 
-#: The log's columns, in the order every backend returns them.
-ROW_COLUMNS = Row._fields
-
-RowTuple = tuple[Any, ...]
-"""(position, event_id, stream_id, stream_version, type, schema_version,
-recorded_at_us, metadata, data, hash)"""
+#: The ``events`` table's column list in SQL, in ROW_COLUMNS order (the time's
+#: column is ``recorded_at``: it holds microseconds, as ``recorded_at_us`` says).
+SQL_COLUMNS = ", ".join("recorded_at" if c == "recorded_at_us" else c for c in ROW_COLUMNS)
 
 
 class BackendInfo(Protocol):

@@ -26,12 +26,10 @@ from .defaults import ensure_default_stack
 from .runs import PipelineRun, StepRun
 from .store import EventStore, open_store
 
-__all__ = ["DEMO_PIPELINE", "ensure_default_stack", "run_demo"]
+__all__ = ["DEMO_PIPELINE", "run_demo"]
 
 #: The demo pipeline's name.
 DEMO_PIPELINE = "training_pipeline"
-#: How many times ensure_default_stack re-reads the workspace after a concurrent init.
-_DEFAULT_STACK_PASSES = 6
 
 
 class FlakyStepError(RuntimeError):

@@ -2,7 +2,8 @@
 
 - :class:`NewEvent` is what a writer hands to ``append``: the event and its id.
 - :class:`StoredEvent` is a row of the log exactly as stored, payloads still encoded.
-- :class:`RecordedEvent` is a stored row decoded for readers.
+- :class:`RecordedEvent` is a stored row decoded for readers
+  (:func:`recorded_event` makes one from a row).
 - :class:`RawEvent` stands in for an event this release cannot decode (an unknown
   type, or a newer schema version): kept whole, never an exception.
 """
@@ -10,7 +11,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 from uuid import UUID
 
 import msgspec
@@ -21,14 +22,17 @@ from .ids import uuid7
 __all__ = [
     "ANY",
     "NO_STREAM",
+    "ROW_COLUMNS",
     "AppendResult",
     "ExpectedVersion",
     "Metadata",
     "NewEvent",
     "RawEvent",
     "RecordedEvent",
+    "RowTuple",
     "StoredEvent",
     "datetime_from_us",
+    "recorded_event",
     "us_from_datetime",
 ]
 
@@ -105,8 +109,14 @@ class RawEvent(msgspec.Struct, frozen=True):
         return msgspec.msgpack.decode(self.data)
 
 
-class StoredEvent(msgspec.Struct, frozen=True, gc=False):
-    """One row of the log exactly as stored: payloads encoded, time in microseconds."""
+class StoredEvent(NamedTuple):
+    """One row of the log exactly as stored: payloads encoded, time in microseconds.
+
+    This is the row's shape, declared once: its fields, in order, are the log's
+    columns (:data:`ROW_COLUMNS`), the tuples backends read and write
+    (:data:`RowTuple`), and what the planner builds and the hash chain covers.
+    A row a backend returns becomes one with ``StoredEvent._make(row)``.
+    """
 
     position: int
     event_id: str
@@ -123,6 +133,13 @@ class StoredEvent(msgspec.Struct, frozen=True, gc=False):
     def recorded_at(self) -> datetime:
         """When the store committed the event, as a UTC datetime."""
         return datetime_from_us(self.recorded_at_us)
+
+
+#: The log's columns, in the order every backend reads and writes them.
+ROW_COLUMNS: tuple[str, ...] = StoredEvent._fields
+
+RowTuple = tuple[Any, ...]
+"""A row as backends pass it: the fields of :class:`StoredEvent`, in order."""
 
 
 class RecordedEvent(msgspec.Struct, frozen=True, gc=False):
@@ -162,6 +179,13 @@ class RecordedEvent(msgspec.Struct, frozen=True, gc=False):
         from .codec import decode_metadata
 
         return decode_metadata(self.metadata_bytes)
+
+
+def recorded_event(row: RowTuple, event: Event | RawEvent) -> RecordedEvent:
+    """A stored row as a RecordedEvent, with its payload already decoded to ``event``."""
+    return RecordedEvent(
+        row[0], row[1], row[2], row[3], row[4], row[5], row[6], row[7], event, row[9]
+    )
 
 
 class AppendResult(msgspec.Struct, frozen=True):

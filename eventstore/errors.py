@@ -18,6 +18,16 @@ Every error derives from one base, so a caller can catch the whole family::
     │   ├── EventIdConflictError        an event id is already stored with a different body
     │   └── InvalidEventError           an event cannot be encoded (bad value, too large...)
     ├── DecodeError                     an event or envelope cannot be decoded
+    ├── TransferError                   a transfer (export, import, copy, lines) refused
+    │   ├── BadLinesError               lines of an ``append_lines`` input are malformed
+    │   │   └── RuleBreachError         lines of an ``append_lines`` input break the domain rules
+    │   ├── BadLineError                a line of an export cannot be imported (its number, why)
+    │   ├── FileChangedError            the export changed between the import's two passes
+    │   ├── LogMismatchError            the target holds another log than the one imported or copied
+    │   ├── StoreChangedError           the store moved on while the import checked the file
+    │   ├── RowRefusedError             a copied row may not be stored (the rules refuse it)
+    │   ├── SameStoreError              a copy whose target is its source
+    │   └── SourceDamagedError          the copy's source breaks its hash chain
     └── LifecycleError                  the write API refused a command; nothing was appended
         ├── NotFoundError               a named component, stack, run, step or artifact is unknown
         ├── AlreadyExistsError          a name or id is already taken
@@ -34,24 +44,34 @@ __all__ = [
     "AlreadyExistsError",
     "AppendError",
     "BackendUnavailableError",
+    "BadLineError",
+    "BadLinesError",
     "ConcurrencyError",
     "DecodeError",
     "EventIdConflictError",
+    "FileChangedError",
     "InUseError",
     "InvalidEventError",
     "InvalidStateError",
     "LedgerError",
     "LifecycleError",
+    "LogMismatchError",
     "NotAStoreError",
     "NotFoundError",
     "ReadOnlyStoreError",
+    "RowRefusedError",
+    "RuleBreachError",
     "RunNameTakenError",
+    "SameStoreError",
+    "SourceDamagedError",
     "StoreBusyError",
+    "StoreChangedError",
     "StoreClosedError",
     "StoreCorruptError",
     "StoreError",
     "StoreFullError",
     "StoreNotFoundError",
+    "TransferError",
     "Unknown",
     "UnsupportedURIError",
 ]
@@ -115,6 +135,9 @@ class UnsupportedURIError(StoreError, ValueError):
 class AppendError(LedgerError):
     """Raised when one append is refused; nothing of that append was stored."""
 
+    #: The number of the input line the refused append starts at (``append_lines``), if known.
+    line: int | None = None
+
 
 class ConcurrencyError(AppendError, ValueError):
     """Raised when a stream is not at the version the append expected."""
@@ -143,6 +166,114 @@ class InvalidEventError(AppendError, ValueError):
 
 class DecodeError(LedgerError, ValueError):
     """Raised when an event envelope or payload cannot be decoded."""
+
+
+class TransferError(LedgerError):
+    """Raised when an export, import, copy or lines append is refused; nothing was stored."""
+
+
+class BadLinesError(TransferError, ValueError):
+    """Raised when lines given to ``append_lines`` cannot be appended.
+
+    ``faults`` holds one ``"line N: reason"`` per bad line, at most a bounded
+    number; ``more`` is True when reading stopped at that bound.
+    """
+
+    def __init__(self, faults: Sequence[str], *, more: bool = False) -> None:
+        self.faults = tuple(faults)
+        self.more = more
+        super().__init__(
+            f"{len(self.faults)}{' or more' if more else ''} bad line(s): {self.faults[0]}"
+            if self.faults
+            else "bad lines"
+        )
+
+
+class RuleBreachError(BadLinesError):
+    """Raised when well-formed lines break the domain rules (``eventstore.rules``).
+
+    ``count`` is how many lines break them (``faults`` may hold fewer).
+    """
+
+    def __init__(self, faults: Sequence[str], count: int) -> None:
+        super().__init__(faults, more=count > len(faults))
+        self.count = count
+
+
+class BadLineError(TransferError, ValueError):
+    """Raised when one line of an export cannot be imported: ``line`` and ``reason``."""
+
+    def __init__(self, line: int, reason: str) -> None:
+        self.line = line
+        self.reason = reason
+        super().__init__(f"line {line}: {reason}")
+
+
+class FileChangedError(TransferError):
+    """Raised when an export's bytes changed between the import's check and its store pass."""
+
+
+class LogMismatchError(TransferError, ValueError):
+    """Raised when the target store holds another log than the one imported or copied.
+
+    ``position`` is where the two disagree; ``line`` the file's line there (an
+    import); ``ours`` and ``theirs`` the hashes of the file (or source) and the
+    store (or target) there, when both hold a row. ``init_defaults`` is True
+    when the target holds only the default stack ``metaledger init`` writes, and
+    ``target_head`` is the target's head.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        position: int,
+        line: int | None = None,
+        ours: bytes | None = None,
+        theirs: bytes | None = None,
+        init_defaults: bool = False,
+        target_head: int = 0,
+    ) -> None:
+        self.position = position
+        self.line = line
+        self.ours = ours
+        self.theirs = theirs
+        self.init_defaults = init_defaults
+        self.target_head = target_head
+        super().__init__(message)
+
+
+class StoreChangedError(TransferError):
+    """Raised when the store's head moved between an import's check and its store pass."""
+
+    def __init__(self, checked_head: int, head: int) -> None:
+        self.checked_head = checked_head
+        self.head = head
+        super().__init__(
+            f"the store changed while the file was checked (head {checked_head}, now {head})"
+        )
+
+
+class RowRefusedError(TransferError, ValueError):
+    """Raised when a row of the copy's source may not be stored: ``fault`` names it."""
+
+    def __init__(self, fault: str) -> None:
+        self.fault = fault
+        super().__init__(f"a row may not be stored, at {fault}")
+
+
+class SameStoreError(TransferError, ValueError):
+    """Raised when a copy's target is its source store."""
+
+
+class SourceDamagedError(TransferError):
+    """Raised when the copy's source breaks its hash chain: ``position``, ``reason``, ``copied``."""
+
+    def __init__(self, position: int | None, reason: str | None, copied: int) -> None:
+        self.position = position
+        self.reason = reason
+        self.copied = copied
+        super().__init__(f"the source is damaged at position {position}: {reason}")
 
 
 class LifecycleError(LedgerError):

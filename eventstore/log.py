@@ -31,6 +31,7 @@ from .envelope import (
     NewEvent,
     RecordedEvent,
     StoredEvent,
+    recorded_event,
     us_from_datetime,
 )
 from .errors import InvalidEventError, StoreClosedError, StoreCorruptError
@@ -214,18 +215,7 @@ class Log:
 
     def decode_row(self, row: RowTuple) -> RecordedEvent:
         """A stored row decoded to a RecordedEvent (upcast, or raw when unknown)."""
-        return RecordedEvent(
-            row[0],
-            row[1],
-            row[2],
-            row[3],
-            row[4],
-            row[5],
-            row[6],
-            row[7],
-            self.codec.decode(row[4], row[5], row[8]),
-            row[9],
-        )
+        return recorded_event(row, self.codec.decode(row[4], row[5], row[8]))
 
     async def head(self) -> int:
         """The position of the last event in the log (0 when empty)."""
@@ -315,27 +305,55 @@ class Log:
                 yield RecordedEvent(p, i, s, v, t, sv, r, m, decode(t, sv, d), h)
 
     async def read_stored(
-        self, from_position: int = 1, *, limit: int | None = None
+        self,
+        from_position: int = 1,
+        *,
+        limit: int | None = None,
+        types: Sequence[str] | None = None,
+        to_position: int | None = None,
     ) -> AsyncIterator[StoredEvent]:
-        """Events exactly as stored (payload bytes, hashes), for export and copy."""
-        async for rows in self.read_chunks(from_position, limit=limit):
+        """Events exactly as stored (payload bytes, hashes), for export, copy and audits."""
+        async for rows in self.read_chunks(
+            from_position, limit=limit, types=types, to_position=to_position
+        ):
             for row in rows:
-                yield StoredEvent(*row)
+                yield StoredEvent._make(row)
 
-    async def read_stream(
+    async def read_stored_stream(
         self, stream_id: str, from_version: int = 1, *, chunk_size: int = DEFAULT_CHUNK
-    ) -> AsyncIterator[RecordedEvent]:
-        """One stream's events from ``from_version`` (inclusive) on, in version order."""
+    ) -> AsyncIterator[StoredEvent]:
+        """One stream's events exactly as stored, from ``from_version`` on, in version order."""
         version = max(1, from_version)
         if version > MAX_INT or not _storable(stream_id):  # no such stream can be stored
             return
         while True:
             rows = await self.backend.read_stream_rows(stream_id, version, chunk_size)
             for row in rows:
-                yield self.decode_row(row)
+                yield StoredEvent._make(row)
             if len(rows) < chunk_size:
                 return
             version = rows[-1][3] + 1
+
+    async def stored_at(self, position: int) -> StoredEvent | None:
+        """The event at ``position`` exactly as stored (bytes and hash), or None."""
+        if not 1 <= position <= MAX_INT:
+            return None
+        rows = await self.backend.read_rows(position, 1)
+        if rows and rows[0][0] == position:
+            return StoredEvent._make(rows[0])
+        return None
+
+    async def stored_by_event_id(self, event_id: UUID | str) -> StoredEvent | None:
+        """The event stored under ``event_id`` exactly as stored, or None."""
+        row = await self.backend.row_by_event_id(str(event_id))
+        return None if row is None else StoredEvent._make(row)
+
+    async def read_stream(
+        self, stream_id: str, from_version: int = 1, *, chunk_size: int = DEFAULT_CHUNK
+    ) -> AsyncIterator[RecordedEvent]:
+        """One stream's events from ``from_version`` (inclusive) on, in version order."""
+        async for row in self.read_stored_stream(stream_id, from_version, chunk_size=chunk_size):
+            yield self.decode_row(row)
 
     async def stream_version(self, stream_id: str) -> int:
         """The current version of ``stream_id`` (0 when it has no event)."""
@@ -345,15 +363,13 @@ class Log:
 
     async def get_event(self, event_id: UUID | str) -> RecordedEvent | None:
         """The event stored under ``event_id``, or None."""
-        row = await self.backend.row_by_event_id(str(event_id))
+        row = await self.stored_by_event_id(event_id)
         return None if row is None else self.decode_row(row)
 
     async def get_position(self, position: int) -> RecordedEvent | None:
         """The event at ``position``, or None."""
-        rows = await self.backend.read_rows(position, 1)
-        if rows and rows[0][0] == position:
-            return self.decode_row(rows[0])
-        return None
+        row = await self.stored_at(position)
+        return None if row is None else self.decode_row(row)
 
     async def position_at(self, when: datetime) -> int:
         """The last position recorded at or before ``when`` (0 if the log started later)."""
@@ -418,7 +434,7 @@ class Log:
         try:
             async for rows in self.read_readable_chunks(1, chunk_size=5000):
                 for row in rows:
-                    if not checker.check(StoredEvent(*row)):
+                    if not checker.check(StoredEvent._make(row)):
                         return checker.report(head or checker.previous_position)
                 done += len(rows)
                 if progress is not None:
@@ -439,7 +455,7 @@ class Log:
         """
         if self._closed:
             raise StoreClosedError(f"{self.uri} is closed")
-        count = await self.backend.import_rows(msgspec.structs.astuple(row) for row in rows)
+        count = await self.backend.import_rows(rows)
         if count:
             # Committed: subscribers hear of it even if the caller is being cancelled.
             with anyio.CancelScope(shield=True):

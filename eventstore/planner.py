@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import NamedTuple
 
 from .chain import chain_hash
-from .envelope import ANY, NO_STREAM, AppendResult, ExpectedVersion
+from .envelope import ANY, NO_STREAM, AppendResult, ExpectedVersion, StoredEvent
 from .errors import AppendError, ConcurrencyError, EventIdConflictError
 
 __all__ = [
@@ -70,19 +70,8 @@ class ExistingEvent(NamedTuple):
     data: bytes
 
 
-class Row(NamedTuple):
-    """A row to insert into the log, in column order."""
-
-    position: int
-    event_id: str
-    stream_id: str
-    stream_version: int
-    type: str
-    schema_version: int
-    recorded_at_us: int
-    metadata: bytes
-    data: bytes
-    hash: bytes
+Row = StoredEvent
+"""A row to insert into the log: a :class:`~eventstore.envelope.StoredEvent` (one shape)."""
 
 
 @dataclass(slots=True)
@@ -153,8 +142,7 @@ def plan_batch(
         for event in append.events:
             position += 1
             current += 1
-            previous_hash = chain_hash(
-                previous_hash,
+            fields = (
                 position,
                 event.event_id,
                 stream_id,
@@ -165,20 +153,8 @@ def plan_batch(
                 append.metadata,
                 event.data,
             )
-            plan.rows.append(
-                Row(
-                    position,
-                    event.event_id,
-                    stream_id,
-                    current,
-                    event.type,
-                    event.schema_version,
-                    recorded_at,
-                    append.metadata,
-                    event.data,
-                    previous_hash,
-                )
-            )
+            previous_hash = chain_hash(previous_hash, *fields)
+            plan.rows.append(Row(*fields, previous_hash))
             staged[event.event_id] = ExistingEvent(
                 event.event_id,
                 position,

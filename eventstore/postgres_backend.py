@@ -43,7 +43,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import anyio
 
-from .backend import RowTuple
+from .backend import SQL_COLUMNS, RowTuple
 from .chain import GENESIS_HASH
 from .envelope import AppendResult, datetime_from_us, us_from_datetime
 from .errors import (
@@ -72,10 +72,7 @@ log = get_logger("eventstore.postgres")
 
 #: The version of the log's tables this release writes.
 SCHEMA_VERSION = 1
-_COLUMNS = (
-    "position, event_id, stream_id, stream_version, type, schema_version, "
-    "recorded_at, metadata, data, hash"
-)
+_COLUMNS = SQL_COLUMNS
 _COPY_COLUMNS = [c.strip() for c in _COLUMNS.split(",")]
 _RETRIES = 5
 #: Tries of a read whose connection is lost, each on a fresh one (as many as a

@@ -78,7 +78,9 @@ __all__ = [
     "RuleChecker",
     "check_event",
     "check_events",
+    "check_home",
     "check_row",
+    "check_stream_id",
     "fold_event",
     "home_stream",
     "load_state",
@@ -132,6 +134,23 @@ def home_stream(event: Event) -> str | None:
         return _workspace_stream()
     run_id = getattr(event, "run_id", None)
     return f"run-{run_id}" if isinstance(run_id, UUID) else None
+
+
+def check_home(stream_id: str, event: Event) -> None:
+    """Raise InvalidStateError when ``event`` is not in the stream the write API keeps it in."""
+    home = home_stream(event)
+    if home is not None and stream_id != home:
+        event_type = event.event_type()
+        article = "an" if event_type[:1] in "aeiou" else "a"
+        raise InvalidStateError(
+            f"{article} {event_type} event belongs in stream {home!r}, not {stream_id!r}"
+        )
+
+
+def check_stream_id(stream_id: object) -> None:
+    """Raise InvalidEventError unless ``stream_id`` is a non-empty string of at most 255."""
+    if not isinstance(stream_id, str) or not stream_id or len(stream_id) > 255:
+        raise InvalidEventError("stream_id must be a non-empty string of at most 255 characters")
 
 
 @dataclass(slots=True)
@@ -356,11 +375,7 @@ def check_event(
     """
     if isinstance(event, RawEvent):
         return
-    home = home_stream(event)
-    if home is not None and stream_id != home:
-        raise InvalidStateError(
-            f"a {event.event_type()} event belongs in stream {home!r}, not {stream_id!r}"
-        )
+    check_home(stream_id, event)
     if isinstance(event, _WORKSPACE_EVENTS):
         _check_workspace(state, event)
     elif isinstance(getattr(event, "run_id", None), UUID):
@@ -480,8 +495,7 @@ def check_row(
         raise InvalidEventError(f"event_id {row.event_id!r} is not a UUID") from None
     if canonical != row.event_id:
         raise InvalidEventError(f"event_id {row.event_id!r} is not in canonical form ({canonical})")
-    if not isinstance(row.stream_id, str) or not row.stream_id or len(row.stream_id) > 255:
-        raise InvalidEventError("stream_id must be a non-empty string of at most 255 characters")
+    check_stream_id(row.stream_id)
     if not row.type or len(row.type) > 255:
         raise InvalidEventError("type must be a non-empty string of at most 255 characters")
     if row.position < 1 or row.stream_version < 1 or row.schema_version < 1:

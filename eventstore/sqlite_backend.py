@@ -30,7 +30,7 @@ import aiosqlite
 import anyio
 import anyio.to_thread
 
-from .backend import RowTuple
+from .backend import SQL_COLUMNS, RowTuple
 from .chain import GENESIS_HASH
 from .envelope import AppendResult
 from .errors import (
@@ -69,10 +69,7 @@ SCHEMA_VERSION = 1
 _SQLITE_HEADER = b"SQLite format 3\x00"
 _IN_CHUNK = 500  # bound parameters per IN (...) list, far under SQLite's limit
 
-_COLUMNS = (
-    "position, event_id, stream_id, stream_version, type, schema_version, "
-    "recorded_at, metadata, data, hash"
-)
+_COLUMNS = SQL_COLUMNS
 _INSERT = f"INSERT INTO events ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 
 _SCHEMA = """

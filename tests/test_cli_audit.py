@@ -20,7 +20,8 @@ from click.testing import CliRunner, Result
 
 from cli.main import cli
 from eventstore import EventCodec, StoredEvent, open_store
-from eventstore.demo import ensure_default_stack, run_demo
+from eventstore.defaults import ensure_default_stack
+from eventstore.demo import run_demo
 from eventstore.sqlite_backend import LEDGER_FILE
 from projections import RunsProjection
 
@@ -674,19 +675,19 @@ class TestExportImport:
         self, sh: Shell, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     ) -> None:
         """Pass 2 stores only the bytes pass 1 checked: an edit in between rolls back."""
-        import cli.transfer
+        import eventstore
 
         exported = tmp_path / "log.jsonl"
         sh("export", str(exported))
-        original_scan = cli.transfer._scan
+        original_scan = eventstore.scan_export
 
-        def scan_then_edit(path: Path, store_head: int) -> Any:
-            result = original_scan(path, store_head)
+        def scan_then_edit(path: Path, store_head: int, **options: Any) -> Any:
+            result = original_scan(path, store_head, **options)
             text = path.read_text()
             path.write_text(text.replace('"load_data"', '"load_dat4"', 1))
             return result
 
-        monkeypatch.setattr(cli.transfer, "_scan", scan_then_edit)
+        monkeypatch.setattr(eventstore, "scan_export", scan_then_edit)
         target = Shell(tmp_path / "target")
         result = target("import", str(exported), code=1)
         assert "changed while it was imported" in result.stderr

@@ -178,7 +178,8 @@ def runs_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
     import anyio
 
     from eventstore import open_store
-    from eventstore.demo import ensure_default_stack, run_demo
+    from eventstore.defaults import ensure_default_stack
+    from eventstore.demo import run_demo
 
     path = tmp_path_factory.mktemp("contracts") / "store"
 

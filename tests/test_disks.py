@@ -34,7 +34,8 @@ from eventstore import (
     StoreCorruptError,
     open_store,
 )
-from eventstore.demo import ensure_default_stack, run_demo
+from eventstore.defaults import ensure_default_stack
+from eventstore.demo import run_demo
 from eventstore.sqlite_backend import LEDGER_FILE
 from eventstore.sqlite_errors import sqlite_error_kind
 from projections import VIEWS_FILE, ViewsBusyError, ViewsFullError, open_views

@@ -20,11 +20,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from cli.context import AsOf, parse_time
-from cli.events import _parse_file
 from cli.main import cli
-from cli.transfer import _BadFile, _parse
 from eventstore import (
     EVENT_TYPES,
+    BadLineError,
+    BadLinesError,
     ComponentRegistered,
     DecodeError,
     EventCodec,
@@ -34,9 +34,13 @@ from eventstore import (
     RunDeleted,
     StoreFullError,
     open_store,
+    parse_lines,
 )
 from eventstore.codec import decode_metadata
-from eventstore.demo import ensure_default_stack, run_demo
+from eventstore.defaults import ensure_default_stack
+from eventstore.demo import run_demo
+from eventstore.json_lines import MAX_REPORTED
+from eventstore.records import parse_record
 from eventstore.sqlite_backend import LEDGER_FILE
 from projections import VIEWS_FILE, QueryError, open_views
 
@@ -144,21 +148,30 @@ class TestFuzzing:
     @FUZZ
     @given(st.lists(st.one_of(st.binary(max_size=120), json_values.map(msgspec.json.encode))))
     def test_events_append_parser(self, lines: list[bytes]) -> None:
-        """The JSON-lines parser reports faults per line and never raises."""
-        parsed, faults = _parse_file(b"\n".join(lines), EventCodec())
-        assert all(f.startswith("line ") for f in faults)
-        assert len(parsed) <= len(lines)
+        """The JSON-lines parser reports faults per line and raises only BadLinesError."""
+        refused: BadLinesError | None = None
+        try:
+            parsed = parse_lines(b"\n".join(lines), EventCodec())
+        except BadLinesError as exc:
+            refused = exc
+        if refused is not None:
+            assert 0 < len(refused.faults) <= MAX_REPORTED
+            assert all(f.startswith("line ") for f in refused.faults)
+            assert refused.more == (len(refused.faults) == MAX_REPORTED)
+        else:
+            assert len(parsed.lines) <= len(lines)
+            assert sum(len(a.lines) for a in parsed.appends) == len(parsed.lines)
 
     @FUZZ
     @given(st.one_of(st.binary(max_size=200), json_values.map(msgspec.json.encode)))
     def test_import_line_parser(self, raw: bytes) -> None:
         """The import's line parser raises only its own error, naming the line."""
-        problems: list[str] = []
+        problems: list[BadLineError] = []
         try:
-            _parse(7, raw)
-        except _BadFile as exc:
-            problems.append(str(exc))
-        assert all(p.startswith("line 7") for p in problems)
+            parse_record(7, raw)
+        except BadLineError as exc:
+            problems.append(exc)
+        assert all(p.line == 7 and str(p).startswith("line 7: ") for p in problems)
 
     @FUZZ
     @given(st.text(max_size=40))

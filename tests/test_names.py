@@ -29,7 +29,8 @@ from eventstore import (
     RunStarted,
     open_store,
 )
-from eventstore.demo import ensure_default_stack, run_demo
+from eventstore.defaults import ensure_default_stack
+from eventstore.demo import run_demo
 from projections import AmbiguousReferenceError, QueryError, ViewNotFoundError, open_views
 
 REPO = Path(__file__).resolve().parent.parent

@@ -126,8 +126,11 @@ class TestRules:
                 check_row(StoredEvent(**{**_fields(good), **change}), codec)
 
 
-def _fields(struct: Any) -> dict[str, Any]:
-    return msgspec.structs.asdict(struct)
+def _fields(value: Any) -> dict[str, Any]:
+    """The fields of an event (a Struct) or of a StoredEvent (a NamedTuple)."""
+    if isinstance(value, tuple):
+        return dict(value._asdict())
+    return msgspec.structs.asdict(value)
 
 
 def _row(

@@ -14,7 +14,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from eventstore import RunStarted, open_store
-from eventstore.demo import ensure_default_stack, run_demo
+from eventstore.defaults import ensure_default_stack
+from eventstore.demo import run_demo
 from projections import (
     ProjectionRunner,
     Queries,

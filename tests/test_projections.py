@@ -24,7 +24,8 @@ from eventstore import (
     RunStarted,
     open_store,
 )
-from eventstore.demo import ensure_default_stack, run_demo
+from eventstore.defaults import ensure_default_stack
+from eventstore.demo import run_demo
 from eventstore.events import EVENT_TYPES
 from projections import (
     VIEWS_FILE,

@@ -24,7 +24,8 @@ from eventstore import (
     run_stream,
     us_from_datetime,
 )
-from eventstore.demo import ensure_default_stack, run_demo
+from eventstore.defaults import ensure_default_stack
+from eventstore.demo import run_demo
 from projections import (
     ConsumerView,
     LineageGraph,

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from cli.main import cli
 from eventstore import Metadata, RunStarted, open_store
-from eventstore.demo import ensure_default_stack
+from eventstore.defaults import ensure_default_stack
 from eventstore.secret_masking import MASK, mask_secrets, mask_uri_credentials
 
 #: Every secret the store below holds, each in a different place.

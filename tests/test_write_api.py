@@ -23,7 +23,8 @@ from eventstore import (
     StepFinished,
     open_store,
 )
-from eventstore.demo import ensure_default_stack, run_demo
+from eventstore.defaults import ensure_default_stack
+from eventstore.demo import run_demo
 
 
 @pytest.fixture
