@@ -500,7 +500,7 @@ def append(source: IO[bytes], dry_run: bool, fmt: Format) -> None:
             say(f"{name}: {fault}", err=True)
         more = " or more" if exc.more else ""
         raise CLIError(
-            f"{name}: {len(exc.faults)}{more} bad line(s); nothing was appended"
+            f"{name}: {plural(len(exc.faults), 'bad line')}{more}; nothing was appended"
         ) from None
     if not parsed.lines or dry_run:
         checked = {
@@ -531,7 +531,9 @@ def append(source: IO[bytes], dry_run: bool, fmt: Format) -> None:
                 for fault in exc.faults:
                     say(f"{name}: {fault}", err=True)
                 raise CLIError(
-                    f"{name}: {exc.count} line(s) break the domain rules; nothing was appended"
+                    f"{name}: {plural(exc.count, 'line')} "
+                    f"{'breaks' if exc.count == 1 else 'break'} the domain rules; "
+                    "nothing was appended"
                 ) from None
             except AppendError as exc:
                 where = f"line {exc.line}: " if exc.line is not None else ""

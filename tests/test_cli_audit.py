@@ -465,7 +465,7 @@ class TestEventsAppend:
         assert "missing field(s): data" in errors[7]
         assert "did you mean 'reason'" in errors[8]
         assert "not a JSON object" in errors[9]
-        assert f"Error: {path}: 10 bad line(s); nothing was appended" == errors[-1]
+        assert f"Error: {path}: 10 bad lines; nothing was appended" == errors[-1]
         assert before == head(sh.store)
 
     def test_unknown_references_are_refused(self, sh: Shell, tmp_path: Path) -> None:
@@ -489,7 +489,7 @@ class TestEventsAppend:
         assert [
             f"{path}: line 3: component.updated: no component named '{unknown}'",
             f"{path}: line 5: step.finished: no step run named '{lines[4]['data']['step_run_id']}'",
-            f"Error: {path}: 2 line(s) break the domain rules; nothing was appended",
+            f"Error: {path}: 2 lines break the domain rules; nothing was appended",
         ] == result.stderr.splitlines()
         assert before == head(sh.store)
         sh("events", "append", str(write_lines(tmp_path / "fine.jsonl", lines[:2])))

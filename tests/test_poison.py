@@ -329,7 +329,7 @@ def test_events_append_refuses_what_the_domain_forbids(
     fault, last = result.stderr.splitlines()
     assert fault.startswith(f"{path}: line {len(lines)}: "), fault
     assert message in fault
-    assert f"Error: {path}: 1 line(s) break the domain rules; nothing was appended" == last
+    assert f"Error: {path}: 1 line breaks the domain rules; nothing was appended" == last
     assert before == head(one_run)
     assert 1 == len(sh.json("run", "list"))
 
