@@ -47,6 +47,7 @@ from .errors import (
     StoreError,
     StoreFullError,
     StoreNotFoundError,
+    StoreOptionError,
     UnsupportedURIError,
 )
 from .events import (
@@ -150,6 +151,7 @@ __all__ = [
     "StoreFullError",
     "StoreLocation",
     "StoreNotFoundError",
+    "StoreOptionError",
     "StoredEvent",
     "UnsupportedURIError",
     "UpcasterRegistry",

@@ -53,9 +53,17 @@ def _rowcount(status: str) -> int:
 class PostgresViewsStore:
     """The views of a PostgreSQL store, in their own schema of the same database."""
 
-    def __init__(self, dsn: str, schema: str, *, pool_size: int = 3) -> None:
+    def __init__(
+        self,
+        dsn: str,
+        schema: str,
+        *,
+        pool_size: int = 3,
+        server_settings: dict[str, str] | None = None,
+    ) -> None:
         self.location = f"{schema} schema"
         self._dsn = dsn
+        self._server_settings = server_settings
         self._schema = schema
         self._pool_size = pool_size
         self._pool: Any = None
@@ -80,12 +88,15 @@ class PostgresViewsStore:
 
         from eventstore.postgres_backend import application_name
 
+        settings = self._server_settings
+        if settings is None:
+            settings = application_name(self._dsn)
         try:
             self._pool = await asyncpg.create_pool(
                 self._dsn,
                 min_size=1,
                 max_size=self._pool_size,
-                server_settings={"search_path": self._schema, **application_name(self._dsn)},
+                server_settings={"search_path": self._schema, **settings},
             )
             async with self._pool.acquire() as conn, conn.transaction():
                 await conn.execute("SELECT pg_advisory_xact_lock($1)", self._lock)

@@ -36,6 +36,7 @@ from typing import Any, Protocol
 import anyio
 import anyio.to_thread
 
+from eventstore import store_factories
 from eventstore.interruptible import close_when_idle, run_sync_interruptibly
 from eventstore.logs import get_logger
 from eventstore.sqlite_errors import is_disk_full_oserror, sqlite_error_kind
@@ -60,7 +61,7 @@ __all__ = [
 log = get_logger("projections.views")
 
 #: The views file's name in the store directory.
-VIEWS_FILE = "views.db"
+VIEWS_FILE = store_factories.VIEWS_FILE
 #: The version of the views store's own tables (``projection_state``, ``views_meta``).
 VIEWS_SCHEMA_VERSION = 1
 #: How long a read may hold the event loop before it is moved to the read thread.
@@ -153,8 +154,11 @@ def _render(sql: str, tables: tuple[tuple[str, str], ...], cache: dict[Any, str]
 class SQLiteViewsStore:
     """Views in a SQLite file (``path``), or in memory when ``path`` is None."""
 
-    def __init__(self, path: Path | None, *, busy_timeout: float = 30.0) -> None:
+    def __init__(
+        self, path: Path | None, *, busy_timeout: float = 30.0, synchronous: str = "NORMAL"
+    ) -> None:
         self.path = path
+        self._synchronous = synchronous
         self.location = str(path) if path is not None else ":memory:"
         self._busy_timeout = busy_timeout
         self._writer: sqlite3.Connection | None = None
@@ -200,7 +204,7 @@ class SQLiteViewsStore:
             writer = self._connect()
             if self.path is not None:
                 self._switch_to_wal(writer)
-                writer.execute("PRAGMA synchronous = NORMAL")
+                writer.execute(f"PRAGMA synchronous = {self._synchronous}")
             # View index pages are touched at random (UUID keys): a larger cache
             # keeps catch-up off the system-call path.
             writer.execute("PRAGMA cache_size = -65536")
