@@ -664,14 +664,6 @@ async def _import_rows(store: EventStore, path: Path, scan: _Scan, head: int) ->
 # -- copy --------------------------------------------------------------------------
 
 
-def _same_place(a: Any, b: Any) -> bool:
-    if a.kind != b.kind:
-        return False
-    if a.path is not None and b.path is not None:
-        return bool(os.path.realpath(a.path) == os.path.realpath(b.path))
-    return bool(a.dsn == b.dsn)
-
-
 @click.command("copy")
 @click.option(
     "--to",
@@ -721,11 +713,12 @@ async def _copy_body(target_uri: str) -> dict[str, Any]:
     from eventstore import open_store, resolve_store
     from eventstore.chain import ChainChecker
 
+    target_location = resolve_store(target_uri)
     async with open_store_for() as source:
-        if _same_place(resolve_store(target_uri), source.location):
+        if target_location.same_place(source.location):
             raise CLIError(f"{target_uri} is the current store: copy it to another place")
         head = await source.head()
-        async with open_store(target_uri, create=True, default_stack=False) as target:
+        async with open_store(target_location, create=True, default_stack=False) as target:
             display = target.location.display
             there = await target.head()
             await _check_prefix(source, target, head, there, display)

@@ -48,7 +48,8 @@ from .errors import (
     ViewsReadOnlyError,
     ViewsStoreError,
 )
-from .transactions import STATE_DDL, ApplyOps, Execute, Fetch, OpError, Tx
+from .transaction_driver import drive
+from .transactions import STATE_DDL, ApplyOps, Execute, Fetch, OpError, Request, Tx
 
 __all__ = [
     "INLINE_BUDGET_S",
@@ -97,14 +98,25 @@ def views_error(location: str, exc: BaseException, doing: str = "") -> ViewsStor
     return ViewsStoreError(f"{prefix}: {exc}")
 
 
-def _interrupted(exc: sqlite3.Error) -> bool:
-    """The statement was stopped by ``interrupt()`` (a close or cancellation), not by the SQL."""
-    code = getattr(exc, "sqlite_errorcode", None)
-    return code == sqlite3.SQLITE_INTERRUPT or (code is None and str(exc) == "interrupted")
+def _statement_error(exc: BaseException) -> bool:
+    """Whether a SQLite error is the statement's own, to be recorded against its event.
+
+    Not an interrupt (a close or cancellation: the batch is rolled back whole),
+    nor a fault of the file or the machine (:data:`_ENVIRONMENT_KINDS`).
+    """
+    if not isinstance(exc, sqlite3.Error):
+        return False
+    kind = sqlite_error_kind(exc)
+    return kind != "interrupt" and kind not in _ENVIRONMENT_KINDS
 
 
 def _fetch_on(conn: sqlite3.Connection, sql: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
     return conn.execute(sql, params).fetchall()
+
+
+def _fetch_request(conn: sqlite3.Connection, request: Request) -> list[tuple[Any, ...]]:
+    assert isinstance(request, Fetch)  # drive(read_only=True) lets only fetches through
+    return _fetch_on(conn, request.sql, request.params)
 
 
 class _Stopped(Exception):
@@ -304,29 +316,10 @@ class SQLiteViewsStore:
             conn.execute("BEGIN IMMEDIATE")
         except sqlite3.Error as exc:
             raise views_error(self.location, exc) from exc
-        generator = body()
         try:
-            request = next(generator)
-            while True:
-                if stop.is_set():
-                    raise _Stopped
-                try:
-                    result = self._perform(conn, request, stop)
-                except sqlite3.Error as exc:
-                    if _interrupted(exc):
-                        raise  # cancelled: roll back whole, never record it as an event's error
-                    if sqlite_error_kind(exc) in _ENVIRONMENT_KINDS:
-                        raise  # the disk or the file, not the transaction's logic
-                    request = generator.throw(OpError(str(exc)))
-                    continue
-                request = generator.send(result)
-        except StopIteration as finished:
-            try:
-                conn.execute("COMMIT")
-            except sqlite3.Error as exc:
-                self._rollback(conn)
-                raise views_error(self.location, exc) from exc
-            return finished.value
+            value = drive(
+                body, lambda request: self._perform(conn, request, stop), op_error=_statement_error
+            )
         except BaseException as exc:
             self._rollback(conn)
             if isinstance(exc, sqlite3.Error):
@@ -334,6 +327,12 @@ class SQLiteViewsStore:
             if isinstance(exc, OpError):
                 raise ViewsStoreError(f"{self.location}: {exc}") from exc
             raise
+        try:
+            conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            self._rollback(conn)
+            raise views_error(self.location, exc) from exc
+        return value
 
     @staticmethod
     def _rollback(conn: sqlite3.Connection) -> None:
@@ -343,6 +342,8 @@ class SQLiteViewsStore:
                 conn.execute("ROLLBACK")
 
     def _perform(self, conn: sqlite3.Connection, request: Any, stop: threading.Event) -> Any:
+        if stop.is_set():
+            raise _Stopped
         if isinstance(request, ApplyOps):
             return self._apply_ops(conn, request, stop)
         if isinstance(request, Fetch):
@@ -363,10 +364,8 @@ class SQLiteViewsStore:
                 for sql, params in ops:
                     execute(_render(sql, tables, cache), params)
             except sqlite3.Error as exc:
-                if _interrupted(exc):
-                    raise
-                if sqlite_error_kind(exc) in _ENVIRONMENT_KINDS:
-                    raise  # never blamed on the event: see _transact_sync
+                if not _statement_error(exc):
+                    raise  # never blamed on the event: see _statement_error
                 return index, str(exc)
         return None
 
@@ -397,16 +396,9 @@ class SQLiteViewsStore:
 
     @staticmethod
     def _read_on(conn: sqlite3.Connection, body: Callable[[], Tx[Any]]) -> Any:
-        generator = body()
+        conn.execute("BEGIN")
         try:
-            conn.execute("BEGIN")
-            request = next(generator)
-            while True:
-                if not isinstance(request, Fetch):
-                    raise ViewsStoreError("a read transaction can only fetch")
-                request = generator.send(conn.execute(request.sql, request.params).fetchall())
-        except StopIteration as stop:
-            return stop.value
+            return drive(body, lambda request: _fetch_request(conn, request), read_only=True)
         finally:
             if conn.in_transaction:
                 conn.execute("COMMIT")

@@ -30,6 +30,7 @@ from eventstore import (
     open_store,
 )
 from eventstore.demo import ensure_default_stack, run_demo
+from eventstore.runs import RunCommands
 from projections import AmbiguousReferenceError, QueryError, ViewNotFoundError, open_views
 
 REPO = Path(__file__).resolve().parent.parent
@@ -96,9 +97,9 @@ async def test_two_handles_racing_for_one_name_one_wins(tmp_path: Path) -> None:
         await ensure_default_stack(setup, tmp_path / "artifacts")
     looked = anyio.Event()
     count = 0
-    original = EventStore._run_name_slot
+    original = RunCommands._run_name_slot
 
-    async def slow_slot(self: EventStore, name: str) -> tuple[int, uuid.UUID | None]:
+    async def slow_slot(self: RunCommands, name: str) -> tuple[int, uuid.UUID | None]:
         nonlocal count
         found = await original(self, name)
         count += 1
@@ -120,7 +121,7 @@ async def test_two_handles_racing_for_one_name_one_wins(tmp_path: Path) -> None:
                 outcomes.append("started")
 
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(EventStore, "_run_name_slot", slow_slot)
+        patch.setattr(RunCommands, "_run_name_slot", slow_slot)
         async with anyio.create_task_group() as group:
             group.start_soon(start, "a")
             group.start_soon(start, "b")
