@@ -238,11 +238,6 @@ class PostgresBackend:
         self.fast_commits = 0
         self.slow_commits = 0
 
-    @property
-    def dsn(self) -> str:
-        """The connection string (with any password): for the views store beside the log."""
-        return self._dsn
-
     # -- opening -------------------------------------------------------------
 
     async def open(self, *, create: bool) -> None:
