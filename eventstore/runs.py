@@ -581,7 +581,7 @@ class RunCommands:
 
     def __init__(self, log: Log, workspace: WorkspaceCommands) -> None:
         self.log = log
-        self._workspace = workspace
+        self.workspace_commands = workspace
 
     async def start_run(
         self,
@@ -600,7 +600,7 @@ class RunCommands:
         otherwise); the default, ``<pipeline>-<UTC time to the microsecond>``,
         gets a random suffix in the rare case that it is taken.
         """
-        workspace = await self._workspace.workspace()
+        workspace = await self.workspace_commands.workspace()
         if stack is not None:
             stack_id: UUID | None = workspace.stack(stack).stack_id
         else:
