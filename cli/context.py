@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 
 if TYPE_CHECKING:
-    from eventstore import EventStore
+    from eventstore import EventStore, StoreLocation
     from projections import ProgressCallback, ProjectionFault, ProjectionStatus, Views
 
 __all__ = [
@@ -49,6 +49,16 @@ class AppContext:
     json_output: bool = False
     #: Why the views a read answered from are behind the log (exit 7), or None.
     stale: str | None = None
+    _location: StoreLocation | None = None
+
+    @property
+    def location(self) -> StoreLocation:
+        """The store ``--store`` (or the environment, or the default) names, parsed once."""
+        if self._location is None:
+            from eventstore import resolve_store
+
+            self._location = resolve_store(self.store_uri)
+        return self._location
 
     def configure_logging(self) -> None:
         """Logs to stderr: warnings by default, info with -v, debug with -vv."""
@@ -131,7 +141,7 @@ async def open_store_for(*, create: bool = False) -> AsyncIterator[EventStore]:
     """
     from eventstore import open_store
 
-    async with open_store(app().store_uri, create=create, default_stack=False) as store:
+    async with open_store(app().location, create=create, default_stack=False) as store:
         yield store
 
 

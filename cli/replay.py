@@ -155,11 +155,9 @@ def replay(to_position: int | None, as_of: str | None, into: Path | None, fmt: F
 
 def _check_into(into: Path | None) -> str | None:
     """The views file ``--into`` keeps; refuse the store's own directory (its live views)."""
-    from eventstore import resolve_store
-
     if into is None:
         return None
-    location = resolve_store(app().store_uri)
+    location = app().location
     if location.path is not None and os.path.realpath(into) == os.path.realpath(location.path):
         raise CLIError(
             "--into names the store's own directory, where its live views are: "

@@ -417,11 +417,14 @@ _COPY_BARS = {"checking": "checking", "copying": "copying", "verifying": "verify
 
 
 async def _copy_body(target_uri: str) -> dict[str, Any]:
-    from eventstore import SameStoreError, open_store
+    from eventstore import SameStoreError, open_store, resolve_store
 
+    target_location = resolve_store(target_uri)
     async with open_store_for() as source:
+        if target_location.same_place(source.location):
+            raise CLIError(f"{target_uri} is the current store: copy it to another place")
         head = await source.head()
-        async with open_store(target_uri, create=True, default_stack=False) as target:
+        async with open_store(target_location, create=True, default_stack=False) as target:
             display = target.location.display
             there = await target.head()
 

@@ -57,6 +57,7 @@ from .errors import (
     StoreError,
     StoreFullError,
     StoreNotFoundError,
+    StoreOptionError,
     TransferError,
     UnsupportedURIError,
 )
@@ -180,6 +181,7 @@ __all__ = [
     "StoreFullError",
     "StoreLocation",
     "StoreNotFoundError",
+    "StoreOptionError",
     "StoredEvent",
     "TransferError",
     "UnsupportedURIError",

@@ -366,7 +366,7 @@ def _percentile(ordered: Sequence[float], fraction: float) -> float:
 
 def _commits(store: EventStore) -> int:
     # The writer counts its transactions for benchmarks; it is not public API.
-    return store._writer.batches
+    return store.log._writer.batches
 
 
 class _Scratch:

@@ -107,7 +107,7 @@ async def copy(
     return CopyResult(copied, there, verdict.head_position, verdict.head_hash, problem)
 
 
-async def _holds_only_init_defaults(target: Log, there: int) -> bool:
+async def _holds_only_init_defaults(target: Log | EventStore, there: int) -> bool:
     """Whether the target's whole log is what ``init`` writes: the default stack, nothing else."""
     if not 0 < there <= _INIT_MAX_EVENTS:
         return False
@@ -120,7 +120,9 @@ async def _holds_only_init_defaults(target: Log, there: int) -> bool:
     return True
 
 
-async def _check_prefix(source: Log, target: Log, head: int, there: int) -> None:
+async def _check_prefix(
+    source: Log | EventStore, target: Log | EventStore, head: int, there: int
+) -> None:
     """Refuse a target that holds anything but a prefix of the source's log."""
     if await _holds_only_init_defaults(target, there):
         mine = await source.stored_at(there) if there <= head else None
@@ -150,7 +152,9 @@ async def _check_prefix(source: Log, target: Log, head: int, there: int) -> None
             )
 
 
-async def _check_source(source: Log, head: int, there: int, progress: StageProgress) -> None:
+async def _check_source(
+    source: Log | EventStore, head: int, there: int, progress: StageProgress
+) -> None:
     """Pass 1: every row the target lacks is checked as an import checks it.
 
     Nothing is copied when a row is refused. A broken chain ends the check: the
@@ -172,8 +176,8 @@ async def _check_source(source: Log, head: int, there: int, progress: StageProgr
 
 
 async def _copy_rows(
-    source: Log,
-    target: Log,
+    source: Log | EventStore,
+    target: Log | EventStore,
     head: int,
     there: int,
     checker: ChainChecker,

@@ -87,5 +87,5 @@ async def ensure_default_stack(store: EventStore, artifact_path: Path | None = N
         chosen.append(stack_id)
         return events
 
-    await store._workspace_command(decide)
+    await store.workspace_commands._workspace_command(decide)
     return chosen[0]

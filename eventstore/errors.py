@@ -12,7 +12,8 @@ Every error derives from one base, so a caller can catch the whole family::
     │   ├── StoreFullError              the disk (or the configured page limit) is full
     │   ├── StoreClosedError            the handle was used after close
     │   ├── BackendUnavailableError     a server backend cannot be reached or its driver is missing
-    │   └── UnsupportedURIError         a store URI with a scheme metaledger does not know
+    │   ├── UnsupportedURIError         a store URI with a scheme metaledger does not know
+    │   └── StoreOptionError            an option the store's backend does not take (or a bad value)
     ├── AppendError                     one append was refused; nothing of it was stored
     │   ├── ConcurrencyError            the stream is not at the expected version
     │   ├── EventIdConflictError        an event id is already stored with a different body
@@ -71,6 +72,7 @@ __all__ = [
     "StoreError",
     "StoreFullError",
     "StoreNotFoundError",
+    "StoreOptionError",
     "TransferError",
     "Unknown",
     "UnsupportedURIError",
@@ -130,6 +132,10 @@ class BackendUnavailableError(StoreError, ConnectionError):
 
 class UnsupportedURIError(StoreError, ValueError):
     """Raised when a store URI names a scheme metaledger does not support."""
+
+
+class StoreOptionError(StoreError, ValueError):
+    """Raised when a store is opened with an option its backend does not know or a bad value."""
 
 
 class AppendError(LedgerError):

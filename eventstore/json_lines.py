@@ -41,6 +41,7 @@ from .rules import RuleChecker, check_home, check_stream_id, load_state
 
 if TYPE_CHECKING:
     from .log import Log
+    from .store import EventStore
 
 __all__ = [
     "APPEND_NAMESPACE",
@@ -280,7 +281,7 @@ def parse_lines(
     return ParsedLines(parsed, _group(parsed))
 
 
-async def _rule_faults(store: Log, appends: list[Append]) -> list[str]:
+async def _rule_faults(store: Log | EventStore, appends: list[Append]) -> list[str]:
     """Faults of lines the domain rules forbid (``eventstore.rules``), checked in input order.
 
     Lines whose event id is already stored are a retry, which the log itself
@@ -348,7 +349,7 @@ class AppendLinesResult:
 
 
 async def append_lines(
-    store: Log,
+    store: Log | EventStore,
     lines: bytes | Sequence[bytes] | ParsedLines,
     *,
     progress: Callable[[int, int], None] | None = None,

@@ -39,7 +39,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlsplit
 
 import anyio
 
@@ -59,6 +59,7 @@ from .errors import (
 from .logs import get_logger
 from .planner import ChainHead, ExistingEvent, PendingAppend, batch_keys, plan_batch
 from .secret_masking import mask_uri_credentials
+from .uri import split_schema_prefix
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -88,19 +89,7 @@ _VERSIONS_CACHE = 100_000
 
 def split_dsn(dsn: str) -> tuple[str, str]:
     """Split metaledger's own ``schema_prefix`` parameter off a PostgreSQL URI."""
-    parts = urlsplit(dsn)
-    query = parse_qsl(parts.query, keep_blank_values=True)
-    prefix = ""
-    kept = []
-    for key, value in query:
-        if key == "schema_prefix":
-            prefix = value
-        else:
-            kept.append((key, value))
-    if prefix and not (prefix.replace("_", "").isalnum() and prefix.isascii()):
-        raise StoreError(f"schema_prefix must be letters, digits and underscores, not {prefix!r}")
-    scheme = "postgresql"
-    return urlunsplit(parts._replace(scheme=scheme, query=urlencode(kept))), prefix
+    return split_schema_prefix(dsn)
 
 
 def application_name(dsn: str) -> dict[str, str]:
@@ -217,8 +206,10 @@ class PostgresBackend:
         pool_size: int = 4,
         connect_timeout: float = 10.0,
         lock_timeout: float = 30.0,
+        synchronous_commit: str = "on",
     ) -> None:
         self._dsn, prefix = split_dsn(dsn)
+        self._synchronous_commit = synchronous_commit
         self.schema = f"{prefix}_ledger" if prefix else "ledger"
         self.views_schema = f"{prefix}_views" if prefix else "views"
         self.uri = mask_uri_credentials(dsn)
@@ -244,11 +235,6 @@ class PostgresBackend:
         self.fast_commits = 0
         self.slow_commits = 0
 
-    @property
-    def dsn(self) -> str:
-        """The connection string (with any password): for the views store beside the log."""
-        return self._dsn
-
     # -- opening -------------------------------------------------------------
 
     async def open(self, *, create: bool) -> None:
@@ -273,6 +259,8 @@ class PostgresBackend:
                     "default_transaction_isolation": "read committed",
                     # A writer stuck behind another's lock gives up, as SQLite's busy timeout.
                     "lock_timeout": f"{int(self._lock_timeout * 1000)}",
+                    # The store's durability (see eventstore.store_factories).
+                    "synchronous_commit": self._synchronous_commit,
                 },
             )
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:

@@ -70,6 +70,7 @@ if TYPE_CHECKING:
     from .codec import EventCodec
     from .log import Log
     from .runs import RunState
+    from .store import EventStore
     from .workspace import WorkspaceState
 
 __all__ = [
@@ -423,7 +424,7 @@ def check_events(state: DomainState, items: Sequence[tuple[str, Event, str | Non
         RuleChecker(copy.deepcopy(state)).check_all(items)
 
 
-async def step_run_owner(log: Log, step_run_id: UUID) -> UUID | None:
+async def step_run_owner(log: Log | EventStore, step_run_id: UUID) -> UUID | None:
     """The run that started ``step_run_id``, or None (a scan of the ``step.started`` events)."""
     async for recorded in log.read_all(types=["step.started"]):
         if isinstance(recorded.event, StepStarted) and recorded.event.step_run_id == step_run_id:
@@ -432,7 +433,10 @@ async def step_run_owner(log: Log, step_run_id: UUID) -> UUID | None:
 
 
 async def load_state(
-    log: Log, items: Sequence[tuple[str, Event]], *, workspace: WorkspaceState | None = None
+    log: Log | EventStore,
+    items: Sequence[tuple[str, Event]],
+    *,
+    workspace: WorkspaceState | None = None,
 ) -> DomainState:
     """Read from ``log`` the state the rules need to judge ``items`` (stream id, event).
 

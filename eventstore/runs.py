@@ -57,6 +57,7 @@ from .events import (
     StepStarted,
     StepStatus,
 )
+from .log import Log
 from .rules import DomainState, check_events, step_run_owner
 from .workspace import WorkspaceCommands
 
@@ -228,8 +229,8 @@ class PipelineRun:
     Get one from ``store.start_run``, ``store.pipeline_run`` or ``store.get_run``.
     """
 
-    def __init__(self, store: RunCommands, state: RunState) -> None:
-        self._store = store
+    def __init__(self, log: Log, state: RunState) -> None:
+        self._log = log
         self._state = state
         self._stale = False
         self._lock = anyio.Lock()
@@ -251,7 +252,7 @@ class PipelineRun:
 
     async def _reload(self) -> None:
         state = RunState(self._state.run_id)
-        async for recorded in self._store.read_stream(self.stream_id):
+        async for recorded in self._log.read_stream(self.stream_id):
             if isinstance(recorded.event, Event):
                 state.apply(recorded.event, recorded.stream_version)
             else:
@@ -299,7 +300,7 @@ class PipelineRun:
                 items = list(decide(self._state))
                 self._check_rules(items, artifacts, step_runs or {})
                 try:
-                    result = await self._store.append(
+                    result = await self._log.append(
                         self.stream_id, items, expected_version=self._state.version
                     )
                 except ConcurrencyError:
@@ -334,7 +335,7 @@ class PipelineRun:
         """Start a step run of this (started, unfinished) run."""
         elsewhere: dict[UUID, UUID] = {}
         if step_run_id is not None:  # a caller's own id may be taken by another run
-            owner = await step_run_owner(self._store, step_run_id)
+            owner = await step_run_owner(self._log, step_run_id)
             if owner is not None:
                 elsewhere[step_run_id] = owner
         step_run_id = step_run_id or uuid4()
@@ -471,7 +472,7 @@ class StepRun:
         """Record that this step read an existing artifact as input ``input_name``."""
         known_here = artifact_id in self.run.state.artifacts
         if not known_here:
-            produced = await self.run._store.get_event(artifact_event_id(artifact_id))
+            produced = await self.run._log.get_event(artifact_event_id(artifact_id))
             if produced is None or not isinstance(produced.event, ArtifactProduced):
                 raise NotFoundError("artifact", str(artifact_id), by_id=True)
 
@@ -575,8 +576,12 @@ class StepRun:
         await self.run._command(decide)
 
 
-class RunCommands(WorkspaceCommands):
-    """Start, find and delete pipeline runs."""
+class RunCommands:
+    """Start, find and delete pipeline runs: commands on a log, checked against its workspace."""
+
+    def __init__(self, log: Log, workspace: WorkspaceCommands) -> None:
+        self.log = log
+        self.workspace_commands = workspace
 
     async def start_run(
         self,
@@ -595,7 +600,7 @@ class RunCommands(WorkspaceCommands):
         otherwise); the default, ``<pipeline>-<UTC time to the microsecond>``,
         gets a random suffix in the rare case that it is taken.
         """
-        workspace = await self.workspace()
+        workspace = await self.workspace_commands.workspace()
         if stack is not None:
             stack_id: UUID | None = workspace.stack(stack).stack_id
         else:
@@ -618,7 +623,7 @@ class RunCommands(WorkspaceCommands):
             )
             # Values first (a name that is not valid text is an InvalidEventError),
             # then the domain rules every path into the log shares (eventstore.rules).
-            self.encode_events([event])
+            self.log.encode_events([event])
             check_events(
                 DomainState(workspace, known_stacks=set(workspace.stacks)),
                 [(run_stream(run_id), event, None)],
@@ -630,7 +635,9 @@ class RunCommands(WorkspaceCommands):
                 raise RunNameTakenError(name, holder)
             claim = NewEvent(event, run_name_event_id(name, generation))
             try:
-                result = await self.append(run_stream(run_id), [claim], expected_version=NO_STREAM)
+                result = await self.log.append(
+                    run_stream(run_id), [claim], expected_version=NO_STREAM
+                )
             except ConcurrencyError as exc:
                 raise AlreadyExistsError(f"run {run_id} already exists") from exc
             except EventIdConflictError:
@@ -639,7 +646,7 @@ class RunCommands(WorkspaceCommands):
                 continue
             state = RunState(run_id)
             state.apply(event, result.stream_version)
-            return PipelineRun(self, state)
+            return PipelineRun(self.log, state)
         raise InvalidStateError(f"the run name {run_name!r} kept changing hands; try again")
 
     async def _run_name_slot(self, run_name: str) -> tuple[int, UUID | None]:
@@ -651,7 +658,7 @@ class RunCommands(WorkspaceCommands):
         """
         generation = 0
         while True:
-            recorded = await self.get_event(run_name_event_id(run_name, generation))
+            recorded = await self.log.get_event(run_name_event_id(run_name, generation))
             if recorded is None:
                 return generation, None
             event = recorded.event
@@ -660,7 +667,7 @@ class RunCommands(WorkspaceCommands):
             generation += 1
 
     async def _run_deleted(self, run_id: UUID) -> bool:
-        async for recorded in self.read_stream(run_stream(run_id)):
+        async for recorded in self.log.read_stream(run_stream(run_id)):
             if isinstance(recorded.event, RunDeleted):
                 return True
         return False
@@ -704,7 +711,7 @@ class RunCommands(WorkspaceCommands):
 
     async def get_run(self, run_id: UUID) -> PipelineRun:
         """A handle on an existing run (from any process); NotFoundError if unknown."""
-        run = PipelineRun(self, RunState(run_id))
+        run = PipelineRun(self.log, RunState(run_id))
         await run._reload()
         if run.state.version == 0:
             raise NotFoundError("run", str(run_id), by_id=True)

@@ -1,82 +1,156 @@
 """Opening a store: ``async with open_store() as store: ...``.
 
-:class:`EventStore` is the whole public handle: the log API of
-:class:`~eventstore.log.Log` plus the write API for stacks, components and
-runs. Its background work (the group-commit writer) lives in a task group
-scoped to the ``async with`` block: leaving the block drains pending appends,
-stops the writer and closes every connection, also on error or cancellation.
+:class:`EventStore` is the whole public handle. It is composed, not inherited:
+it holds the :class:`~eventstore.log.Log` (append, read, subscribe, verify)
+and the write API's command objects (:class:`~eventstore.workspace.WorkspaceCommands`,
+:class:`~eventstore.runs.RunCommands`), and offers their public methods as its own
+(``store.append``, ``store.register_stack``, ``store.pipeline_run``...). Its
+background work (the group-commit writer) lives in a task group scoped to the
+``async with`` block: leaving the block drains pending appends, stops the writer
+and closes every connection, also on error or cancellation.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import AsyncIterator
-from typing import Any, Literal
+from collections.abc import AsyncIterator, Callable
+from typing import Any, Concatenate, Generic, ParamSpec, TypeVar, overload
 
 import anyio
 
 from .backend import Backend
 from .codec import DEFAULT_MAX_EVENT_BYTES, EventCodec
-from .errors import UnsupportedURIError
+from .log import Log
 from .logs import get_logger
 from .runs import RunCommands
-from .sqlite_backend import SQLiteBackend
-from .uri import StoreLocation, resolve_store
+from .store_factories import factory_for
+from .uri import Durability, StoreLocation, resolve_store
+from .workspace import WorkspaceCommands
 
-__all__ = ["EventStore", "make_backend", "open_store"]
+__all__ = ["EventStore", "open_store"]
 
 log = get_logger("eventstore")
 
+P = ParamSpec("P")
+R = TypeVar("R")
 
-class EventStore(RunCommands):
+
+class _Delegated(Generic[P, R]):
+    """A public method of one of the store's parts, offered as the store's own (typed)."""
+
+    def __init__(self, part: str, method: Callable[Concatenate[Any, P], R]) -> None:
+        self._part = part
+        self._name = method.__name__
+        self.__doc__ = method.__doc__
+
+    @overload
+    def __get__(self, store: None, owner: type[Any]) -> _Delegated[P, R]: ...
+
+    @overload
+    def __get__(self, store: EventStore, owner: type[Any]) -> Callable[P, R]: ...
+
+    def __get__(
+        self, store: EventStore | None, owner: type[Any]
+    ) -> _Delegated[P, R] | Callable[P, R]:
+        if store is None:
+            return self
+        method: Callable[P, R] = getattr(getattr(store, self._part), self._name)
+        return method
+
+
+class EventStore:
     """A handle on one store: the log API plus the write API for orchestrators.
 
     Obtain it from :func:`open_store`; it is only usable inside that block.
+    ``log``, ``workspace_commands`` and ``run_commands`` are its parts.
     """
 
-    location: StoreLocation
+    def __init__(self, log: Log, location: StoreLocation) -> None:
+        self.log = log
+        self.location = location
+        self.workspace_commands = WorkspaceCommands(log)
+        self.run_commands = RunCommands(log, self.workspace_commands)
+
+    @property
+    def backend(self) -> Backend:
+        """The log's storage backend."""
+        return self.log.backend
+
+    @property
+    def codec(self) -> EventCodec:
+        """The codec the log encodes and decodes events with."""
+        return self.log.codec
+
+    @property
+    def uri(self) -> str:
+        """The store's URI (without a password)."""
+        return self.log.uri
+
+    @property
+    def read_only(self) -> bool:
+        """True when this handle cannot write."""
+        return self.log.read_only
 
     async def info(self) -> dict[str, Any]:
         """Facts about the store: backend, URI, schema, size, event count and head."""
-        facts = await self.backend.info()
-        head = await self.head()
+        facts = await self.log.backend.info()
+        head = await self.log.head()
         facts.update(events=head, head_position=head)
         return facts
 
+    # The log API (eventstore.log.Log).
+    encode_events = _Delegated("log", Log.encode_events)
+    append = _Delegated("log", Log.append)
+    append_encoded = _Delegated("log", Log.append_encoded)
+    append_many = _Delegated("log", Log.append_many)
+    import_stored = _Delegated("log", Log.import_stored)
+    decode_row = _Delegated("log", Log.decode_row)
+    head = _Delegated("log", Log.head)
+    read_chunks = _Delegated("log", Log.read_chunks)
+    read_readable_chunks = _Delegated("log", Log.read_readable_chunks)
+    read_all = _Delegated("log", Log.read_all)
+    read_stored = _Delegated("log", Log.read_stored)
+    read_stored_stream = _Delegated("log", Log.read_stored_stream)
+    stored_at = _Delegated("log", Log.stored_at)
+    stored_by_event_id = _Delegated("log", Log.stored_by_event_id)
+    read_stream = _Delegated("log", Log.read_stream)
+    stream_version = _Delegated("log", Log.stream_version)
+    get_event = _Delegated("log", Log.get_event)
+    get_position = _Delegated("log", Log.get_position)
+    position_at = _Delegated("log", Log.position_at)
+    wait_for_append = _Delegated("log", Log.wait_for_append)
+    follow = _Delegated("log", Log.follow)
+    subscribe = _Delegated("log", Log.subscribe)
+    verify = _Delegated("log", Log.verify)
 
-def make_backend(
-    location: StoreLocation,
-    *,
-    read_only: bool = False,
-    durability: Literal["full", "normal"] = "full",
-    options: dict[str, Any] | None = None,
-) -> Backend:
-    """The backend for a resolved location (PostgreSQL needs the ``postgres`` extra)."""
-    options = dict(options or {})
-    if location.kind == "sqlite":
-        assert location.path is not None
-        return SQLiteBackend(
-            location.path,
-            read_only=read_only,
-            synchronous=durability.upper(),
-            **options,
-        )
-    if location.kind == "postgresql":
-        from .postgres_backend import PostgresBackend
+    # The workspace commands (eventstore.workspace).
+    workspace = _Delegated("workspace_commands", WorkspaceCommands.workspace)
+    register_component = _Delegated("workspace_commands", WorkspaceCommands.register_component)
+    update_component = _Delegated("workspace_commands", WorkspaceCommands.update_component)
+    rename_component = _Delegated("workspace_commands", WorkspaceCommands.rename_component)
+    delete_component = _Delegated("workspace_commands", WorkspaceCommands.delete_component)
+    register_flavor = _Delegated("workspace_commands", WorkspaceCommands.register_flavor)
+    register_stack = _Delegated("workspace_commands", WorkspaceCommands.register_stack)
+    update_stack = _Delegated("workspace_commands", WorkspaceCommands.update_stack)
+    rename_stack = _Delegated("workspace_commands", WorkspaceCommands.rename_stack)
+    delete_stack = _Delegated("workspace_commands", WorkspaceCommands.delete_stack)
+    set_active_stack = _Delegated("workspace_commands", WorkspaceCommands.set_active_stack)
 
-        assert location.dsn is not None
-        return PostgresBackend(location.dsn, read_only=read_only, **options)
-    raise UnsupportedURIError(f"unsupported store kind {location.kind!r}")
+    # The run commands (eventstore.runs).
+    start_run = _Delegated("run_commands", RunCommands.start_run)
+    pipeline_run = _Delegated("run_commands", RunCommands.pipeline_run)
+    get_run = _Delegated("run_commands", RunCommands.get_run)
+    delete_run = _Delegated("run_commands", RunCommands.delete_run)
 
 
 @contextlib.asynccontextmanager
 async def open_store(
-    uri: str | os.PathLike[str] | None = None,
+    uri: str | os.PathLike[str] | StoreLocation | None = None,
     *,
     create: bool = True,
     read_only: bool = False,
-    durability: Literal["full", "normal"] = "full",
+    durability: Durability | None = None,
     max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
     poll_interval: float = 0.2,
     backend_options: dict[str, Any] | None = None,
@@ -94,30 +168,33 @@ async def open_store(
 
     ``uri``: None for ``$METALEDGER_STORE`` or the default local store; a path,
     ``sqlite:///relative/path`` or ``sqlite:////abs/path``; or ``postgresql://...``
-    (``postgresql+asyncpg://`` too; see :func:`~eventstore.uri.resolve_store`).
-    ``durability="full"`` (default) makes every acknowledged append survive
-    power loss; ``"normal"`` trades that for speed (SQLite
-    ``synchronous=NORMAL``: an OS crash may lose the last commits, never
-    corrupt the log). ``codec`` lets an application extend
-    the event catalogue with its own event classes and upcasters.
+    (``postgresql+asyncpg://`` too; see :func:`~eventstore.uri.resolve_store`), or a
+    :class:`~eventstore.uri.StoreLocation` already parsed.
+    ``durability="full"`` (the default) makes every acknowledged append survive
+    power loss; ``"normal"`` trades that for speed (SQLite ``synchronous=NORMAL``,
+    PostgreSQL ``synchronous_commit=off``: an OS or server crash may lose the last
+    commits, never corrupt the log). ``backend_options`` tune the backend (see
+    :mod:`eventstore.store_factories`); None for either keeps the location's. An
+    unknown option or a bad value raises StoreOptionError. ``codec`` lets an
+    application extend the event catalogue with its own event classes and upcasters.
     """
-    location = resolve_store(uri)
-    backend = make_backend(
-        location, read_only=read_only, durability=durability, options=backend_options
-    )
+    location = resolve_store(uri, durability=durability, options=backend_options)
+    backend = factory_for(location).log_backend(location, read_only=read_only)
     await backend.open(create=create)
     store = EventStore(
-        backend,
-        codec=codec or EventCodec(max_event_bytes=max_event_bytes),
-        poll_interval=poll_interval,
+        Log(
+            backend,
+            codec=codec or EventCodec(max_event_bytes=max_event_bytes),
+            poll_interval=poll_interval,
+        ),
+        location,
     )
-    store.location = location
     # The body's own exception is kept out of the task group, so the caller sees
     # it as raised (not wrapped in an ExceptionGroup) after the writer drained.
     body_error: BaseException | None = None
     try:
         async with anyio.create_task_group() as group:
-            await group.start(store._run_writer)
+            await group.start(store.log._run_writer)
             try:
                 # Only the open that created the store: an existing empty log (an
                 # import or copy target) is never written to behind its user's back.
@@ -129,7 +206,7 @@ async def open_store(
             except BaseException as exc:
                 body_error = exc
             finally:
-                store._close_writer()
+                store.log._close_writer()
     finally:
         with anyio.CancelScope(shield=True):
             await backend.close()

@@ -46,6 +46,7 @@ from .rules import RuleChecker, check_row
 
 if TYPE_CHECKING:
     from .log import Log
+    from .store import EventStore
 
 __all__ = [
     "ExportResult",
@@ -98,7 +99,7 @@ def _row_fault(checker: ChainChecker, row: StoredEvent, record: Any) -> str | No
 
 
 async def export(
-    store: Log, file: IO[bytes], *, progress: StageProgress | None = None
+    store: Log | EventStore, file: IO[bytes], *, progress: StageProgress | None = None
 ) -> ExportResult:
     """Write the log to ``file`` as JSON lines, one per event, in log order.
 
@@ -312,7 +313,7 @@ def _hex(value: bytes | None) -> str:
 
 
 async def import_(
-    store: Log,
+    store: Log | EventStore,
     file: Path | str,
     *,
     scan: ExportScan | None = None,
@@ -381,7 +382,9 @@ async def import_(
     )
 
 
-async def _import_rows(store: Log, path: Path, scan: ExportScan, progress: StageProgress) -> int:
+async def _import_rows(
+    store: Log | EventStore, path: Path, scan: ExportScan, progress: StageProgress
+) -> int:
     """Store the file's new rows in one transaction; on cancellation, tell whether it committed.
 
     Cancelled before the commit, the import is rolled back whole and the

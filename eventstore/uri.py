@@ -18,16 +18,26 @@ Accepted forms:
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import platformdirs
 
 from .errors import UnsupportedURIError
 from .secret_masking import mask_uri_credentials
 
-__all__ = ["ENV_VAR", "StoreLocation", "default_store_dir", "resolve_store"]
+__all__ = [
+    "DURABILITIES",
+    "ENV_VAR",
+    "Durability",
+    "StoreLocation",
+    "default_store_dir",
+    "resolve_store",
+    "split_schema_prefix",
+]
 
 #: The environment variable naming the store when no URI is given.
 ENV_VAR = "METALEDGER_STORE"
@@ -42,25 +52,123 @@ def default_store_dir() -> Path:
     return platformdirs.user_data_path("metaledger", appauthor=False) / "store"
 
 
+#: How hard an acknowledged append is kept: ``full`` survives power loss, ``normal``
+#: may lose the last commits to an OS crash (never corrupting the log).
+Durability = Literal["full", "normal"]
+DURABILITIES: tuple[Durability, ...] = ("full", "normal")
+
+
 @dataclass(frozen=True, slots=True)
 class StoreLocation:
-    """A resolved store location: a SQLite directory or a PostgreSQL DSN."""
+    """A store location parsed once: where the store is and how to open it.
+
+    ``kind`` and ``path`` (SQLite: the store directory) or ``dsn`` (PostgreSQL:
+    the URI as given, password included, for connecting); ``schema_prefix``
+    (PostgreSQL's ``?schema_prefix=``); ``durability`` and the backend's tuning
+    ``options``, checked by the backend's factory
+    (:mod:`eventstore.store_factories`) when attached with :meth:`with_options`.
+    :attr:`display` is the form for messages, with credentials masked.
+    """
 
     kind: Literal["sqlite", "postgresql"]
     path: Path | None = None
     dsn: str | None = None
+    schema_prefix: str = ""
+    durability: Durability = "full"
+    options: tuple[tuple[str, Any], ...] = ()
 
     @property
     def display(self) -> str:
-        """The location for messages: a path, or the DSN without its password."""
+        """The location for messages: a path, or the DSN with its credentials masked."""
         if self.kind == "sqlite":
             return str(self.path)
         assert self.dsn is not None
         return mask_uri_credentials(self.dsn)
 
+    @property
+    def connect_dsn(self) -> str:
+        """PostgreSQL: the DSN to connect with (metaledger's own parameters removed)."""
+        assert self.dsn is not None, "a PostgreSQL location"
+        return split_schema_prefix(self.dsn)[0]
 
-def resolve_store(uri: str | os.PathLike[str] | None = None) -> StoreLocation:
-    """Resolve a store URI (or None) to a location; UnsupportedURIError for unknown schemes."""
+    @property
+    def log_schema(self) -> str:
+        """PostgreSQL: the schema holding the log."""
+        return f"{self.schema_prefix}_ledger" if self.schema_prefix else "ledger"
+
+    @property
+    def views_schema(self) -> str:
+        """PostgreSQL: the schema holding the views."""
+        return f"{self.schema_prefix}_views" if self.schema_prefix else "views"
+
+    def option(self, name: str, default: Any = None) -> Any:
+        """One backend option's value (``default`` when not given)."""
+        return dict(self.options).get(name, default)
+
+    def with_options(
+        self, *, durability: str | None = None, options: Mapping[str, Any] | None = None
+    ) -> StoreLocation:
+        """This location with ``durability`` and backend ``options`` (None keeps the current).
+
+        Checked by the backend's factory: an unknown option, a value of the wrong
+        type or out of range, or a durability other than ``full``/``normal``
+        raises :class:`~eventstore.errors.StoreOptionError`.
+        """
+        from .store_factories import factory_for
+
+        factory = factory_for(self)
+        chosen = self.durability if durability is None else factory.check_durability(durability)
+        given = dict(self.options) if options is None else factory.check_options(options)
+        return replace(self, durability=chosen, options=tuple(sorted(given.items())))
+
+    def same_place(self, other: StoreLocation) -> bool:
+        """Whether both name the same store (the same directory, or server and schema)."""
+        if self.kind != other.kind:
+            return False
+        if self.path is not None and other.path is not None:
+            return os.path.realpath(self.path) == os.path.realpath(other.path)
+        return (self.dsn, self.schema_prefix) == (other.dsn, other.schema_prefix)
+
+
+def split_schema_prefix(dsn: str) -> tuple[str, str]:
+    """Split metaledger's own ``schema_prefix`` parameter off a PostgreSQL URI.
+
+    Raises UnsupportedURIError for a prefix that is not letters, digits and underscores.
+    """
+    parts = urlsplit(dsn)
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    prefix = ""
+    kept = []
+    for key, value in query:
+        if key == "schema_prefix":
+            prefix = value
+        else:
+            kept.append((key, value))
+    if prefix and not (prefix.replace("_", "").isalnum() and prefix.isascii()):
+        raise UnsupportedURIError(
+            f"schema_prefix must be letters, digits and underscores, not {prefix!r}"
+        )
+    return urlunsplit(parts._replace(scheme="postgresql", query=urlencode(kept))), prefix
+
+
+def resolve_store(
+    uri: str | os.PathLike[str] | StoreLocation | None = None,
+    *,
+    durability: str | None = None,
+    options: Mapping[str, Any] | None = None,
+) -> StoreLocation:
+    """Parse a store URI (or None) into a location, with ``durability`` and backend ``options``.
+
+    UnsupportedURIError for a URI metaledger cannot use; StoreOptionError for an
+    option the backend does not take. A location given is returned with the options.
+    """
+    location = uri if isinstance(uri, StoreLocation) else _parse(uri)
+    if durability is None and options is None:
+        return location
+    return location.with_options(durability=durability, options=options)
+
+
+def _parse(uri: str | os.PathLike[str] | None) -> StoreLocation:
     if uri is None:
         uri = os.environ.get(ENV_VAR) or None
     if uri is None:
@@ -74,7 +182,8 @@ def resolve_store(uri: str | os.PathLike[str] | None = None) -> StoreLocation:
     base, _, driver = scheme.lower().partition("+")
     if base in ("postgresql", "postgres") and (not driver or driver in POSTGRES_DRIVERS):
         # asyncpg reads only the plain scheme; the driver suffix names a client we do not use.
-        return StoreLocation("postgresql", dsn=f"postgresql://{rest}")
+        dsn = f"postgresql://{rest}"
+        return StoreLocation("postgresql", dsn=dsn, schema_prefix=split_schema_prefix(dsn)[1])
     if base == "sqlite" and (not driver or driver in SQLITE_DRIVERS):
         return _sqlite_location(_sqlite_path(text, rest))
     if base in ("postgresql", "postgres", "sqlite"):

@@ -220,11 +220,17 @@ class WorkspaceState:
         return sorted(s.name for s in self.live_stacks() if component_id in s.components.values())
 
 
-class WorkspaceCommands(Log):
-    """Register, change and delete components and stacks; set the active stack."""
+class WorkspaceCommands:
+    """Register, change and delete components and stacks; set the active stack.
 
-    _workspace: WorkspaceState | None = None
-    _workspace_lock: anyio.Lock | None = None
+    Commands on a :class:`~eventstore.log.Log` (held, not inherited): the
+    workspace fold is cached per instance and caught up from the log.
+    """
+
+    def __init__(self, log: Log) -> None:
+        self.log = log
+        self._workspace: WorkspaceState | None = None
+        self._workspace_lock: anyio.Lock | None = None
 
     async def workspace(self) -> WorkspaceState:
         """The current workspace state, caught up with the log."""
@@ -235,7 +241,7 @@ class WorkspaceCommands(Log):
 
     async def _load_workspace(self) -> WorkspaceState:
         state = self._workspace or WorkspaceState()
-        async for recorded in self.read_stream(WORKSPACE_STREAM, state.version + 1):
+        async for recorded in self.log.read_stream(WORKSPACE_STREAM, state.version + 1):
             if isinstance(recorded.event, Event):
                 state.apply(recorded.event, recorded.stream_version)
             else:
@@ -261,7 +267,7 @@ class WorkspaceCommands(Log):
                     [(WORKSPACE_STREAM, event, None) for event in events],
                 )
                 try:
-                    await self.append(WORKSPACE_STREAM, events, expected_version=state.version)
+                    await self.log.append(WORKSPACE_STREAM, events, expected_version=state.version)
                 except ConcurrencyError:
                     continue
                 except BaseException:

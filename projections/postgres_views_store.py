@@ -20,6 +20,7 @@ import anyio
 from eventstore.logs import get_logger
 
 from .errors import ViewsStoreError
+from .transaction_driver import drive_async
 from .transactions import STATE_DDL, ApplyOps, Execute, Fetch, OpError, Tx
 
 __all__ = ["PostgresViewsStore", "to_dollar_params"]
@@ -53,9 +54,17 @@ def _rowcount(status: str) -> int:
 class PostgresViewsStore:
     """The views of a PostgreSQL store, in their own schema of the same database."""
 
-    def __init__(self, dsn: str, schema: str, *, pool_size: int = 3) -> None:
+    def __init__(
+        self,
+        dsn: str,
+        schema: str,
+        *,
+        pool_size: int = 3,
+        server_settings: dict[str, str] | None = None,
+    ) -> None:
         self.location = f"{schema} schema"
         self._dsn = dsn
+        self._server_settings = server_settings
         self._schema = schema
         self._pool_size = pool_size
         self._pool: Any = None
@@ -80,12 +89,15 @@ class PostgresViewsStore:
 
         from eventstore.postgres_backend import application_name
 
+        settings = self._server_settings
+        if settings is None:
+            settings = application_name(self._dsn)
         try:
             self._pool = await asyncpg.create_pool(
                 self._dsn,
                 min_size=1,
                 max_size=self._pool_size,
-                server_settings={"search_path": self._schema, **application_name(self._dsn)},
+                server_settings={"search_path": self._schema, **settings},
             )
             async with self._pool.acquire() as conn, conn.transaction():
                 await conn.execute("SELECT pg_advisory_xact_lock($1)", self._lock)
@@ -139,25 +151,19 @@ class PostgresViewsStore:
         from eventstore.postgres_backend import lost_connection_errors
 
         lost = lost_connection_errors()
+
+        def op_error(exc: BaseException) -> bool:
+            # A lost connection is not the transaction's fault: never a handler's error.
+            return isinstance(exc, asyncpg.PostgresError) and not isinstance(exc, lost)
+
         async with self._pool.acquire() as conn:
             transaction = conn.transaction()
             await transaction.start()
             try:
                 await conn.execute("SELECT pg_advisory_xact_lock($1)", self._lock)
-                generator = body()
-                request = next(generator)
-                while True:
-                    try:
-                        result = await self._perform(conn, request)
-                    except lost:
-                        raise  # not the transaction's fault: never a handler's error
-                    except asyncpg.PostgresError as exc:
-                        request = generator.throw(OpError(str(exc)))
-                        continue
-                    request = generator.send(result)
-            except StopIteration as stop:
-                await transaction.commit()
-                return stop.value
+                value = await drive_async(
+                    body, lambda request: self._perform(conn, request), op_error=op_error
+                )
             except BaseException as exc:
                 # Shielded: a cancelled transaction (Ctrl-C) is rolled back before
                 # its connection goes back to the pool.
@@ -177,6 +183,8 @@ class PostgresViewsStore:
                 if isinstance(exc, OpError | asyncpg.PostgresError):
                     raise ViewsStoreError(f"{self.location}: {exc}") from exc
                 raise
+            await transaction.commit()
+            return value
 
     async def _perform(self, conn: Any, request: Any) -> Any:
         if isinstance(request, ApplyOps):
@@ -219,16 +227,9 @@ class PostgresViewsStore:
                 self._pool.acquire() as conn,
                 conn.transaction(isolation="repeatable_read", readonly=True),
             ):
-                generator = body()
-                try:
-                    request = next(generator)
-                    while True:
-                        if not isinstance(request, Fetch):
-                            raise ViewsStoreError("a read transaction can only fetch")
-                        rows = await conn.fetch(self._pg(request.sql), *request.params)
-                        request = generator.send([tuple(r) for r in rows])
-                except StopIteration as stop:
-                    return stop.value
+                return await drive_async(
+                    body, lambda request: self._perform(conn, request), read_only=True
+                )
         except passed:
             raise
         except Exception as exc:

@@ -27,6 +27,7 @@ from anyio.abc import TaskStatus
 
 from eventstore import EventStore
 from eventstore.logs import get_logger
+from eventstore.store_factories import PostgresViewsDatabase, ViewsDatabase, factory_for
 
 from .definition import Projection
 from .errors import (
@@ -41,7 +42,7 @@ from .runner import ProgressCallback, ProjectionFault, ProjectionRunner, Project
 from .transactions import Tx
 from .views_store import VIEWS_FILE, SQLiteViewsStore, ViewsStore
 
-__all__ = ["Views", "live_views_store", "open_views", "views_as_of"]
+__all__ = ["Views", "live_views_store", "open_views", "views_as_of", "views_store_for"]
 
 log = get_logger("projections.views")
 
@@ -237,21 +238,23 @@ class _HealingViewsStore:
             return await self._views.views_store.fetch(sql, params)
 
 
-def _default_views_path(store: EventStore) -> Path:
-    if store.location.path is None:
-        raise ViewsStoreError(f"{store.location.display}: no directory for a views file")
-    return store.location.path / VIEWS_FILE
+def views_store_for(database: ViewsDatabase) -> ViewsStore:
+    """The views store a backend's factory describes (see :mod:`eventstore.store_factories`)."""
+    if isinstance(database, PostgresViewsDatabase):
+        from .postgres_views_store import PostgresViewsStore
+
+        return PostgresViewsStore(
+            database.dsn, database.schema, server_settings=dict(database.server_settings)
+        )
+    return SQLiteViewsStore(database.path, synchronous=database.synchronous)
 
 
 def live_views_store(store: EventStore, path: Path | None = None) -> ViewsStore:
     """Where a store's live views go: ``views.db`` beside a SQLite log, schema ``views`` on
-    PostgreSQL."""
-    if store.location.kind == "postgresql" and path is None:
-        from .postgres_views_store import PostgresViewsStore
-
-        backend: Any = store.backend
-        return PostgresViewsStore(backend.dsn, backend.views_schema)
-    return SQLiteViewsStore(path or _default_views_path(store))
+    PostgreSQL (as the store's factory says), or the SQLite file ``path``."""
+    if path is not None:
+        return SQLiteViewsStore(path)
+    return views_store_for(factory_for(store.location).views_database(store.location))
 
 
 @contextlib.asynccontextmanager

@@ -36,6 +36,7 @@ from typing import Any, Protocol
 import anyio
 import anyio.to_thread
 
+from eventstore import store_factories
 from eventstore.interruptible import close_when_idle, run_sync_interruptibly
 from eventstore.logs import get_logger
 from eventstore.sqlite_errors import is_disk_full_oserror, sqlite_error_kind
@@ -47,7 +48,8 @@ from .errors import (
     ViewsReadOnlyError,
     ViewsStoreError,
 )
-from .transactions import STATE_DDL, ApplyOps, Execute, Fetch, OpError, Tx
+from .transaction_driver import drive
+from .transactions import STATE_DDL, ApplyOps, Execute, Fetch, OpError, Request, Tx
 
 __all__ = [
     "INLINE_BUDGET_S",
@@ -60,7 +62,7 @@ __all__ = [
 log = get_logger("projections.views")
 
 #: The views file's name in the store directory.
-VIEWS_FILE = "views.db"
+VIEWS_FILE = store_factories.VIEWS_FILE
 #: The version of the views store's own tables (``projection_state``, ``views_meta``).
 VIEWS_SCHEMA_VERSION = 1
 #: How long a read may hold the event loop before it is moved to the read thread.
@@ -96,14 +98,25 @@ def views_error(location: str, exc: BaseException, doing: str = "") -> ViewsStor
     return ViewsStoreError(f"{prefix}: {exc}")
 
 
-def _interrupted(exc: sqlite3.Error) -> bool:
-    """The statement was stopped by ``interrupt()`` (a close or cancellation), not by the SQL."""
-    code = getattr(exc, "sqlite_errorcode", None)
-    return code == sqlite3.SQLITE_INTERRUPT or (code is None and str(exc) == "interrupted")
+def _statement_error(exc: BaseException) -> bool:
+    """Whether a SQLite error is the statement's own, to be recorded against its event.
+
+    Not an interrupt (a close or cancellation: the batch is rolled back whole),
+    nor a fault of the file or the machine (:data:`_ENVIRONMENT_KINDS`).
+    """
+    if not isinstance(exc, sqlite3.Error):
+        return False
+    kind = sqlite_error_kind(exc)
+    return kind != "interrupt" and kind not in _ENVIRONMENT_KINDS
 
 
 def _fetch_on(conn: sqlite3.Connection, sql: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
     return conn.execute(sql, params).fetchall()
+
+
+def _fetch_request(conn: sqlite3.Connection, request: Request) -> list[tuple[Any, ...]]:
+    assert isinstance(request, Fetch)  # drive(read_only=True) lets only fetches through
+    return _fetch_on(conn, request.sql, request.params)
 
 
 class _Stopped(Exception):
@@ -153,8 +166,11 @@ def _render(sql: str, tables: tuple[tuple[str, str], ...], cache: dict[Any, str]
 class SQLiteViewsStore:
     """Views in a SQLite file (``path``), or in memory when ``path`` is None."""
 
-    def __init__(self, path: Path | None, *, busy_timeout: float = 30.0) -> None:
+    def __init__(
+        self, path: Path | None, *, busy_timeout: float = 30.0, synchronous: str = "NORMAL"
+    ) -> None:
         self.path = path
+        self._synchronous = synchronous
         self.location = str(path) if path is not None else ":memory:"
         self._busy_timeout = busy_timeout
         self._writer: sqlite3.Connection | None = None
@@ -200,7 +216,7 @@ class SQLiteViewsStore:
             writer = self._connect()
             if self.path is not None:
                 self._switch_to_wal(writer)
-                writer.execute("PRAGMA synchronous = NORMAL")
+                writer.execute(f"PRAGMA synchronous = {self._synchronous}")
             # View index pages are touched at random (UUID keys): a larger cache
             # keeps catch-up off the system-call path.
             writer.execute("PRAGMA cache_size = -65536")
@@ -300,29 +316,10 @@ class SQLiteViewsStore:
             conn.execute("BEGIN IMMEDIATE")
         except sqlite3.Error as exc:
             raise views_error(self.location, exc) from exc
-        generator = body()
         try:
-            request = next(generator)
-            while True:
-                if stop.is_set():
-                    raise _Stopped
-                try:
-                    result = self._perform(conn, request, stop)
-                except sqlite3.Error as exc:
-                    if _interrupted(exc):
-                        raise  # cancelled: roll back whole, never record it as an event's error
-                    if sqlite_error_kind(exc) in _ENVIRONMENT_KINDS:
-                        raise  # the disk or the file, not the transaction's logic
-                    request = generator.throw(OpError(str(exc)))
-                    continue
-                request = generator.send(result)
-        except StopIteration as finished:
-            try:
-                conn.execute("COMMIT")
-            except sqlite3.Error as exc:
-                self._rollback(conn)
-                raise views_error(self.location, exc) from exc
-            return finished.value
+            value = drive(
+                body, lambda request: self._perform(conn, request, stop), op_error=_statement_error
+            )
         except BaseException as exc:
             self._rollback(conn)
             if isinstance(exc, sqlite3.Error):
@@ -330,6 +327,12 @@ class SQLiteViewsStore:
             if isinstance(exc, OpError):
                 raise ViewsStoreError(f"{self.location}: {exc}") from exc
             raise
+        try:
+            conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            self._rollback(conn)
+            raise views_error(self.location, exc) from exc
+        return value
 
     @staticmethod
     def _rollback(conn: sqlite3.Connection) -> None:
@@ -339,6 +342,8 @@ class SQLiteViewsStore:
                 conn.execute("ROLLBACK")
 
     def _perform(self, conn: sqlite3.Connection, request: Any, stop: threading.Event) -> Any:
+        if stop.is_set():
+            raise _Stopped
         if isinstance(request, ApplyOps):
             return self._apply_ops(conn, request, stop)
         if isinstance(request, Fetch):
@@ -359,10 +364,8 @@ class SQLiteViewsStore:
                 for sql, params in ops:
                     execute(_render(sql, tables, cache), params)
             except sqlite3.Error as exc:
-                if _interrupted(exc):
-                    raise
-                if sqlite_error_kind(exc) in _ENVIRONMENT_KINDS:
-                    raise  # never blamed on the event: see _transact_sync
+                if not _statement_error(exc):
+                    raise  # never blamed on the event: see _statement_error
                 return index, str(exc)
         return None
 
@@ -393,16 +396,9 @@ class SQLiteViewsStore:
 
     @staticmethod
     def _read_on(conn: sqlite3.Connection, body: Callable[[], Tx[Any]]) -> Any:
-        generator = body()
+        conn.execute("BEGIN")
         try:
-            conn.execute("BEGIN")
-            request = next(generator)
-            while True:
-                if not isinstance(request, Fetch):
-                    raise ViewsStoreError("a read transaction can only fetch")
-                request = generator.send(conn.execute(request.sql, request.params).fetchall())
-        except StopIteration as stop:
-            return stop.value
+            return drive(body, lambda request: _fetch_request(conn, request), read_only=True)
         finally:
             if conn.in_transaction:
                 conn.execute("COMMIT")

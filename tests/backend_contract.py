@@ -247,7 +247,7 @@ class BackendContract:
             assert isinstance(outcomes.pop(3), ConcurrencyError)
             assert all(isinstance(o, AppendResult) for o in outcomes.values())
             assert await store.head() == 8
-            assert store._writer.batches < 8  # they really shared transactions
+            assert store.log._writer.batches < 8  # they really shared transactions
 
     async def test_cancelled_caller_leaves_all_or_nothing(self, tmp_path: Path) -> None:
         """A caller cancelled while waiting leaves its append whole or absent; a retry is safe."""

@@ -265,7 +265,11 @@ def test_a_lock_held_elsewhere_never_sets_the_views_aside(
     store = tmp_path / "s"
     demo_store(store)
     invoke(store, "run", "list")
-    monkeypatch.setattr(SQLiteViewsStore.__init__, "__kwdefaults__", {"busy_timeout": 0.2})
+    monkeypatch.setattr(
+        SQLiteViewsStore.__init__,
+        "__kwdefaults__",
+        {**(SQLiteViewsStore.__init__.__kwdefaults__ or {}), "busy_timeout": 0.2},
+    )
     holder = sqlite3.connect(store / VIEWS_FILE, isolation_level=None)
     holder.execute("PRAGMA locking_mode = EXCLUSIVE")
     holder.execute("BEGIN EXCLUSIVE")

@@ -31,6 +31,7 @@ from eventstore import (
 )
 from eventstore.defaults import ensure_default_stack
 from eventstore.demo import run_demo
+from eventstore.runs import RunCommands
 from projections import AmbiguousReferenceError, QueryError, ViewNotFoundError, open_views
 
 REPO = Path(__file__).resolve().parent.parent
@@ -97,9 +98,9 @@ async def test_two_handles_racing_for_one_name_one_wins(tmp_path: Path) -> None:
         await ensure_default_stack(setup, tmp_path / "artifacts")
     looked = anyio.Event()
     count = 0
-    original = EventStore._run_name_slot
+    original = RunCommands._run_name_slot
 
-    async def slow_slot(self: EventStore, name: str) -> tuple[int, uuid.UUID | None]:
+    async def slow_slot(self: RunCommands, name: str) -> tuple[int, uuid.UUID | None]:
         nonlocal count
         found = await original(self, name)
         count += 1
@@ -121,7 +122,7 @@ async def test_two_handles_racing_for_one_name_one_wins(tmp_path: Path) -> None:
                 outcomes.append("started")
 
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(EventStore, "_run_name_slot", slow_slot)
+        patch.setattr(RunCommands, "_run_name_slot", slow_slot)
         async with anyio.create_task_group() as group:
             group.start_soon(start, "a")
             group.start_soon(start, "b")
