@@ -19,7 +19,7 @@ from .envelope import AppendResult
 from .errors import AppendError
 from .planner import PendingAppend, Row
 
-__all__ = ["ROW_COLUMNS", "Backend", "BackendInfo", "RowTuple"]
+__all__ = ["ROW_COLUMNS", "Backend", "RowTuple"]
 
 #: The log's columns, in the order every backend returns them.
 ROW_COLUMNS = Row._fields
@@ -27,16 +27,6 @@ ROW_COLUMNS = Row._fields
 RowTuple = tuple[Any, ...]
 """(position, event_id, stream_id, stream_version, type, schema_version,
 recorded_at_us, metadata, data, hash)"""
-
-
-class BackendInfo(Protocol):
-    """What ``store describe`` shows about a backend."""
-
-    backend: str
-    uri: str
-    schema_version: int
-    size_bytes: int | None
-    read_only: bool
 
 
 class Backend(Protocol):

@@ -243,9 +243,6 @@ class PostgresBackend:
         self._known_head: ChainHead | None = None
         self._known_versions: dict[str, int] = {}
         self._fast_path = False
-        #: Batches committed in one round trip, and the long way (for benchmarks).
-        self.fast_commits = 0
-        self.slow_commits = 0
 
     @property
     def dsn(self) -> str:
@@ -499,7 +496,6 @@ class PostgresBackend:
             return None
         assert plan.head is not None
         self._remember(plan.head, {}, plan.rows)
-        self.fast_commits += 1
         return plan.outcomes
 
     @property
@@ -543,7 +539,6 @@ class PostgresBackend:
         # The lock was held through COMMIT: this is the head, and these the versions.
         assert plan.head is not None
         self._remember(plan.head, {s: versions.get(s, 0) for s in streams}, plan.rows)
-        self.slow_commits += 1
         return plan.outcomes
 
     @property
@@ -774,11 +769,3 @@ class PostgresBackend:
         if isinstance(exc, self._errors()):
             return BackendUnavailableError(f"{self.uri}: {exc}")
         return StoreError(f"{self.uri}: {exc}")
-
-
-class _Rollback(Exception):
-    """Leaves an atomic batch's transaction without committing, carrying the outcomes."""
-
-    def __init__(self, outcomes: list[AppendResult | AppendError]) -> None:
-        super().__init__("atomic batch refused")
-        self.outcomes = outcomes

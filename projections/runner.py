@@ -29,7 +29,7 @@ import anyio
 import msgspec
 from anyio.abc import TaskStatus
 
-from eventstore import EVENT_TYPES, DecodeError, EventStore, RawEvent, RecordedEvent
+from eventstore import EVENT_TYPES, DecodeError, EventStore, RawEvent
 from eventstore.backend import RowTuple
 from eventstore.logs import get_logger
 
@@ -234,16 +234,6 @@ class ProjectionRunner:
         return outdated if auto_rebuild else []
 
     # -- applying --------------------------------------------------------------
-
-    def _decode(self, rows: Sequence[RowTuple]) -> list[RecordedEvent | tuple[int, str, str]]:
-        decoded: list[RecordedEvent | tuple[int, str, str]] = []
-        decode = self.store.decode_row
-        for row in rows:
-            try:
-                decoded.append(decode(row))
-            except DecodeError as exc:
-                decoded.append((row[0], row[4], str(exc)))
-        return decoded
 
     def _prepare(
         self,
