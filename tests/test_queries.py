@@ -1342,7 +1342,6 @@ EMPTY_RESULTS: list[tuple[str, Probe]] = [
     ("runs-status", lambda q, h: q.runs(status=h)),
     ("runs-stack", lambda q, h: q.runs(stack=h)),
     ("artifacts-name", lambda q, h: q.artifacts(name=h)),
-    ("artifacts-type", lambda q, h: q.artifacts(artifact_type=h)),
     ("components-type", lambda q, h: q.components(h)),
     ("components-type-deleted", lambda q, h: q.components(h, include_deleted=True)),
 ]
@@ -1396,6 +1395,9 @@ class TestInjectionSafety:
             query = views.query
             for name, probe in EMPTY_RESULTS:
                 assert (name, []) == (name, await probe(query, hostile))
+            # Artifact types are a closed set: an unknown one is refused, not matched.
+            with pytest.raises(QueryError, match="is not an artifact type"):
+                await query.artifacts(artifact_type=hostile)
             found: list[tuple[str, Any]] = []
             for name, probe in NOT_FOUND:
                 try:
