@@ -14,15 +14,11 @@ from projections.errors import QueryError, ViewNotFoundError
 from projections.transactions import Fetch, Tx
 
 from .common import (
-    _CANDIDATES_SHOWN,
     ViewsReader,
-    _ambiguous,
     _check_limit,
     _check_ref,
-    _check_short_prefix,
-    _distinct,
-    _id_prefix_rows,
     _loads,
+    _one_candidate,
     _suggest,
 )
 from .runs import _resolve_run
@@ -131,18 +127,17 @@ def _resolve_artifact(ref: str) -> Tx[Sequence[Any]]:
     if rows:
         exact: Sequence[Any] = rows[0]
         return exact
-    limit = _CANDIDATES_SHOWN + 1
     named = yield Fetch(f"{base} WHERE a.name = ? ORDER BY a.version DESC LIMIT 1", (ref,))
-    prefixed = yield from _id_prefix_rows(base, "a.artifact_id", ref, limit)
-    candidates = _distinct(list(named) + list(prefixed))
-    if len(candidates) == 1:
-        found: Sequence[Any] = candidates[0]
+    found = yield from _one_candidate(
+        "artifact",
+        ref,
+        base,
+        "a.artifact_id",
+        named,
+        lambda r: f"{r[1]}:{r[2]} (artifact id {r[0]})",
+    )
+    if found is not None:
         return found
-    if candidates:
-        raise _ambiguous(
-            "artifact", ref, [f"{row[1]}:{row[2]} (artifact id {row[0]})" for row in candidates]
-        )
-    yield from _check_short_prefix("artifact", "artifacts", "artifact_id", ref)
     names = yield Fetch("SELECT DISTINCT name FROM artifacts LIMIT 2000")
     raise ViewNotFoundError("artifact", ref, _suggest(ref, [n for (n,) in names]))
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import difflib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -121,3 +121,27 @@ class ViewsReader:
     def __init__(self, views: ViewsStore, store: EventStore | None = None) -> None:
         self.views = views
         self.store = store
+
+
+def _one_candidate(
+    kind: str,
+    ref: str,
+    base: str,
+    id_column: str,
+    named: Sequence[Sequence[Any]],
+    describe: Callable[[Sequence[Any]], str],
+) -> Tx[Sequence[Any] | None]:
+    """The one row that ``ref`` names (``named``) or is an id prefix of, else None.
+
+    A name and an id prefix are weighed together: when they point at different
+    rows the reference is ambiguous (AmbiguousReferenceError, each candidate
+    described); a reference too short to be a prefix that starts some id, too.
+    """
+    prefixed = yield from _id_prefix_rows(base, id_column, ref, _CANDIDATES_SHOWN + 1)
+    candidates = _distinct([*named, *prefixed])
+    if len(candidates) == 1:
+        return candidates[0]
+    if candidates:
+        raise _ambiguous(kind, ref, [describe(row) for row in candidates])
+    yield from _check_short_prefix(kind, f"{kind}s", id_column.rpartition(".")[2], ref)
+    return None

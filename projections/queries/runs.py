@@ -16,15 +16,12 @@ from projections.transactions import Fetch, Tx
 from .common import (
     _CANDIDATES_SHOWN,
     ViewsReader,
-    _ambiguous,
     _aware,
     _check_limit,
     _check_ref,
-    _check_short_prefix,
-    _distinct,
-    _id_prefix_rows,
     _json,
     _loads,
+    _one_candidate,
     _seconds,
     _suggest,
     _time,
@@ -165,20 +162,15 @@ def _resolve_run(ref: str) -> Tx[Sequence[Any]]:
     if rows:
         exact: Sequence[Any] = rows[0]
         return exact
-    limit = _CANDIDATES_SHOWN + 1
     named = yield Fetch(
-        f"{base} WHERE r.run_name = ? ORDER BY r.started_at_us DESC LIMIT ?", (ref, limit)
+        f"{base} WHERE r.run_name = ? ORDER BY r.started_at_us DESC LIMIT ?",
+        (ref, _CANDIDATES_SHOWN + 1),
     )
-    prefixed = yield from _id_prefix_rows(base, "r.run_id", ref, limit)
-    candidates = _distinct(list(named) + list(prefixed))
-    if len(candidates) == 1:
-        found: Sequence[Any] = candidates[0]
+    found = yield from _one_candidate(
+        "run", ref, base, "r.run_id", named, lambda r: f"{r[2]} (run id {r[0]}, pipeline {r[1]})"
+    )
+    if found is not None:
         return found
-    if candidates:
-        raise _ambiguous(
-            "run", ref, [f"{row[2]} (run id {row[0]}, pipeline {row[1]})" for row in candidates]
-        )
-    yield from _check_short_prefix("run", "runs", "run_id", ref)
     names = yield Fetch("SELECT run_name FROM runs ORDER BY started_at_us DESC LIMIT 2000")
     pipeline = yield Fetch("SELECT COUNT(*) FROM runs WHERE pipeline_name = ?", (ref,))
     hint = ""
