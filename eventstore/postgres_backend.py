@@ -29,6 +29,10 @@ with its original positions and stored once.
 A store URI may carry ``?schema_prefix=team_a``: the log then lives in schema
 ``team_a_ledger`` and the views in ``team_a_views``, so several stores share
 one database.
+
+Size: one ``Backend``, whose one-round-trip and long-way commits, schema set-up
+and reads share the pool, the cached head and the error translation; they stay
+in one module (~770 lines).
 """
 
 from __future__ import annotations

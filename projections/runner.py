@@ -15,6 +15,9 @@ stay current. Unknown event types are skipped and counted.
   through the store's subscription, until cancelled.
 - :meth:`ProjectionRunner.wait_for` gives read-your-writes after an append.
 - :meth:`ProjectionRunner.rebuild` refills a projection blue/green.
+
+Size: one class (~600 lines): catch-up, follow, rebuild and status share the
+runner's checkpoints, its wake-up signal and its preparation of batches.
 """
 
 from __future__ import annotations
