@@ -347,7 +347,7 @@ def test_a_store_on_a_read_only_mount_is_read_verified_and_exported(tmp_path: Pa
         assert "chain intact" in invoke(store, "verify").output
         invoke(store, "export", str(tmp_path / "out.jsonl"))
         assert 0 < len((tmp_path / "out.jsonl").read_bytes().splitlines())
-        result = invoke(store, "orchestrator", "register", "x", "--flavor", "f", code=1)
+        result = invoke(store, "orchestrator", "register", "x", "--flavor", "local", code=1)
         assert "read-only storage" in result.output
         refused = invoke(store, "projections", "rebuild", code=1)
         assert "nothing to rebuild" in refused.output
@@ -406,7 +406,7 @@ def test_a_store_the_user_cannot_write_is_still_readable(tmp_path: Path) -> None
         assert 0 == verified.returncode, verified.stderr
         exported = as_nobody("export", str(out / "x.jsonl"))
         assert 0 == exported.returncode, exported.stderr
-        refused = as_nobody("orchestrator", "register", "x", "--flavor", "f")
+        refused = as_nobody("orchestrator", "register", "x", "--flavor", "local")
         assert 1 == refused.returncode
         assert "read-only" in refused.stderr
         assert "Traceback" not in refused.stderr + exported.stderr + listed.stderr
@@ -443,7 +443,7 @@ def test_a_truncated_log_verifies_as_damaged_and_exports_its_readable_prefix(
     restored = tmp_path / "restored"
     invoke(restored, "import", str(tmp_path / "salvage.jsonl"))
     assert "chain intact" in invoke(restored, "verify").output
-    refused = invoke(store, "orchestrator", "register", "x", "--flavor", "f", code=3)
+    refused = invoke(store, "orchestrator", "register", "x", "--flavor", "local", code=3)
     assert "damaged" in refused.output
     assert before == path.read_bytes()  # never written
 
