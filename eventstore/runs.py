@@ -610,6 +610,13 @@ class RunCommands(WorkspaceCommands):
             name = run_name or f"{pipeline_name}-{started:%Y_%m_%d-%H_%M_%S_%f}"
             if run_name is None and attempt:
                 name += f"-{uuid4().hex[:6]}"
+            if not name.isascii():
+                try:
+                    name.encode()  # the name's claim id hashes it: refuse what cannot be stored
+                except UnicodeEncodeError:
+                    raise InvalidEventError(
+                        f"run.started.run_name: {name!r} is not valid UTF-8"
+                    ) from None
             generation, holder = await self._run_name_slot(name)
             if holder is not None:
                 if run_name is None:

@@ -358,12 +358,14 @@ class TestSecretsAndInjection:
             ("run", "list", "--pipeline", hostile),
             ("run", "list", "--stack", hostile),
             ("artifact", "list", "--name", hostile),
-            ("artifact", "list", "--type", hostile),
             ("events", "list", "--stream", hostile),
             ("events", "list", "--type", hostile),
         )
         for args in listings:
             assert [] == json.loads(invoke(store, *args, "--json").stdout), args
+        # Artifact types are a closed set: an unknown one is refused by name (exit 1).
+        refused = invoke(store, "artifact", "list", "--type", hostile, code=1)
+        assert "is not an artifact type" in refused.output
         for args in (
             ("run", "describe", hostile),
             ("artifact", "describe", hostile),

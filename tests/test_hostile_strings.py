@@ -128,6 +128,12 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
+#: A built-in flavor: components of a made-up one are refused before their values.
+LOCAL = "local"
+#: Registering an orchestrator, before its values.
+_REGISTER = ("orchestrator", "register", "n", "-f", LOCAL)
+
+
 class TestShownLiterally:
     """Markup and control characters in names, values and errors are data."""
 
@@ -150,6 +156,8 @@ class TestShownLiterally:
         """Names and values with rich markup: listed and described literally (was exit 70)."""
         store = tmp_path / "s"
         run_cli(store, "init")
+        flavor = run_cli(store, "orchestrator", "flavor", "register", "[red]")
+        assert flavor.exit_code == 0, flavor.output
         for name in ("[bold]x[/bold]", "[/x]", "[link=http://e]y"):
             result = run_cli(store, "orchestrator", "register", name, "-f", "[red]", "--p=[/p]")
             assert result.exit_code == 0, result.output
@@ -220,10 +228,10 @@ class TestOutOfRange:
             (("export", ""), 1, "export needs a file name"),
             (("copy", "--to", "/tmp/" + "x" * 300), 1, "File name too long"),
             (("--store", "/tmp/" + "x" * 300, "store", "describe"), 1, "File name too long"),
-            (("orchestrator", "register", "a\x00b", "-f", "l"), 2, "NUL character"),
-            (("orchestrator", "register", "n", "-f", "l", f"--n={10**30}"), 1, "64 bits"),
-            (("orchestrator", "register", "n", "-f", "l", "--n=" + "[" * 99 + "]" * 99), 1, "deep"),
-            (("orchestrator", "register", "n", "-f", "l", f"--n={nested_text(9999)}"), 1, "deep"),
+            (("orchestrator", "register", "a\x00b", "-f", "local"), 2, "NUL character"),
+            ((*_REGISTER, f"--n={10**30}"), 1, "64 bits"),
+            ((*_REGISTER, "--n=" + "[" * 99 + "]" * 99), 1, "deep"),
+            ((*_REGISTER, f"--n={nested_text(9999)}"), 1, "deep"),
         ],
     )
     def test_cli_values(self, store: Path, args: tuple[str, ...], code: int, says: str) -> None:
@@ -304,16 +312,16 @@ class TestApiRefusesTyped:
 
                 def event() -> ComponentRegistered:
                     return ComponentRegistered(
-                        component_id=uuid.uuid4(), type="orchestrator", flavor="l", name="n"
+                        component_id=uuid.uuid4(), type="orchestrator", flavor="local", name="n"
                     )
 
                 attempts = [
-                    component("orchestrator", "a", flavor="l", configuration={"n": 2**63}),
-                    component("orchestrator", "a", flavor="l", configuration={"n": -(2**64)}),
-                    component("orchestrator", "a", flavor="l", configuration={"n": nested(5000)}),
-                    component("orchestrator", "a", flavor="l", configuration={"n": cyclic}),
-                    component("orchestrator", "s\udcff", flavor="l"),
-                    component("orchestrator", "a", flavor="l", configuration={"\ud800": 1}),
+                    component("orchestrator", "a", flavor=LOCAL, configuration={"n": 2**63}),
+                    component("orchestrator", "a", flavor=LOCAL, configuration={"n": -(2**64)}),
+                    component("orchestrator", "a", flavor=LOCAL, configuration={"n": nested(5000)}),
+                    component("orchestrator", "a", flavor=LOCAL, configuration={"n": cyclic}),
+                    component("orchestrator", "s\udcff", flavor=LOCAL),
+                    component("orchestrator", "a", flavor=LOCAL, configuration={"\ud800": 1}),
                     store.start_run("p\udcff"),
                     store.start_run("p", config={"x": 10**30}),
                     store.start_run("p", config={"x": -(10**5000)}),
@@ -403,7 +411,7 @@ class TestNoInternalError:
         self, store: Path, stream: str, kind: str, value: Any, version: int
     ) -> None:
         """Hostile lines for ``events append``: refused with a line number, or appended."""
-        component = {"component_id": str(uuid.uuid4()), "type": "orchestrator", "flavor": "l"}
+        component = {"component_id": str(uuid.uuid4()), "type": "orchestrator", "flavor": "local"}
         lines = [
             {"stream_id": stream, "type": "run.deleted", "data": {"run_id": str(uuid.uuid4())}},
             {"stream_id": "workspace", "type": kind, "data": {}},
