@@ -19,21 +19,11 @@ from .envelope import ROW_COLUMNS, AppendResult, RowTuple
 from .errors import AppendError
 from .planner import PendingAppend
 
-__all__ = ["ROW_COLUMNS", "SQL_COLUMNS", "Backend", "BackendInfo", "RowTuple"]
+__all__ = ["ROW_COLUMNS", "SQL_COLUMNS", "Backend", "RowTuple"]
 
 #: The ``events`` table's column list in SQL, in ROW_COLUMNS order (the time's
 #: column is ``recorded_at``: it holds microseconds, as ``recorded_at_us`` says).
 SQL_COLUMNS = ", ".join("recorded_at" if c == "recorded_at_us" else c for c in ROW_COLUMNS)
-
-
-class BackendInfo(Protocol):
-    """What ``store describe`` shows about a backend."""
-
-    backend: str
-    uri: str
-    schema_version: int
-    size_bytes: int | None
-    read_only: bool
 
 
 class Backend(Protocol):

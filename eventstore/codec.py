@@ -13,7 +13,7 @@ from typing import Any
 
 import msgspec
 
-from .envelope import Metadata, RawEvent
+from .envelope import Metadata, RawEvent, decode_metadata
 from .errors import DecodeError, InvalidEventError
 from .events import EVENT_TYPES, Event
 from .upcasting import UpcasterRegistry
@@ -37,7 +37,6 @@ DEFAULT_MAX_EVENT_BYTES = 1 << 20
 MAX_NESTING = 64
 
 _msgpack_encoder = msgspec.msgpack.Encoder()
-_metadata_decoder = msgspec.msgpack.Decoder(Metadata)
 _builtins_decoder = msgspec.msgpack.Decoder()
 
 
@@ -157,14 +156,6 @@ def encode_metadata(metadata: Metadata) -> bytes:
         raise InvalidEventError(f"metadata: {exc}") from exc
     check_json_compatible(builtins, where="metadata")
     return _encode(builtins, "metadata")
-
-
-def decode_metadata(data: bytes) -> Metadata:
-    """Decode stored metadata; unreadable metadata becomes an empty Metadata, never an error."""
-    try:
-        return _metadata_decoder.decode(data)
-    except msgspec.DecodeError:
-        return Metadata()
 
 
 def _may_hold_floats(info: msgspec.inspect.Type) -> bool:

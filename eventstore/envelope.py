@@ -32,6 +32,7 @@ __all__ = [
     "RowTuple",
     "StoredEvent",
     "datetime_from_us",
+    "decode_metadata",
     "recorded_event",
     "us_from_datetime",
 ]
@@ -81,6 +82,17 @@ class Metadata(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     pid: int | None = None
     orchestrator: str | None = None
     extra: dict[str, Scalar] = {}
+
+
+_metadata_decoder = msgspec.msgpack.Decoder(Metadata)
+
+
+def decode_metadata(data: bytes) -> Metadata:
+    """Decode stored metadata; unreadable metadata becomes an empty Metadata, never an error."""
+    try:
+        return _metadata_decoder.decode(data)
+    except msgspec.DecodeError:
+        return Metadata()
 
 
 class NewEvent(msgspec.Struct, frozen=True):
@@ -176,8 +188,6 @@ class RecordedEvent(msgspec.Struct, frozen=True, gc=False):
     @property
     def metadata(self) -> Metadata:
         """Who and what caused the event (an empty Metadata if unreadable)."""
-        from .codec import decode_metadata
-
         return decode_metadata(self.metadata_bytes)
 
 

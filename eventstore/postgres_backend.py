@@ -29,6 +29,10 @@ with its original positions and stored once.
 A store URI may carry ``?schema_prefix=team_a``: the log then lives in schema
 ``team_a_ledger`` and the views in ``team_a_views``, so several stores share
 one database.
+
+Size: one ``Backend``, whose one-round-trip and long-way commits, schema set-up
+and reads share the pool, the cached head and the error translation; they stay
+in one module (~770 lines).
 """
 
 from __future__ import annotations
@@ -231,9 +235,6 @@ class PostgresBackend:
         self._known_head: ChainHead | None = None
         self._known_versions: dict[str, int] = {}
         self._fast_path = False
-        #: Batches committed in one round trip, and the long way (for benchmarks).
-        self.fast_commits = 0
-        self.slow_commits = 0
 
     # -- opening -------------------------------------------------------------
 
@@ -484,7 +485,6 @@ class PostgresBackend:
             return None
         assert plan.head is not None
         self._remember(plan.head, {}, plan.rows)
-        self.fast_commits += 1
         return plan.outcomes
 
     @property
@@ -528,7 +528,6 @@ class PostgresBackend:
         # The lock was held through COMMIT: this is the head, and these the versions.
         assert plan.head is not None
         self._remember(plan.head, {s: versions.get(s, 0) for s in streams}, plan.rows)
-        self.slow_commits += 1
         return plan.outcomes
 
     @property
@@ -759,11 +758,3 @@ class PostgresBackend:
         if isinstance(exc, self._errors()):
             return BackendUnavailableError(f"{self.uri}: {exc}")
         return StoreError(f"{self.uri}: {exc}")
-
-
-class _Rollback(Exception):
-    """Leaves an atomic batch's transaction without committing, carrying the outcomes."""
-
-    def __init__(self, outcomes: list[AppendResult | AppendError]) -> None:
-        super().__init__("atomic batch refused")
-        self.outcomes = outcomes

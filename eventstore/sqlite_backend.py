@@ -10,6 +10,10 @@ timeout and a bounded number of retries turn a long wait into StoreBusyError.
 Reads: an aiosqlite connection. WAL lets them run beside a writer; each chunk is
 its own short read transaction, fetched by position (keyset), so a reader never
 holds a snapshot open and never sees half a transaction.
+
+Size: one ``Backend`` over one file, with its opening checks (foreign, truncated,
+newer, read-only files), its write transaction and its reads; they share the
+connections and the error translation, so they stay in one module (~800 lines).
 """
 
 from __future__ import annotations

@@ -91,13 +91,6 @@ def _suggest(name: str, candidates: Sequence[str]) -> list[str]:
     return difflib.get_close_matches(name, candidates, n=3, cutoff=0.6)
 
 
-def _as_uuid(value: str) -> UUID | None:
-    try:
-        return UUID(value)
-    except ValueError:
-        return None
-
-
 @dataclass(slots=True)
 class WorkspaceState:
     """The fold of the workspace stream: components, stacks, the active stack."""

@@ -15,6 +15,9 @@ stay current. Unknown event types are skipped and counted.
   through the store's subscription, until cancelled.
 - :meth:`ProjectionRunner.wait_for` gives read-your-writes after an append.
 - :meth:`ProjectionRunner.rebuild` refills a projection blue/green.
+
+Size: one class (~600 lines): catch-up, follow, rebuild and status share the
+runner's checkpoints, its wake-up signal and its preparation of batches.
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ import anyio
 import msgspec
 from anyio.abc import TaskStatus
 
-from eventstore import EVENT_TYPES, DecodeError, EventStore, RawEvent, RecordedEvent
+from eventstore import EVENT_TYPES, DecodeError, EventStore, RawEvent
 from eventstore.backend import RowTuple
 from eventstore.logs import get_logger
 
@@ -234,16 +237,6 @@ class ProjectionRunner:
         return outdated if auto_rebuild else []
 
     # -- applying --------------------------------------------------------------
-
-    def _decode(self, rows: Sequence[RowTuple]) -> list[RecordedEvent | tuple[int, str, str]]:
-        decoded: list[RecordedEvent | tuple[int, str, str]] = []
-        decode = self.store.decode_row
-        for row in rows:
-            try:
-                decoded.append(decode(row))
-            except DecodeError as exc:
-                decoded.append((row[0], row[4], str(exc)))
-        return decoded
 
     def _prepare(
         self,

@@ -213,15 +213,15 @@ class BackendContract:
         """Bad arguments raise InvalidEventError and store nothing."""
         async with self.store(tmp_path) as store:
             twice = NewEvent(tombstone(), uuid.uuid4())
-            with pytest.raises(InvalidEventError):
+            with pytest.raises(InvalidEventError, match="appears twice"):
                 await store.append("s", [twice, twice])
-            with pytest.raises(InvalidEventError):
+            with pytest.raises(InvalidEventError, match="at least one event"):
                 await store.append("s", [])
-            with pytest.raises(InvalidEventError):
+            with pytest.raises(InvalidEventError, match=r"^stream_id must be"):
                 await store.append("", [tombstone()])
-            with pytest.raises(InvalidEventError):
+            with pytest.raises(InvalidEventError, match=r"^expected_version must be"):
                 await store.append("s", [tombstone()], expected_version=-1)
-            with pytest.raises(InvalidEventError):
+            with pytest.raises(InvalidEventError, match=r"^not an event"):
                 await store.append("s", ["not an event"])  # type: ignore[list-item]
             assert await store.head() == 0
 

@@ -16,8 +16,8 @@ from typing import Any
 
 import pytest
 
+from benchmarks.bench import lifecycle_appends
 from eventstore import open_store
-from eventstore.bench import lifecycle_appends
 from projections import ProjectionRunner, default_projections, views_as_of
 from projections.transactions import begin_rebuild, read_states
 from projections.views import live_views_store

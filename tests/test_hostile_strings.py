@@ -128,6 +128,12 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
+#: A built-in flavor: components of a made-up one are refused before their values.
+LOCAL = "local"
+#: Registering an orchestrator, before its values.
+_REGISTER = ("orchestrator", "register", "n", "-f", LOCAL)
+
+
 class TestShownLiterally:
     """Markup and control characters in names, values and errors are data."""
 
@@ -223,17 +229,9 @@ class TestOutOfRange:
             (("copy", "--to", "/tmp/" + "x" * 300), 1, "File name too long"),
             (("--store", "/tmp/" + "x" * 300, "store", "describe"), 1, "File name too long"),
             (("orchestrator", "register", "a\x00b", "-f", "local"), 2, "NUL character"),
-            (("orchestrator", "register", "n", "-f", "local", f"--n={10**30}"), 1, "64 bits"),
-            (
-                ("orchestrator", "register", "n", "-f", "local", "--n=" + "[" * 99 + "]" * 99),
-                1,
-                "deep",
-            ),
-            (
-                ("orchestrator", "register", "n", "-f", "local", f"--n={nested_text(9999)}"),
-                1,
-                "deep",
-            ),
+            ((*_REGISTER, f"--n={10**30}"), 1, "64 bits"),
+            ((*_REGISTER, "--n=" + "[" * 99 + "]" * 99), 1, "deep"),
+            ((*_REGISTER, f"--n={nested_text(9999)}"), 1, "deep"),
         ],
     )
     def test_cli_values(self, store: Path, args: tuple[str, ...], code: int, says: str) -> None:
@@ -318,14 +316,12 @@ class TestApiRefusesTyped:
                     )
 
                 attempts = [
-                    component("orchestrator", "a", flavor="local", configuration={"n": 2**63}),
-                    component("orchestrator", "a", flavor="local", configuration={"n": -(2**64)}),
-                    component(
-                        "orchestrator", "a", flavor="local", configuration={"n": nested(5000)}
-                    ),
-                    component("orchestrator", "a", flavor="local", configuration={"n": cyclic}),
-                    component("orchestrator", "s\udcff", flavor="local"),
-                    component("orchestrator", "a", flavor="local", configuration={"\ud800": 1}),
+                    component("orchestrator", "a", flavor=LOCAL, configuration={"n": 2**63}),
+                    component("orchestrator", "a", flavor=LOCAL, configuration={"n": -(2**64)}),
+                    component("orchestrator", "a", flavor=LOCAL, configuration={"n": nested(5000)}),
+                    component("orchestrator", "a", flavor=LOCAL, configuration={"n": cyclic}),
+                    component("orchestrator", "s\udcff", flavor=LOCAL),
+                    component("orchestrator", "a", flavor=LOCAL, configuration={"\ud800": 1}),
                     store.start_run("p\udcff"),
                     store.start_run("p", config={"x": 10**30}),
                     store.start_run("p", config={"x": -(10**5000)}),

@@ -26,8 +26,8 @@ from pathlib import Path
 import anyio
 import pytest
 
+from benchmarks.bench import fill_lifecycle_store
 from eventstore import open_store
-from eventstore.bench import fill_lifecycle_store
 from projections import SQLiteViewsStore, default_projections, open_views, views_as_of
 from projections.transactions import Execute, Tx
 

@@ -5,10 +5,12 @@ from __future__ import annotations
 import sqlite3
 import uuid
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from eventstore import (
+    EventStore,
     NotAStoreError,
     RunDeleted,
     StoreNotFoundError,
@@ -178,10 +180,22 @@ class TestOpening:
         assert content == target.read_bytes()
 
     async def test_durability_normal_option(self, tmp_path: Path) -> None:
-        """durability='normal' opens with synchronous=NORMAL; the default is FULL."""
+        """durability='normal' opens with synchronous=NORMAL; the default is FULL.
+
+        Read from the writer's connection itself: what ``info`` reports is only
+        what the backend was asked for.
+        """
+
+        def synchronous(store: EventStore) -> int:
+            backend: Any = store.backend
+            with backend._writer_busy:
+                return int(backend._writer_conn().execute("PRAGMA synchronous").fetchone()[0])
+
         async with open_store(tmp_path / "a") as store:
             assert (await store.info())["synchronous"] == "FULL"
+            assert 2 == synchronous(store)  # FULL
         async with open_store(tmp_path / "b", durability="normal", default_stack=False) as store:
             assert (await store.info())["synchronous"] == "NORMAL"
             await store.append("s", [RunDeleted(run_id=uuid.uuid4())])
             assert (await store.info())["events"] == 1
+            assert 1 == synchronous(store)  # NORMAL

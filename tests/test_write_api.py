@@ -13,6 +13,7 @@ import pytest
 
 from eventstore import (
     AlreadyExistsError,
+    ArtifactConsumed,
     ArtifactProduced,
     EventStore,
     InUseError,
@@ -161,9 +162,15 @@ class TestLifecycleViolations:
     async def test_run_finish_with_running_steps(self, store: EventStore) -> None:
         """A run does not finish under running steps unless asked to stop them."""
         run = await store.start_run("p")
-        await run.start_step("s")
+        step = await run.start_step("s")
         await self._refused(store, InvalidStateError, run.finish())
         await run.finish("stopped", stop_running_steps=True)
+        stored = [e.event async for e in store.read_stream(run.stream_id)]
+        stopped, finished = stored[-2:]
+        assert isinstance(stopped, StepFinished)
+        assert (step.step_run_id, "stopped") == (stopped.step_run_id, stopped.status)
+        assert isinstance(finished, RunFinished)
+        assert "stopped" == finished.status
 
     async def test_consuming_unknown_artifact(self, store: EventStore) -> None:
         """An input artifact must exist."""
@@ -179,6 +186,11 @@ class TestLifecycleViolations:
         second = await store.start_run("q")
         step2 = await second.start_step("use")
         await step2.consume("in", artifact)
+        stored = [e.event async for e in store.read_stream(second.stream_id)]
+        assert ArtifactConsumed(
+            run_id=second.run_id, step_run_id=step2.step_run_id, input_name="in",
+            artifact_id=artifact,
+        ) == stored[-1]  # fmt: skip
 
     async def test_producing_an_existing_artifact_id(self, store: EventStore) -> None:
         """An artifact id is produced once."""

@@ -1,4 +1,4 @@
-"""The PostgreSQL part of the benchmark (``python -m eventstore.bench --postgres URI``).
+"""The PostgreSQL part of the benchmark (``python -m benchmarks.bench --postgres URI``).
 
 It measures, in one run against the same server:
 
@@ -24,13 +24,13 @@ from typing import Any
 
 import anyio
 
-from .chain import GENESIS_HASH, chain_hash
-from .codec import EventCodec, encode_metadata
-from .envelope import Metadata, NewEvent, datetime_from_us
-from .events import StepFinished
-from .ids import new_event_id
-from .postgres_backend import split_dsn
-from .store import open_store
+from eventstore.chain import GENESIS_HASH, chain_hash
+from eventstore.codec import EventCodec, encode_metadata
+from eventstore.envelope import Metadata, NewEvent, datetime_from_us
+from eventstore.events import StepFinished
+from eventstore.ids import new_event_id
+from eventstore.postgres_backend import split_dsn
+from eventstore.store import open_store
 
 __all__ = ["PostgresFigures", "run_postgres_benchmark"]
 
@@ -184,7 +184,7 @@ async def run_postgres_benchmark(dsn: str, *, events: int = 20_000) -> PostgresF
 if __name__ == "__main__":
     import sys
 
-    from .logs import configure_logging
+    from eventstore.logs import configure_logging
 
     configure_logging()
     result = anyio.run(run_postgres_benchmark, sys.argv[1])

@@ -1,4 +1,4 @@
-"""Benchmarks of the event log and its views against raw SQLite: ``python -m eventstore.bench``.
+"""Benchmarks of the event log and its views against raw SQLite: ``python -m benchmarks.bench``.
 
 Every figure is printed as a ratio to a floor measured in the same run, on the
 same disk, with the same rows, so a figure says what metaledger costs over
@@ -63,10 +63,10 @@ from uuid import UUID, uuid4
 import anyio
 import msgspec
 
-from .chain import GENESIS_HASH, chain_hash
-from .codec import EventCodec, encode_metadata
-from .envelope import ANY, NO_STREAM, ExpectedVersion, Metadata, NewEvent, RecordedEvent
-from .events import (
+from eventstore.chain import GENESIS_HASH, chain_hash
+from eventstore.codec import EventCodec, encode_metadata
+from eventstore.envelope import ANY, NO_STREAM, ExpectedVersion, Metadata, NewEvent, RecordedEvent
+from eventstore.events import (
     EVENT_TYPES,
     ArtifactConsumed,
     ArtifactProduced,
@@ -82,13 +82,13 @@ from .events import (
     StepStarted,
     WorkspaceActiveStackSet,
 )
-from .ids import new_event_id
-from .logs import configure_logging
-from .planner import Row
-from .runs import artifact_event_id, run_stream
-from .sqlite_backend import _COLUMNS, _INSERT, _SCHEMA, LEDGER_FILE
-from .store import EventStore, open_store
-from .workspace import WORKSPACE_STREAM
+from eventstore.ids import new_event_id
+from eventstore.logs import configure_logging
+from eventstore.planner import Row
+from eventstore.runs import artifact_event_id, run_stream
+from eventstore.sqlite_backend import _COLUMNS, _INSERT, _SCHEMA, LEDGER_FILE
+from eventstore.store import EventStore, open_store
+from eventstore.workspace import WORKSPACE_STREAM
 
 __all__ = ["Figure", "Sizes", "main", "realistic_events", "run_benchmarks"]
 
@@ -623,7 +623,7 @@ class RssProbe:
     def __init__(self) -> None:
         self.parent_rss_at_spawn = _max_rss_bytes()
         self._process = subprocess.Popen(
-            [sys.executable, "-m", "eventstore.bench", "--rss-child"],
+            [sys.executable, "-m", "benchmarks.bench", "--rss-child"],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -1657,7 +1657,7 @@ def format_table(figures: Sequence[Figure]) -> str:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m eventstore.bench",
+        prog="python -m benchmarks.bench",
         description=(
             "Measure the event log and its views against raw SQLite floors and print the ratios."
         ),
@@ -1708,7 +1708,7 @@ def postgres_figures(dsn: str, events: int) -> list[Figure]:
     """The PostgreSQL section: 50 durable emitters as a ratio to a raw asyncpg floor."""
     import anyio
 
-    from .bench_postgres import run_postgres_benchmark
+    from benchmarks.bench_postgres import run_postgres_benchmark
 
     _progress(f"postgres: floor and 50 emitters, {events:,} events")
     measured = anyio.run(functools.partial(run_postgres_benchmark, dsn, events=events))

@@ -1,6 +1,6 @@
 """A soak run: emitters, a live projection runner and a reader, together for a while.
 
-``python -m projections.soak --seconds 60 --emitters 8 [--processes 2] [--store URI]``
+``python -m benchmarks.soak --seconds 60 --emitters 8 [--processes 2] [--store URI]``
 
 Emitter tasks record pipeline runs through the write API (steps, artifacts
 consumed across runs, metadata, failures) as fast as they can, in this process
@@ -9,7 +9,8 @@ a reader queries them in a loop. When the time is up the emitters stop, the
 views catch up, and the run checks that the log verifies and that the live
 views equal a clean replay of the whole log. It prints what it stored, the
 errors seen (there must be none) and the final checks, and exits 1 on any
-problem. It is a benchmark-style script, not part of the test suite.
+problem. It is a benchmark-style script; ``tests/test_bench.py`` runs it for a
+second to keep it working.
 """
 
 from __future__ import annotations
@@ -27,9 +28,8 @@ import anyio
 
 from eventstore import EventStore, open_store
 from eventstore.logs import configure_logging
-
-from .runner import default_projections
-from .views import open_views, views_as_of
+from projections.runner import default_projections
+from projections.views import open_views, views_as_of
 
 __all__ = ["main"]
 
@@ -98,13 +98,14 @@ def _spawn_children(
     """Start the extra emitter processes (each prints "runs errors" when done)."""
     children = []
     for n in range(processes):
-        command = [sys.executable, "-m", "projections.soak", "--child", "--store", uri]
+        command = [sys.executable, "-m", "benchmarks.soak", "--child", "--store", uri]
         command += ["--seconds", str(seconds), "--emitters", str(emitters), "--tag", f"p{n}-"]
         children.append(subprocess.Popen(command, stdout=subprocess.PIPE, text=True))
     return children
 
 
 async def _dump(views_store: Any) -> dict[str, list[Any]]:
+    """Every row of every view table, sorted, to compare two views stores."""
     tables: dict[str, list[Any]] = {}
     for projection in default_projections():
         for table in projection.tables:
@@ -136,18 +137,9 @@ async def _soak(uri: str, seconds: float, emitters: int, processes: int) -> int:
             group.cancel_scope.cancel()
         elapsed = time.perf_counter() - started
         report = await store.verify()
-        live = {}
-        for projection in default_projections():
-            for table in projection.tables:
-                live[table] = sorted(
-                    await views.views_store.fetch(f"SELECT * FROM {table}"), key=repr
-                )
+        live = await _dump(views.views_store)
         async with views_as_of(store) as replayed:
-            rebuilt = {}
-            for projection in default_projections():
-                for table in projection.tables:
-                    rows = await replayed.views_store.fetch(f"SELECT * FROM {table}")
-                    rebuilt[table] = sorted(rows, key=repr)
+            rebuilt = await _dump(replayed.views_store)
     equal = live == rebuilt
     print(f"store            {uri}")
     print(f"duration         {elapsed:.1f} s ({seconds:g} s of load)")
@@ -163,7 +155,7 @@ async def _soak(uri: str, seconds: float, emitters: int, processes: int) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """Parse the arguments and run the soak (or one child emitter process)."""
-    parser = argparse.ArgumentParser(prog="python -m projections.soak", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.soak", description=__doc__)
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--emitters", type=int, default=8)
     parser.add_argument("--processes", type=int, default=1, help="extra emitter processes")
