@@ -30,9 +30,8 @@ miss one.
 from __future__ import annotations
 
 import copy
-import functools
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 from uuid import UUID
@@ -68,13 +67,13 @@ from .events import (
     StepStarted,
     WorkspaceActiveStackSet,
 )
+from .fold_states import REQUIRED_STACK_COMPONENTS, RunState, WorkspaceState
+from .stream_ids import WORKSPACE_STREAM, artifact_event_id, run_stream
 
 if TYPE_CHECKING:
     from .codec import EventCodec
     from .log import Log
-    from .runs import RunState
     from .store import EventStore
-    from .workspace import WorkspaceState
 
 __all__ = [
     "MAX_FUTURE_US",
@@ -110,34 +109,12 @@ _WORKSPACE_EVENTS = (
 )
 
 
-@functools.cache
-def _workspace_stream() -> str:
-    # Imported late, once: workspace.py and runs.py import this module.
-    from .workspace import WORKSPACE_STREAM
-
-    return WORKSPACE_STREAM
-
-
-@functools.cache
-def _run_state_class() -> type[RunState]:
-    from .runs import RunState
-
-    return RunState
-
-
-@functools.cache
-def _artifact_event_id() -> Callable[[UUID], UUID]:
-    from .runs import artifact_event_id
-
-    return artifact_event_id
-
-
 def home_stream(event: Event) -> str | None:
     """The stream the write API keeps ``event`` in (None for an event without a fixed home)."""
     if isinstance(event, _WORKSPACE_EVENTS):
-        return _workspace_stream()
+        return WORKSPACE_STREAM
     run_id = getattr(event, "run_id", None)
-    return f"run-{run_id}" if isinstance(run_id, UUID) else None
+    return run_stream(run_id) if isinstance(run_id, UUID) else None
 
 
 def check_home(stream_id: str, event: Event) -> None:
@@ -177,15 +154,13 @@ class DomainState:
     @classmethod
     def empty(cls) -> DomainState:
         """The state of an empty log."""
-        from .workspace import WorkspaceState
-
         return cls(WorkspaceState())
 
     def run(self, run_id: UUID) -> RunState:
         """The run's state (a fresh, unstarted one when the run is unknown)."""
         state = self.runs.get(run_id)
         if state is None:
-            state = self.runs[run_id] = _run_state_class()(run_id)
+            state = self.runs[run_id] = RunState(run_id)
         return state
 
 
@@ -225,8 +200,6 @@ def _live_stack(state: WorkspaceState, stack_id: UUID) -> None:
 
 
 def _stack_components(state: WorkspaceState, components: dict[str, UUID]) -> None:
-    from .workspace import REQUIRED_STACK_COMPONENTS
-
     for component_type, component_id in components.items():
         component = state.components.get(component_id)
         if component is None or component.deleted:
@@ -335,7 +308,7 @@ def _check_run(state: DomainState, event: Event, event_id: str | None) -> None:
         case ArtifactProduced():
             _open(run)
             _running_step(run, event.step_run_id)
-            expected = str(_artifact_event_id()(event.artifact_id))
+            expected = str(artifact_event_id(event.artifact_id))
             if event_id is not None and event_id != expected:
                 raise InvalidStateError(
                     f"artifact {event.artifact_id} must be produced under event id {expected} "
@@ -447,11 +420,7 @@ async def load_state(
     the stream of every run the items touch, finds the run of every step run id
     they start, and looks up every artifact they name by its derived event id.
     """
-    from .runs import RunState, artifact_event_id, run_stream
-
     if workspace is None:
-        from .workspace import WORKSPACE_STREAM, WorkspaceState
-
         folded = WorkspaceState()
         async for recorded in log.read_stream(WORKSPACE_STREAM):
             if isinstance(recorded.event, Event):

@@ -29,10 +29,9 @@ from __future__ import annotations
 import contextlib
 import difflib
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
-from uuid import UUID, uuid4, uuid5
+from uuid import UUID, uuid4
 
 import anyio
 
@@ -61,12 +60,21 @@ from .events import (
     StepStarted,
     StepStatus,
 )
+from .fold_states import RunState, StepState
 from .log import Log
 from .rules import DomainState, check_events, step_run_owner
+from .stream_ids import (
+    ARTIFACT_NAMESPACE,
+    RUN_NAME_NAMESPACE,
+    artifact_event_id,
+    run_name_event_id,
+    run_stream,
+)
 from .workspace import WorkspaceCommands
 
 __all__ = [
     "ARTIFACT_NAMESPACE",
+    "RUN_NAME_NAMESPACE",
     "PipelineRun",
     "RunCommands",
     "RunState",
@@ -78,31 +86,8 @@ __all__ = [
     "run_stream",
 ]
 
-#: Namespace of the event ids of ``artifact.produced`` events (uuid5 of the artifact id).
-ARTIFACT_NAMESPACE = UUID("6a1f5c3e-2d4b-5e8f-9a7c-0b1d2e3f4a5b")
-#: Namespace of the event ids of ``run.started`` events (uuid5 of generation and run name).
-RUN_NAME_NAMESPACE = UUID("0c6e1d2a-7b3f-5a49-8e21-4f5d6c7b8a90")
 _RETRIES = 8
 _MAX_ERROR = 4000
-
-
-def run_stream(run_id: UUID) -> str:
-    """The stream of a run and its steps."""
-    return f"run-{run_id}"
-
-
-def artifact_event_id(artifact_id: UUID) -> UUID:
-    """The event id under which an artifact's ``artifact.produced`` event is stored."""
-    return uuid5(ARTIFACT_NAMESPACE, str(artifact_id))
-
-
-def run_name_event_id(run_name: str, generation: int = 0) -> UUID:
-    """The event id of the ``run.started`` event of the ``generation``-th run named so.
-
-    Generation 0 is the first run of that name; each deleted holder of the name
-    moves the next run to the following generation.
-    """
-    return uuid5(RUN_NAME_NAMESPACE, f"{generation}:{run_name}")
 
 
 def _now() -> datetime:
@@ -147,81 +132,6 @@ def check_scalars(values: Mapping[str, Any], what: str) -> dict[str, Scalar]:
 def _short_repr(value: Any) -> str:
     text = repr(value)
     return text if len(text) <= 60 else text[:57] + "..."
-
-
-@dataclass(slots=True)
-class StepState:
-    """A step run as the write API sees it; ``status`` is None while it runs."""
-
-    step_run_id: UUID
-    name: str
-    status: str | None = None
-    outputs: dict[str, UUID] = field(default_factory=dict)
-
-
-@dataclass(slots=True)
-class RunState:
-    """The fold of one run's stream."""
-
-    run_id: UUID
-    version: int = 0
-    pipeline_name: str = ""
-    run_name: str = ""
-    stack_id: UUID | None = None
-    status: str | None = None
-    deleted: bool = False
-    steps: dict[UUID, StepState] = field(default_factory=dict)
-    artifacts: set[UUID] = field(default_factory=set)
-    #: Whether the stream holds the run's ``run.started``.
-    started: bool = False
-
-    @property
-    def finished(self) -> bool:
-        """Whether the run has ended."""
-        return self.status is not None
-
-    def apply(self, event: Event, version: int) -> None:
-        """Fold one event of the stream (a step the stream never started is ignored)."""
-        self.version = version
-        match event:
-            case RunStarted():
-                self.started = True
-                self.pipeline_name = event.pipeline_name
-                self.run_name = event.run_name
-                self.stack_id = event.stack_id
-            case StepStarted():
-                self.steps[event.step_run_id] = StepState(event.step_run_id, event.step_name)
-            case ArtifactProduced():
-                self.artifacts.add(event.artifact_id)
-                step = self.steps.get(event.step_run_id)
-                if step is not None:
-                    step.outputs.setdefault(event.output_name, event.artifact_id)
-            case StepFinished() if event.step_run_id in self.steps:
-                self.steps[event.step_run_id].status = event.status
-            case RunFinished():
-                self.status = event.status
-            case RunDeleted():
-                self.deleted = True
-            case _:
-                pass
-
-    def check_open(self) -> None:
-        """Raise InvalidStateError unless the run is started, not finished, not deleted."""
-        if self.version == 0:
-            raise NotFoundError("run", str(self.run_id), by_id=True)
-        if self.deleted:
-            raise InvalidStateError(f"run {self.run_name!r} was deleted")
-        if self.finished:
-            raise InvalidStateError(f"run {self.run_name!r} already finished ({self.status})")
-
-    def running_step(self, step_run_id: UUID) -> StepState:
-        """The step, which must exist and still run."""
-        step = self.steps.get(step_run_id)
-        if step is None:
-            raise NotFoundError("step run", str(step_run_id), by_id=True)
-        if step.status is not None:
-            raise InvalidStateError(f"step {step.name!r} already finished ({step.status})")
-        return step
 
 
 Decide = Callable[[RunState], Sequence[Event | NewEvent]]

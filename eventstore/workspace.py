@@ -10,9 +10,7 @@ another writer got there first it reloads and validates again.
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 from uuid import UUID, uuid4
 
@@ -23,7 +21,6 @@ from .errors import (
     ConcurrencyError,
     InUseError,
     InvalidStateError,
-    NotFoundError,
 )
 from .events import (
     COMPONENT_TYPE_PATTERN,
@@ -39,9 +36,10 @@ from .events import (
     StackUpdated,
     WorkspaceActiveStackSet,
 )
-from .flavors import FLAVOR_ALIASES, builtin_flavors
+from .fold_states import REQUIRED_STACK_COMPONENTS, ComponentState, StackState, WorkspaceState
 from .log import Log
 from .rules import DomainState, check_events
+from .stream_ids import WORKSPACE_STREAM
 
 __all__ = [
     "REQUIRED_STACK_COMPONENTS",
@@ -52,165 +50,12 @@ __all__ = [
     "WorkspaceState",
 ]
 
-#: The stream holding every component and stack event.
-WORKSPACE_STREAM = "workspace"
-#: Component types every stack must have (as in ZenML).
-REQUIRED_STACK_COMPONENTS = ("orchestrator", "artifact_store")
 _RETRIES = 8
-
-
-@dataclass(slots=True)
-class ComponentState:
-    """A component as the write API sees it."""
-
-    component_id: UUID
-    type: str
-    flavor: str
-    name: str
-    configuration: dict[str, Any]
-    labels: dict[str, str]
-    deleted: bool = False
-
-
-@dataclass(slots=True)
-class StackState:
-    """A stack as the write API sees it."""
-
-    stack_id: UUID
-    name: str
-    components: dict[str, UUID]
-    deleted: bool = False
 
 
 def _a(noun: str) -> str:
     """``an artifact store``, ``an orchestrator``, ``a metadata store``."""
     return f"{'an' if noun[:1].lower() in 'aeiou' else 'a'} {noun}"
-
-
-def _suggest(name: str, candidates: Sequence[str]) -> list[str]:
-    return difflib.get_close_matches(name, candidates, n=3, cutoff=0.6)
-
-
-@dataclass(slots=True)
-class WorkspaceState:
-    """The fold of the workspace stream: components, stacks, the active stack."""
-
-    version: int = 0
-    components: dict[UUID, ComponentState] = field(default_factory=dict)
-    stacks: dict[UUID, StackState] = field(default_factory=dict)
-    active_stack_id: UUID | None = None
-    #: Custom flavors: component type -> flavor name -> description.
-    flavors: dict[str, dict[str, str]] = field(default_factory=dict)
-
-    def apply(self, event: Event, version: int) -> None:
-        """Fold one event of the stream.
-
-        Unknown events only advance the version; so do events naming a component
-        or stack the stream never registered (possible through raw appends): the
-        fold must never stop the write API.
-        """
-        self.version = version
-        component = self.components.get(getattr(event, "component_id", None))  # type: ignore[arg-type]
-        stack = self.stacks.get(getattr(event, "stack_id", None))  # type: ignore[arg-type]
-        match event:
-            case ComponentRegistered():
-                self.components[event.component_id] = ComponentState(
-                    event.component_id,
-                    event.type,
-                    event.flavor,
-                    event.name,
-                    dict(event.configuration),
-                    dict(event.labels),
-                )
-            case ComponentUpdated() if component is not None:
-                component.configuration = dict(event.configuration)
-            case ComponentRenamed() if component is not None:
-                component.name = event.name
-            case ComponentDeleted() if component is not None:
-                component.deleted = True
-            case StackRegistered():
-                self.stacks[event.stack_id] = StackState(
-                    event.stack_id, event.name, dict(event.components)
-                )
-            case StackUpdated() if stack is not None:
-                stack.components = dict(event.components)
-            case StackRenamed() if stack is not None:
-                stack.name = event.name
-            case StackDeleted() if stack is not None:
-                stack.deleted = True
-                if self.active_stack_id == event.stack_id:
-                    self.active_stack_id = None
-            case WorkspaceActiveStackSet() if stack is not None:
-                self.active_stack_id = event.stack_id
-            case FlavorRegistered():
-                self.flavors.setdefault(event.type, {})[event.name] = event.description
-            case _:
-                pass
-
-    def live_components(self, component_type: str | None = None) -> list[ComponentState]:
-        """Components not deleted, of one type or all."""
-        return [
-            c
-            for c in self.components.values()
-            if not c.deleted and (component_type is None or c.type == component_type)
-        ]
-
-    def live_stacks(self) -> list[StackState]:
-        """Stacks not deleted."""
-        return [s for s in self.stacks.values() if not s.deleted]
-
-    def component(self, component_type: str, name_or_id: str | UUID) -> ComponentState:
-        """The live component of that type with that name or id; NotFoundError otherwise."""
-        live = self.live_components(component_type)
-        key = str(name_or_id)
-        for component in live:
-            if component.name == key or str(component.component_id) == key:
-                return component
-        kind = component_type.replace("_", " ")
-        raise NotFoundError(kind, key, _suggest(key, [c.name for c in live]))
-
-    def stack(self, name_or_id: str | UUID) -> StackState:
-        """The live stack with that name or id; NotFoundError otherwise."""
-        live = self.live_stacks()
-        key = str(name_or_id)
-        for stack in live:
-            if stack.name == key or str(stack.stack_id) == key:
-                return stack
-        raise NotFoundError("stack", key, _suggest(key, [s.name for s in live]))
-
-    def flavors_of(self, component_type: str) -> dict[str, str | None]:
-        """The flavors a component of this type may have: built-in ones, then custom ones.
-
-        Maps each flavor to None (built in) or to its custom description. Empty
-        for a type outside the catalogue without custom flavors (any flavor goes).
-        """
-        known: dict[str, str | None] = dict.fromkeys(builtin_flavors(component_type) or ())
-        for name, description in self.flavors.get(component_type, {}).items():
-            known.setdefault(name, description)
-        return known
-
-    def check_flavor(self, component_type: str, flavor: str) -> None:
-        """NotFoundError (with close names) unless the flavor is built in or registered."""
-        known = self.flavors_of(component_type)
-        if builtin_flavors(component_type) is None and not known:
-            return
-        if flavor not in known:
-            kind = f"{component_type.replace('_', ' ')} flavor"
-            command = component_type.replace("_", "-")
-            alias = FLAVOR_ALIASES.get(flavor.lower())
-            close = [alias] if alias in known else []
-            close += [c for c in _suggest(flavor.lower(), list(known)) if c not in close]
-            raise NotFoundError(
-                kind,
-                flavor,
-                close,
-                hint=f"see `metaledger {command} flavor list`; "
-                f"a custom one is registered with `metaledger {command} flavor register`",
-            )
-
-    def stacks_using(self, component_id: UUID) -> list[str]:
-        """Names of live stacks that include the component."""
-        return sorted(s.name for s in self.live_stacks() if component_id in s.components.values())
 
 
 class WorkspaceCommands:
