@@ -98,9 +98,10 @@ from .runs import (
     run_stream,
 )
 from .store import EventStore, open_store
+from .store_factories import resolve_store
 from .transfer import ExportResult, ExportScan, ImportResult, export, import_, scan_export
 from .upcasting import UpcasterRegistry, upcaster
-from .uri import ENV_VAR, StoreLocation, default_store_dir, resolve_store
+from .uri import ENV_VAR, StoreLocation, default_store_dir
 from .workspace import WORKSPACE_STREAM, WorkspaceState
 
 __all__ = [

@@ -24,8 +24,8 @@ from .codec import DEFAULT_MAX_EVENT_BYTES, EventCodec
 from .log import Log
 from .logs import get_logger
 from .runs import RunCommands
-from .store_factories import factory_for
-from .uri import Durability, StoreLocation, resolve_store
+from .store_factories import factory_for, resolve_store
+from .uri import Durability, StoreLocation
 from .workspace import WorkspaceCommands
 
 __all__ = ["EventStore", "open_store"]
@@ -168,7 +168,7 @@ async def open_store(
 
     ``uri``: None for ``$METALEDGER_STORE`` or the default local store; a path,
     ``sqlite:///relative/path`` or ``sqlite:////abs/path``; or ``postgresql://...``
-    (``postgresql+asyncpg://`` too; see :func:`~eventstore.uri.resolve_store`), or a
+    (``postgresql+asyncpg://`` too; see :func:`~eventstore.store_factories.resolve_store`), or a
     :class:`~eventstore.uri.StoreLocation` already parsed.
     ``durability="full"`` (the default) makes every acknowledged append survive
     power loss; ``"normal"`` trades that for speed (SQLite ``synchronous=NORMAL``,

@@ -26,17 +26,17 @@ rows and checkpoint go together, and the runner re-applies them.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from .errors import StoreOptionError, UnsupportedURIError
-from .uri import DURABILITIES, Durability
+from .uri import DURABILITIES, Durability, StoreLocation, parse_location
 
 if TYPE_CHECKING:
     from .backend import Backend
-    from .uri import StoreLocation
 
 __all__ = [
     "PostgresFactory",
@@ -46,6 +46,8 @@ __all__ = [
     "StoreFactory",
     "ViewsDatabase",
     "factory_for",
+    "resolve_store",
+    "with_options",
 ]
 
 #: The views file's name in a SQLite store's directory.
@@ -211,3 +213,39 @@ def factory_for(location: StoreLocation) -> StoreFactory:
         return _FACTORIES[location.kind]
     except KeyError:
         raise UnsupportedURIError(f"unsupported store kind {location.kind!r}") from None
+
+
+def with_options(
+    location: StoreLocation,
+    *,
+    durability: str | None = None,
+    options: Mapping[str, Any] | None = None,
+) -> StoreLocation:
+    """``location`` with ``durability`` and backend ``options`` (None keeps the current).
+
+    Checked by the backend's factory: an unknown option, a value of the wrong
+    type or out of range, or a durability other than ``full``/``normal``
+    raises :class:`~eventstore.errors.StoreOptionError`.
+    """
+    factory = factory_for(location)
+    chosen = location.durability if durability is None else factory.check_durability(durability)
+    given = dict(location.options) if options is None else factory.check_options(options)
+    return replace(location, durability=chosen, options=tuple(sorted(given.items())))
+
+
+def resolve_store(
+    uri: str | os.PathLike[str] | StoreLocation | None = None,
+    *,
+    durability: str | None = None,
+    options: Mapping[str, Any] | None = None,
+) -> StoreLocation:
+    """Parse a store URI (or None) into a location, with ``durability`` and backend ``options``.
+
+    UnsupportedURIError for a URI metaledger cannot use; StoreOptionError for an
+    option the backend does not take. A location given is returned with the options.
+    The URI forms are those of :mod:`eventstore.uri`.
+    """
+    location = parse_location(uri)
+    if durability is None and options is None:
+        return location
+    return with_options(location, durability=durability, options=options)

@@ -18,8 +18,7 @@ Accepted forms:
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -35,7 +34,7 @@ __all__ = [
     "Durability",
     "StoreLocation",
     "default_store_dir",
-    "resolve_store",
+    "parse_location",
     "split_schema_prefix",
 ]
 
@@ -65,8 +64,8 @@ class StoreLocation:
     ``kind`` and ``path`` (SQLite: the store directory) or ``dsn`` (PostgreSQL:
     the URI as given, password included, for connecting); ``schema_prefix``
     (PostgreSQL's ``?schema_prefix=``); ``durability`` and the backend's tuning
-    ``options``, checked by the backend's factory
-    (:mod:`eventstore.store_factories`) when attached with :meth:`with_options`.
+    ``options``, checked by the backend's factory when attached
+    (:func:`eventstore.store_factories.with_options`).
     :attr:`display` is the form for messages, with credentials masked.
     """
 
@@ -105,22 +104,6 @@ class StoreLocation:
         """One backend option's value (``default`` when not given)."""
         return dict(self.options).get(name, default)
 
-    def with_options(
-        self, *, durability: str | None = None, options: Mapping[str, Any] | None = None
-    ) -> StoreLocation:
-        """This location with ``durability`` and backend ``options`` (None keeps the current).
-
-        Checked by the backend's factory: an unknown option, a value of the wrong
-        type or out of range, or a durability other than ``full``/``normal``
-        raises :class:`~eventstore.errors.StoreOptionError`.
-        """
-        from .store_factories import factory_for
-
-        factory = factory_for(self)
-        chosen = self.durability if durability is None else factory.check_durability(durability)
-        given = dict(self.options) if options is None else factory.check_options(options)
-        return replace(self, durability=chosen, options=tuple(sorted(given.items())))
-
     def same_place(self, other: StoreLocation) -> bool:
         """Whether both name the same store (the same directory, or server and schema)."""
         if self.kind != other.kind:
@@ -151,21 +134,15 @@ def split_schema_prefix(dsn: str) -> tuple[str, str]:
     return urlunsplit(parts._replace(scheme="postgresql", query=urlencode(kept))), prefix
 
 
-def resolve_store(
-    uri: str | os.PathLike[str] | StoreLocation | None = None,
-    *,
-    durability: str | None = None,
-    options: Mapping[str, Any] | None = None,
-) -> StoreLocation:
-    """Parse a store URI (or None) into a location, with ``durability`` and backend ``options``.
+def parse_location(uri: str | os.PathLike[str] | StoreLocation | None = None) -> StoreLocation:
+    """Parse a store URI (or None: ``$METALEDGER_STORE``, else the default) into a location.
 
-    UnsupportedURIError for a URI metaledger cannot use; StoreOptionError for an
-    option the backend does not take. A location given is returned with the options.
+    UnsupportedURIError for a URI metaledger cannot use; a location given is
+    returned as it is. Durability and backend options are attached by
+    :func:`eventstore.store_factories.resolve_store`, which checks them against
+    the backend (this module imports no backend, so no backend imports back).
     """
-    location = uri if isinstance(uri, StoreLocation) else _parse(uri)
-    if durability is None and options is None:
-        return location
-    return location.with_options(durability=durability, options=options)
+    return uri if isinstance(uri, StoreLocation) else _parse(uri)
 
 
 def _parse(uri: str | os.PathLike[str] | None) -> StoreLocation:
