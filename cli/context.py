@@ -18,6 +18,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
+from .text import plural, say
+
 if TYPE_CHECKING:
     from eventstore import EventStore, StoreLocation
     from projections import ProgressCallback, ProjectionFault, ProjectionStatus, Views
@@ -215,8 +217,6 @@ async def open_fresh_views(store: EventStore, as_of: str | None = None) -> Async
     """The views brought up to the log's head, or replayed as of ``--as-of``."""
     from projections import open_views, views_as_of
 
-    from .output import say
-
     if as_of is not None:
         from projections.errors import QueryError
 
@@ -269,8 +269,6 @@ def _utc(value: datetime | None) -> str:
 
 def _note_faults(faults: Sequence[ProjectionFault]) -> None:
     """Say on stderr that some events are missing from the views (they could not apply)."""
-    from .output import plural, say
-
     if not faults:
         return
     positions = sorted({f.position for f in faults})
@@ -285,8 +283,6 @@ def _note_faults(faults: Sequence[ProjectionFault]) -> None:
 
 def _check_fresh(status: Sequence[ProjectionStatus], target: int) -> None:
     """Warn on stderr, and mark the command stale (exit 7), when a view is behind ``target``."""
-    from .output import say
-
     behind = [s for s in status if s.state != "live" or s.position < target]
     if not behind:
         return
