@@ -32,7 +32,9 @@ __all__ = [
     "open_store_for",
     "progress_bar",
     "run_async",
+    "run_listing",
     "run_on_store",
+    "run_on_views",
 ]
 
 T = TypeVar("T")
@@ -155,6 +157,36 @@ def run_on_store(action: Callable[[EventStore], Awaitable[T]]) -> T:
             return await action(store)
 
     return run_async(body)
+
+
+def run_on_views(action: Callable[[Views], Awaitable[T]], as_of: str | None = None) -> T:
+    """Open the store and its fresh views (as of ``--as-of``), run one read on them, close."""
+
+    async def body() -> T:
+        async with open_store_for() as store, open_fresh_views(store, as_of) as views:
+            return await action(views)
+
+    return run_async(body)
+
+
+def run_listing(
+    listing: Callable[[Views], Awaitable[list[T]]],
+    count: Callable[[Views], Awaitable[int]],
+    limit: int | None,
+    as_of: str | None = None,
+) -> tuple[list[T], int | None]:
+    """A listing of at most ``limit`` items, and the total when it may be cut (else None).
+
+    The count is asked only when the listing filled ``limit``: most listings are short.
+    """
+
+    async def action(views: Views) -> tuple[list[T], int | None]:
+        found = await listing(views)
+        if limit is None or len(found) < limit:
+            return found, None
+        return found, await count(views)
+
+    return run_on_views(action, as_of)
 
 
 @dataclass(frozen=True)

@@ -207,6 +207,11 @@ class ListingCut:
     #: Another way on, e.g. ``--from 101 to go on``.
     also: str = ""
 
+    @classmethod
+    def of(cls, shown: int, total: int | None, noun: str) -> ListingCut | None:
+        """The cut of a listing showing ``shown`` of ``total`` items; None if it shows all."""
+        return cls(shown, total, noun) if total is not None and total > shown else None
+
     def message(self) -> str:
         """``50 of 6,250 runs; --limit N or --all for more``."""
         nouns = plural(2, self.noun, self.plural_form).split(" ", 1)[1]
