@@ -6,7 +6,7 @@ from typing import Any, Literal
 
 import click
 
-from .context import as_of_option, open_fresh_views, open_store_for, run_async
+from .context import as_of_option, run_listing, run_on_views
 from .input_limits import BoundedInt
 from .output import (
     Column,
@@ -96,20 +96,13 @@ def list_(
 
     filters: dict[str, Any] = {"artifact_type": artifact_type, "run": run_ref, "name": name}
 
-    async def body() -> tuple[list[Any], int | None]:
-        async with open_store_for() as store, open_fresh_views(store) as views:
-            listed = await views.query.artifacts(**filters, limit=limit)
-            if limit is None or len(listed) < limit:
-                return listed, None
-            return listed, await views.query.count_artifacts(**filters)
-
-    found, total = run_async(body)
-    items = mask_secrets([artifact_item(a) for a in found], show=show_secrets)
-    cut = (
-        ListingCut(len(found), total, "artifact")
-        if total is not None and total > len(found)
-        else None
+    found, total = run_listing(
+        lambda views: views.query.artifacts(**filters, limit=limit),
+        lambda views: views.query.count_artifacts(**filters),
+        limit,
     )
+    items = mask_secrets([artifact_item(a) for a in found], show=show_secrets)
+    cut = ListingCut.of(len(found), total, "artifact")
 
     def table() -> None:
         if not found:
@@ -159,11 +152,7 @@ def describe(ref: str, as_of: str | None, show_secrets: bool, fmt: Format) -> No
     Example: metaledger artifact describe training_pipeline.train.model:1
     """
 
-    async def body() -> Any:
-        async with open_store_for() as store, open_fresh_views(store, as_of) as views:
-            return await views.query.artifact(ref)
-
-    found = run_async(body)
+    found = run_on_views(lambda views: views.query.artifact(ref), as_of)
     item = artifact_item(found)
     item["consumers"] = [
         {
@@ -322,16 +311,15 @@ def lineage(
     """
     from .context import app
 
-    async def body() -> Any:
-        async with open_store_for() as store, open_fresh_views(store, as_of) as views:
-            return await views.query.lineage(
-                artifact=None if is_run else ref,
-                run=ref if is_run else None,
-                direction=direction or "both",
-                depth=depth,
-            )
-
-    graph = run_async(body)
+    graph = run_on_views(
+        lambda views: views.query.lineage(
+            artifact=None if is_run else ref,
+            run=ref if is_run else None,
+            direction=direction or "both",
+            depth=depth,
+        ),
+        as_of,
+    )
     if out == "json" or json_flag or app().json_output:
         emit_json(graph)
     elif out == "dot":

@@ -18,6 +18,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
+from .text import plural, say
+
 if TYPE_CHECKING:
     from eventstore import EventStore, StoreLocation
     from projections import ProgressCallback, ProjectionFault, ProjectionStatus, Views
@@ -30,7 +32,9 @@ __all__ = [
     "open_store_for",
     "progress_bar",
     "run_async",
+    "run_listing",
     "run_on_store",
+    "run_on_views",
 ]
 
 T = TypeVar("T")
@@ -155,6 +159,36 @@ def run_on_store(action: Callable[[EventStore], Awaitable[T]]) -> T:
     return run_async(body)
 
 
+def run_on_views(action: Callable[[Views], Awaitable[T]], as_of: str | None = None) -> T:
+    """Open the store and its fresh views (as of ``--as-of``), run one read on them, close."""
+
+    async def body() -> T:
+        async with open_store_for() as store, open_fresh_views(store, as_of) as views:
+            return await action(views)
+
+    return run_async(body)
+
+
+def run_listing(
+    listing: Callable[[Views], Awaitable[list[T]]],
+    count: Callable[[Views], Awaitable[int]],
+    limit: int | None,
+    as_of: str | None = None,
+) -> tuple[list[T], int | None]:
+    """A listing of at most ``limit`` items, and the total when it may be cut (else None).
+
+    The count is asked only when the listing filled ``limit``: most listings are short.
+    """
+
+    async def action(views: Views) -> tuple[list[T], int | None]:
+        found = await listing(views)
+        if limit is None or len(found) < limit:
+            return found, None
+        return found, await count(views)
+
+    return run_on_views(action, as_of)
+
+
 @dataclass(frozen=True)
 class AsOf:
     """A past point of the log: a position or a time (``--as-of``)."""
@@ -215,8 +249,6 @@ async def open_fresh_views(store: EventStore, as_of: str | None = None) -> Async
     """The views brought up to the log's head, or replayed as of ``--as-of``."""
     from projections import open_views, views_as_of
 
-    from .output import say
-
     if as_of is not None:
         from projections.errors import QueryError
 
@@ -269,8 +301,6 @@ def _utc(value: datetime | None) -> str:
 
 def _note_faults(faults: Sequence[ProjectionFault]) -> None:
     """Say on stderr that some events are missing from the views (they could not apply)."""
-    from .output import plural, say
-
     if not faults:
         return
     positions = sorted({f.position for f in faults})
@@ -285,8 +315,6 @@ def _note_faults(faults: Sequence[ProjectionFault]) -> None:
 
 def _check_fresh(status: Sequence[ProjectionStatus], target: int) -> None:
     """Warn on stderr, and mark the command stale (exit 7), when a view is behind ``target``."""
-    from .output import say
-
     behind = [s for s in status if s.state != "live" or s.position < target]
     if not behind:
         return

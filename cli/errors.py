@@ -33,6 +33,7 @@ from collections.abc import Iterator
 import click
 
 from .interrupts import InterruptedAfter
+from .text import visible
 
 __all__ = [
     "EXIT_BUSY",
@@ -76,8 +77,6 @@ class CLIError(click.ClickException):
 
 
 def _visible(message: str) -> str:
-    from .output import visible
-
     return visible(message, keep_newlines=True)
 
 

@@ -13,6 +13,8 @@ from typing import Any
 
 import click
 
+from .text import visible
+
 __all__ = ["MAX_INT", "BoundedInt", "check_arguments", "parse_position"]
 
 #: The largest position, count or limit a command accepts (what SQLite and
@@ -21,8 +23,6 @@ MAX_INT = (1 << 63) - 1
 
 
 def _shown(text: str, width: int = 40) -> str:
-    from .output import visible
-
     shown = visible(text)
     return shown if len(shown) <= width else f"{shown[: width - 1]}…"
 

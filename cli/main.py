@@ -40,7 +40,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "cli.transfer:import_",
         "Import a JSON-lines export, rebuilding the exported log exactly.",
     ),
-    "copy": ("cli.transfer:copy", "Copy the store to another URI, then verify the copy."),
+    "copy": ("cli.transfer_copy:copy", "Copy the store to another URI, then verify the copy."),
 }
 
 

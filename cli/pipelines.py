@@ -6,7 +6,7 @@ from typing import Any
 
 import click
 
-from .context import as_of_option, open_fresh_views, open_store_for, run_async
+from .context import as_of_option, open_fresh_views, open_store_for, run_async, run_on_views
 from .output import Column, Format, emit, format_time, output_options, print_table, say
 from .runs import list_ as run_list
 
@@ -44,11 +44,7 @@ def list_(as_of: str | None, fmt: Format) -> None:
     Example: metaledger pipeline list --json
     """
 
-    async def body() -> list[Any]:
-        async with open_store_for() as store, open_fresh_views(store, as_of) as views:
-            return await views.query.pipelines()
-
-    found = run_async(body)
+    found = run_on_views(lambda views: views.query.pipelines(), as_of)
     items = [pipeline_item(p) for p in found]
 
     def table() -> None:

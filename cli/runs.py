@@ -12,7 +12,9 @@ from .context import (
     open_store_for,
     parse_time,
     run_async,
+    run_listing,
     run_on_store,
+    run_on_views,
 )
 from .errors import CLIError
 from .output import (
@@ -144,16 +146,14 @@ def list_(
         "until": until_at,
     }
 
-    async def body() -> tuple[list[Any], int | None]:
-        async with open_store_for() as store, open_fresh_views(store, as_of) as views:
-            found = await views.query.runs(**filters, limit=limit)
-            if limit is None or len(found) < limit:
-                return found, None
-            return found, await views.query.count_runs(**filters)
-
-    runs, total = run_async(body)
+    runs, total = run_listing(
+        lambda views: views.query.runs(**filters, limit=limit),
+        lambda views: views.query.count_runs(**filters),
+        limit,
+        as_of,
+    )
     items = mask_secrets([run_item(r) for r in runs], show=show_secrets)
-    cut = ListingCut(len(runs), total, "run") if total is not None and total > len(runs) else None
+    cut = ListingCut.of(len(runs), total, "run")
 
     def table() -> None:
         if not runs:
@@ -212,11 +212,7 @@ def describe(
     Example: metaledger run describe training_pipeline-2026_11_28-08_00_00_000000
     """
 
-    async def body() -> Any:
-        async with open_store_for() as store, open_fresh_views(store, as_of) as views:
-            return await views.query.run(run_ref)
-
-    found = run_async(body)
+    found = run_on_views(lambda views: views.query.run(run_ref), as_of)
     # Config, parameters, metadata and errors can hold credentials: mask them all.
     item = mask_secrets(describe_item(found), show=show_secrets)
     steps = item["steps"]

@@ -6,7 +6,7 @@ from typing import Any
 
 import click
 
-from .context import as_of_option, open_fresh_views, open_store_for, run_async, run_on_store
+from .context import as_of_option, run_on_store, run_on_views
 from .errors import CLIError
 from .output import Column, Format, emit, output_options, print_table, say
 
@@ -108,11 +108,7 @@ def list_(fmt: Format, as_of: str | None) -> None:
     Example: metaledger stack list --json
     """
 
-    async def body() -> list[Any]:
-        async with open_store_for() as store, open_fresh_views(store, as_of) as views:
-            return await views.query.stacks()
-
-    items = [_item(s) for s in run_async(body)]
+    items = [_item(s) for s in run_on_views(lambda views: views.query.stacks(), as_of)]
     extra_types = sorted({t for i in items for t in i["components"]} - set(_MAIN_TYPES))
 
     def table() -> None:
@@ -146,11 +142,7 @@ def describe(name: str | None, fmt: Format, as_of: str | None) -> None:
     Example: metaledger stack describe default
     """
 
-    async def body() -> Any:
-        async with open_store_for() as store, open_fresh_views(store, as_of) as views:
-            return await views.query.stack(name)
-
-    found = run_async(body)
+    found = run_on_views(lambda views: views.query.stack(name), as_of)
     item = _item(found)
 
     def table() -> None:

@@ -441,3 +441,14 @@ def test_a_fitted_table_never_exceeds_the_terminal(rows: list[list[str]], width:
     for text in (row[0] for row in rows):
         for size in (1, 5, 12):
             assert cell_len(_ellipsize(text, size, "middle")) <= size
+
+
+def test_a_listing_is_cut_only_when_the_total_is_larger() -> None:
+    """``ListingCut.of``: the one rule every listing's footer follows."""
+    from cli.output import ListingCut
+
+    assert ListingCut.of(100, None, "run") is None  # not filled: no count asked
+    assert ListingCut.of(100, 100, "run") is None  # exactly all of them
+    cut = ListingCut.of(100, 6250, "run")
+    assert cut is not None
+    assert cut.message() == "100 of 6,250 runs; --limit N or --all for more"
