@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from uuid import UUID, uuid4
 
 from .events import ComponentRegistered, Event, StackRegistered, WorkspaceActiveStackSet
+from .metadata_stores import THIS_STORE
 from .workspace import WorkspaceState
 
 if TYPE_CHECKING:
@@ -47,8 +48,9 @@ async def ensure_default_stack(store: EventStore, artifact_path: Path | None = N
     defaults: dict[str, tuple[str, dict[str, Any]]] = {
         "orchestrator": ("local", {}),
         "artifact_store": ("local", {"path": str(path)}),
-        # The metadata store is this store itself, whichever backend holds it.
-        "metadata_store": (store.location.kind, {"uri": store.uri}),
+        # The metadata store is this store itself, whichever backend holds it: recorded
+        # as "this store", not a path, so an export or a copy still points at itself.
+        "metadata_store": (store.location.kind, {"uri": THIS_STORE}),
     }
     chosen: list[UUID] = []
 

@@ -12,6 +12,7 @@ Every error derives from one base, so a caller can catch the whole family::
     │   ├── StoreFullError              the disk (or the configured page limit) is full
     │   ├── StoreClosedError            the handle was used after close
     │   ├── BackendUnavailableError     a server backend cannot be reached or its driver is missing
+    │   │   └── MetadataStoreUnreachableError  a stack's metadata store cannot be opened
     │   ├── UnsupportedURIError         a store URI with a scheme metaledger does not know
     │   └── StoreOptionError            an option the store's backend does not take (or a bad value)
     ├── AppendError                     one append was refused; nothing of it was stored
@@ -57,6 +58,7 @@ __all__ = [
     "LedgerError",
     "LifecycleError",
     "LogMismatchError",
+    "MetadataStoreUnreachableError",
     "NotAStoreError",
     "NotFoundError",
     "ReadOnlyStoreError",
@@ -128,6 +130,10 @@ class StoreClosedError(StoreError, RuntimeError):
 
 class BackendUnavailableError(StoreError, ConnectionError):
     """Raised when a server backend cannot be reached or its driver is not installed."""
+
+
+class MetadataStoreUnreachableError(BackendUnavailableError):
+    """Raised when a stack's metadata store cannot be opened (its message names both)."""
 
 
 class UnsupportedURIError(StoreError, ValueError):

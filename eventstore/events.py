@@ -31,11 +31,13 @@ __all__ = [
     "ComponentRegistered",
     "ComponentRenamed",
     "ComponentUpdated",
+    "DescribedComponent",
     "Event",
     "FlavorRegistered",
     "MetadataLogged",
     "RunDeleted",
     "RunFinished",
+    "RunStackDescribed",
     "RunStarted",
     "RunStatus",
     "StackDeleted",
@@ -187,6 +189,33 @@ class FlavorRegistered(Event, frozen=True, tag="flavor.registered"):
 # -- pipeline runs: stream ``run-<run_id>`` ------------------------------------
 
 
+class DescribedComponent(msgspec.Struct, frozen=True, kw_only=True):
+    """One component of a stack described in a run (see :class:`RunStackDescribed`)."""
+
+    component_id: UUID
+    type: ComponentType
+    flavor: Name
+    name: Name
+    #: The configuration with secrets masked (it travels to another store).
+    configuration: JsonObject = {}
+
+
+class RunStackDescribed(Event, frozen=True, tag="run.stack_described"):
+    """The stack of a run recorded in another store than the stack's (its home store).
+
+    Written just before the run's ``run.started``, in the same append and stream,
+    only when the run goes to a metadata store that is not the home store: that
+    store's workspace does not know the stack, so the run carries its description.
+    """
+
+    run_id: UUID
+    stack_id: UUID
+    name: Name
+    components: list[DescribedComponent] = []
+    #: The home store that holds the stack (its URI, credentials masked).
+    home: str = ""
+
+
 class RunStarted(Event, frozen=True, tag="run.started"):
     """A pipeline run started on a stack."""
 
@@ -289,6 +318,7 @@ AnyEvent = (
     | StackDeleted
     | WorkspaceActiveStackSet
     | FlavorRegistered
+    | RunStackDescribed
     | RunStarted
     | StepStarted
     | ArtifactConsumed

@@ -58,6 +58,7 @@ from .events import (
     MetadataLogged,
     RunDeleted,
     RunFinished,
+    RunStackDescribed,
     RunStarted,
     StackDeleted,
     StackRegistered,
@@ -177,7 +178,11 @@ def fold_event(state: DomainState, event: Event, version: int | None = None) -> 
         return
     run = state.run(run_id)
     run.apply(event, run.version + 1 if version is None else version)
-    if isinstance(event, StepStarted):
+    if isinstance(event, RunStackDescribed):
+        # A run recorded away from its stack's home store names a stack this
+        # store's workspace never saw: the description makes it known here.
+        state.known_stacks.add(event.stack_id)
+    elif isinstance(event, StepStarted):
         state.step_runs.setdefault(event.step_run_id, run_id)
     elif isinstance(event, ArtifactProduced):
         state.artifacts.add(event.artifact_id)
@@ -289,8 +294,14 @@ def _check_run(state: DomainState, event: Event, event_id: str | None) -> None:
     run_id: UUID = getattr(event, "run_id")  # noqa: B009 (every run event has one)
     run = state.runs.get(run_id) or state.run(run_id)
     match event:
+        case RunStackDescribed():
+            if run.started:
+                raise InvalidStateError(
+                    f"run {run_id} already started: its stack is described before run.started"
+                )
         case RunStarted():
-            if run.version:
+            # ``started``, not the stream's version: a run.stack_described may precede.
+            if run.started:
                 raise AlreadyExistsError(f"run {run_id} already exists")
             if event.stack_id is not None and event.stack_id not in state.known_stacks:
                 raise NotFoundError("stack", str(event.stack_id))

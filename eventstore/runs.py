@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import contextlib
 import difflib
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID, uuid4
@@ -47,6 +47,7 @@ from .errors import (
 )
 from .events import (
     ARTIFACT_TYPES,
+    RunStackDescribed,
     ArtifactConsumed,
     ArtifactProduced,
     Event,
@@ -60,8 +61,10 @@ from .events import (
     StepStarted,
     StepStatus,
 )
-from .fold_states import RunState, StepState
+from .fold_states import RunState, StackState, StepState, WorkspaceState
 from .log import Log
+from .metadata_stores import describe_stack
+from .secret_masking import mask_uri_credentials
 from .rules import DomainState, check_events, step_run_owner
 from .stream_ids import (
     ARTIFACT_NAMESPACE,
@@ -135,6 +138,9 @@ def _short_repr(value: Any) -> str:
 
 
 Decide = Callable[[RunState], Sequence[Event | NewEvent]]
+#: Given the workspace and a run's stack: the run commands of the store that
+#: records that stack's runs, or None for this store (see ``EventStore._route``).
+Router = Callable[[WorkspaceState, StackState], Awaitable["RunCommands | None"]]
 
 
 class PipelineRun:
@@ -493,9 +499,12 @@ class StepRun:
 class RunCommands:
     """Start, find and delete pipeline runs: commands on a log, checked against its workspace."""
 
-    def __init__(self, log: Log, workspace: WorkspaceCommands) -> None:
+    def __init__(
+        self, log: Log, workspace: WorkspaceCommands, *, router: Router | None = None
+    ) -> None:
         self.log = log
         self.workspace_commands = workspace
+        self.router = router
 
     async def start_run(
         self,
@@ -507,19 +516,48 @@ class RunCommands:
         config: Mapping[str, Any] | None = None,
         tags: Sequence[str] = (),
         run_id: UUID | None = None,
+        described: RunStackDescribed | None = None,
     ) -> PipelineRun:
         """Start a pipeline run on ``stack`` (name or id; default: the active stack).
 
-        ``run_name`` must be unique among live runs (:class:`RunNameTakenError`
-        otherwise); the default, ``<pipeline>-<UTC time to the microsecond>``,
-        gets a random suffix in the rare case that it is taken.
+        The run is recorded in that stack's metadata store (decided now, once:
+        the whole run lands there): this store, or another one, opened on demand
+        (see :mod:`eventstore.metadata_stores`); the handle returned writes there.
+        ``run_name`` must be unique among live runs of that store
+        (:class:`RunNameTakenError` otherwise); the default,
+        ``<pipeline>-<UTC time to the microsecond>``, gets a random suffix in the
+        rare case that it is taken. ``described`` is given by a home store routing
+        a run here: the run's stack, which this store's workspace does not hold.
         """
-        workspace = await self.workspace_commands.workspace()
-        if stack is not None:
-            stack_id: UUID | None = workspace.stack(stack).stack_id
-        else:
-            stack_id = workspace.active_stack_id
         run_id = run_id or uuid4()
+        if described is not None:
+            workspace = WorkspaceState()
+            stack_id: UUID | None = described.stack_id
+        else:
+            workspace = await self.workspace_commands.workspace()
+            if stack is not None:
+                stack_id = workspace.stack(stack).stack_id
+            else:
+                stack_id = workspace.active_stack_id
+            if stack_id is not None and self.router is not None:
+                chosen = workspace.stacks[stack_id]
+                elsewhere = await self.router(workspace, chosen)
+                if elsewhere is not None:
+                    return await elsewhere.start_run(
+                        pipeline_name,
+                        run_name=run_name,
+                        orchestrator_run_id=orchestrator_run_id,
+                        config=config,
+                        tags=tags,
+                        run_id=run_id,
+                        described=RunStackDescribed(
+                            run_id=run_id,
+                            stack_id=chosen.stack_id,
+                            name=chosen.name,
+                            components=describe_stack(workspace, chosen),
+                            home=mask_uri_credentials(self.log.uri),
+                        ),
+                    )
         for attempt in range(_RETRIES):
             started = _now()
             name = run_name or f"{pipeline_name}-{started:%Y_%m_%d-%H_%M_%S_%f}"
@@ -538,9 +576,9 @@ class RunCommands:
             # Values first (a name that is not valid text is an InvalidEventError),
             # then the domain rules every path into the log shares (eventstore.rules).
             self.log.encode_events([event])
+            known = set(workspace.stacks) | ({described.stack_id} if described else set())
             check_events(
-                DomainState(workspace, known_stacks=set(workspace.stacks)),
-                [(run_stream(run_id), event, None)],
+                DomainState(workspace, known_stacks=known), [(run_stream(run_id), event, None)]
             )
             generation, holder = await self._run_name_slot(name)
             if holder is not None:
@@ -548,10 +586,11 @@ class RunCommands:
                     continue
                 raise RunNameTakenError(name, holder)
             claim = NewEvent(event, run_name_event_id(name, generation))
+            # A run away from its stack's home store carries the stack's description,
+            # just before its run.started, in the same append: the run lands whole.
+            items: list[Event | NewEvent] = [claim] if described is None else [described, claim]
             try:
-                result = await self.log.append(
-                    run_stream(run_id), [claim], expected_version=NO_STREAM
-                )
+                result = await self.log.append(run_stream(run_id), items, expected_version=NO_STREAM)
             except ConcurrencyError as exc:
                 raise AlreadyExistsError(f"run {run_id} already exists") from exc
             except EventIdConflictError:

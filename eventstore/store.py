@@ -17,12 +17,18 @@ import os
 from collections.abc import AsyncIterator, Callable
 from typing import Any, Concatenate, Generic, ParamSpec, TypeVar, overload
 
+from uuid import UUID
+
 import anyio
 
 from .backend import Backend
 from .codec import DEFAULT_MAX_EVENT_BYTES, EventCodec
+from .errors import MetadataStoreUnreachableError, StoreClosedError, UnsupportedURIError
+from .fold_states import StackState, WorkspaceState
 from .log import Log
 from .logs import get_logger
+from .metadata_stores import MetadataTarget, resolve_metadata_store, stack_metadata_store
+from .routing import MetadataStores
 from .runs import RunCommands
 from .store_factories import factory_for, resolve_store
 from .uri import Durability, StoreLocation
@@ -70,7 +76,52 @@ class EventStore:
         self.log = log
         self.location = location
         self.workspace_commands = WorkspaceCommands(log)
-        self.run_commands = RunCommands(log, self.workspace_commands)
+        self.run_commands = RunCommands(log, self.workspace_commands, router=self._route)
+        #: The other stores this one records runs into, opened on demand (set by open_store).
+        self.metadata_stores: MetadataStores | None = None
+
+    def metadata_target(self, workspace: WorkspaceState, stack: StackState) -> MetadataTarget:
+        """Where ``stack``'s runs go, seen from this (home) store.
+
+        MetadataStoreUnreachableError when its metadata store is of a flavor or
+        URI metaledger cannot record into.
+        """
+        component = stack_metadata_store(workspace, stack)
+        try:
+            return resolve_metadata_store(component, self.location)
+        except UnsupportedURIError as exc:
+            raise MetadataStoreUnreachableError(f"stack {stack.name!r}: {exc}") from exc
+
+    async def runs_store(self, stack: str | UUID | None = None) -> EventStore:
+        """The store recording the runs of ``stack`` (default: the active stack).
+
+        This store itself, or the stack's metadata store, opened (and created)
+        on first use and closed with this store. A store without an active
+        stack records its runs itself. MetadataStoreUnreachableError, naming the
+        stack and the metadata store, when that store cannot be opened.
+        """
+        workspace = await self.workspace()
+        if stack is None and workspace.active_stack_id is None:
+            return self
+        found = workspace.stack(stack if stack is not None else workspace.active_stack_id)  # type: ignore[arg-type]
+        return await self._store_for(workspace, found)
+
+    async def _store_for(self, workspace: WorkspaceState, stack: StackState) -> EventStore:
+        target = self.metadata_target(workspace, stack)
+        if target.is_home:
+            return self
+        assert target.location is not None
+        if self.metadata_stores is None:
+            raise StoreClosedError("the store is not open: use it inside `async with open_store()`")
+        component = stack_metadata_store(workspace, stack)
+        return await self.metadata_stores.open(
+            target.location, stack=stack.name, component=component.name if component else ""
+        )
+
+    async def _route(self, workspace: WorkspaceState, stack: StackState) -> RunCommands | None:
+        """The run commands of the store recording ``stack``'s runs, None for this store."""
+        other = await self._store_for(workspace, stack)
+        return None if other is self else other.run_commands
 
     @property
     def backend(self) -> Backend:
@@ -192,9 +243,20 @@ async def open_store(
     # The body's own exception is kept out of the task group, so the caller sees
     # it as raised (not wrapped in an ExceptionGroup) after the writer drained.
     body_error: BaseException | None = None
+    def open_other(where: StoreLocation) -> contextlib.AbstractAsyncContextManager[EventStore]:
+        # A metadata store never gets a default stack: its stacks are the home's.
+        return open_store(
+            where,
+            default_stack=False,
+            poll_interval=poll_interval,
+            max_event_bytes=max_event_bytes,
+            codec=codec,
+        )
+
     try:
         async with anyio.create_task_group() as group:
             await group.start(store.log._run_writer)
+            others = store.metadata_stores = MetadataStores(group, open_other)
             try:
                 # Only the open that created the store: an existing empty log (an
                 # import or copy target) is never written to behind its user's back.
@@ -206,6 +268,7 @@ async def open_store(
             except BaseException as exc:
                 body_error = exc
             finally:
+                others.close()
                 store.log._close_writer()
     finally:
         with anyio.CancelScope(shield=True):

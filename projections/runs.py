@@ -2,7 +2,10 @@
 
 A run row carries its status, times, duration, error and step counts by
 status; a step row its status, times, parameters, cache key and error; inputs,
-outputs and metadata have their own tables. A ``run.deleted`` tombstone removes
+outputs and metadata have their own tables. ``described_stacks`` holds the
+stacks that runs recorded away from their home store described
+(``run.stack_described``): the latest description of each stack, so a run's
+stack has a name and components in a store whose workspace never held it. A ``run.deleted`` tombstone removes
 the run's rows: the views forget it, the log keeps it.
 """
 
@@ -17,6 +20,7 @@ from eventstore import (
     MetadataLogged,
     RunDeleted,
     RunFinished,
+    RunStackDescribed,
     RunStarted,
     StepFinished,
     StepStarted,
@@ -37,7 +41,8 @@ class RunsProjection(Projection):
 
     name = "runs"
     #: v2: the newest-first index covers the position tie-break.
-    version = 2
+    #: v3: ``described_stacks`` (run.stack_described).
+    version = 3
     tables = {
         "runs": Table(
             "run_id TEXT NOT NULL, pipeline_name TEXT NOT NULL, run_name TEXT NOT NULL, "
@@ -78,11 +83,17 @@ class RunsProjection(Projection):
             "value TEXT NOT NULL, position BIGINT NOT NULL",
             "run_id, step_run_id, key",
         ),
+        "described_stacks": Table(
+            "stack_id TEXT NOT NULL, name TEXT NOT NULL, components TEXT NOT NULL, "
+            "home TEXT NOT NULL, position BIGINT NOT NULL",
+            "stack_id",
+        ),
     }
 
     def handlers(self) -> Mapping[type[Event], Handler]:
         """One handler per run event."""
         return {
+            RunStackDescribed: self._run_stack_described,
             RunStarted: self._run_started,
             StepStarted: self._step_started,
             ArtifactConsumed: self._artifact_consumed,
@@ -92,6 +103,19 @@ class RunsProjection(Projection):
             RunFinished: self._run_finished,
             RunDeleted: self._run_deleted,
         }
+
+    @staticmethod
+    def _run_stack_described(e: RunStackDescribed, c: EventContext) -> Iterable[Op]:
+        components = [
+            {"type": m.type, "flavor": m.flavor, "name": m.name, "configuration": m.configuration}
+            for m in e.components
+        ]
+        yield (
+            "INSERT INTO {described_stacks} (stack_id, name, components, home, position) "
+            "VALUES (?, ?, ?, ?, ?) ON CONFLICT (stack_id) DO UPDATE SET name = excluded.name, "
+            "components = excluded.components, home = excluded.home, position = excluded.position",
+            (str(e.stack_id), e.name, to_json(components), e.home, c.position),
+        )
 
     @staticmethod
     def _run_started(e: RunStarted, c: EventContext) -> Iterable[Op]:

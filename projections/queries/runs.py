@@ -72,7 +72,10 @@ class RunView(msgspec.Struct, frozen=True):
 
 
 _RUN_COLUMNS = (
-    "r.run_id, r.pipeline_name, r.run_name, r.status, r.stack_id, s.name, r.orchestrator_run_id, "
+    "r.run_id, r.pipeline_name, r.run_name, r.status, r.stack_id, "
+    # A stack of another (home) store is known here by the description its runs carried.
+    "COALESCE(s.name, (SELECT d.name FROM described_stacks d WHERE d.stack_id = r.stack_id)), "
+    "r.orchestrator_run_id, "
     "r.started_at_us, r.finished_at_us, r.duration_us, r.error, r.config, r.tags, "
     + ", ".join(f"r.steps_{status}" for status in STEP_STATUSES)
 )
@@ -138,8 +141,11 @@ def _run_filter(
         where.append("r.status = ?")
         params.append(status)
     if stack is not None:
-        where.append("r.stack_id IN (SELECT stack_id FROM stacks WHERE name = ? OR stack_id = ?)")
-        params.extend([stack, stack])
+        where.append(
+            "r.stack_id IN (SELECT stack_id FROM stacks WHERE name = ? OR stack_id = ? "
+            "UNION SELECT stack_id FROM described_stacks WHERE name = ? OR stack_id = ?)"
+        )
+        params.extend([stack, stack, stack, stack])
     if since is not None:
         where.append("r.started_at_us >= ?")
         params.append(us_from_datetime(_aware(since)))
@@ -292,6 +298,19 @@ class RunQueries(ViewsReader):
 
         result: RunView = await self.views.read(body)
         return result
+
+    async def described_stack(self, stack_id: str) -> dict[str, Any] | None:
+        """The description runs carried of a stack of another home store, or None.
+
+        ``{"name", "components": [{"type", "flavor", "name", "configuration"}], "home"}``.
+        """
+        rows = await self.views.fetch(
+            "SELECT name, components, home FROM described_stacks WHERE stack_id = ?", (stack_id,)
+        )
+        if not rows:
+            return None
+        name, components, home = rows[0]
+        return {"name": name, "components": _json.decode(components), "home": home}
 
     async def steps(self, run_ref: str) -> list[StepView]:
         """The step runs of one run, in the order they started."""
