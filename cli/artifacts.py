@@ -6,7 +6,7 @@ from typing import Any, Literal
 
 import click
 
-from .context import as_of_option, run_listing, run_on_views
+from .context import as_of_option, run_listing, run_on_views, stack_option
 from .input_limits import BoundedInt
 from .output import (
     Column,
@@ -72,6 +72,7 @@ def artifact() -> None:
 @click.option("--type", "artifact_type", help="Only this artifact type (e.g. ModelArtifact).")
 @click.option("--run", "run_ref", metavar="RUN", help="Only artifacts produced by this run.")
 @click.option("--name", help="Only versions of this artifact name.")
+@stack_option
 @limit_options(100, "artifact")
 @wide_option
 @show_secrets_option
@@ -100,6 +101,7 @@ def list_(
         lambda views: views.query.artifacts(**filters, limit=limit),
         lambda views: views.query.count_artifacts(**filters),
         limit,
+        runs=True,
     )
     items = mask_secrets([artifact_item(a) for a in found], show=show_secrets)
     cut = ListingCut.of(len(found), total, "artifact")
@@ -140,6 +142,7 @@ def list_(
 
 @artifact.command("describe")
 @click.argument("ref", metavar="ID")
+@stack_option
 @as_of_option
 @show_secrets_option
 @output_options()
@@ -152,7 +155,7 @@ def describe(ref: str, as_of: str | None, show_secrets: bool, fmt: Format) -> No
     Example: metaledger artifact describe training_pipeline.train.model:1
     """
 
-    found = run_on_views(lambda views: views.query.artifact(ref), as_of)
+    found = run_on_views(lambda views: views.query.artifact(ref), as_of, runs=True)
     item = artifact_item(found)
     item["consumers"] = [
         {
@@ -295,6 +298,7 @@ def lineage_dot(graph: Any) -> str:
     "--format", "out", type=click.Choice(["tree", "json", "dot"]), default="tree", show_default=True
 )
 @click.option("--json", "json_flag", is_flag=True, help="The same as --format json.")
+@stack_option
 @as_of_option
 def lineage(
     ref: str,
@@ -319,6 +323,7 @@ def lineage(
             depth=depth,
         ),
         as_of,
+        runs=True,
     )
     if out == "json" or json_flag or app().json_output:
         emit_json(graph)

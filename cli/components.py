@@ -185,17 +185,22 @@ def _list(fmt: Format, as_of: str | None, show_secrets: bool) -> None:
 def _describe(name: str | None, fmt: Format, as_of: str | None, show_secrets: bool) -> None:
     component_type = _component_type()
 
-    async def body() -> tuple[Any, bool]:
+    async def body() -> tuple[Any, bool, dict[str, Any] | None]:
         async with open_store_for() as store, open_fresh_views(store, as_of) as views:
             found = await views.query.component(component_type, name)
+            facts = None
+            if found.type == "metadata_store":
+                from .metadata_facts import metadata_store_facts
+
+                facts = await metadata_store_facts(store, found)
             try:
                 active = await views.query.stack()
             except LookupError:
-                return found, False
+                return found, False, facts
             ids = {c.component_id for c in active.components.values()}
-            return found, found.component_id in ids
+            return found, found.component_id in ids, facts
 
-    found, active = run_async(body)
+    found, active, facts = run_async(body)
     configuration = mask_secrets(found.configuration, show=show_secrets)
     item = {
         "name": found.name,
@@ -209,6 +214,9 @@ def _describe(name: str | None, fmt: Format, as_of: str | None, show_secrets: bo
         "created_at": found.created_at,
         "updated_at": found.updated_at,
     }
+    if facts is not None:
+        # Where the runs of stacks using it go, and that store's state.
+        item["store"] = mask_secrets(facts, show=show_secrets)
 
     def table() -> None:
         rows: list[tuple[str, Any]] = [
@@ -217,7 +225,21 @@ def _describe(name: str | None, fmt: Format, as_of: str | None, show_secrets: bo
             ("NAME", found.name),
             ("UUID", found.component_id),
         ]
-        rows += [(key.upper(), _value(value)) for key, value in configuration.items()]
+        rows += [
+            (key.upper(), _value(value))
+            for key, value in configuration.items()
+            if not (facts is not None and key == "uri")
+        ]
+        if facts is not None:
+            shown = item["store"]
+            if shown["location"] is not None:
+                rows.append(("URI", f"{shown['location']} ({shown['how']})"))
+            reachable = "yes" if shown["reachable"] else "no"
+            if shown["error"]:
+                reachable += f" ({shown['error']})"
+            rows += [("REACHABLE", reachable), ("BACKEND", shown["backend"] or "")]
+            if shown["events"] is not None:
+                rows += [("EVENTS", f"{shown['events']:,}"), ("HEAD", shown["head_position"])]
         rows += [(f"LABEL {key}", value) for key, value in item["labels"].items()]
         rows += [
             ("STACKS", ", ".join(found.stacks)),

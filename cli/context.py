@@ -29,12 +29,14 @@ __all__ = [
     "AsOf",
     "app",
     "open_fresh_views",
+    "open_runs_store",
     "open_store_for",
     "progress_bar",
     "run_async",
     "run_listing",
     "run_on_store",
     "run_on_views",
+    "stack_option",
 ]
 
 T = TypeVar("T")
@@ -53,6 +55,8 @@ class AppContext:
     json_output: bool = False
     #: Why the views a read answered from are behind the log (exit 7), or None.
     stale: str | None = None
+    #: ``--stack NAME`` of a runs command: read that stack's metadata store.
+    runs_stack: str | None = None
     _location: StoreLocation | None = None
 
     @property
@@ -149,21 +153,61 @@ async def open_store_for(*, create: bool = False) -> AsyncIterator[EventStore]:
         yield store
 
 
-def run_on_store(action: Callable[[EventStore], Awaitable[T]]) -> T:
-    """Open the store the global options name, run one write command on it, close it."""
+@contextlib.asynccontextmanager
+async def open_runs_store() -> AsyncIterator[EventStore]:
+    """The store holding the runs of ``--stack`` (default: the active stack).
+
+    The home store (the one the global options name) holds the stacks; a
+    stack's metadata store says where its runs are: the home store itself or
+    another store, opened here (and closed with the home store). An unknown
+    stack is exit 4; a metadata store that cannot be opened, exit 6 naming both.
+    """
+    async with open_store_for() as home:
+        yield await home.runs_store(app().runs_stack)
+
+
+def _set_runs_stack(ctx: click.Context, param: click.Parameter, value: str | None) -> None:
+    if value is not None:
+        app().runs_stack = value
+
+
+def stack_option(function: Callable[..., Any]) -> Callable[..., Any]:
+    """Add ``--stack NAME`` to a command that reads (or writes) runs: whose metadata store."""
+    return click.option(
+        "--stack",
+        metavar="NAME",
+        expose_value=False,
+        callback=_set_runs_stack,
+        help="Use the runs of this stack's metadata store (default: the active stack's).",
+    )(function)
+
+
+def run_on_store(action: Callable[[EventStore], Awaitable[T]], *, runs: bool = False) -> T:
+    """Open the store the global options name, run one write command on it, close it.
+
+    ``runs``: on the store holding the runs of ``--stack`` or the active stack instead.
+    """
 
     async def body() -> T:
-        async with open_store_for() as store:
+        opened = open_runs_store() if runs else open_store_for()
+        async with opened as store:
             return await action(store)
 
     return run_async(body)
 
 
-def run_on_views(action: Callable[[Views], Awaitable[T]], as_of: str | None = None) -> T:
-    """Open the store and its fresh views (as of ``--as-of``), run one read on them, close."""
+def run_on_views(
+    action: Callable[[Views], Awaitable[T]], as_of: str | None = None, *, runs: bool = False
+) -> T:
+    """Open the store and its fresh views (as of ``--as-of``), run one read on them, close.
+
+    ``runs``: the views of the store holding the runs of ``--stack`` or the
+    active stack (see :func:`open_runs_store`).
+    """
 
     async def body() -> T:
-        async with open_store_for() as store, open_fresh_views(store, as_of) as views:
+        opened = open_runs_store() if runs else open_store_for()
+        async with opened as store, open_fresh_views(store, as_of) as views:
             return await action(views)
 
     return run_async(body)
@@ -174,6 +218,8 @@ def run_listing(
     count: Callable[[Views], Awaitable[int]],
     limit: int | None,
     as_of: str | None = None,
+    *,
+    runs: bool = False,
 ) -> tuple[list[T], int | None]:
     """A listing of at most ``limit`` items, and the total when it may be cut (else None).
 
@@ -186,7 +232,7 @@ def run_listing(
             return found, None
         return found, await count(views)
 
-    return run_on_views(action, as_of)
+    return run_on_views(action, as_of, runs=runs)
 
 
 @dataclass(frozen=True)

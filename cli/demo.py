@@ -45,7 +45,9 @@ def demo(ctx: click.Context, run_name: str | None, fmt: Format) -> None:
             )
             if fmt == "table":
                 return initialised, str(run_id), None
-            async with open_fresh_views(store) as views:
+            # The run went to the active stack's metadata store: read it there.
+            runs_store = await store.runs_store()
+            async with open_fresh_views(runs_store) as views:
                 return initialised, str(run_id), await views.query.run(str(run_id))
 
     initialised, run_id, found = run_async(body)

@@ -6,7 +6,14 @@ from typing import Any
 
 import click
 
-from .context import as_of_option, open_fresh_views, open_store_for, run_async, run_on_views
+from .context import (
+    as_of_option,
+    open_fresh_views,
+    open_runs_store,
+    run_async,
+    run_on_views,
+    stack_option,
+)
 from .output import Column, Format, emit, format_time, output_options, print_table, say
 from .runs import list_ as run_list
 
@@ -36,6 +43,7 @@ def pipeline() -> None:
 
 
 @pipeline.command("list")
+@stack_option
 @as_of_option
 @output_options()
 def list_(as_of: str | None, fmt: Format) -> None:
@@ -44,7 +52,7 @@ def list_(as_of: str | None, fmt: Format) -> None:
     Example: metaledger pipeline list --json
     """
 
-    found = run_on_views(lambda views: views.query.pipelines(), as_of)
+    found = run_on_views(lambda views: views.query.pipelines(), as_of, runs=True)
     items = [pipeline_item(p) for p in found]
 
     def table() -> None:
@@ -78,7 +86,7 @@ def _runs(name: str, **options: Any) -> None:
     as_of = options.get("as_of")
 
     async def check() -> None:
-        async with open_store_for() as store, open_fresh_views(store, as_of) as views:
+        async with open_runs_store() as store, open_fresh_views(store, as_of) as views:
             await views.query.pipelines(name)
 
     run_async(check)

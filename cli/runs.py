@@ -9,12 +9,13 @@ import click
 from .context import (
     as_of_option,
     open_fresh_views,
-    open_store_for,
+    open_runs_store,
     parse_time,
     run_async,
     run_listing,
     run_on_store,
     run_on_views,
+    stack_option,
 )
 from .errors import CLIError
 from .output import (
@@ -95,6 +96,15 @@ def _short(identifier: str) -> str:
     return identifier[:8]
 
 
+def _stack_filter(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """``run list --stack``: read that stack's metadata store, and only its runs."""
+    if value is not None:
+        from .context import app
+
+        app().runs_stack = value
+    return value
+
+
 @click.group()
 def run() -> None:
     """List, describe and delete pipeline runs.
@@ -106,7 +116,11 @@ def run() -> None:
 @run.command("list")
 @click.option("--pipeline", help="Only runs of this pipeline.")
 @click.option("--status", type=click.Choice(_RUN_STATUSES), help="Only runs in this status.")
-@click.option("--stack", help="Only runs on this stack (name or id).")
+@click.option(
+    "--stack",
+    callback=_stack_filter,
+    help="Only runs on this stack (name or id), read from its metadata store.",
+)
 @click.option("--since", help="Started at or after: ISO-8601 time or an age (2h, 7d).")
 @click.option("--until", help="Started at or before: ISO-8601 time or an age.")
 @limit_options(50, "run")
@@ -127,6 +141,9 @@ def list_(
     fmt: Format,
 ) -> None:
     """List pipeline runs, newest first.
+
+    Runs are read from the active stack's metadata store (or --stack's): the
+    home store itself, or the store the stack's metadata store names.
 
     At most --limit runs (50 unless given; --all or --limit 0 for every one); a
     cut listing says "50 of 6,250 runs" under the table, or on stderr with --json.
@@ -151,6 +168,7 @@ def list_(
         lambda views: views.query.count_runs(**filters),
         limit,
         as_of,
+        runs=True,
     )
     items = mask_secrets([run_item(r) for r in runs], show=show_secrets)
     cut = ListingCut.of(len(runs), total, "run")
@@ -192,6 +210,7 @@ def list_(
 
 @run.command("describe")
 @click.argument("run_ref", metavar="RUN")
+@stack_option
 @wide_option
 @as_of_option
 @show_secrets_option
@@ -212,10 +231,20 @@ def describe(
     Example: metaledger run describe training_pipeline-2026_11_28-08_00_00_000000
     """
 
-    found = run_on_views(lambda views: views.query.run(run_ref), as_of)
+    async def read(views: Any) -> tuple[Any, dict[str, Any] | None]:
+        found = await views.query.run(run_ref)
+        described = None
+        if found.stack_id is not None:
+            described = await views.query.described_stack(found.stack_id)
+        return found, described
+
+    found, described = run_on_views(read, as_of, runs=True)
     # Config, parameters, metadata and errors can hold credentials: mask them all.
     item = mask_secrets(describe_item(found), show=show_secrets)
     steps = item["steps"]
+    if described is not None:
+        # The run was recorded away from its stack's home store: its stack as described.
+        item["stack_description"] = described
 
     def table() -> None:
         import msgspec
@@ -237,6 +266,12 @@ def describe(
             rows.append(("CONFIG", msgspec.json.encode(item["config"]).decode()))
         if item["tags"]:
             rows.append(("TAGS", ", ".join(item["tags"])))
+        if described is not None:
+            rows.append(("STACK HOME", described["home"]))
+            rows += [
+                (f"STACK {c['type'].upper()}", f"{c['name']} ({c['flavor']})")
+                for c in described["components"]
+            ]
         rows += [(f"METADATA {k}", v) for k, v in item["metadata"].items()]
         print_properties(rows, title=f"Run '{found.run_name}'", headers=("RUN_PROPERTY", "VALUE"))
         print_table(
@@ -271,6 +306,7 @@ def describe(
 
 @run.command("delete")
 @click.argument("run_ref", metavar="RUN")
+@stack_option
 @click.option("--reason", default="", help="Why, recorded in the tombstone event.")
 @click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
 @output_options()
@@ -285,7 +321,7 @@ def delete(run_ref: str, reason: str, yes: bool, fmt: Format) -> None:
     import uuid
 
     async def resolve() -> Any:
-        async with open_store_for() as store, open_fresh_views(store) as views:
+        async with open_runs_store() as store, open_fresh_views(store) as views:
             return await views.query.run(run_ref)
 
     found = run_async(resolve)
@@ -296,7 +332,7 @@ def delete(run_ref: str, reason: str, yes: bool, fmt: Format) -> None:
     ):
         raise CLIError("not deleted")
 
-    run_on_store(lambda store: store.delete_run(uuid.UUID(found.run_id), reason=reason))
+    run_on_store(lambda store: store.delete_run(uuid.UUID(found.run_id), reason=reason), runs=True)
     result = {
         "action": "deleted",
         "type": "run",

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+from uuid import UUID
 
 import click
 
 from .context import as_of_option, run_on_store, run_on_views
 from .errors import CLIError
 from .output import Column, Format, emit, output_options, print_table, say
+
+if TYPE_CHECKING:
+    from eventstore import EventStore
 
 __all__ = ["stack"]
 
@@ -44,6 +49,27 @@ def _done(action: str, name: str, stack_id: Any, **extra: Any) -> dict[str, Any]
     return {"action": action, "type": "stack", "name": name, "id": str(stack_id), **extra}
 
 
+def _checked(change: Callable[[EventStore], Awaitable[UUID]]) -> tuple[UUID, list[str]]:
+    """Run a stack change, then the seed's stack validation on the stack it left.
+
+    The warnings (a local SQLite metadata store with an orchestrator that does
+    not run on this machine; a custom sqlite ``uri``) go to stderr; the change
+    stands, so stores made before keep working as they did.
+    """
+    from eventstore.metadata_stores import stack_warnings
+
+    async def action(store: EventStore) -> tuple[UUID, list[str]]:
+        stack_id = await change(store)
+        workspace = await store.workspace()
+        found = workspace.stacks[stack_id]
+        return stack_id, stack_warnings(workspace, found.components, found.name)
+
+    stack_id, warnings = run_on_store(action)
+    for warning in warnings:
+        say(f"Warning: {warning}.", err=True)
+    return stack_id, warnings
+
+
 @click.group()
 def stack() -> None:
     """Register, list, describe and change stacks.
@@ -75,6 +101,11 @@ def register(
 ) -> None:
     """Register a stack of existing components.
 
+    The metadata store (-m) decides where the stack's pipeline runs are
+    recorded. A local SQLite metadata store with an orchestrator that does not
+    run on this machine (anything but local, local_docker) is warned about, as
+    is a sqlite metadata store with a custom uri (the default is advised).
+
     Example: metaledger stack register custom_stack -o default -a default -m custom_sqlite --set
     """
     components = {
@@ -84,7 +115,7 @@ def register(
         **_component_options(extra),
     }
 
-    stack_id = run_on_store(
+    stack_id, warnings = _checked(
         lambda store: store.register_stack(
             name, components, description=description, set_active=set_active
         )
@@ -95,7 +126,9 @@ def register(
         if set_active:
             say(f"Active stack set to: `{name}`")
 
-    result = _done("registered", name, stack_id, components=components, active=set_active)
+    result = _done(
+        "registered", name, stack_id, components=components, active=set_active, warnings=warnings
+    )
     emit(result, fmt, text)
 
 
@@ -168,13 +201,15 @@ def describe(name: str | None, fmt: Format, as_of: str | None) -> None:
 @click.argument("name")
 @output_options()
 def set_(name: str, fmt: Format) -> None:
-    """Make a stack the active one.
+    """Make a stack the active one: new runs go to its metadata store.
+
+    Runs already recorded stay where they are; `run list` follows the active stack.
 
     Example: metaledger stack set custom_stack
     """
 
-    stack_id = run_on_store(lambda store: store.set_active_stack(name))
-    result = _done("activated", name, stack_id, active=True)
+    stack_id, warnings = _checked(lambda store: store.set_active_stack(name))
+    result = _done("activated", name, stack_id, active=True, warnings=warnings)
     emit(result, fmt, lambda: say(f"Active stack set to: `{name}`"))
 
 
@@ -213,8 +248,8 @@ def update(
     if not changes:
         raise CLIError("nothing to update: give -o, -a, -m, -c TYPE=NAME or -r TYPE")
 
-    stack_id = run_on_store(lambda store: store.update_stack(name, changes))
-    result = _done("updated", name, stack_id, changes=changes)
+    stack_id, warnings = _checked(lambda store: store.update_stack(name, changes))
+    result = _done("updated", name, stack_id, changes=changes, warnings=warnings)
     emit(result, fmt, lambda: say(f"Stack `{name}` updated."))
 
 

@@ -96,9 +96,7 @@ def _is_legacy_default(component: ComponentState) -> bool:
     return component.name == "default" and set(component.configuration) == {"uri"}
 
 
-def resolve_metadata_store(
-    component: ComponentState | None, home: StoreLocation
-) -> MetadataTarget:
+def resolve_metadata_store(component: ComponentState | None, home: StoreLocation) -> MetadataTarget:
     """The store a metadata store component records into, seen from ``home``.
 
     UnsupportedURIError for a flavor metaledger cannot record into (``mysql``)
@@ -199,11 +197,7 @@ def stack_warnings(
     local = metadata.flavor in LOCAL_METADATA_FLAVORS or (
         metadata.configuration.get("uri") == THIS_STORE and metadata.flavor == "sqlite"
     )
-    if (
-        local
-        and orchestrator is not None
-        and orchestrator.flavor not in LOCAL_ORCHESTRATOR_FLAVORS
-    ):
+    if local and orchestrator is not None and orchestrator.flavor not in LOCAL_ORCHESTRATOR_FLAVORS:
         warnings.append(
             f"stack {stack_name!r} combines the {orchestrator.flavor} orchestrator "
             f"{orchestrator.name!r} with the local SQLite metadata store {metadata.name!r}: "

@@ -70,9 +70,7 @@ class MetadataStores:
             self._open[key] = store
             return store
 
-    async def _hold(
-        self, location: StoreLocation, *, task_status: TaskStatus[EventStore]
-    ) -> None:
+    async def _hold(self, location: StoreLocation, *, task_status: TaskStatus[EventStore]) -> None:
         async with self._opener(location) as store:
             task_status.started(store)
             await self._closing.wait()

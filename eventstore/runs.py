@@ -47,13 +47,13 @@ from .errors import (
 )
 from .events import (
     ARTIFACT_TYPES,
-    RunStackDescribed,
     ArtifactConsumed,
     ArtifactProduced,
     Event,
     MetadataLogged,
     RunDeleted,
     RunFinished,
+    RunStackDescribed,
     RunStarted,
     RunStatus,
     Scalar,
@@ -64,8 +64,8 @@ from .events import (
 from .fold_states import RunState, StackState, StepState, WorkspaceState
 from .log import Log
 from .metadata_stores import describe_stack
-from .secret_masking import mask_uri_credentials
 from .rules import DomainState, check_events, step_run_owner
+from .secret_masking import mask_uri_credentials
 from .stream_ids import (
     ARTIFACT_NAMESPACE,
     RUN_NAME_NAMESPACE,
@@ -590,7 +590,9 @@ class RunCommands:
             # just before its run.started, in the same append: the run lands whole.
             items: list[Event | NewEvent] = [claim] if described is None else [described, claim]
             try:
-                result = await self.log.append(run_stream(run_id), items, expected_version=NO_STREAM)
+                result = await self.log.append(
+                    run_stream(run_id), items, expected_version=NO_STREAM
+                )
             except ConcurrencyError as exc:
                 raise AlreadyExistsError(f"run {run_id} already exists") from exc
             except EventIdConflictError:

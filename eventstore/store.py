@@ -16,7 +16,6 @@ import contextlib
 import os
 from collections.abc import AsyncIterator, Callable
 from typing import Any, Concatenate, Generic, ParamSpec, TypeVar, overload
-
 from uuid import UUID
 
 import anyio
@@ -243,6 +242,7 @@ async def open_store(
     # The body's own exception is kept out of the task group, so the caller sees
     # it as raised (not wrapped in an ExceptionGroup) after the writer drained.
     body_error: BaseException | None = None
+
     def open_other(where: StoreLocation) -> contextlib.AbstractAsyncContextManager[EventStore]:
         # A metadata store never gets a default stack: its stacks are the home's.
         return open_store(
