@@ -231,15 +231,9 @@ def _describe(name: str | None, fmt: Format, as_of: str | None, show_secrets: bo
             if not (facts is not None and key == "uri")
         ]
         if facts is not None:
-            shown = item["store"]
-            if shown["location"] is not None:
-                rows.append(("URI", f"{shown['location']} ({shown['how']})"))
-            reachable = "yes" if shown["reachable"] else "no"
-            if shown["error"]:
-                reachable += f" ({shown['error']})"
-            rows += [("REACHABLE", reachable), ("BACKEND", shown["backend"] or "")]
-            if shown["events"] is not None:
-                rows += [("EVENTS", f"{shown['events']:,}"), ("HEAD", shown["head_position"])]
+            from .metadata_facts import fact_rows
+
+            rows += fact_rows(item["store"])
         rows += [(f"LABEL {key}", value) for key, value in item["labels"].items()]
         rows += [
             ("STACKS", ", ".join(found.stacks)),

@@ -15,7 +15,7 @@ from uuid import UUID
 if TYPE_CHECKING:
     from eventstore import EventStore
 
-__all__ = ["metadata_store_facts"]
+__all__ = ["fact_rows", "metadata_store_facts"]
 
 
 async def metadata_store_facts(home: EventStore, found: Any) -> dict[str, Any]:
@@ -70,3 +70,17 @@ async def metadata_store_facts(home: EventStore, found: Any) -> dict[str, Any]:
     facts.update(reachable=True, backend=info.get("backend", target.location.kind))
     facts.update(events=info["events"], head_position=info["head_position"])
     return facts
+
+
+def fact_rows(shown: dict[str, Any]) -> list[tuple[str, Any]]:
+    """The facts as ``describe`` table rows: URI (resolved), REACHABLE, BACKEND, EVENTS, HEAD."""
+    rows: list[tuple[str, Any]] = []
+    if shown["location"] is not None:
+        rows.append(("URI", f"{shown['location']} ({shown['how']})"))
+    reachable = "yes" if shown["reachable"] else "no"
+    if shown["error"]:
+        reachable += f" ({shown['error']})"
+    rows += [("REACHABLE", reachable), ("BACKEND", shown["backend"] or "")]
+    if shown["events"] is not None:
+        rows += [("EVENTS", f"{shown['events']:,}"), ("HEAD", shown["head_position"])]
+    return rows

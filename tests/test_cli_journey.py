@@ -52,11 +52,20 @@ def test_a_users_journey(tmp_path: Path) -> None:
     )  # fmt: skip
     assert "custom_stack" in out
 
+    # The active stack's metadata store decides where the run goes: custom_sqlite's own store.
     described = metaledger(store, "demo")
     assert "evaluate" in described
     assert "FlakyStepError" in described
     [run] = json.loads(metaledger(store, "run", "list", "--json"))
     assert ("completed", "custom_stack") == (run["status"], run["stack"])
+    # Back on the default stack, runs go to the home store again (the rest of the journey).
+    metaledger(store, "stack", "set", "default")
+    assert [] == json.loads(metaledger(store, "run", "list", "--json"))
+    metaledger(store, "demo")
+    [run] = json.loads(metaledger(store, "run", "list", "--json"))
+    assert ("completed", "default") == (run["status"], run["stack"])
+    [away] = json.loads(metaledger(store, "run", "list", "--stack", "custom_stack", "--json"))
+    assert "custom_stack" == away["stack"]
 
     lineage = ("artifact", "lineage", "training_pipeline.evaluate.metrics", "--upstream")
     graph = json.loads(metaledger(store, *lineage, "--depth", "10", "--json"))
