@@ -56,7 +56,7 @@ class Shell:
 
 async def readme_example(store_path: str) -> None:
     """The README's "From an orchestrator" example, with only the store path given."""
-    async with open_store(store_path) as store:
+    async with open_store(store_path) as store:  # noqa: SIM117 (the README's shape)
         async with store.pipeline_run("training") as run:
             async with run.step("load") as step:
                 data = await step.produce("data", uri="file:///tmp/data.parquet")
@@ -156,7 +156,8 @@ class TestSQLiteMetadataStore:
         anyio.run(readme_example, str(home))
         assert 1 == len(anyio.run(_run_ids, first["store"]["location"]))
         described = sh.json("metadata-store", "describe", "custom_sqlite")["store"]
-        assert described["reachable"] and "sqlite" == described["backend"]
+        assert described["reachable"]
+        assert "sqlite" == described["backend"]
         assert described["events"] == described["head_position"] > 0
 
     def test_the_default_metadata_store_is_this_store(self, tmp_path: Path) -> None:
@@ -228,9 +229,11 @@ class TestSQLiteMetadataStore:
         assert "pw123" not in json.dumps(facts)
 
         async def record() -> None:
-            async with open_store(tmp_path / "home") as store:
-                async with store.pipeline_run("training", stack="team_stack"):
-                    pass
+            async with (
+                open_store(tmp_path / "home") as store,
+                store.pipeline_run("training", stack="team_stack"),
+            ):
+                pass
 
         from eventstore import MetadataStoreUnreachableError
 
@@ -351,7 +354,8 @@ class TestPostgresMetadataStore(PostgresPrefixes):
         assert 2 == len(anyio.run(_run_ids, team_uri))
         assert 1 == len(anyio.run(_run_ids, home))
         facts = sh.json("metadata-store", "describe", "team")["store"]
-        assert facts["reachable"] and "postgresql" == facts["backend"]
+        assert facts["reachable"]
+        assert "postgresql" == facts["backend"]
 
         sh("stack", "set", "default")
         assert [("training", "default")] == _names(sh.json("run", "list"))
