@@ -92,6 +92,9 @@ def test_readme_server_block_moves_the_local_store_up(tmp_path: Path, postgres_u
     runs = json.loads(_invoke("--store", postgres_uri, "--json", "run", "list"))
     assert ["completed"] == [run["status"] for run in runs]
     assert "ok:" in _invoke("--store", postgres_uri, "verify")
+    # The local home store's active stack is team_stack now: its runs are read on the server.
+    via_home = json.loads(_invoke("--store", str(local), "--json", "run", "list"))
+    assert [run["run_id"] for run in runs] == [run["run_id"] for run in via_home]
 
 
 def test_copy_into_a_store_init_wrote_says_what_to_do(tmp_path: Path) -> None:
