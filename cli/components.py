@@ -13,6 +13,7 @@ from typing import Any
 
 import click
 
+from . import metadata_migrate
 from .context import as_of_option, open_fresh_views, open_store_for, run_async, run_on_store
 from .errors import CLIError
 from .output import (
@@ -464,6 +465,7 @@ def _typed_group(command_name: str, component_type: str) -> click.Group:
 orchestrator = _typed_group("orchestrator", "orchestrator")
 artifact_store = _typed_group("artifact-store", "artifact_store")
 metadata_store = _typed_group("metadata-store", "metadata_store")
+metadata_store.add_command(metadata_migrate.migrate)
 
 
 @click.group("component")

@@ -22,10 +22,10 @@ from .output import Format, emit, output_options, plural, say
 from .transfer import stage_bars
 
 if TYPE_CHECKING:
-    from eventstore import CopyResult
+    from eventstore import CopyResult, StoreLocation
     from eventstore.transfer import StageProgress
 
-__all__ = ["copy"]
+__all__ = ["copy", "copy_to"]
 
 
 @click.command("copy")
@@ -76,10 +76,12 @@ def copy(target_uri: str, fmt: Format) -> None:
 _COPY_BARS = {"checking": "checking", "copying": "copying", "verifying": "verifying the copy"}
 
 
-async def _copy_body(target_uri: str) -> dict[str, Any]:
+async def _copy_body(target_uri: str | StoreLocation) -> dict[str, Any]:
     from eventstore import SameStoreError, open_store, resolve_store
 
     target_location = resolve_store(target_uri)
+    if not isinstance(target_uri, str):  # a location: name it without its credentials
+        target_uri = target_location.display
     async with open_store_for() as source:
         if target_location.same_place(source.location):
             raise CLIError(f"{target_uri} is the current store: copy it to another place")
@@ -163,3 +165,8 @@ async def _copied(
             f"{exc.copied} events were copied before it (run `metaledger verify`)",
             EXIT_DAMAGED,
         ) from None
+
+
+def copy_to(target: StoreLocation) -> dict[str, Any]:
+    """Copy the current store to ``target`` as `copy --to` does; the JSON result."""
+    return run_async(_copy_body, target)

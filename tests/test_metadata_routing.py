@@ -180,6 +180,21 @@ class TestSQLiteMetadataStore:
         )
         assert 1 == len(restored.json("run", "list"))
 
+    def test_migrate_moves_the_home_runs_to_a_metadata_store(self, tmp_path: Path) -> None:
+        """`metadata-store migrate NAME --set STACK`: then `run list` shows them there."""
+        sh = Shell(tmp_path / "home")
+        sh("demo")
+        sh("metadata-store", "register", "mine", "--flavor", "sqlite")
+        sh("stack", "register", "mine_stack", "-o", "default", "-a", "default", "-m", "mine")
+        [run] = sh.json("run", "list")
+        moved = sh.json("metadata-store", "migrate", "mine", "--set", "mine_stack")
+        assert moved["verified"]
+        assert "mine_stack" == moved["active_stack"]
+        assert [run["run_id"]] == [r["run_id"] for r in sh.json("run", "list")]
+        location = sh.json("metadata-store", "describe", "mine")["store"]["location"]
+        assert location == moved["to"]
+        assert "is this store" in sh("metadata-store", "migrate", "default", code=1).stderr
+
     def test_a_store_made_before_routing_keeps_recording_in_itself(self, tmp_path: Path) -> None:
         """An old default metadata store recorded the home's absolute URI, even after a move."""
 
