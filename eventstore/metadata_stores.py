@@ -194,9 +194,8 @@ def stack_warnings(
     orchestrator = workspace.components.get(orchestrator_id) if orchestrator_id else None
     if metadata is None:
         return warnings
-    local = metadata.flavor in LOCAL_METADATA_FLAVORS or (
-        metadata.configuration.get("uri") == THIS_STORE and metadata.flavor == "sqlite"
-    )
+    # "this store" on a SQLite home is recorded with flavor sqlite: local as well.
+    local = metadata.flavor in LOCAL_METADATA_FLAVORS
     if local and orchestrator is not None and orchestrator.flavor not in LOCAL_ORCHESTRATOR_FLAVORS:
         warnings.append(
             f"stack {stack_name!r} combines the {orchestrator.flavor} orchestrator "
