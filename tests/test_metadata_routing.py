@@ -142,6 +142,15 @@ class TestSQLiteMetadataStore:
         assert "STACK ORCHESTRATOR" in table
         assert "local2 (local)" in table
         assert b"hunter2" not in (custom / "ledger.db").read_bytes()
+        # The custom store stands on its own: it verifies, copies and imports (the rules
+        # accept a run.started naming a stack its own description made known).
+        away = Shell(custom)
+        assert "chain intact" in away("verify").stdout
+        away("copy", "--to", str(tmp_path / "copied"))
+        away("export", str(tmp_path / "away.jsonl"))
+        Shell(tmp_path / "imported")("import", str(tmp_path / "away.jsonl"))
+        [imported] = Shell(tmp_path / "imported").json("run", "list")
+        assert ("custom_stack", run["run_id"]) == (imported["stack"], imported["run_id"])
 
     def test_without_a_uri_each_component_gets_its_own_store(self, tmp_path: Path) -> None:
         """Under the data directory (beside the home store), one per component."""
