@@ -57,6 +57,9 @@ class AppContext:
     stale: str | None = None
     #: ``--stack NAME`` of a runs command: read that stack's metadata store.
     runs_stack: str | None = None
+    #: ``run list --stack`` is also a filter: a name no live stack has (a deleted
+    #: stack's, a typo) reads the active stack's store and simply matches nothing.
+    runs_stack_is_filter: bool = False
     _location: StoreLocation | None = None
 
     @property
@@ -162,8 +165,17 @@ async def open_runs_store() -> AsyncIterator[EventStore]:
     another store, opened here (and closed with the home store). An unknown
     stack is exit 4; a metadata store that cannot be opened, exit 6 naming both.
     """
+    from eventstore import NotFoundError
+
+    options = app()
     async with open_store_for() as home:
-        yield await home.runs_store(app().runs_stack)
+        try:
+            store = await home.runs_store(options.runs_stack)
+        except NotFoundError:
+            if not options.runs_stack_is_filter:
+                raise
+            store = await home.runs_store()
+        yield store
 
 
 def _set_runs_stack(ctx: click.Context, param: click.Parameter, value: str | None) -> None:

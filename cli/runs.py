@@ -102,6 +102,7 @@ def _stack_filter(ctx: click.Context, param: click.Parameter, value: str | None)
         from .context import app
 
         app().runs_stack = value
+        app().runs_stack_is_filter = True
     return value
 
 
