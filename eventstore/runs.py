@@ -21,7 +21,7 @@ name takes the next generation.
 
 Size: the run's fold, its handles (:class:`PipelineRun`, :class:`StepRun`) and the
 commands that open them share one stream's state and retry loop; they stay in
-one module (~640 lines): splitting them would pass that state between modules.
+one module (~690 lines): splitting them would pass that state between modules.
 """
 
 from __future__ import annotations
