@@ -39,6 +39,16 @@ store. ZenML users will recognise the shape: `metaledger stack list`,
   (`sqlite:///relative/path`, `sqlite:////absolute/path`), or
   `postgresql://user@host/db` (`postgresql+asyncpg://` and the other SQLAlchemy
   driver suffixes are accepted; metaledger always uses asyncpg).
+- **Home store and metadata stores**: the store `--store` names is the *home*
+  store: it holds the components, the stacks and the active stack. The active
+  stack's metadata store decides where pipeline runs are recorded: the home
+  store itself (the `default` stack's, shown by `metadata-store describe` with
+  its real path), a `sqlite` store at its `--uri` (or, without one, its own
+  store beside the home store), or a `postgresql` server store. `run`,
+  `pipeline` and `artifact` commands read the active stack's metadata store;
+  `--stack NAME` reads another's. A metadata store that cannot be opened exits
+  6 naming the stack and the store. `store describe`, `events`, `verify`,
+  `replay`, `export`, `import` and `copy` work on the home store.
 - **A store that does not exist**: `init` creates it (and its `default` stack);
   `demo`, `import` and `copy --to` create their target as `init` would; every
   other command says there is no store there, how to create one, and exits 3.
