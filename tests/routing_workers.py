@@ -4,12 +4,16 @@
 README's orchestrator example does (no stack named: the active stack decides),
 printing each run's id once it finished.
 
-``switch HOME COUNT A B``: sets the active stack to A, B, A, B... COUNT times.
+``switch HOME COUNT A B STOP``: sets the active stack to A, B, A, B... until the
+file STOP exists (the parent makes it once the recorders are done), at most
+COUNT times; prints "flipping" after the first flip, so the parent starts the
+recorders while the active stack keeps changing.
 """
 
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import anyio
 
@@ -30,11 +34,16 @@ async def record(home: str, count: int) -> None:
             sys.stdout.flush()
 
 
-async def switch(home: str, count: int, first: str, second: str) -> None:
-    """Flip the active stack ``count`` times."""
+async def switch(home: str, count: int, first: str, second: str, stop: str) -> None:
+    """Flip the active stack until ``stop`` exists, at most ``count`` times."""
     async with open_store(home, backend_options={"busy_timeout": 30.0}) as store:
         for index in range(count):
             await store.set_active_stack(first if index % 2 == 0 else second)
+            if index == 0:
+                sys.stdout.write("flipping\n")
+                sys.stdout.flush()
+            if Path(stop).exists():
+                break
 
 
 def main(argv: list[str]) -> None:

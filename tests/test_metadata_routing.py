@@ -317,15 +317,21 @@ def test_runs_land_whole_in_the_store_active_when_they_started(tmp_path: Path) -
     whole in exactly one store, the metadata store of the stack it started on."""
     home, custom = tmp_path / "home", tmp_path / "custom"
     _seed(Shell(home), ["--flavor", "sqlite", f"--uri={custom}"])
+    stop = tmp_path / "stop"
+    switcher = _spawn("switch", str(home), "100000", "default", "custom_stack", str(stop))
+    assert switcher.stdout is not None
+    assert "flipping\n" == switcher.stdout.readline()
     recorders = [_spawn("record", str(home), "12") for _ in range(2)]
-    switcher = _spawn("switch", str(home), "40", "default", "custom_stack")
     printed: list[uuid.UUID] = []
-    for child in [*recorders, switcher]:
+    for child in recorders:
         out, err = child.communicate(timeout=300)
         assert 0 == child.returncode, err
-        if child is not switcher:
-            printed += [uuid.UUID(line) for line in out.split()]
+        printed += [uuid.UUID(line) for line in out.split()]
+    stop.touch()
+    _, err = switcher.communicate(timeout=300)
+    assert 0 == switcher.returncode, err
     assert 24 == len(printed)
+    landed: dict[str, int] = {"home": 0, "custom": 0}
 
     async def check() -> None:
         async with (
@@ -344,6 +350,7 @@ def test_runs_land_whole_in_the_store_active_when_they_started(tmp_path: Path) -
                 started = events[0]
                 assert isinstance(started, RunStarted)
                 expected = "default" if here else "custom_stack"
+                landed["home" if here else "custom"] += 1
                 assert stack_ids[expected] == started.stack_id
                 assert 2 == sum(isinstance(e, StepStarted) for e in events)
                 assert 2 == sum(isinstance(e, StepFinished) for e in events)
@@ -351,6 +358,9 @@ def test_runs_land_whole_in_the_store_active_when_they_started(tmp_path: Path) -
                 assert "completed" == events[-1].status
 
     anyio.run(check)
+    # The stack flipped all along: runs went both ways.
+    assert landed["home"] > 0
+    assert landed["custom"] > 0
 
 
 class TestPostgresMetadataStore(PostgresPrefixes):
