@@ -52,7 +52,8 @@ def main(argv: list[str]) -> None:
     if command == "record":
         anyio.run(record, home, int(count))
     elif command == "switch":
-        anyio.run(switch, home, int(count), *rest)
+        first, second, stop = rest
+        anyio.run(switch, home, int(count), first, second, stop)
     else:
         raise SystemExit(f"unknown command {command!r}")
 
