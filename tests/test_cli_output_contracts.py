@@ -69,6 +69,7 @@ _WALK: dict[str, list[str]] = {
     "artifact-store update": ["a2", "--path=/tmp/b"],
     "artifact-store rename": ["a2", "a3"],
     "metadata-store register": ["m2", "--flavor", "sqlite"],
+    "metadata-store migrate": ["m2"],
     "metadata-store update": ["m2", "--uri=x"],
     "metadata-store rename": ["m2", "m3"],
     "component update": ["experiment-tracker", "tracker", "--uri=http://x"],
