@@ -31,6 +31,9 @@ async def metadata_store_facts(home: EventStore, found: Any) -> dict[str, Any]:
         name=found.name,
         configuration=dict(found.configuration),
         labels={},
+        # The view keeps no update flag: a component changed since it was made was updated
+        # (or renamed, which a "default" metadata store of an old store never was).
+        updated=found.updated_at != found.created_at,
     )
     facts: dict[str, Any] = {
         "location": None,

@@ -60,6 +60,8 @@ class ComponentState:
     configuration: dict[str, Any]
     labels: dict[str, str]
     deleted: bool = False
+    #: Whether its configuration was ever replaced (``component.updated``).
+    updated: bool = False
 
 
 @dataclass(slots=True)
@@ -109,6 +111,7 @@ class WorkspaceState:
                 )
             case ComponentUpdated() if component is not None:
                 component.configuration = dict(event.configuration)
+                component.updated = True
             case ComponentRenamed() if component is not None:
                 component.name = event.name
             case ComponentDeleted() if component is not None:

@@ -19,7 +19,7 @@ runs are recorded:
 
 Stores made before this module existed recorded their default metadata store
 as ``{"uri": <the home store's URI when it was made>}``. That component (named
-``default``, holding only a ``uri``) is read as "this store" too, so such a
+``default``, holding only that ``uri``, never updated) is read as "this store" too, so such a
 store keeps recording its runs where it always did, even moved or copied.
 
 :func:`stack_warnings` gives the seed's stack validation: a local SQLite
@@ -92,8 +92,20 @@ def default_metadata_root(home: StoreLocation) -> Path:
 
 
 def _is_legacy_default(component: ComponentState) -> bool:
-    """The default metadata store as stores made before routing recorded it."""
-    return component.name == "default" and set(component.configuration) == {"uri"}
+    """The default metadata store as stores made before routing recorded it.
+
+    ``ensure_default_stack`` registered it as ``default``, of the store's backend,
+    configured with the store's own URI as ``Log.uri`` spells it (``sqlite:////abs``
+    or ``postgresql://...``) and nothing else; one a user updated since is theirs.
+    """
+    uri = component.configuration.get("uri")
+    return (
+        component.name == "default"
+        and not component.updated
+        and set(component.configuration) == {"uri"}
+        and isinstance(uri, str)
+        and uri.startswith(("sqlite://", "postgresql://"))
+    )
 
 
 def resolve_metadata_store(component: ComponentState | None, home: StoreLocation) -> MetadataTarget:

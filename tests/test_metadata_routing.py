@@ -234,6 +234,15 @@ class TestSQLiteMetadataStore:
         facts = Shell(tmp_path / "old").json("metadata-store", "describe")["store"]
         assert str(tmp_path / "old") == facts["location"]
 
+    def test_an_updated_default_metadata_store_is_the_users(self, tmp_path: Path) -> None:
+        """`metadata-store update default --uri=...` moves the default stack's runs there."""
+        sh = Shell(tmp_path / "home")
+        sh("init")
+        sh("metadata-store", "update", "default", f"--uri={tmp_path / 'moved'}")
+        anyio.run(readme_example, str(tmp_path / "home"))
+        assert 1 == len(anyio.run(_run_ids, tmp_path / "moved"))
+        assert [] == anyio.run(_run_ids, tmp_path / "home")
+
     def test_an_unreachable_metadata_store_is_one_error_naming_stack_and_store(
         self, tmp_path: Path
     ) -> None:
