@@ -149,6 +149,21 @@ class TestServing:
         assert "Traceback" not in done.stderr
         assert not (tmp_path / "s").exists()
 
+    def test_a_port_in_use_is_one_line(self, tmp_path: Path) -> None:
+        import socket
+
+        with socket.socket() as taken:
+            taken.bind(("127.0.0.1", 0))
+            taken.listen()
+            port = taken.getsockname()[1]
+            done = subprocess.run(
+                [sys.executable, "-m", "cli", "--store", str(tmp_path / "s"), "serve",
+                 "--port", str(port)],
+                capture_output=True, text=True, timeout=60,
+            )  # fmt: skip
+        assert done.returncode == 1
+        assert done.stderr == f"Error: cannot listen on 127.0.0.1:{port}: Address already in use\n"
+
     def test_a_store_that_cannot_open_is_one_line_and_its_exit_code(self, tmp_path: Path) -> None:
         foreign = tmp_path / "foreign"
         foreign.mkdir()
