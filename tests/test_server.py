@@ -493,3 +493,28 @@ def _no_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
     """httpx honours proxy variables; the servers here are on loopback."""
     for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy"):
         monkeypatch.delenv(name, raising=False)
+
+
+class TestInProcess:
+    """``create_app(config)`` opens its own ledger in its lifespan (for in-process use)."""
+
+    async def test_the_lifespan_opens_and_closes_the_store(self, tmp_path: Path) -> None:
+        from server import ServerConfig, create_app
+
+        app = create_app(ServerConfig(store_uri=str(tmp_path / "store")))
+        async with app.router.lifespan_context(app):
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://local") as client:
+                assert (await client.get("/healthz")).json() == {"status": "ok"}
+                posted = await client.post(f"{API}/events", content=body_of(run_lines()))
+                assert posted.status_code == 201
+                stacks = (await client.get(f"{API}/stacks")).json()
+                assert [s["name"] for s in stacks] == ["default"]
+            ledger = app.state.ledger
+        assert ledger.stopping.is_set()
+        from eventstore import open_store
+
+        async with open_store(str(tmp_path / "store"), create=False) as store:
+            last = await store.stored_at(await store.head())
+        assert last is not None
+        assert last.type == "run.finished"
