@@ -113,7 +113,9 @@ def head_of(url: str, headers: dict[str, str] | None = None) -> int:
 class TestServing:
     """The process: it listens, answers probes, and stops cleanly."""
 
-    def test_healthz_and_readyz_answer_and_sigterm_stops_cleanly(self, store_uri: str) -> None:
+    def test_healthz_and_readyz_answer_and_a_signal_stops_cleanly(self, store_uri: str) -> None:
+        """SIGTERM (on SQLite) and SIGINT (on PostgreSQL) stop it gracefully: exit 0."""
+        sig = signal.SIGINT if "://" in store_uri else signal.SIGTERM
         opened = threading.Event()
         with running_server(store_uri) as server:
             assert httpx.get(f"{server.url}/healthz").json() == {"status": "ok"}
@@ -131,7 +133,7 @@ class TestServing:
             listener = threading.Thread(target=listen)
             listener.start()
             assert opened.wait(30)
-            assert server.stop(signal.SIGTERM) == 0
+            assert server.stop(sig) == 0
             listener.join(30)
             assert not listener.is_alive()
         assert "ledger_closed" in server.stderr()
