@@ -520,3 +520,26 @@ class TestInProcess:
             last = await store.stored_at(await store.head())
         assert last is not None
         assert last.type == "run.finished"
+
+
+class TestInflate:
+    """The bounded gzip inflation itself (no server)."""
+
+    def test_bounds_truncation_and_concatenated_members(self) -> None:
+        from starlette.exceptions import HTTPException
+
+        from server.bodies import inflate
+
+        data = bytes(range(256)) * 4000
+        packed = gzip.compress(data)
+        assert inflate(packed, len(data)) == data
+        with pytest.raises(HTTPException) as over:
+            inflate(packed, len(data) - 1)
+        assert over.value.status_code == 413
+        with pytest.raises(HTTPException) as cut:
+            inflate(packed[: len(packed) // 2], len(data))
+        assert cut.value.status_code == 400
+        assert inflate(packed + gzip.compress(b"tail"), len(data) + 4) == data + b"tail"
+        with pytest.raises(HTTPException) as second:
+            inflate(packed + gzip.compress(b"tail"), len(data) + 3)
+        assert second.value.status_code == 413
