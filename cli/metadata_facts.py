@@ -18,8 +18,13 @@ if TYPE_CHECKING:
 __all__ = ["fact_rows", "metadata_store_facts"]
 
 
-async def metadata_store_facts(home: EventStore, found: Any) -> dict[str, Any]:
-    """The facts of the metadata store ``found`` (a component view), seen from ``home``."""
+async def metadata_store_facts(home: EventStore, found: Any) -> dict[str, Any] | None:
+    """The facts of the metadata store ``found`` (a component view), seen from ``home``.
+
+    None when ``found`` is a component of another type.
+    """
+    if found.type != "metadata_store":
+        return None
     from eventstore import LedgerError, StoreNotFoundError, open_store
     from eventstore.fold_states import ComponentState
     from eventstore.metadata_stores import resolve_metadata_store
@@ -75,9 +80,11 @@ async def metadata_store_facts(home: EventStore, found: Any) -> dict[str, Any]:
     return facts
 
 
-def fact_rows(shown: dict[str, Any]) -> list[tuple[str, Any]]:
+def fact_rows(shown: dict[str, Any] | None) -> list[tuple[str, Any]]:
     """The facts as ``describe`` table rows: URI (resolved), REACHABLE, BACKEND, EVENTS, HEAD."""
     rows: list[tuple[str, Any]] = []
+    if shown is None:
+        return rows
     if shown["location"] is not None:
         rows.append(("URI", f"{shown['location']} ({shown['how']})"))
     reachable = "yes" if shown["reachable"] else "no"

@@ -15,7 +15,7 @@ from .output import Column, Format, emit, output_options, print_table, say
 if TYPE_CHECKING:
     from eventstore import EventStore
 
-__all__ = ["stack"]
+__all__ = ["stack", "stack_item"]
 
 #: The columns of ``stack list``, as in ZenML's.
 _MAIN_TYPES = ("artifact_store", "metadata_store", "orchestrator")
@@ -31,7 +31,8 @@ def _component_options(extra: tuple[str, ...]) -> dict[str, str]:
     return parsed
 
 
-def _item(stack: Any) -> dict[str, Any]:
+def stack_item(stack: Any) -> dict[str, Any]:
+    """The stable JSON shape of a stack (``stack list``, ``stack describe``, the read API)."""
     return {
         "name": stack.name,
         "id": stack.stack_id,
@@ -141,7 +142,7 @@ def list_(fmt: Format, as_of: str | None) -> None:
     Example: metaledger stack list --json
     """
 
-    items = [_item(s) for s in run_on_views(lambda views: views.query.stacks(), as_of)]
+    items = [stack_item(s) for s in run_on_views(lambda views: views.query.stacks(), as_of)]
     extra_types = sorted({t for i in items for t in i["components"]} - set(_MAIN_TYPES))
 
     def table() -> None:
@@ -176,7 +177,7 @@ def describe(name: str | None, fmt: Format, as_of: str | None) -> None:
     """
 
     found = run_on_views(lambda views: views.query.stack(name), as_of)
-    item = _item(found)
+    item = stack_item(found)
 
     def table() -> None:
         title = f"'{found.name}' stack" + (" (ACTIVE)" if found.active else "")
