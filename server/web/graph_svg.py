@@ -1,0 +1,83 @@
+"""Draw a :class:`~server.web.layout.Layout` as inline SVG markup.
+
+Steps are square-cornered boxes filled by status; artifacts are pill-shaped
+boxes in a neutral colour, so the two kinds differ by shape as well as colour
+(colour alone fails readers who cannot tell the statuses apart). Each node is
+an ``<a>`` with a ``<title>``: keyboard focusable, hover shows the full name.
+Every string from the data is escaped; ``data-*`` attributes carry ids for
+tests and the pan/zoom script.
+"""
+
+from __future__ import annotations
+
+from markupsafe import Markup, escape
+
+from .layout import NODE_HEIGHT, NODE_WIDTH, Layout, PlacedEdge, PlacedNode
+
+#: Characters of a label that fit a node box at the drawn font size.
+LABEL_CHARS = 24
+
+
+def _short(text: str, limit: int = LABEL_CHARS) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "\u2026"
+
+
+def _path(edge: PlacedEdge) -> str:
+    """Smooth cubic segments between the route's points (horizontal tangents)."""
+    (x0, y0), *rest = edge.points
+    parts = [f"M{x0:.1f},{y0:.1f}"]
+    for x1, y1 in rest:
+        if y1 == y0:
+            parts.append(f"L{x1:.1f},{y1:.1f}")
+        else:
+            bend = (x1 - x0) / 2
+            parts.append(f"C{x0 + bend:.1f},{y0:.1f} {x1 - bend:.1f},{y1:.1f} {x1:.1f},{y1:.1f}")
+        x0, y0 = x1, y1
+    return "".join(parts)
+
+
+def _node(placed: PlacedNode, focus: str | None) -> str:
+    node = placed.node
+    status = node.status or "none"
+    classes = f"node {escape(node.kind)} status-{escape(status)}"
+    if node.id == focus:
+        classes += " focus"
+    radius = NODE_HEIGHT / 2 if node.kind == "artifact" else 4
+    title = node.title or node.label
+    subtitle = node.kind if node.status is None else f"{node.kind} \u00b7 {node.status}"
+    shape = (
+        f'<rect x="{placed.x:.1f}" y="{placed.y:.1f}" width="{NODE_WIDTH:.0f}" '
+        f'height="{NODE_HEIGHT:.0f}" rx="{radius:.0f}"/>'
+        f'<text x="{placed.x + 12:.1f}" y="{placed.y + 17:.1f}" class="label">'
+        f"{escape(_short(node.label))}</text>"
+        f'<text x="{placed.x + 12:.1f}" y="{placed.y + 32:.1f}" class="sub">'
+        f"{escape(subtitle)}</text>"
+    )
+    inner = f"<title>{escape(title)}</title>{shape}"
+    attributes = (
+        f'class="{classes}" data-node-id="{escape(node.id)}" data-kind="{escape(node.kind)}"'
+    )
+    if node.href is None:
+        return f'<g {attributes} tabindex="0">{inner}</g>'
+    return f'<a href="{escape(node.href)}" {attributes}>{inner}</a>'
+
+
+def render_svg(graph: Layout, *, label: str, focus: str | None = None) -> Markup:
+    """The graph as one ``<svg>`` element, ``label`` its accessible name."""
+    width = max(graph.width, NODE_WIDTH)
+    height = max(graph.height, NODE_HEIGHT)
+    edges = "".join(
+        f'<path class="edge" data-source="{escape(e.edge.source)}" '
+        f'data-target="{escape(e.edge.target)}" d="{_path(e)}"/>'
+        for e in graph.edges
+    )
+    nodes = "".join(_node(n, focus) for n in graph.nodes)
+    return Markup(
+        f'<svg class="graph" xmlns="http://www.w3.org/2000/svg" role="img" '
+        f'aria-label="{escape(label)}" viewBox="0 0 {width:.0f} {height:.0f}" '
+        f'width="{width:.0f}" height="{height:.0f}" data-panzoom '
+        f'data-nodes="{len(graph.nodes)}" data-edges="{len(graph.edges)}">'
+        '<defs><marker id="arrow" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="7" '
+        'markerHeight="7" orient="auto-start-reverse"><path d="M0,0L10,5L0,10z"/></marker></defs>'
+        f'<g class="edges">{edges}</g><g class="nodes">{nodes}</g></svg>'
+    )
