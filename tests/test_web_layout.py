@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import random
 import re
 
@@ -40,11 +41,13 @@ def _assert_no_overlap(graph: Layout) -> None:
     by_layer: dict[int, list[float]] = {}
     for placed in graph.nodes:
         by_layer.setdefault(placed.layer, []).append(placed.y)
-        assert 0 <= placed.x and placed.x + NODE_WIDTH <= graph.width
-        assert 0 <= placed.y and placed.y + NODE_HEIGHT <= graph.height
+        assert 0 <= placed.x
+        assert placed.x + NODE_WIDTH <= graph.width
+        assert 0 <= placed.y
+        assert placed.y + NODE_HEIGHT <= graph.height
     for ys in by_layer.values():
         ys.sort()
-        assert all(b - a >= NODE_HEIGHT for a, b in zip(ys, ys[1:], strict=False))
+        assert all(b - a >= NODE_HEIGHT for a, b in itertools.pairwise(ys))
 
 
 def test_edges_point_right_and_every_node_and_edge_is_placed() -> None:
@@ -122,9 +125,7 @@ def test_five_hundred_nodes_lay_out_without_overlap() -> None:
     st.integers(min_value=1, max_value=25).flatmap(
         lambda n: st.tuples(
             st.just(n),
-            st.lists(
-                st.tuples(st.integers(0, n - 1), st.integers(0, n - 1)), max_size=3 * n
-            ),
+            st.lists(st.tuples(st.integers(0, n - 1), st.integers(0, n - 1)), max_size=3 * n),
         )
     )
 )

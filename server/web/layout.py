@@ -23,6 +23,7 @@ same geometry out (the order of the input lists does not matter).
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
@@ -180,7 +181,7 @@ def _order(layers: list[list[str]], chains: Sequence[Chain], sweeps: int) -> Non
     before: dict[str, list[str]] = {}
     after: dict[str, list[str]] = {}
     for chain in chains:
-        for left, right in zip(chain, chain[1:], strict=False):
+        for left, right in itertools.pairwise(chain):
             after.setdefault(left, []).append(right)
             before.setdefault(right, []).append(left)
     best = [list(layer) for layer in layers]
@@ -213,7 +214,7 @@ def _reorder(layer: list[str], fixed: Sequence[str], neighbours: dict[str, list[
 def _crossings(layers: Sequence[Sequence[str]], after: dict[str, list[str]]) -> int:
     """Edge crossings between adjacent layers (pairs of inverted edge endpoints)."""
     total = 0
-    for left, right in zip(layers, layers[1:], strict=False):
+    for left, right in itertools.pairwise(layers):
         slot = {node: index for index, node in enumerate(right)}
         targets = [slot[t] for node in left for t in sorted(after.get(node, ()), key=slot.get)]
         total += _inversions(targets)
