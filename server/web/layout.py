@@ -216,7 +216,9 @@ def _crossings(layers: Sequence[Sequence[str]], after: dict[str, list[str]]) -> 
     total = 0
     for left, right in itertools.pairwise(layers):
         slot = {node: index for index, node in enumerate(right)}
-        targets = [slot[t] for node in left for t in sorted(after.get(node, ()), key=slot.get)]
+        targets = [
+            slot[t] for node in left for t in sorted(after.get(node, ()), key=lambda t: slot[t])
+        ]
         total += _inversions(targets)
     return total
 
