@@ -18,8 +18,15 @@ from .layout import NODE_HEIGHT, NODE_WIDTH, Layout, PlacedEdge, PlacedNode
 LABEL_CHARS = 24
 
 
-def _short(text: str, limit: int = LABEL_CHARS) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "\u2026"
+def _short(text: str, *, keep_end: bool, limit: int = LABEL_CHARS) -> str:
+    """``text`` cut to ``limit`` characters with an ellipsis, at its end or its start.
+
+    Artifact names read ``pipeline.step.output``: their end tells them apart,
+    so they lose their start; a step's name loses its end.
+    """
+    if len(text) <= limit:
+        return text
+    return "\u2026" + text[1 - limit :] if keep_end else text[: limit - 1] + "\u2026"
 
 
 def _path(edge: PlacedEdge) -> str:
@@ -49,7 +56,7 @@ def _node(placed: PlacedNode, focus: str | None) -> str:
         f'<rect x="{placed.x:.1f}" y="{placed.y:.1f}" width="{NODE_WIDTH:.0f}" '
         f'height="{NODE_HEIGHT:.0f}" rx="{radius:.0f}"/>'
         f'<text x="{placed.x + 12:.1f}" y="{placed.y + 17:.1f}" class="label">'
-        f"{escape(_short(node.label))}</text>"
+        f"{escape(_short(node.label, keep_end=node.kind == 'artifact'))}</text>"
         f'<text x="{placed.x + 12:.1f}" y="{placed.y + 32:.1f}" class="sub">'
         f"{escape(subtitle)}</text>"
     )

@@ -151,6 +151,7 @@ async def run_page(request: Request) -> Response:
         "run": run,
         "timeline": _timeline(run),
         "artifact_names": names,
+        "produced": list(reversed(produced)),
         "history": history,
     }
     return render(request, "run.html", context, head=head)

@@ -11,6 +11,15 @@
     var view = Object.assign({}, home);
     svg.removeAttribute("width");
     svg.removeAttribute("height");
+    // As tall as the graph needs at the frame's width, within a band the screen can hold.
+    function fitHeight() {
+      var width = svg.getBoundingClientRect().width || 1;
+      var wanted = (width * home.h) / home.w;
+      var most = Math.min(window.innerHeight * 0.7, 720);
+      svg.style.height = Math.max(Math.min(wanted, most), 220) + "px";
+    }
+    fitHeight();
+    window.addEventListener("resize", fitHeight);
     function apply() {
       svg.setAttribute("viewBox", [view.x, view.y, view.w, view.h].join(" "));
     }

@@ -1,0 +1,209 @@
+"""The web page in a real browser: ``metaledger serve`` on a real port, clicked through.
+
+One server over one store for the module (recorded by ``metaledger demo``, twice,
+plus a run whose names are hostile markup), one headless Chromium for the
+session (tests/browser.py). Every wait is on a condition (Playwright's
+auto-waiting ``expect``), never a sleep; every test ends with no console errors.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import anyio
+import httpx
+import pytest
+
+from eventstore import open_store
+
+from .browser import browser, page  # noqa: F401 (fixtures)
+from .server_process import ServerProcess, running_server
+
+pytestmark = pytest.mark.slow
+
+HOSTILE_PIPELINE = "<script>alert('pipeline')</script>"
+HOSTILE_STEP = "<img src=x onerror=alert('step')>"
+HOSTILE_ARTIFACT = '"><b>bold</b>'
+
+
+def _cli(store: str, *args: str) -> str:
+    done = subprocess.run(
+        [sys.executable, "-m", "cli", "--store", store, *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    return done.stdout
+
+
+async def _record_hostile(store_uri: str) -> None:
+    async with open_store(store_uri) as store, store.pipeline_run(HOSTILE_PIPELINE) as run:
+        async with run.step(HOSTILE_STEP) as step:
+            await step.produce("out", name=HOSTILE_ARTIFACT, uri="file:///tmp/<i>x</i>")
+
+
+class Demo:
+    """The module's server and what the test setup knows about its store."""
+
+    def __init__(self, server: ServerProcess, store: str, positions: list[int]) -> None:
+        self.server = server
+        self.url = server.url
+        self.store = store
+        #: The log's head after each recording step (demo, demo, hostile run).
+        self.positions = positions
+
+
+def _head(store: str) -> int:
+    return int(json.loads(_cli(store, "store", "describe", "--json"))["head_position"])
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
+    """Two demo runs and a hostile one, served by ``metaledger serve``."""
+    store = str(tmp_path_factory.mktemp("web") / "store")
+    positions = []
+    _cli(store, "demo")
+    positions.append(_head(store))
+    _cli(store, "demo")
+    positions.append(_head(store))
+    # In a thread of its own: Playwright's sync API keeps an event loop on this one.
+    with ThreadPoolExecutor(1) as pool:
+        pool.submit(anyio.run, _record_hostile, store).result(timeout=60)
+    positions.append(_head(store))
+    with running_server(store) as server:
+        yield Demo(server, store, positions)
+
+
+def _no_console_errors(opened: Any) -> None:
+    assert opened.console_errors == []
+
+
+def test_runs_to_run_to_artifact_to_lineage_to_a_node_and_back(demo: Demo, page: Any) -> None:
+    from playwright.sync_api import expect
+
+    page.goto(demo.url + "/")
+    rows = page.locator("table.runs tbody tr")
+    expect(rows).to_have_count(3)
+    run_link = page.locator("table.runs tbody tr", has_text="training_pipeline").first.locator("a")
+    run_name = run_link.inner_text()
+    run_link.click()
+    expect(page.locator("h1")).to_contain_text(run_name)
+    expect(page.locator(".timeline li")).to_have_count(7)  # the demo retries its train step
+    expect(page.locator(".timeline", has_text="try 2")).to_be_visible()
+    expect(page.locator("#audit + .table-wrap tbody tr").first).to_be_visible()
+
+    page.locator("table.artifacts a", has_text="raw").first.click()
+    expect(page.locator("h1")).to_contain_text("raw")
+    artifact_id = page.locator("dt:text-is('Artifact id') + dd").inner_text().strip()
+
+    page.locator("#lineage-link").click()
+    expect(page.locator("svg.graph")).to_be_visible()
+    graph = json.loads(_cli(demo.store, "artifact", "lineage", artifact_id, "--json"))
+    pairs = {(e["source"], e["target"]) for e in graph["edges"]}
+    expect(page.locator("svg.graph .node")).to_have_count(len(graph["nodes"]))
+    expect(page.locator("svg.graph .edge")).to_have_count(len(pairs))
+    drawn = set(page.locator("svg.graph .node").evaluate_all("ns => ns.map(n => n.dataset.nodeId)"))
+    assert drawn == {n["id"] for n in graph["nodes"]}
+    lineage_url = page.url
+
+    step = next(n for n in graph["nodes"] if n["kind"] == "step")
+    page.locator(f'svg.graph a.node[data-node-id="{step["id"]}"]').click()
+    expect(page).to_have_url(re.compile(r"/runs/"))
+    expect(page.locator("h1")).to_contain_text(step["run_name"])
+    page.go_back()
+    expect(page).to_have_url(lineage_url)
+    expect(page.locator("svg.graph .node")).to_have_count(len(graph["nodes"]))
+    _no_console_errors(page)
+
+
+def test_the_depth_selector_and_keyboard_zoom_change_the_graph(demo: Demo, page: Any) -> None:
+    from playwright.sync_api import expect
+
+    page.goto(demo.url + "/artifacts")
+    page.locator("a", has_text="metrics").first.click()
+    page.locator("#lineage-link").click()
+    deep = page.locator("svg.graph .node").count()
+    page.select_option("#depth", "1")
+    page.locator("button", has_text="Show").click()
+    expect(page).to_have_url(re.compile(r"depth=1"))
+    assert page.locator("svg.graph .node").count() < deep
+    box = page.locator("svg.graph").get_attribute("viewBox")
+    page.locator("[data-graph-frame]").focus()
+    page.keyboard.press("+")
+    expect(page.locator("svg.graph")).not_to_have_attribute("viewBox", box or "")
+    page.keyboard.press("0")
+    expect(page.locator("svg.graph")).to_have_attribute("viewBox", box or "")
+    _no_console_errors(page)
+
+
+def test_the_as_of_control_shows_the_past_and_says_so(demo: Demo, page: Any) -> None:
+    from playwright.sync_api import expect
+
+    page.goto(demo.url + "/")
+    expect(page.locator("table.runs tbody tr")).to_have_count(3)
+    page.fill("#as-of", str(demo.positions[0]))
+    page.locator("form.as-of button").click()
+    expect(page).to_have_url(re.compile(rf"as_of={demo.positions[0]}"))
+    expect(page.locator("#past-banner")).to_contain_text(str(demo.positions[0]))
+    expect(page.locator("table.runs tbody tr")).to_have_count(1)
+    # Links keep the past: the run page is the run as it was then.
+    page.locator("table.runs tbody a").first.click()
+    expect(page).to_have_url(re.compile(rf"as_of={demo.positions[0]}"))
+    expect(page.locator("#past-banner")).to_be_visible()
+    page.locator("#past-banner a").click()
+    expect(page.locator("#past-banner")).to_have_count(0)
+    _no_console_errors(page)
+
+
+def test_a_hostile_name_renders_literally(demo: Demo, page: Any) -> None:
+    from playwright.sync_api import expect
+
+    dialogs: list[str] = []
+    page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+    page.goto(demo.url + "/")
+    expect(page.locator("table.runs")).to_contain_text(HOSTILE_PIPELINE)
+    page.locator("table.runs tbody tr", has_text=HOSTILE_PIPELINE).locator("a").click()
+    expect(page.locator("h1")).to_contain_text(HOSTILE_PIPELINE)
+    expect(page.locator(".timeline")).to_contain_text(HOSTILE_STEP)
+    expect(page.locator("table.artifacts")).to_contain_text(HOSTILE_ARTIFACT)
+    page.locator("table.artifacts a").first.click()
+    expect(page.locator("h1")).to_contain_text(HOSTILE_ARTIFACT)
+    page.locator("#lineage-link").click()
+    expect(page.locator("svg.graph title", has_text=HOSTILE_STEP)).to_have_count(1)
+    assert page.locator("b", has_text="bold").count() == 0
+    assert page.locator("img[src=x]").count() == 0
+    assert dialogs == []
+    _no_console_errors(page)
+
+
+def test_the_runs_list_shows_a_new_run_live(demo: Demo, page: Any) -> None:
+    from playwright.sync_api import expect
+
+    page.goto(demo.url + "/")
+    rows = page.locator("table.runs tbody tr")
+    before = rows.count()
+    expect(page.locator("#live-status")).to_have_text("live")
+    _cli(demo.store, "demo")
+    expect(rows).to_have_count(before + 1, timeout=30_000)
+    expect(page.locator("#runs-count")).to_contain_text(f"{before + 1} runs")
+    _no_console_errors(page)
+
+
+def test_bad_references_and_parameters_are_pages_not_tracebacks(demo: Demo) -> None:
+    with httpx.Client(base_url=demo.url) as client:
+        missing = client.get("/runs/no-such-run")
+        assert missing.status_code == 404
+        assert "no-such-run" in missing.text
+        assert client.get("/lineage?artifact=x&depth=zero").status_code == 400
+        assert client.get("/?cursor=%3Cscript%3E").status_code == 400
+        bad_as_of = client.get("/?as_of=<script>")
+        assert bad_as_of.status_code == 400
+        assert "<script>" not in bad_as_of.text
