@@ -13,7 +13,7 @@ from pathlib import Path
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from . import pages
+from . import audit_pages, pages
 
 __all__ = ["routes"]
 
@@ -27,5 +27,8 @@ routes: list[BaseRoute] = [
     Route("/artifacts/{ref:path}", pages.artifact_page, methods=["GET"]),
     Route("/pipelines", pages.pipelines_list, methods=["GET"]),
     Route("/lineage", pages.lineage_page, methods=["GET"]),
+    Route("/stacks", audit_pages.stacks_page, methods=["GET"]),
+    Route("/events", audit_pages.events_page, methods=["GET"]),
+    Route("/events/{position}", audit_pages.event_page, methods=["GET"]),
     Mount("/static", app=StaticFiles(directory=_STATIC), name="static"),
 ]

@@ -21,6 +21,7 @@ def lineage_svg(
     Steps link to their run's page, artifacts to theirs.
     """
     nodes = []
+    href: str | None
     for node in graph.nodes:
         if node.kind == "artifact":
             href = url(f"/artifacts/{node.id}")

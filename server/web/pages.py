@@ -14,6 +14,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from projections.queries import ArtifactView, RunView, StepView
+from projections.queries.lineage import Direction
 from projections.runs import STEP_STATUSES
 from server.state import Ledger
 
@@ -27,6 +28,7 @@ PAGE_SIZE = 50
 #: The lineage depths the selector offers (step-hops each way).
 DEPTHS = (1, 2, 3, 5, 8, 12, 20)
 RUN_STATUSES = ("running", "completed", "failed", "stopped")
+_DIRECTIONS: dict[str, Direction] = {d: d for d in ("upstream", "downstream", "both")}
 
 
 def _ledger(request: Request) -> Ledger:
@@ -117,9 +119,8 @@ def _timeline(run: RunView) -> list[dict[str, Any]]:
                 "parent": parent,
             }
         )
-    names = {s.name for s in steps if sum(1 for t in steps if t.name == s.name) > 1}
-    for row in rows:
-        row["retried"] = row["step"].name in names
+    for row, step in zip(rows, steps, strict=True):
+        row["retried"] = tries[step.name] > 1
     return rows
 
 
@@ -206,11 +207,13 @@ async def lineage_page(request: Request) -> Response:
     if (artifact is None) == (run is None):
         raise BadPageInput("give exactly one of ?artifact=REF or ?run=REF")
     direction = params.get("direction", "both")
-    if direction not in ("upstream", "downstream", "both"):
+    if direction not in _DIRECTIONS:
         raise BadPageInput(f"direction: {direction[:20]!r} is not upstream, downstream or both")
     depth = _depth(request)
     async with ledger.queries(as_of_of(request)) as q:
-        graph = await q.lineage(artifact=artifact, run=run, direction=direction, depth=depth)
+        graph = await q.lineage(
+            artifact=artifact, run=run, direction=_DIRECTIONS[direction], depth=depth
+        )
         subject: RunView | ArtifactView = (
             await q.artifact(artifact) if artifact is not None else await q.run(run or "")
         )
