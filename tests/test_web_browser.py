@@ -31,6 +31,7 @@ pytestmark = pytest.mark.slow
 HOSTILE_PIPELINE = "<script>alert('pipeline')</script>"
 HOSTILE_STEP = "<img src=x onerror=alert('step')>"
 HOSTILE_ARTIFACT = '"><b>bold</b>'
+SECRET = "hunter2-secret"
 
 
 def _cli(store: str, *args: str) -> str:
@@ -70,6 +71,9 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
     """Two demo runs and a hostile one, served by ``metaledger serve``."""
     store = str(tmp_path_factory.mktemp("web") / "store")
     positions = []
+    _cli(store, "init")
+    _cli(store, "metadata-store", "register", "team_db", "--flavor", "postgresql",
+         f"--uri=postgresql://alice:{SECRET}@db.example/ml", f"--password={SECRET}")  # fmt: skip
     _cli(store, "demo")
     positions.append(_head(store))
     _cli(store, "demo")
@@ -207,3 +211,26 @@ def test_bad_references_and_parameters_are_pages_not_tracebacks(demo: Demo) -> N
         bad_as_of = client.get("/?as_of=<script>")
         assert bad_as_of.status_code == 400
         assert "<script>" not in bad_as_of.text
+
+
+def test_stacks_mark_the_active_one_and_mask_secrets(demo: Demo) -> None:
+    text = httpx.get(f"{demo.url}/stacks").text
+    assert SECRET not in text
+    assert "postgresql://alice:********@db.example/ml" in text
+    assert 'class="active-stack"' in text
+
+
+def test_the_events_page_filters_verifies_and_shows_raw_events(demo: Demo) -> None:
+    with httpx.Client(base_url=demo.url) as client:
+        started = client.get("/events", params={"type": "run.started"}).text
+        assert started.count('<tr id="event-') == 3
+        verified = client.get("/events", params={"verify": "1"}).text
+        assert 'id="verify-result"' in verified
+        assert "Verified:" in verified
+        raw = client.get("/events/1")
+        assert raw.status_code == 200
+        assert "component.registered" in raw.text
+        assert client.get(f"/events/{demo.positions[-1] + 100}").status_code == 404
+        past = client.get("/events", params={"as_of": str(demo.positions[0])}).text
+        assert f'id="event-{demo.positions[0]}"' in past
+        assert f'id="event-{demo.positions[0] + 1}"' not in past
