@@ -73,8 +73,8 @@ def _unavailable(reason: str) -> None:
     pytest.skip(reason)
 
 
-@pytest.fixture(scope="session")
-def browser() -> Iterator[Any]:
+@pytest.fixture(scope="session", name="browser")
+def launched_browser() -> Iterator[Any]:
     """One headless Chromium for the whole session (launching one costs a second or two)."""
     try:
         from playwright.sync_api import sync_playwright
@@ -102,8 +102,8 @@ class ConsoleErrors(list[str]):
     """Console errors and uncaught page errors seen by one page."""
 
 
-@pytest.fixture
-def page(browser: Any) -> Iterator[Any]:
+@pytest.fixture(name="page")
+def browser_page(browser: Any) -> Iterator[Any]:
     """A fresh page (its own context: no cookies or cache shared) that records errors."""
     context = browser.new_context(viewport={"width": 1280, "height": 800})
     opened = context.new_page()

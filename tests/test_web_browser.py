@@ -14,7 +14,6 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from typing import Any
 
 import anyio
@@ -23,7 +22,7 @@ import pytest
 
 from eventstore import open_store
 
-from .browser import browser, page  # noqa: F401 (fixtures)
+from .browser import browser_page, launched_browser  # noqa: F401 (the fixtures)
 from .server_process import ServerProcess, running_server
 
 pytestmark = pytest.mark.slow
@@ -46,9 +45,12 @@ def _cli(store: str, *args: str) -> str:
 
 
 async def _record_hostile(store_uri: str) -> None:
-    async with open_store(store_uri) as store, store.pipeline_run(HOSTILE_PIPELINE) as run:
-        async with run.step(HOSTILE_STEP) as step:
-            await step.produce("out", name=HOSTILE_ARTIFACT, uri="file:///tmp/<i>x</i>")
+    async with (
+        open_store(store_uri) as store,
+        store.pipeline_run(HOSTILE_PIPELINE) as run,
+        run.step(HOSTILE_STEP) as step,
+    ):
+        await step.produce("out", name=HOSTILE_ARTIFACT, uri="file:///tmp/<i>x</i>")
 
 
 class Demo:
