@@ -25,6 +25,8 @@ from .runs_cursor import RunFilters, runs_page
 
 #: Runs per page of the runs list.
 PAGE_SIZE = 50
+#: The most runs one page shows (``?limit=``).
+MAX_PAGE = 500
 #: The lineage depths the selector offers (step-hops each way).
 DEPTHS = (1, 2, 3, 5, 8, 12, 20)
 RUN_STATUSES = ("running", "completed", "failed", "stopped")
@@ -65,9 +67,10 @@ async def runs_list(request: Request) -> Response:
     ledger = _ledger(request)
     filters = _filters(request)
     cursor = request.query_params.get("cursor") or None
+    limit = _whole(request, "limit", PAGE_SIZE, most=MAX_PAGE)
     head = await ledger.store.head()
     async with ledger.queries(as_of_of(request)) as q:
-        page_runs, next_cursor = await runs_page(q, filters, cursor=cursor, limit=PAGE_SIZE)
+        page_runs, next_cursor = await runs_page(q, filters, cursor=cursor, limit=limit)
         total = await q.count_runs(**filters.as_kwargs())
         fragment = "fragment" in request.query_params
         stacks = [] if fragment else [s.name for s in await q.stacks()]
@@ -191,10 +194,11 @@ async def pipelines_list(request: Request) -> Response:
     return render(request, "pipelines.html", {"pipelines": found}, head=head)
 
 
-def _depth(request: Request) -> int:
-    text = request.query_params.get("depth", "3")
-    if not text.isascii() or not text.isdigit() or not 0 < int(text) <= 50:
-        raise BadPageInput(f"depth: {text[:20]!r} is not a whole number from 1 to 50")
+def _whole(request: Request, name: str, default: int, *, most: int) -> int:
+    """A whole-number parameter from 1 to ``most``; ``default`` when absent."""
+    text = request.query_params.get(name, "") or str(default)
+    if not text.isascii() or not text.isdigit() or len(text) > 6 or not 0 < int(text) <= most:
+        raise BadPageInput(f"{name}: {text[:20]!r} is not a whole number from 1 to {most}")
     return int(text)
 
 
@@ -209,7 +213,7 @@ async def lineage_page(request: Request) -> Response:
     direction = params.get("direction", "both")
     if direction not in _DIRECTIONS:
         raise BadPageInput(f"direction: {direction[:20]!r} is not upstream, downstream or both")
-    depth = _depth(request)
+    depth = _whole(request, "depth", 3, most=50)
     async with ledger.queries(as_of_of(request)) as q:
         graph = await q.lineage(
             artifact=artifact, run=run, direction=_DIRECTIONS[direction], depth=depth
