@@ -1,5 +1,5 @@
 // Pan and zoom for the lineage graph: wheel zooms around the pointer, drag pans,
-// and the keyboard does both (+ - 0 and the arrow keys) when the frame has focus.
+// and the keyboard does both (+ - 0 f and the arrow keys) when the frame has focus.
 // It only changes the SVG's viewBox; the graph itself is drawn by the server.
 (function () {
   "use strict";
@@ -8,23 +8,45 @@
     if (!svg) return;
     var full = svg.viewBox.baseVal;
     var home = { x: full.x, y: full.y, w: full.width, h: full.height };
-    var view = Object.assign({}, home);
+    // Below this scale the labels are too small to read: start there, not at "fit".
+    var LEGIBLE = 0.8;
     svg.removeAttribute("width");
     svg.removeAttribute("height");
-    // As tall as the graph needs at the frame's width, within a band the screen can hold.
-    function fitHeight() {
+    var start, view;
+    function initial() {
       var width = svg.getBoundingClientRect().width || 1;
-      var wanted = (width * home.h) / home.w;
-      var most = Math.min(window.innerHeight * 0.7, 720);
-      svg.style.height = Math.max(Math.min(wanted, most), 220) + "px";
+      var scale = Math.max(width / home.w, LEGIBLE);
+      var most = Math.max(Math.min(window.innerHeight * 0.7, 720), 240);
+      var height = Math.min(Math.max(home.h * scale, 220), most);
+      svg.style.height = height + "px";
+      var w = width / scale, h = height / scale;
+      // Centre on the page's subject (the focused node), else start from the sources.
+      var focus = svg.querySelector(".node.focus rect");
+      var cx = home.x + w / 2, cy = home.y + home.h / 2;
+      if (focus) {
+        var box = focus.getBBox();
+        cx = box.x + box.width / 2;
+        cy = box.y + box.height / 2;
+      }
+      var x = w >= home.w ? home.x - (w - home.w) / 2 : Math.min(Math.max(cx - w / 2, home.x), home.x + home.w - w);
+      var y = h >= home.h ? home.y - (h - home.h) / 2 : Math.min(Math.max(cy - h / 2, home.y), home.y + home.h - h);
+      return { x: x, y: y, w: w, h: h };
     }
-    fitHeight();
-    window.addEventListener("resize", fitHeight);
+    function fit() {
+      var box = svg.getBoundingClientRect();
+      var ratio = (box.height || 1) / (box.width || 1);
+      var w = Math.max(home.w, home.h / ratio), h = w * ratio;
+      return { x: home.x - (w - home.w) / 2, y: home.y - (h - home.h) / 2, w: w, h: h };
+    }
     function apply() {
-      svg.setAttribute("viewBox", [view.x, view.y, view.w, view.h].join(" "));
+      svg.setAttribute("viewBox", [view.x, view.y, view.w, view.h].map(function (v) { return Math.round(v * 10) / 10; }).join(" "));
     }
+    start = initial();
+    view = Object.assign({}, start);
+    apply();
+    window.addEventListener("resize", function () { start = initial(); view = Object.assign({}, start); apply(); });
     function zoom(factor, cx, cy) {
-      var w = Math.min(Math.max(view.w * factor, 80), home.w * 4);
+      var w = Math.min(Math.max(view.w * factor, 80), Math.max(home.w, home.h) * 4);
       var f = w / view.w;
       view.x = cx - (cx - view.x) * f;
       view.y = cy - (cy - view.y) * f;
@@ -66,7 +88,8 @@
       var cx = view.x + view.w / 2, cy = view.y + view.h / 2, step = view.w / 8;
       if (name === "+" || name === "=") zoom(1 / 1.25, cx, cy);
       else if (name === "-" || name === "_") zoom(1.25, cx, cy);
-      else if (name === "0") { view = Object.assign({}, home); apply(); }
+      else if (name === "0") { view = Object.assign({}, start); apply(); }
+      else if (name === "fit" || name === "f") { view = fit(); apply(); }
       else if (name === "ArrowLeft") { view.x -= step; apply(); }
       else if (name === "ArrowRight") { view.x += step; apply(); }
       else if (name === "ArrowUp") { view.y -= step; apply(); }
