@@ -233,7 +233,9 @@ def test_bad_references_and_parameters_are_pages_not_tracebacks(demo: Demo) -> N
 
 
 def test_stacks_mark_the_active_one_and_mask_secrets(demo: Demo) -> None:
-    text = httpx.get(f"{demo.url}/stacks").text
+    response = httpx.get(f"{demo.url}/stacks")
+    assert "script-src 'self'" in response.headers["content-security-policy"]
+    text = response.text
     assert SECRET not in text
     assert "postgresql://alice:********@db.example/ml" in text
     assert 'class="active-stack"' in text
