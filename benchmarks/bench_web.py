@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -82,6 +83,15 @@ def _wait_ready(client: httpx.Client, timeout: float = 3600) -> None:
         time.sleep(0.5)  # polling a server in a report script, not in a test
 
 
+def _catch_up(store: Path) -> None:
+    """Bring the store's views to its head before serving (the server starts faster)."""
+    subprocess.run(
+        [sys.executable, "-m", "cli", "--store", str(store), "run", "list", "--limit", "1"],
+        check=True,
+        capture_output=True,
+    )
+
+
 def _row(label: str, page_ms: float, json_ms: float) -> str:
     ratio = page_ms / json_ms
     verdict = "ok" if ratio <= TARGET else "OVER"
@@ -92,6 +102,8 @@ def _runs_figures(directory: Path, runs: int, repeats: int) -> list[str]:
     store = directory / "runs-store"
     print(f"filling a store with {runs:,} runs ...", file=sys.stderr)
     anyio.run(fill_lifecycle_store, store, runs)
+    print("catching the views up ...", file=sys.stderr)
+    _catch_up(store)
     lines = []
     with running_server(str(store)) as server, httpx.Client(base_url=server.url) as client:
         print("waiting for the views to catch up ...", file=sys.stderr)
@@ -126,6 +138,7 @@ def _runs_figures(directory: Path, runs: int, repeats: int) -> list[str]:
 def _lineage_figures(directory: Path, nodes: int, repeats: int) -> list[str]:
     store = directory / "lineage-store"
     root = anyio.run(fill_lineage, store, nodes)
+    _catch_up(store)
     query = f"artifact={root}&direction=downstream&depth={nodes // (2 * CHAINS) + 2}"
     with running_server(str(store)) as server, httpx.Client(base_url=server.url) as client:
         _wait_ready(client)

@@ -8,7 +8,6 @@ auto-waiting ``expect``), never a sleep; every test ends with no console errors.
 
 from __future__ import annotations
 
-import json
 import re
 import subprocess
 import sys
@@ -44,13 +43,35 @@ def _cli(store: str, *args: str) -> str:
     return done.stdout
 
 
-async def _record_hostile(store_uri: str) -> None:
-    async with (
-        open_store(store_uri) as store,
-        store.pipeline_run(HOSTILE_PIPELINE) as run,
-        run.step(HOSTILE_STEP) as step,
-    ):
-        await step.produce("out", name=HOSTILE_ARTIFACT, uri="file:///tmp/<i>x</i>")
+async def _record_more(store_uri: str) -> list[int]:
+    """After the CLI's demo run: a secret component, a second demo run, a hostile run.
+
+    Recorded through the library in one process (a CLI call costs a Python start
+    each); returns the log's head after the first demo run, the second, the hostile one.
+    """
+    from cli.init import artifact_root
+    from eventstore.demo import run_demo
+
+    async with open_store(store_uri) as store:
+        heads = [await store.head()]
+        await store.register_component(
+            "metadata_store",
+            "team_db",
+            flavor="postgresql",
+            configuration={
+                "uri": f"postgresql://alice:{SECRET}@db.example/ml",
+                "password": SECRET,
+            },
+        )
+        await run_demo(store, artifact_root=artifact_root(store.location.path))
+        heads.append(await store.head())
+        async with (
+            store.pipeline_run(HOSTILE_PIPELINE) as run,
+            run.step(HOSTILE_STEP) as step,
+        ):
+            await step.produce("out", name=HOSTILE_ARTIFACT, uri="file:///tmp/<i>x</i>")
+        heads.append(await store.head())
+    return heads
 
 
 class Demo:
@@ -64,26 +85,14 @@ class Demo:
         self.positions = positions
 
 
-def _head(store: str) -> int:
-    return int(json.loads(_cli(store, "store", "describe", "--json"))["head_position"])
-
-
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
-    """Two demo runs and a hostile one, served by ``metaledger serve``."""
+    """Two demo runs, a hostile one and a secret, served by ``metaledger serve``."""
     store = str(tmp_path_factory.mktemp("web") / "store")
-    positions = []
-    _cli(store, "init")
-    _cli(store, "metadata-store", "register", "team_db", "--flavor", "postgresql",
-         f"--uri=postgresql://alice:{SECRET}@db.example/ml", f"--password={SECRET}")  # fmt: skip
-    _cli(store, "demo")
-    positions.append(_head(store))
-    _cli(store, "demo")
-    positions.append(_head(store))
+    _cli(store, "demo")  # the store, its default stack and a first run, as a user makes them
     # In a thread of its own: Playwright's sync API keeps an event loop on this one.
     with ThreadPoolExecutor(1) as pool:
-        pool.submit(anyio.run, _record_hostile, store).result(timeout=60)
-    positions.append(_head(store))
+        positions = pool.submit(anyio.run, _record_more, store).result(timeout=120)
     with running_server(store) as server:
         yield Demo(server, store, positions)
 

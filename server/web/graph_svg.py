@@ -15,7 +15,7 @@ from markupsafe import Markup, escape
 from .layout import NODE_HEIGHT, NODE_WIDTH, Layout, PlacedEdge, PlacedNode
 
 #: Characters of a label that fit a node box at the drawn font size.
-LABEL_CHARS = 24
+LABEL_CHARS = 22
 
 
 def _short(text: str, *, keep_end: bool, limit: int = LABEL_CHARS) -> str:
