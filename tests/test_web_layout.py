@@ -159,7 +159,7 @@ def test_the_svg_escapes_every_string_and_marks_node_kinds() -> None:
     assert "<script>" not in svg
     assert "&lt;script&gt;" in svg
     assert "out &amp; about" in svg
-    assert 'href="/runs/&#34;x&#34;"' in svg
+    assert 'href="/runs/&quot;x&quot;"' in svg
     assert len(re.findall(r'class="node step status-failed"', svg)) == 1
     assert len(re.findall(r'class="node artifact status-none"', svg)) == 1
     assert len(re.findall(r'<path class="edge"', svg)) == 1

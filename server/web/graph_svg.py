@@ -10,9 +10,17 @@ tests and the pan/zoom script.
 
 from __future__ import annotations
 
-from markupsafe import Markup, escape
+from html import escape as _html_escape
+
+from markupsafe import Markup
 
 from .layout import NODE_HEIGHT, NODE_WIDTH, Layout, PlacedEdge, PlacedNode
+
+
+def escape(text: str) -> str:
+    """``text`` safe in SVG text and double-quoted attributes (``& < > " '`` replaced)."""
+    return _html_escape(text, quote=True)
+
 
 #: Characters of a label that fit a node box at the drawn font size.
 LABEL_CHARS = 22

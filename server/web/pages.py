@@ -13,7 +13,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
-from projections.queries import ArtifactView, RunView, StepView
+from projections.queries import ArtifactView, LineageGraph, RunView, StepView
 from projections.queries.lineage import Direction
 from projections.runs import STEP_STATUSES
 from server.state import Ledger
@@ -202,6 +202,22 @@ def _whole(request: Request, name: str, default: int, *, most: int) -> int:
     return int(text)
 
 
+def _subject(graph: LineageGraph) -> tuple[str | None, str]:
+    """The id and title of what the graph is about, from its own nodes (no second query).
+
+    An artifact's graph has the artifact as its one root; a run's graph has the
+    run's steps as roots, each naming the run.
+    """
+    roots = set(graph.roots)
+    for node in graph.nodes:
+        if node.id in roots:
+            if node.kind == "artifact":
+                return node.id, node.label
+            if node.run_id is not None:
+                return node.run_id, node.run_name or node.run_id
+    return None, ""
+
+
 @page_errors
 async def lineage_page(request: Request) -> Response:
     """``/lineage?artifact=REF`` or ``?run=REF``: the graph up and/or down, to a depth."""
@@ -218,17 +234,13 @@ async def lineage_page(request: Request) -> Response:
         graph = await q.lineage(
             artifact=artifact, run=run, direction=_DIRECTIONS[direction], depth=depth
         )
-        subject: RunView | ArtifactView = (
-            await q.artifact(artifact) if artifact is not None else await q.run(run or "")
-        )
+        subject_id, title = _subject(graph)
+        if subject_id is None:  # a run without steps: the graph cannot name it
+            found = await q.run(run or "")
+            subject_id, title = found.run_id, found.run_name
     head = await ledger.store.head()
     page = Page(request)
-    if isinstance(subject, ArtifactView):
-        title = f"{subject.name}:v{subject.version}"
-        focus: str | None = subject.artifact_id
-    else:
-        title = subject.run_name
-        focus = None
+    focus = subject_id if artifact is not None else None
     svg = lineage_svg(
         graph,
         url=lambda path: page.url(path),
@@ -238,9 +250,9 @@ async def lineage_page(request: Request) -> Response:
     context = {
         "graph": graph,
         "svg": svg,
-        "subject": subject,
+        "subject_id": subject_id,
         "title": title,
-        "is_artifact": isinstance(subject, ArtifactView),
+        "is_artifact": artifact is not None,
         "direction": direction,
         "depth": depth,
         "depths": sorted({*DEPTHS, depth}),
