@@ -10,16 +10,24 @@ tests and the pan/zoom script.
 
 from __future__ import annotations
 
-from html import escape as _html_escape
+import html
+import re
 
 from markupsafe import Markup
 
 from .layout import NODE_HEIGHT, NODE_WIDTH, Layout, PlacedEdge, PlacedNode
 
+_UNSAFE = re.compile("[&<>\"']")
+
 
 def escape(text: str) -> str:
-    """``text`` safe in SVG text and double-quoted attributes (``& < > " '`` replaced)."""
-    return _html_escape(text, quote=True)
+    """``text`` safe in SVG text and quoted attributes (``& < > " '`` replaced).
+
+    Most names hold none of them: one scan finds that and returns the text as is.
+    """
+    if _UNSAFE.search(text) is None:
+        return text
+    return html.escape(text, quote=True)
 
 
 #: Characters of a label that fit a node box at the drawn font size.
@@ -40,37 +48,41 @@ def _short(text: str, *, keep_end: bool, limit: int = LABEL_CHARS) -> str:
 def _path(edge: PlacedEdge) -> str:
     """Smooth cubic segments between the route's points (horizontal tangents)."""
     (x0, y0), *rest = edge.points
-    parts = [f"M{x0:.1f},{y0:.1f}"]
+    parts = [f"M{x0:g},{y0:g}"]
     for x1, y1 in rest:
         if y1 == y0:
-            parts.append(f"L{x1:.1f},{y1:.1f}")
+            parts.append(f"L{x1:g},{y1:g}")
         else:
             bend = (x1 - x0) / 2
-            parts.append(f"C{x0 + bend:.1f},{y0:.1f} {x1 - bend:.1f},{y1:.1f} {x1:.1f},{y1:.1f}")
+            parts.append(f"C{x0 + bend:g},{y0:g} {x1 - bend:g},{y1:g} {x1:g},{y1:g}")
         x0, y0 = x1, y1
     return "".join(parts)
 
 
+#: A node's drawing in its own coordinates (the node's ``transform`` places it).
+_SHAPES = {
+    kind: f'<rect width="{NODE_WIDTH:g}" height="{NODE_HEIGHT:g}" rx="{radius:g}"/>'
+    '<text x="12" y="17" class="label">'
+    for kind, radius in (("artifact", NODE_HEIGHT / 2), ("step", 4.0))
+}
+
+
 def _node(placed: PlacedNode, focus: str | None) -> str:
     node = placed.node
-    status = node.status or "none"
-    classes = f"node {escape(node.kind)} status-{escape(status)}"
+    kind = escape(node.kind)
+    classes = f"node {kind} status-{escape(node.status or 'none')}"
     if node.id == focus:
         classes += " focus"
-    radius = NODE_HEIGHT / 2 if node.kind == "artifact" else 4
-    title = node.title or node.label
     subtitle = node.kind if node.status is None else f"{node.kind} \u00b7 {node.status}"
-    shape = (
-        f'<rect x="{placed.x:.1f}" y="{placed.y:.1f}" width="{NODE_WIDTH:.0f}" '
-        f'height="{NODE_HEIGHT:.0f}" rx="{radius:.0f}"/>'
-        f'<text x="{placed.x + 12:.1f}" y="{placed.y + 17:.1f}" class="label">'
-        f"{escape(_short(node.label, keep_end=node.kind == 'artifact'))}</text>"
-        f'<text x="{placed.x + 12:.1f}" y="{placed.y + 32:.1f}" class="sub">'
-        f"{escape(subtitle)}</text>"
+    label = escape(_short(node.label, keep_end=node.kind == "artifact"))
+    inner = (
+        f"<title>{escape(node.title or node.label)}</title>"
+        f"{_SHAPES.get(node.kind, _SHAPES['step'])}{label}</text>"
+        f'<text x="12" y="32" class="sub">{escape(subtitle)}</text>'
     )
-    inner = f"<title>{escape(title)}</title>{shape}"
     attributes = (
-        f'class="{classes}" data-node-id="{escape(node.id)}" data-kind="{escape(node.kind)}"'
+        f'class="{classes}" data-node-id="{escape(node.id)}" data-kind="{kind}" '
+        f'transform="translate({placed.x:g},{placed.y:g})"'
     )
     if node.href is None:
         return f'<g {attributes} tabindex="0">{inner}</g>'

@@ -23,6 +23,7 @@ same geometry out (the order of the input lists does not matter).
 
 from __future__ import annotations
 
+import bisect
 import itertools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -224,19 +225,13 @@ def _crossings(layers: Sequence[Sequence[str]], after: dict[str, list[str]]) -> 
 
 
 def _inversions(values: list[int]) -> int:
-    """How many pairs i < j have values[i] > values[j] (merge sort, n log n)."""
-    if len(values) < 2:
-        return 0
-    middle = len(values) // 2
-    left, right = values[:middle], values[middle:]
-    count = _inversions(left) + _inversions(right)
-    left.sort()
-    right.sort()
-    j = 0
-    for value in left:
-        while j < len(right) and right[j] < value:
-            j += 1
-        count += j
+    """How many pairs i < j have values[i] > values[j] (a sorted prefix and bisection)."""
+    seen: list[int] = []
+    count = 0
+    for value in values:
+        # Earlier values greater than this one: each is one inversion.
+        count += len(seen) - bisect.bisect_right(seen, value)
+        bisect.insort(seen, value)
     return count
 
 

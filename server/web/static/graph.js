@@ -21,12 +21,14 @@
       svg.style.height = height + "px";
       var w = width / scale, h = height / scale;
       // Centre on the page's subject (the focused node), else start from the sources.
-      var focus = svg.querySelector(".node.focus rect");
+      var focus = svg.querySelector(".node.focus");
       var cx = home.x + w / 2, cy = home.y + home.h / 2;
       if (focus) {
-        var box = focus.getBBox();
-        cx = box.x + box.width / 2;
-        cy = box.y + box.height / 2;
+        // The node's drawing sits at its own origin; its transform places it.
+        var shift = focus.transform.baseVal.consolidate();
+        var box = focus.querySelector("rect").getBBox();
+        cx = (shift ? shift.matrix.e : 0) + box.x + box.width / 2;
+        cy = (shift ? shift.matrix.f : 0) + box.y + box.height / 2;
       }
       var x = w >= home.w ? home.x - (w - home.w) / 2 : Math.min(Math.max(cx - w / 2, home.x), home.x + home.w - w);
       var y = h >= home.h ? home.y - (h - home.h) / 2 : Math.min(Math.max(cy - h / 2, home.y), home.y + home.h - h);
