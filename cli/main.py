@@ -41,7 +41,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "Import a JSON-lines export, rebuilding the exported log exactly.",
     ),
     "copy": ("cli.transfer_copy:copy", "Copy the store to another URI, then verify the copy."),
-    "serve": ("cli.serve:serve", "Serve the store over HTTP: ingest, read API, live stream."),
+    "serve": (
+        "cli.serve:serve",
+        "Serve the store over HTTP: OpenLineage ingest, the read API, a live event stream.",
+    ),
     "token": ("cli.serve:token", "Create, list and revoke the server's bearer tokens."),
 }
 

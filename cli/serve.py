@@ -154,7 +154,9 @@ def _has_uvloop() -> bool:
 
 @click.group()
 def token() -> None:
-    """Create, list and revoke the bearer tokens `metaledger serve` accepts.
+    """Create, list and revoke the server's bearer tokens.
+
+    `metaledger serve --token-file F` accepts the tokens of F.
 
     Example: metaledger token create airflow --scope ingest --token-file tokens.json
     """
@@ -247,7 +249,8 @@ def list_(token_file: Path | None, fmt: Format) -> None:
 @token.command("revoke")
 @click.argument("name")
 @_token_file_option
-def revoke(name: str, token_file: Path | None) -> None:
+@output_options()
+def revoke(name: str, token_file: Path | None, fmt: Format) -> None:
     """Remove the token NAME from the token file (restart the server to apply).
 
     Example: metaledger token revoke airflow --token-file tokens.json
@@ -256,4 +259,8 @@ def revoke(name: str, token_file: Path | None) -> None:
 
     path = _token_file(token_file)
     TokenTable.load(path).without(name).save(path)
-    say(f"Token {name!r} removed from {path}.")
+    emit(
+        {"action": "revoked", "type": "token", "name": name, "token_file": str(path)},
+        fmt,
+        lambda: say(f"Token {name!r} removed from {path}."),
+    )

@@ -1,7 +1,8 @@
 """Running the application under uvicorn until SIGINT or SIGTERM (``metaledger serve``).
 
-The ledger is opened first (a store that cannot be opened fails before any
-port is bound), then uvicorn serves the application over it, with uvloop and
+The address is bound and the ledger opened first (a port in use or a store
+that cannot be opened fails as one error, before anything is served), then
+uvicorn serves the application over them, with uvloop and
 httptools when installed (``uvicorn[standard]``; several times the requests a
 second of plain asyncio and h11). On SIGINT or SIGTERM uvicorn stops
 accepting, lets in-flight requests finish (endless answers, the event stream,
@@ -15,13 +16,15 @@ import asyncio
 import contextlib
 import signal
 import socket
-from collections.abc import Callable, Generator
+from collections.abc import Callable, Generator, Sequence
 from types import FrameType
 
 import uvicorn
+from starlette.routing import BaseRoute
 
 from .app import create_app, open_ledger
 from .config import ServerConfig
+from .errors import ListenError
 from .state import Ledger
 
 __all__ = ["serve"]
@@ -67,10 +70,20 @@ class _Server(uvicorn.Server):
                 signal.signal(sig, handler)
 
 
-async def serve(config: ServerConfig, on_listening: Callable[[str, int], None]) -> None:
-    """Serve the store ``config`` names at ``config.host:config.port`` until told to stop."""
+async def serve(
+    config: ServerConfig,
+    on_listening: Callable[[str, int], None],
+    *,
+    routes: Sequence[BaseRoute] | None = None,
+) -> None:
+    """Serve the store ``config`` names at ``config.host:config.port`` until told to stop.
+
+    ``on_listening(host, port)`` is called once the socket listens; ``routes``
+    replaces the default routes (see :func:`server.app.create_app`).
+    """
+    listener = _listen(config.host, config.port)
     async with open_ledger(config) as ledger:
-        app = create_app(config, ledger=ledger)
+        app = create_app(config, ledger=ledger, routes=routes)
         server = _Server(
             uvicorn.Config(
                 app,
@@ -87,4 +100,25 @@ async def serve(config: ServerConfig, on_listening: Callable[[str, int], None]) 
             ledger,
             on_listening,
         )
-        await server.serve()
+        await server.serve(sockets=[listener])
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    """A socket bound to ``host:port``, or ListenError saying why not (one line, no traceback).
+
+    Bound here rather than by uvicorn, which logs the error and exits on its own.
+    """
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
+        sock = socket.socket(family, kind, proto)
+    except OSError as exc:
+        raise ListenError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+    except OSError as exc:
+        sock.close()
+        raise ListenError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
+    return sock
