@@ -30,6 +30,8 @@ HOSTILE_PIPELINE = "<script>alert('pipeline')</script>"
 HOSTILE_STEP = "<img src=x onerror=alert('step')>"
 HOSTILE_ARTIFACT = '"><b>bold</b>'
 SECRET = "hunter2-secret"
+#: Two demo runs, the hostile run and the nested one (before the live test adds one).
+RECORDED_RUNS = 4
 
 
 def _cli(store: str, *args: str) -> str:
@@ -70,6 +72,9 @@ async def _record_more(store_uri: str) -> list[int]:
             run.step(HOSTILE_STEP) as step,
         ):
             await step.produce("out", name=HOSTILE_ARTIFACT, uri="file:///tmp/<i>x</i>")
+        # A nested child job, as the OpenLineage mapping records one: its parent in metadata.
+        async with store.pipeline_run("airflow_dag") as run, run.step("spark_job") as step:
+            await step.log_metadata({"openlineage.parent": "airflow/dag.task run 42"})
         heads.append(await store.head())
     return heads
 
@@ -87,7 +92,7 @@ class Demo:
 
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
-    """Two demo runs, a hostile one and a secret, served by ``metaledger serve``."""
+    """Two demo runs, a hostile one, a nested one and a secret, served by ``metaledger serve``."""
     store = str(tmp_path_factory.mktemp("web") / "store")
     _cli(store, "demo")  # the store, its default stack and a first run, as a user makes them
     # In a thread of its own: Playwright's sync API keeps an event loop on this one.
@@ -106,7 +111,7 @@ def test_runs_to_run_to_artifact_to_lineage_to_a_node_and_back(demo: Demo, page:
 
     page.goto(demo.url + "/")
     rows = page.locator("table.runs tbody tr")
-    expect(rows).to_have_count(3)
+    expect(rows).to_have_count(RECORDED_RUNS)
     run_link = page.locator("table.runs tbody tr", has_text="training_pipeline").first.locator("a")
     run_name = run_link.inner_text()
     run_link.click()
@@ -165,7 +170,7 @@ def test_the_as_of_control_shows_the_past_and_says_so(demo: Demo, page: Any) -> 
     from playwright.sync_api import expect
 
     page.goto(demo.url + "/")
-    expect(page.locator("table.runs tbody tr")).to_have_count(3)
+    expect(page.locator("table.runs tbody tr")).to_have_count(RECORDED_RUNS)
     page.fill("#as-of", str(demo.positions[0]))
     page.locator("form.as-of button").click()
     expect(page).to_have_url(re.compile(rf"as_of={demo.positions[0]}"))
@@ -239,6 +244,17 @@ def test_bad_references_and_parameters_are_pages_not_tracebacks(demo: Demo) -> N
         bad_as_of = client.get("/?as_of=<script>")
         assert bad_as_of.status_code == 400
         assert "<script>" not in bad_as_of.text
+
+
+def test_a_nested_child_job_shows_under_its_parent(demo: Demo, page: Any) -> None:
+    from playwright.sync_api import expect
+
+    page.goto(demo.url + "/?pipeline=airflow_dag")
+    page.locator("table.runs tbody a").first.click()
+    child = page.locator(".timeline li.child")
+    expect(child).to_have_count(1)
+    expect(child).to_contain_text("child of airflow/dag.task run 42")
+    _no_console_errors(page)
 
 
 def test_stacks_mark_the_active_one_and_mask_secrets(demo: Demo) -> None:
