@@ -93,11 +93,7 @@ def render_svg(graph: Layout, *, label: str, focus: str | None = None) -> Markup
     """The graph as one ``<svg>`` element, ``label`` its accessible name."""
     width = max(graph.width, NODE_WIDTH)
     height = max(graph.height, NODE_HEIGHT)
-    edges = "".join(
-        f'<path class="edge" data-source="{escape(e.edge.source)}" '
-        f'data-target="{escape(e.edge.target)}" d="{_path(e)}"/>'
-        for e in graph.edges
-    )
+    edges = "".join(f'<path class="edge" d="{_path(e)}"/>' for e in graph.edges)
     nodes = "".join(_node(n, focus) for n in graph.nodes)
     return Markup(
         f'<svg class="graph" xmlns="http://www.w3.org/2000/svg" role="img" '

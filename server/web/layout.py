@@ -11,9 +11,10 @@ The method is the classic Sugiyama pipeline, kept small:
 3. **Dummy nodes** split an edge that spans several layers, so the ordering
    step sees it and long edges bend around nodes instead of through them.
 4. **Order within a layer** by the barycenter of the neighbours in the layer
-   before (sweeping right) or after (sweeping left), a few sweeps, keeping
-   the order with the fewest crossings; ties are broken by the previous
-   order, so the result depends only on the input.
+   before (sweeping right) or after (sweeping left), up to a few sweeps,
+   stopping when a sweep removes no crossing, keeping the order with the
+   fewest crossings; ties are broken by the previous order, so the result
+   depends only on the input.
 5. **Coordinates**: a layer is a column, a node a slot in it; columns are
    centred vertically. Nodes in one column never overlap by construction.
 
@@ -27,6 +28,7 @@ import bisect
 import itertools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 #: Geometry, in SVG user units.
 NODE_WIDTH = 176.0
@@ -38,8 +40,7 @@ MARGIN = 16.0
 SWEEPS = 4
 
 
-@dataclass(frozen=True, slots=True)
-class Node:
+class Node(NamedTuple):
     """A node to lay out; ``kind`` and ``status`` only travel through to the drawing."""
 
     id: str
@@ -50,16 +51,14 @@ class Node:
     title: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class Edge:
+class Edge(NamedTuple):
     """A directed edge ``source -> target`` between two node ids."""
 
     source: str
     target: str
 
 
-@dataclass(frozen=True, slots=True)
-class PlacedNode:
+class PlacedNode(NamedTuple):
     """A node with its layer, its slot in the layer, and its top-left corner."""
 
     node: Node
@@ -69,8 +68,7 @@ class PlacedNode:
     y: float
 
 
-@dataclass(frozen=True, slots=True)
-class PlacedEdge:
+class PlacedEdge(NamedTuple):
     """An edge as a polyline: the source's right side, any bends, the target's left side."""
 
     edge: Edge
@@ -193,8 +191,9 @@ def _order(layers: list[list[str]], chains: Sequence[Chain], sweeps: int) -> Non
         for index in range(len(layers) - 2, -1, -1):
             _reorder(layers[index], layers[index + 1], after)
         crossings = _crossings(layers, after)
-        if crossings < best_crossings:
-            best, best_crossings = [list(layer) for layer in layers], crossings
+        if crossings >= best_crossings:
+            break  # a sweep that does not help: the next ones seldom do
+        best, best_crossings = [list(layer) for layer in layers], crossings
         if best_crossings == 0:
             break
     layers[:] = best
@@ -217,10 +216,11 @@ def _crossings(layers: Sequence[Sequence[str]], after: dict[str, list[str]]) -> 
     total = 0
     for left, right in itertools.pairwise(layers):
         slot = {node: index for index, node in enumerate(right)}
-        targets = [
-            slot[t] for node in left for t in sorted(after.get(node, ()), key=lambda t: slot[t])
-        ]
-        total += _inversions(targets)
+        # Edges as (left slot, right slot), sorted: crossings are inversions of the right slots.
+        pairs = sorted(
+            (index, slot[t]) for index, node in enumerate(left) for t in after.get(node, ())
+        )
+        total += _inversions([target for _, target in pairs])
     return total
 
 
