@@ -162,7 +162,7 @@ async def events_page(request: Request) -> Response:
         "newer_url": page.url("/events", **base, **{"from": last + 1})
         if last is not None and start is not None and (more or last < cap)
         else None,
-        "fragment": page.url("/events", **base) + ("&" if base or as_of else "?") + "fragment=1",
+        "fragment": page.url("/events", **base, fragment="1"),
     }
     template = "_events_table.html" if "fragment" in request.query_params else "events.html"
     return render(request, template, context, head=await ledger.store.head())

@@ -10,6 +10,7 @@ tests and the pan/zoom script.
 
 from __future__ import annotations
 
+import functools
 import html
 import re
 
@@ -67,26 +68,35 @@ _SHAPES = {
 }
 
 
+@functools.cache
+def _parts(kind: str, status: str | None, focused: bool) -> tuple[str, str, str]:
+    """What nodes of one kind and status share: attributes, shape start, subtitle."""
+    classes = f"node {escape(kind)} status-{escape(status or 'none')}" + (
+        " focus" if focused else ""
+    )
+    subtitle = kind if status is None else f"{kind} \u00b7 {status}"
+    return (
+        f'class="{classes}" data-kind="{escape(kind)}"',
+        _SHAPES.get(kind, _SHAPES["step"]),
+        f'</text><text x="12" y="32" class="sub">{escape(subtitle)}</text>',
+    )
+
+
 def _node(placed: PlacedNode, focus: str | None) -> str:
     node = placed.node
-    kind = escape(node.kind)
-    classes = f"node {kind} status-{escape(node.status or 'none')}"
-    if node.id == focus:
-        classes += " focus"
-    subtitle = node.kind if node.status is None else f"{node.kind} \u00b7 {node.status}"
+    attributes, shape, subtitle = _parts(node.kind, node.status, node.id == focus)
     label = escape(_short(node.label, keep_end=node.kind == "artifact"))
-    inner = (
-        f"<title>{escape(node.title or node.label)}</title>"
-        f"{_SHAPES.get(node.kind, _SHAPES['step'])}{label}</text>"
-        f'<text x="12" y="32" class="sub">{escape(subtitle)}</text>'
+    opening = (
+        f'<g {attributes} tabindex="0"'
+        if node.href is None
+        else (f'<a href="{escape(node.href)}" {attributes}')
     )
-    attributes = (
-        f'class="{classes}" data-node-id="{escape(node.id)}" data-kind="{kind}" '
-        f'transform="translate({placed.x:g},{placed.y:g})"'
+    return (
+        f'{opening} data-node-id="{escape(node.id)}" '
+        f'transform="translate({placed.x:g},{placed.y:g})">'
+        f"<title>{escape(node.title or node.label)}</title>{shape}{label}{subtitle}"
+        f"{'</g>' if node.href is None else '</a>'}"
     )
-    if node.href is None:
-        return f'<g {attributes} tabindex="0">{inner}</g>'
-    return f'<a href="{escape(node.href)}" {attributes}>{inner}</a>'
 
 
 def render_svg(graph: Layout, *, label: str, focus: str | None = None) -> Markup:

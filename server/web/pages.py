@@ -84,9 +84,7 @@ async def runs_list(request: Request) -> Response:
         "cursor": cursor,
         "next_url": page.url("/", **{**base, "cursor": next_cursor}) if next_cursor else None,
         "first_url": page.url("/", **base),
-        "fragment": page.url("/", **{**base, **({"cursor": cursor} if cursor else {})})
-        + ("&" if base or cursor else "?")
-        + "fragment=1",
+        "fragment": page.url("/", **base, cursor=cursor, fragment="1"),
         "statuses": RUN_STATUSES,
         "stacks": stacks,
     }
