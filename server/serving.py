@@ -42,32 +42,36 @@ class _Server(uvicorn.Server):
         super().__init__(config)
         self._ledger = ledger
         self._on_listening = on_listening
-        self._loop: asyncio.AbstractEventLoop | None = None
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         """Start listening, then report the address (the port the OS chose for port 0)."""
-        self._loop = asyncio.get_running_loop()
         await super().startup(sockets)
         if self.started and self.servers and self.servers[0].sockets:
             host, port = self.servers[0].sockets[0].getsockname()[:2]
             self._on_listening(str(host), int(port))
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
-        """Stop as uvicorn does, and end the endless answers (called in a signal handler)."""
+        """Stop as uvicorn does, and end the endless answers (the event streams)."""
         super().handle_exit(sig, frame)
-        if self._loop is not None:
-            self._loop.call_soon_threadsafe(self._ledger.stopping.set)
+        self._ledger.stopping.set()
 
     @contextlib.contextmanager
     def capture_signals(self) -> Generator[None, None, None]:
-        """uvicorn's handlers, without re-raising the signal afterwards: a clean stop exits 0."""
+        """SIGINT and SIGTERM stop the server gracefully, handled on the event loop.
+
+        Installed with ``add_signal_handler``, replacing the CLI's Ctrl-C handler
+        (which cancels everything at once) while serving; not re-raised after a
+        clean stop, so the exit code is 0.
+        """
+        loop = asyncio.get_running_loop()
         handled = (signal.SIGINT, signal.SIGTERM)
-        original = {sig: signal.signal(sig, self.handle_exit) for sig in handled}
+        for sig in handled:
+            loop.add_signal_handler(sig, self.handle_exit, sig, None)
         try:
             yield
         finally:
-            for sig, handler in original.items():
-                signal.signal(sig, handler)
+            for sig in handled:
+                loop.remove_signal_handler(sig)
 
 
 async def serve(
