@@ -90,30 +90,36 @@ class Layout:
 
 def layout(nodes: Iterable[Node], edges: Iterable[Edge], *, sweeps: int = SWEEPS) -> Layout:
     """Lay ``nodes`` and ``edges`` out left to right; edges to unknown nodes are dropped."""
-    by_id = {n.id: n for n in sorted(nodes, key=lambda n: n.id)}
+    by_id = {n.id: n for n in nodes}
+    # The work is done on numbers, nodes numbered in id order (then dummies after them):
+    # list lookups instead of hashing ids, and the same order whatever the input's.
     ids = sorted(by_id)
-    unique = sorted(
-        {(e.source, e.target) for e in edges if e.source in by_id and e.target in by_id}
-        - {(i, i) for i in ids}
+    number = {node_id: index for index, node_id in enumerate(ids)}
+    pairs = sorted(
+        {
+            (number[e.source], number[e.target])
+            for e in edges
+            if e.source in number and e.target in number and e.source != e.target
+        }
     )
-    forward, back = _break_cycles(ids, unique)
-    layer_of = _longest_path_layers(ids, forward)
-    chains, layers = _with_dummies(ids, forward, layer_of)
+    forward, back = _break_cycles(len(ids), pairs)
+    layer_of = _longest_path_layers(len(ids), forward)
+    chains, layers = _with_dummies(len(ids), forward, layer_of)
     _order(layers, chains, sweeps)
-    return _place(by_id, layers, chains, unique, back)
+    return _place([by_id[i] for i in ids], layers, chains, pairs, back)
 
 
 def _break_cycles(
-    ids: Sequence[str], edges: Sequence[tuple[str, str]]
-) -> tuple[list[tuple[str, str]], set[tuple[str, str]]]:
-    """The edges with each back edge reversed (iterative DFS in id order), and the back set."""
-    out: dict[str, list[str]] = {i: [] for i in ids}
+    count: int, edges: Sequence[tuple[int, int]]
+) -> tuple[list[tuple[int, int]], set[tuple[int, int]]]:
+    """The edges with each back edge reversed (iterative DFS in node order), and the back set."""
+    out: list[list[int]] = [[] for _ in range(count)]
     for source, target in edges:
         out[source].append(target)
-    state: dict[str, int] = {}  # 1 on the stack, 2 done
-    back: set[tuple[str, str]] = set()
-    for root in ids:
-        if root in state:
+    state = [0] * count  # 0 unseen, 1 on the stack, 2 done
+    back: set[tuple[int, int]] = set()
+    for root in range(count):
+        if state[root]:
             continue
         state[root] = 1
         stack = [(root, iter(out[root]))]
@@ -123,74 +129,85 @@ def _break_cycles(
             if child is None:
                 state[node] = 2
                 stack.pop()
-            elif state.get(child) == 1:
+            elif state[child] == 1:
                 back.add((node, child))
-            elif child not in state:
+            elif state[child] == 0:
                 state[child] = 1
                 stack.append((child, iter(out[child])))
+    if not back:
+        return list(edges), back
     forward = sorted({(t, s) if (s, t) in back else (s, t) for s, t in edges})
     return forward, back
 
 
-def _longest_path_layers(ids: Sequence[str], edges: Sequence[tuple[str, str]]) -> dict[str, int]:
+def _longest_path_layers(count: int, edges: Sequence[tuple[int, int]]) -> list[int]:
     """Each node's layer: 0 for a source, else one more than its deepest predecessor."""
-    incoming = dict.fromkeys(ids, 0)
-    out: dict[str, list[str]] = {i: [] for i in ids}
+    incoming = [0] * count
+    out: list[list[int]] = [[] for _ in range(count)]
     for source, target in edges:
         out[source].append(target)
         incoming[target] += 1
-    layer = dict.fromkeys(ids, 0)
-    ready = [i for i in ids if incoming[i] == 0]
+    layer = [0] * count
+    ready = [i for i in range(count) if incoming[i] == 0]
     while ready:
         node = ready.pop()
+        below = layer[node] + 1
         for target in out[node]:
-            layer[target] = max(layer[target], layer[node] + 1)
+            if layer[target] < below:
+                layer[target] = below
             incoming[target] -= 1
             if incoming[target] == 0:
                 ready.append(target)
     return layer
 
 
-#: A chain is one original edge as the list of the ids it passes through (dummies inside).
-Chain = list[str]
+#: A chain is one edge as the nodes it passes through (dummy nodes inside).
+Chain = list[int]
 
 
 def _with_dummies(
-    ids: Sequence[str], edges: Sequence[tuple[str, str]], layer_of: dict[str, int]
-) -> tuple[list[Chain], list[list[str]]]:
-    """Split edges longer than one layer with dummy ids; the members of each layer."""
-    layers: list[list[str]] = [[] for _ in range(max(layer_of.values(), default=-1) + 1)]
-    # Initial order: by kind of appearance is meaningless here, so by id: deterministic.
-    for node_id in ids:
-        layers[layer_of[node_id]].append(node_id)
+    count: int, edges: Sequence[tuple[int, int]], layer_of: Sequence[int]
+) -> tuple[list[Chain], list[list[int]]]:
+    """Split edges longer than one layer with dummy nodes (numbered from ``count`` on)."""
+    layers: list[list[int]] = [[] for _ in range(max(layer_of, default=-1) + 1)]
+    # Initial order: by node number, that is by id: deterministic.
+    for node in range(count):
+        layers[layer_of[node]].append(node)
     chains: list[Chain] = []
+    dummy = count
     for source, target in edges:
         chain = [source]
         for layer in range(layer_of[source] + 1, layer_of[target]):
-            dummy = f"\0{source}\0{target}\0{layer}"
             layers[layer].append(dummy)
             chain.append(dummy)
+            dummy += 1
         chain.append(target)
         chains.append(chain)
     return chains, layers
 
 
-def _order(layers: list[list[str]], chains: Sequence[Chain], sweeps: int) -> None:
+def _order(layers: list[list[int]], chains: Sequence[Chain], sweeps: int) -> None:
     """Reorder each layer in place by barycenters, keeping the best order seen."""
-    before: dict[str, list[str]] = {}
-    after: dict[str, list[str]] = {}
+    total = sum(len(layer) for layer in layers)
+    before: list[list[int]] = [[] for _ in range(total)]
+    after: list[list[int]] = [[] for _ in range(total)]
     for chain in chains:
         for left, right in itertools.pairwise(chain):
-            after.setdefault(left, []).append(right)
-            before.setdefault(right, []).append(left)
+            after[left].append(right)
+            before[right].append(left)
+    # Each node's slot in its own layer (a node is in exactly one layer).
+    slot = [0] * total
+    for layer in layers:
+        for index, node in enumerate(layer):
+            slot[node] = index
     best = [list(layer) for layer in layers]
-    best_crossings = _crossings(layers, after)
+    best_crossings = _crossings(layers, after, slot)
     for _ in range(sweeps):
         for index in range(1, len(layers)):
-            _reorder(layers[index], layers[index - 1], before)
+            _reorder(layers[index], before, slot)
         for index in range(len(layers) - 2, -1, -1):
-            _reorder(layers[index], layers[index + 1], after)
-        crossings = _crossings(layers, after)
+            _reorder(layers[index], after, slot)
+        crossings = _crossings(layers, after, slot)
         if crossings >= best_crossings:
             break  # a sweep that does not help: the next ones seldom do
         best, best_crossings = [list(layer) for layer in layers], crossings
@@ -199,27 +216,30 @@ def _order(layers: list[list[str]], chains: Sequence[Chain], sweeps: int) -> Non
     layers[:] = best
 
 
-def _reorder(layer: list[str], fixed: Sequence[str], neighbours: dict[str, list[str]]) -> None:
-    """Sort ``layer`` by the mean slot of each node's neighbours in ``fixed`` (stable)."""
-    slot = {node: index for index, node in enumerate(fixed)}
-    keys: dict[str, float] = {}
+def _reorder(layer: list[int], neighbours: Sequence[list[int]], slot: list[int]) -> None:
+    """Sort ``layer`` by the mean slot of each node's neighbours (stable), then renumber.
+
+    The neighbours all sit in the adjacent layer being swept from: every edge
+    spans one layer once the dummies are in.
+    """
+    keys: list[tuple[float, int]] = []
     for index, node in enumerate(layer):
-        found = [slot[n] for n in neighbours.get(node, ()) if n in slot]
+        found = neighbours[node]
         # A node without neighbours there keeps its place: its own slot is its key.
-        keys[node] = sum(found) / len(found) if found else float(index)
-    position = {node: index for index, node in enumerate(layer)}
-    layer.sort(key=lambda node: (keys[node], position[node]))
+        key = sum(slot[n] for n in found) / len(found) if found else float(index)
+        keys.append((key, index))
+    order = sorted(range(len(layer)), key=keys.__getitem__)
+    layer[:] = [layer[i] for i in order]
+    for index, node in enumerate(layer):
+        slot[node] = index
 
 
-def _crossings(layers: Sequence[Sequence[str]], after: dict[str, list[str]]) -> int:
+def _crossings(layers: Sequence[Sequence[int]], after: Sequence[list[int]], slot: list[int]) -> int:
     """Edge crossings between adjacent layers (pairs of inverted edge endpoints)."""
     total = 0
-    for left, right in itertools.pairwise(layers):
-        slot = {node: index for index, node in enumerate(right)}
+    for left in layers[:-1]:
         # Edges as (left slot, right slot), sorted: crossings are inversions of the right slots.
-        pairs = sorted(
-            (index, slot[t]) for index, node in enumerate(left) for t in after.get(node, ())
-        )
+        pairs = sorted((slot[node], slot[t]) for node in left for t in after[node])
         total += _inversions([target for _, target in pairs])
     return total
 
@@ -236,54 +256,57 @@ def _inversions(values: list[int]) -> int:
 
 
 def _place(
-    by_id: dict[str, Node],
-    layers: Sequence[Sequence[str]],
+    nodes: Sequence[Node],
+    layers: Sequence[Sequence[int]],
     chains: Sequence[Chain],
-    edges: Sequence[tuple[str, str]],
-    back: set[tuple[str, str]],
+    edges: Sequence[tuple[int, int]],
+    back: set[tuple[int, int]],
 ) -> Layout:
     """Coordinates: one column per layer, one row slot per member, columns centred."""
+    count = len(nodes)
     tallest = max((len(layer) for layer in layers), default=0)
     height = 2 * MARGIN + max(tallest * (NODE_HEIGHT + ROW_GAP) - ROW_GAP, 0.0)
     width = 2 * MARGIN + max(len(layers) * (NODE_WIDTH + COLUMN_GAP) - COLUMN_GAP, 0.0)
-    corner: dict[str, tuple[float, float]] = {}
+    total = sum(len(layer) for layer in layers)
+    xs = [0.0] * total
+    ys = [0.0] * total
     placed: list[PlacedNode] = []
     for layer_index, layer in enumerate(layers):
         column = len(layer) * (NODE_HEIGHT + ROW_GAP) - ROW_GAP
         top = (height - column) / 2
         x = MARGIN + layer_index * (NODE_WIDTH + COLUMN_GAP)
         order = 0
-        for slot, node_id in enumerate(layer):
-            y = top + slot * (NODE_HEIGHT + ROW_GAP)
-            corner[node_id] = (x, y)
-            if node_id in by_id:
-                placed.append(PlacedNode(by_id[node_id], layer_index, order, x, y))
+        for row, node in enumerate(layer):
+            y = top + row * (NODE_HEIGHT + ROW_GAP)
+            xs[node] = x
+            ys[node] = y
+            if node < count:
+                placed.append(PlacedNode(nodes[node], layer_index, order, x, y))
                 order += 1
-    routes: dict[tuple[str, str], tuple[tuple[float, float], ...]] = {}
+    middle = NODE_HEIGHT / 2
+    routes: dict[tuple[int, int], tuple[tuple[float, float], ...]] = {}
     for chain in chains:
-        points: list[tuple[float, float]] = []
-        for index, node_id in enumerate(chain):
-            x, y = corner[node_id]
-            middle = y + NODE_HEIGHT / 2
-            if index == 0:
-                points.append((x + NODE_WIDTH, middle))
-            elif index == len(chain) - 1:
-                points.append((x, middle))
-            else:  # a dummy: pass straight through its slot
-                points.extend(((x, middle), (x + NODE_WIDTH, middle)))
-        routes[(chain[0], chain[-1])] = tuple(points)
+        source, target = chain[0], chain[-1]
+        points = [(xs[source] + NODE_WIDTH, ys[source] + middle)]
+        for dummy in chain[1:-1]:  # pass straight through the dummy's slot
+            points += (
+                (xs[dummy], ys[dummy] + middle),
+                (xs[dummy] + NODE_WIDTH, ys[dummy] + middle),
+            )
+        points.append((xs[target], ys[target] + middle))
+        routes[(source, target)] = tuple(points)
     placed_edges = []
     for source, target in edges:
         if (source, target) in back:
             route = tuple(reversed(routes[(target, source)]))
         else:
             route = routes[(source, target)]
-        placed_edges.append(PlacedEdge(Edge(source, target), route))
+        placed_edges.append(PlacedEdge(Edge(nodes[source].id, nodes[target].id), route))
     return Layout(
         nodes=tuple(placed),
         edges=tuple(placed_edges),
         width=width,
         height=height,
         layers=len(layers),
-        reversed_edges=tuple(Edge(s, t) for s, t in sorted(back)),
+        reversed_edges=tuple(Edge(nodes[s].id, nodes[t].id) for s, t in sorted(back)),
     )
