@@ -21,7 +21,8 @@ def test_bench_web_prints_a_ratio_per_figure(tmp_path: Path) -> None:
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     rows = [line for line in done.stdout.splitlines() if line.endswith(("ok", "OVER"))]
-    assert len(rows) == 3, done.stdout
-    assert rows[0].startswith("lineage page")
-    assert rows[1].startswith("runs page, newest 50 of 120")
-    assert rows[2].startswith("runs page, a later page")
+    assert len(rows) == 4, done.stdout
+    assert "drawn afresh" in rows[0]
+    assert "(kept)" in rows[1]
+    assert rows[2].startswith("runs page, newest 50 of 120")
+    assert rows[3].startswith("runs page, a later page")

@@ -163,3 +163,28 @@ def test_the_svg_escapes_every_string_and_marks_node_kinds() -> None:
     assert len(re.findall(r'class="node step status-failed"', svg)) == 1
     assert len(re.findall(r'class="node artifact status-none"', svg)) == 1
     assert len(re.findall(r'<path class="edge"', svg)) == 1
+
+
+def test_a_lineage_drawing_is_kept_under_the_graphs_content() -> None:
+    from projections.queries import LineageEdge, LineageGraph, LineageNode
+    from server.web.lineage_graph import lineage_svg
+
+    def graph(status: str) -> LineageGraph:
+        return LineageGraph(
+            roots=["a"],
+            direction="both",
+            depth=1,
+            nodes=[
+                LineageNode(id="a", kind="artifact", label="data:v1", run_id="r"),
+                LineageNode(id="s", kind="step", label="train", run_id="r", status=status),
+            ],
+            edges=[LineageEdge(source="a", target="s", kind="consumed", name="data")],
+        )
+
+    def draw(g: LineageGraph, prefix: str = "") -> str:
+        return lineage_svg(g, url=lambda path: prefix + path, label="g", focus="a")
+
+    first = draw(graph("running"))
+    assert draw(graph("running")) is first  # kept: the same content
+    assert "status-completed" in draw(graph("completed"))  # new content, new drawing
+    assert 'href="/past/runs/r"' in draw(graph("running"), "/past")  # links are part of the key

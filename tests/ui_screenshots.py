@@ -67,7 +67,8 @@ def main(out: Path) -> None:
                         page.wait_for_function(
                             "document.getElementById('live-status').textContent === 'live'"
                         )
-                    page.screenshot(path=str(out / f"{name}-{width}.png"))
+                    # A run's page is long: the whole of it, so its audit trail shows too.
+                    page.screenshot(path=str(out / f"{name}-{width}.png"), full_page=name == "run")
                 page.close()
             browser.close()
     print("\n".join(sorted(p.name for p in out.glob("*.png") if re.search(r"-\d+\.png$", p.name))))
