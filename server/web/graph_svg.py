@@ -49,13 +49,13 @@ def _short(text: str, *, keep_end: bool, limit: int = LABEL_CHARS) -> str:
 def _path(edge: PlacedEdge) -> str:
     """Smooth cubic segments between the route's points (horizontal tangents)."""
     (x0, y0), *rest = edge.points
-    parts = [f"M{x0:g},{y0:g}"]
+    parts = [f"M{x0},{y0}"]
     for x1, y1 in rest:
         if y1 == y0:
-            parts.append(f"L{x1:g},{y1:g}")
+            parts.append(f"L{x1},{y1}")
         else:
-            bend = (x1 - x0) / 2
-            parts.append(f"C{x0 + bend:g},{y0:g} {x1 - bend:g},{y1:g} {x1:g},{y1:g}")
+            bend = (x1 - x0) // 2
+            parts.append(f"C{x0 + bend},{y0} {x1 - bend},{y1} {x1},{y1}")
         x0, y0 = x1, y1
     return "".join(parts)
 
@@ -64,7 +64,7 @@ def _path(edge: PlacedEdge) -> str:
 _SHAPES = {
     kind: f'<rect width="{NODE_WIDTH:g}" height="{NODE_HEIGHT:g}" rx="{radius:g}"/>'
     '<text x="12" y="17" class="label">'
-    for kind, radius in (("artifact", NODE_HEIGHT / 2), ("step", 4.0))
+    for kind, radius in (("artifact", NODE_HEIGHT // 2), ("step", 4))
 }
 
 
@@ -93,7 +93,7 @@ def _node(placed: PlacedNode, focus: str | None) -> str:
     )
     return (
         f'{opening} data-node-id="{escape(node.id)}" '
-        f'transform="translate({placed.x:g},{placed.y:g})">'
+        f'transform="translate({placed.x},{placed.y})">'
         f"<title>{escape(node.title or node.label)}</title>{shape}{label}{subtitle}"
         f"{'</g>' if node.href is None else '</a>'}"
     )

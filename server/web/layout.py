@@ -30,12 +30,12 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
-#: Geometry, in SVG user units.
-NODE_WIDTH = 176.0
-NODE_HEIGHT = 40.0
-COLUMN_GAP = 84.0
-ROW_GAP = 18.0
-MARGIN = 16.0
+#: Geometry, in SVG user units: whole numbers, so every coordinate is one (cheap to print).
+NODE_WIDTH = 176
+NODE_HEIGHT = 40
+COLUMN_GAP = 84
+ROW_GAP = 18
+MARGIN = 16
 #: Barycenter sweeps (each a right then a left pass); more rarely helps.
 SWEEPS = 4
 
@@ -64,15 +64,15 @@ class PlacedNode(NamedTuple):
     node: Node
     layer: int
     order: int
-    x: float
-    y: float
+    x: int
+    y: int
 
 
 class PlacedEdge(NamedTuple):
     """An edge as a polyline: the source's right side, any bends, the target's left side."""
 
     edge: Edge
-    points: tuple[tuple[float, float], ...]
+    points: tuple[tuple[int, int], ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,8 +81,8 @@ class Layout:
 
     nodes: tuple[PlacedNode, ...]
     edges: tuple[PlacedEdge, ...]
-    width: float
-    height: float
+    width: int
+    height: int
     layers: int = 0
     #: Edges reversed to break cycles (drawn in their true direction all the same).
     reversed_edges: tuple[Edge, ...] = field(default=())
@@ -265,15 +265,15 @@ def _place(
     """Coordinates: one column per layer, one row slot per member, columns centred."""
     count = len(nodes)
     tallest = max((len(layer) for layer in layers), default=0)
-    height = 2 * MARGIN + max(tallest * (NODE_HEIGHT + ROW_GAP) - ROW_GAP, 0.0)
-    width = 2 * MARGIN + max(len(layers) * (NODE_WIDTH + COLUMN_GAP) - COLUMN_GAP, 0.0)
+    height = 2 * MARGIN + max(tallest * (NODE_HEIGHT + ROW_GAP) - ROW_GAP, 0)
+    width = 2 * MARGIN + max(len(layers) * (NODE_WIDTH + COLUMN_GAP) - COLUMN_GAP, 0)
     total = sum(len(layer) for layer in layers)
-    xs = [0.0] * total
-    ys = [0.0] * total
+    xs = [0] * total
+    ys = [0] * total
     placed: list[PlacedNode] = []
     for layer_index, layer in enumerate(layers):
         column = len(layer) * (NODE_HEIGHT + ROW_GAP) - ROW_GAP
-        top = (height - column) / 2
+        top = (height - column) // 2
         x = MARGIN + layer_index * (NODE_WIDTH + COLUMN_GAP)
         order = 0
         for row, node in enumerate(layer):
@@ -283,8 +283,8 @@ def _place(
             if node < count:
                 placed.append(PlacedNode(nodes[node], layer_index, order, x, y))
                 order += 1
-    middle = NODE_HEIGHT / 2
-    routes: dict[tuple[int, int], tuple[tuple[float, float], ...]] = {}
+    middle = NODE_HEIGHT // 2
+    routes: dict[tuple[int, int], tuple[tuple[int, int], ...]] = {}
     for chain in chains:
         source, target = chain[0], chain[-1]
         points = [(xs[source] + NODE_WIDTH, ys[source] + middle)]

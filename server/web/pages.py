@@ -15,7 +15,6 @@ from starlette.responses import Response
 
 from projections.queries import ArtifactView, LineageGraph, RunView, StepView
 from projections.queries.lineage import Direction
-from projections.runs import STEP_STATUSES
 from server.state import Ledger
 
 from .errors import BadPageInput, page_errors
@@ -260,7 +259,6 @@ async def lineage_page(request: Request) -> Response:
 
 
 __all__ = [
-    "STEP_STATUSES",
     "artifact_page",
     "artifacts_list",
     "lineage_page",
