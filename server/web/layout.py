@@ -287,21 +287,27 @@ def _place(
     routes: dict[tuple[int, int], tuple[tuple[int, int], ...]] = {}
     for chain in chains:
         source, target = chain[0], chain[-1]
+        if len(chain) == 2:  # most edges: straight from one layer to the next
+            routes[(source, target)] = (
+                (xs[source] + NODE_WIDTH, ys[source] + middle),
+                (xs[target], ys[target] + middle),
+            )
+            continue
         points = [(xs[source] + NODE_WIDTH, ys[source] + middle)]
         for dummy in chain[1:-1]:  # pass straight through the dummy's slot
-            points += (
-                (xs[dummy], ys[dummy] + middle),
-                (xs[dummy] + NODE_WIDTH, ys[dummy] + middle),
-            )
+            y = ys[dummy] + middle
+            points += ((xs[dummy], y), (xs[dummy] + NODE_WIDTH, y))
         points.append((xs[target], ys[target] + middle))
         routes[(source, target)] = tuple(points)
-    placed_edges = []
-    for source, target in edges:
-        if (source, target) in back:
-            route = tuple(reversed(routes[(target, source)]))
-        else:
-            route = routes[(source, target)]
-        placed_edges.append(PlacedEdge(Edge(nodes[source].id, nodes[target].id), route))
+    placed_edges = [
+        PlacedEdge(
+            Edge(nodes[source].id, nodes[target].id),
+            tuple(reversed(routes[(target, source)]))
+            if (source, target) in back
+            else routes[(source, target)],
+        )
+        for source, target in edges
+    ]
     return Layout(
         nodes=tuple(placed),
         edges=tuple(placed_edges),
