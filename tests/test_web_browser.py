@@ -166,6 +166,23 @@ def test_the_depth_selector_and_keyboard_zoom_change_the_graph(demo: Demo, page:
     _no_console_errors(page)
 
 
+def test_the_keyboard_reaches_the_content_and_the_graph_nodes(demo: Demo, page: Any) -> None:
+    from playwright.sync_api import expect
+
+    page.goto(demo.url + "/artifacts")
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.textContent") == "Skip to content"
+    page.locator("a", has_text="model").first.click()
+    page.locator("#lineage-link").click()
+    first_node = page.locator("svg.graph a.node").first
+    first_node.focus()
+    expect(first_node).to_be_focused()
+    target = first_node.get_attribute("href")
+    page.keyboard.press("Enter")
+    expect(page).to_have_url(re.compile(re.escape(target or "")))
+    _no_console_errors(page)
+
+
 def test_the_as_of_control_shows_the_past_and_says_so(demo: Demo, page: Any) -> None:
     from playwright.sync_api import expect
 
