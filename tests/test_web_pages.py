@@ -41,3 +41,14 @@ def test_a_server_with_tokens_asks_the_pages_for_a_read_token(tmp_path: Path) ->
         assert client.get("/events", headers=read).status_code == 200
         # The stylesheet and scripts hold no data: they need no token.
         assert client.get("/static/app.css").status_code == 200
+
+
+def test_the_browser_check_names_both_majors_when_they_do_not_fit() -> None:
+    from .browser import compatibility_problem
+
+    assert compatibility_problem(159, 156) is None
+    assert compatibility_problem(159, 160) is None
+    problem = compatibility_problem(159, 150)
+    assert problem is not None
+    assert "major 150" in problem
+    assert "Chromium 159" in problem
