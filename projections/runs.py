@@ -15,6 +15,7 @@ from eventstore import (
     ArtifactProduced,
     Event,
     MetadataLogged,
+    OpenLineageReceived,
     RunDeleted,
     RunFinished,
     RunStarted,
@@ -24,6 +25,7 @@ from eventstore import (
 )
 
 from .definition import EventContext, Handler, Op, Projection, Table, to_json
+from .openlineage import RUN_TABLES, run_ops
 
 __all__ = ["STEP_STATUSES", "RunsProjection"]
 
@@ -37,7 +39,8 @@ class RunsProjection(Projection):
 
     name = "runs"
     #: v2: the newest-first index covers the position tie-break.
-    version = 2
+    #: v3: OpenLineage runs (``openlineage.py``).
+    version = 3
     tables = {
         "runs": Table(
             "run_id TEXT NOT NULL, pipeline_name TEXT NOT NULL, run_name TEXT NOT NULL, "
@@ -78,6 +81,7 @@ class RunsProjection(Projection):
             "value TEXT NOT NULL, position BIGINT NOT NULL",
             "run_id, step_run_id, key",
         ),
+        **RUN_TABLES,
     }
 
     def handlers(self) -> Mapping[type[Event], Handler]:
@@ -91,6 +95,7 @@ class RunsProjection(Projection):
             StepFinished: self._step_finished,
             RunFinished: self._run_finished,
             RunDeleted: self._run_deleted,
+            OpenLineageReceived: run_ops,
         }
 
     @staticmethod
