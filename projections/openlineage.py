@@ -292,8 +292,10 @@ def artifact_ops(e: OpenLineageReceived, c: EventContext) -> Iterable[Op]:
             "content_hash = COALESCE({artifacts}.content_hash, excluded.content_hash), "
             "created_at_us = CASE WHEN excluded.created_at_us < {artifacts}.created_at_us "
             "THEN excluded.created_at_us ELSE {artifacts}.created_at_us END",
-            (artifact_id, name, name, name, d.version, to_json(metadata), x, x, name)
-            + (f.time_us, c.position),
+            (
+                *(artifact_id, name, name, name, d.version, to_json(metadata), x, x, name),
+                *(f.time_us, c.position),
+            ),
         )
         yield (
             "INSERT INTO {lineage_edges} (source_id, source_kind, target_id, target_kind, name, "

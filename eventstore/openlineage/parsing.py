@@ -11,7 +11,8 @@ validated against the shipped schema (:mod:`.schema`), and given:
 - its **key**: the hex SHA-256 of its canonical JSON (keys sorted, no blanks),
   so the same event sent again, however formatted, is recognised;
 - its **time** in microseconds, from ``eventTime`` in any RFC 3339 form
-  (``Z`` or an offset, 0 to 9 fractional digits, truncated to microseconds).
+  (``Z`` or an offset, 0 to 9 fractional digits, truncated to microseconds);
+  a time without a zone, as some older clients write, is read as UTC.
 """
 
 from __future__ import annotations
@@ -50,7 +51,7 @@ MAX_EVENT_BYTES = 4 << 20
 Kind = Literal["RunEvent", "JobEvent", "DatasetEvent"]
 _RFC3339 = re.compile(
     r"^(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?"
-    r"(?:([Zz])|([+-])(\d{2}):?(\d{2}))$"
+    r"(?:([Zz])|([+-])(\d{2}):?(\d{2}))?$"
 )
 _canonical = msgspec.json.Encoder(order="sorted")
 _decoder = msgspec.json.Decoder()
