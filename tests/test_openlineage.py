@@ -72,8 +72,10 @@ class TestParsing:
         assert canonical_key(event) == canonical_key(shuffled)
         one = parse_body(json.dumps(event).encode())[0]
         two = parse_body(json.dumps(shuffled, indent=2).encode())[0]
-        assert isinstance(one, OpenLineageEvent) and isinstance(two, OpenLineageEvent)
-        assert one.key == two.key and one.raw != two.raw
+        assert isinstance(one, OpenLineageEvent)
+        assert isinstance(two, OpenLineageEvent)
+        assert one.key == two.key
+        assert one.raw != two.raw
 
     def test_object_array_and_ndjson(self) -> None:
         """One object, an array, or one object per line: each event keeps its own bytes."""
