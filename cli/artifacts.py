@@ -28,7 +28,7 @@ from .output import (
     wide_option,
 )
 
-__all__ = ["artifact", "artifact_item", "lineage_dot", "lineage_tree"]
+__all__ = ["artifact", "artifact_describe_item", "artifact_item", "lineage_dot", "lineage_tree"]
 
 
 def artifact_item(found: Any) -> dict[str, Any]:
@@ -52,6 +52,24 @@ def artifact_item(found: Any) -> dict[str, Any]:
         "output_name": found.output_name,
         "created_at": found.created_at,
     }
+
+
+def artifact_describe_item(found: Any, *, show_secrets: bool = False) -> dict[str, Any]:
+    """The JSON shape of ``artifact describe``: an artifact with its consumers, masked."""
+    item = artifact_item(found)
+    item["consumers"] = [
+        {
+            "step_run_id": c.step_run_id,
+            "step_name": c.step_name,
+            "run_id": c.run_id,
+            "run_name": c.run_name,
+            "input_name": c.input_name,
+        }
+        for c in found.consumers
+    ]
+    # A URI can carry credentials, metadata secret-looking keys: mask them.
+    masked: dict[str, Any] = mask_secrets(item, show=show_secrets)
+    return masked
 
 
 def _size(size: int | None) -> str:
@@ -153,19 +171,7 @@ def describe(ref: str, as_of: str | None, show_secrets: bool, fmt: Format) -> No
     """
 
     found = run_on_views(lambda views: views.query.artifact(ref), as_of)
-    item = artifact_item(found)
-    item["consumers"] = [
-        {
-            "step_run_id": c.step_run_id,
-            "step_name": c.step_name,
-            "run_id": c.run_id,
-            "run_name": c.run_name,
-            "input_name": c.input_name,
-        }
-        for c in found.consumers
-    ]
-    # A URI can carry credentials, metadata secret-looking keys: mask them.
-    item = mask_secrets(item, show=show_secrets)
+    item = artifact_describe_item(found, show_secrets=show_secrets)
 
     def table() -> None:
         rows: list[tuple[str, Any]] = [

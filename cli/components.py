@@ -31,6 +31,8 @@ from .output import (
 __all__ = [
     "artifact_store",
     "component",
+    "component_item",
+    "components_with_active",
     "display_name",
     "metadata_store",
     "orchestrator",
@@ -126,32 +128,44 @@ def _register(name: str, flavor: str, labels: tuple[str, ...], fmt: Format) -> N
     )
 
 
+def component_item(found: Any, *, active: bool, show_secrets: bool = False) -> dict[str, Any]:
+    """The stable JSON shape of a component (``list``, ``describe``, the read API)."""
+    return {
+        "name": found.name,
+        "id": found.component_id,
+        "type": found.type,
+        "flavor": found.flavor,
+        "active": active,
+        "configuration": mask_secrets(found.configuration, show=show_secrets),
+        "labels": mask_secrets(found.labels, show=show_secrets),
+        "stacks": found.stacks,
+        "created_at": found.created_at,
+        "updated_at": found.updated_at,
+    }
+
+
+async def components_with_active(
+    query: Any, component_type: str | None
+) -> tuple[list[Any], set[str]]:
+    """The live components of a type (None: all), and the ids of the active stack's."""
+    components = await query.components(component_type)
+    try:
+        active = await query.stack()
+    except LookupError:
+        return components, set()
+    return components, {c.component_id for c in active.components.values()}
+
+
 def _list(fmt: Format, as_of: str | None, show_secrets: bool) -> None:
     component_type = _component_type()
 
     async def body() -> tuple[list[Any], set[str]]:
         async with open_store_for() as store, open_fresh_views(store, as_of) as views:
-            components = await views.query.components(component_type)
-            try:
-                active = await views.query.stack()
-            except LookupError:
-                return components, set()
-            return components, {c.component_id for c in active.components.values()}
+            return await components_with_active(views.query, component_type)
 
     components, in_active = run_async(body)
     items = [
-        {
-            "name": c.name,
-            "id": c.component_id,
-            "type": c.type,
-            "flavor": c.flavor,
-            "active": c.component_id in in_active,
-            "configuration": mask_secrets(c.configuration, show=show_secrets),
-            "labels": mask_secrets(c.labels, show=show_secrets),
-            "stacks": c.stacks,
-            "created_at": c.created_at,
-            "updated_at": c.updated_at,
-        }
+        component_item(c, active=c.component_id in in_active, show_secrets=show_secrets)
         for c in components
     ]
 
@@ -196,19 +210,8 @@ def _describe(name: str | None, fmt: Format, as_of: str | None, show_secrets: bo
             return found, found.component_id in ids
 
     found, active = run_async(body)
-    configuration = mask_secrets(found.configuration, show=show_secrets)
-    item = {
-        "name": found.name,
-        "id": found.component_id,
-        "type": found.type,
-        "flavor": found.flavor,
-        "active": active,
-        "configuration": configuration,
-        "labels": mask_secrets(found.labels, show=show_secrets),
-        "stacks": found.stacks,
-        "created_at": found.created_at,
-        "updated_at": found.updated_at,
-    }
+    item = component_item(found, active=active, show_secrets=show_secrets)
+    configuration = item["configuration"]
 
     def table() -> None:
         rows: list[tuple[str, Any]] = [

@@ -45,6 +45,11 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "cli.openlineage:openlineage",
         "Ingest OpenLineage events (what Airflow, Spark, dbt... emit).",
     ),
+    "serve": (
+        "cli.serve:serve",
+        "Serve the store over HTTP: OpenLineage ingest, the read API, a live event stream.",
+    ),
+    "token": ("cli.serve:token", "Create, list and revoke the server's bearer tokens."),
 }
 
 

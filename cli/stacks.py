@@ -10,7 +10,7 @@ from .context import as_of_option, run_on_store, run_on_views
 from .errors import CLIError
 from .output import Column, Format, emit, output_options, print_table, say
 
-__all__ = ["stack"]
+__all__ = ["stack", "stack_item"]
 
 #: The columns of ``stack list``, as in ZenML's.
 _MAIN_TYPES = ("artifact_store", "metadata_store", "orchestrator")
@@ -26,7 +26,8 @@ def _component_options(extra: tuple[str, ...]) -> dict[str, str]:
     return parsed
 
 
-def _item(stack: Any) -> dict[str, Any]:
+def stack_item(stack: Any) -> dict[str, Any]:
+    """The stable JSON shape of a stack (``stack list``, ``stack describe``, the read API)."""
     return {
         "name": stack.name,
         "id": stack.stack_id,
@@ -108,7 +109,7 @@ def list_(fmt: Format, as_of: str | None) -> None:
     Example: metaledger stack list --json
     """
 
-    items = [_item(s) for s in run_on_views(lambda views: views.query.stacks(), as_of)]
+    items = [stack_item(s) for s in run_on_views(lambda views: views.query.stacks(), as_of)]
     extra_types = sorted({t for i in items for t in i["components"]} - set(_MAIN_TYPES))
 
     def table() -> None:
@@ -143,7 +144,7 @@ def describe(name: str | None, fmt: Format, as_of: str | None) -> None:
     """
 
     found = run_on_views(lambda views: views.query.stack(name), as_of)
-    item = _item(found)
+    item = stack_item(found)
 
     def table() -> None:
         title = f"'{found.name}' stack" + (" (ACTIVE)" if found.active else "")

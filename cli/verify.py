@@ -17,7 +17,7 @@ from .context import PROGRESS_THRESHOLD, open_store_for, progress_bar, run_async
 from .errors import EXIT_DAMAGED, EXIT_STALE, CLIError
 from .output import Format, emit_json, output_options, plural, say
 
-__all__ = ["verify"]
+__all__ = ["verify", "verify_item"]
 
 
 async def _view_faults(store: Any) -> list[dict[str, Any]]:
@@ -38,6 +38,18 @@ async def _view_faults(store: Any) -> list[dict[str, Any]]:
             ]
     except (LedgerError, OSError):
         return []
+
+
+def verify_item(report: Any, view_faults: list[dict[str, Any]]) -> dict[str, Any]:
+    """The JSON shape of ``verify``: a ``VerifyReport`` and the views' faults."""
+    return {
+        "ok": report.ok,
+        "events": report.events,
+        "first_bad_position": report.first_bad_position,
+        "reason": report.reason,
+        "head_position": report.head_position,
+        "view_faults": view_faults,
+    }
 
 
 @click.command()
@@ -79,14 +91,7 @@ def verify(fmt: Format) -> None:
                 faults = await _view_faults(store) if report.ok else []
         except StoreCorruptError as exc:  # our log, too damaged to open: damage, not "no store"
             return _unreadable(exc, head)
-        return {
-            "ok": report.ok,
-            "events": report.events,
-            "first_bad_position": report.first_bad_position,
-            "reason": report.reason,
-            "head_position": report.head_position,
-            "view_faults": faults,
-        }
+        return verify_item(report, faults)
 
     result = run_async(body)
     if fmt != "table":

@@ -13,7 +13,7 @@ from pathlib import Path
 from setuptools import find_packages
 
 _CHECKOUT = Path(__file__).resolve().parent.parent
-_PRODUCT = ("eventstore", "projections", "cli")
+_PRODUCT = ("eventstore", "projections", "cli", "server")
 
 
 def _modules() -> dict[str, Path]:
@@ -68,12 +68,35 @@ def test_the_wheel_holds_only_the_product_packages() -> None:
 
 
 def test_eventstore_imports_neither_projections_nor_cli() -> None:
-    """The data path reads one way: eventstore -> projections -> cli."""
+    """The data path reads one way: eventstore -> projections -> cli -> server."""
     for name, targets in _graph().items():
         layer = name.partition(".")[0]
-        below = {"eventstore": ("projections", "cli"), "projections": ("cli",)}.get(layer, ())
+        below = {
+            "eventstore": ("projections", "cli", "server"),
+            "projections": ("cli", "server"),
+        }.get(layer, ())
         upward = sorted(t for t in targets if t.partition(".")[0] in below)
         assert upward == [], f"{name} imports {upward}"
+
+
+#: The only CLI module that loads the server (inside its command functions).
+_SERVER_ENTRY = "cli.serve"
+
+
+def test_only_the_serve_command_imports_the_server() -> None:
+    """The server sits on top: of the CLI, only ``cli.serve`` imports it, lazily."""
+    for name, targets in _graph().items():
+        if name.partition(".")[0] != "cli" or name == _SERVER_ENTRY:
+            continue
+        into_server = sorted(t for t in targets if t.partition(".")[0] == "server")
+        assert into_server == [], f"{name} imports {into_server}"
+    tree = ast.parse(_modules()[_SERVER_ENTRY].read_text())
+    top_level = [
+        node
+        for node in tree.body
+        if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("server")
+    ]
+    assert top_level == [], "cli.serve imports the server at the top (--help would load it)"
 
 
 #: Cycles through imports inside functions that this test tolerates: none is left.

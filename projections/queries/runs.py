@@ -9,7 +9,7 @@ from typing import Any
 import msgspec
 
 from eventstore import datetime_from_us, us_from_datetime
-from projections.errors import ViewNotFoundError
+from projections.errors import QueryError, ViewNotFoundError
 from projections.runs import STEP_STATUSES
 from projections.transactions import Fetch, Tx
 
@@ -249,10 +249,26 @@ class RunQueries(ViewsReader):
         since: datetime | None = None,
         until: datetime | None = None,
         limit: int | None = 50,
+        after: str | None = None,
     ) -> list[RunView]:
-        """Runs, newest first, filtered by pipeline, status, stack (name or id) and start time."""
+        """Runs, newest first, filtered by pipeline, status, stack (name or id) and start time.
+
+        ``after`` (a run id, the last of a previous page) continues a listing
+        past that run: keyset pagination, stable while runs are added. An
+        unknown run id is a QueryError.
+        """
         _check_limit(limit)
         where, params = _run_filter(pipeline, status, stack, since, until)
+        if after is not None:
+            found = await self.views.fetch("SELECT 1 FROM runs WHERE run_id = ?", (after,))
+            if not found:
+                raise QueryError(f"no run {after!r} to continue after (deleted, or not a run id)")
+            # The listing's order, (started_at_us, position) descending, as one key.
+            where += (
+                " AND (r.started_at_us, r.position) < "
+                "(SELECT started_at_us, position FROM runs WHERE run_id = ?)"
+            )
+            params.append(after)
         sql = (
             f"SELECT {_RUN_COLUMNS} FROM runs r LEFT JOIN stacks s ON s.stack_id = r.stack_id "
             f"WHERE {where} ORDER BY r.started_at_us DESC, r.position DESC"

@@ -1,0 +1,83 @@
+"""The ASGI application (``create_app``) and the ledger it serves (``open_ledger``).
+
+:func:`open_ledger` opens the store (resolved as the CLI resolves ``--store``:
+the option, ``$METALEDGER_STORE``, else the default; created with its default
+stack if new, so a fresh install serves at once), opens the live views,
+catches them up and keeps them current with the projection follower in a task
+group, so reads never wait for a catch-up. Leaving it stops the follower and
+closes the store, which commits every queued append first.
+
+``create_app(config)`` opens its own ledger in its lifespan; ``metaledger
+serve`` opens the ledger first and hands it over (``create_app(config,
+ledger=...)``), so a store that cannot be opened is reported as one line and an
+exit code, and the store closes only after uvicorn has let in-flight requests
+finish.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+
+import anyio
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+
+from eventstore import open_store, resolve_store
+from eventstore.logs import get_logger
+from projections import open_views
+
+from .access_log import AccessLog
+from .config import ServerConfig
+from .errors import exception_handlers
+from .routes import all_routes
+from .state import Ledger
+
+__all__ = ["create_app", "open_ledger"]
+
+log = get_logger("server.app")
+
+
+@contextlib.asynccontextmanager
+async def open_ledger(config: ServerConfig) -> AsyncIterator[Ledger]:
+    """The store ``config`` names with live views kept current, for the block's duration."""
+    location = resolve_store(config.store_uri)
+    async with (
+        open_store(location, create=True) as store,
+        open_views(store, fresh=False) as views,
+        anyio.create_task_group() as group,
+    ):
+        await views.catch_up()
+        ledger = Ledger(store=store, views=views, config=config)
+        await group.start(views.follow)
+        log.info("ledger_opened", store=location.display, head=await store.head())
+        try:
+            yield ledger
+        finally:
+            ledger.stopping.set()
+            group.cancel_scope.cancel()
+    log.info("ledger_closed", store=location.display)
+
+
+def create_app(config: ServerConfig, *, ledger: Ledger | None = None) -> Starlette:
+    """The server's application: over ``ledger``, or over one its lifespan opens."""
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        if ledger is not None:
+            app.state.ledger = ledger
+            try:
+                yield
+            finally:
+                ledger.stopping.set()
+            return
+        async with open_ledger(config) as opened:
+            app.state.ledger = opened
+            yield
+
+    return Starlette(
+        routes=all_routes(),
+        middleware=[Middleware(AccessLog)],
+        exception_handlers=dict(exception_handlers),
+        lifespan=lifespan,
+    )
