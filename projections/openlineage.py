@@ -38,7 +38,16 @@ import uuid
 from collections.abc import Iterable, Iterator
 
 from eventstore import OpenLineageReceived
-from eventstore.openlineage import OPENLINEAGE_NAMESPACE, RunFacts, decode, run_facts
+from eventstore.openlineage import (
+    OPENLINEAGE_NAMESPACE,
+    DatasetRef,
+    RunFacts,
+    decode,
+    parse_event_time,
+    run_facts,
+    static_datasets,
+)
+from eventstore.openlineage.facts import datasets as _datasets
 
 from .definition import EventContext, Op, Table, to_json
 
@@ -68,9 +77,30 @@ RUN_TABLES = {
         "run_id TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL, sort_key TEXT NOT NULL",
         "run_id, key",
     ),
+    # Every stored OpenLineage event by its eventTime: the Marquez /events/lineage read.
+    "ol_events": Table(
+        "position BIGINT NOT NULL, time_us BIGINT NOT NULL, kind TEXT NOT NULL",
+        "position",
+        ("time_us, position",),
+    ),
 }
-#: Tables the artifacts projection adds for OpenLineage runs.
-ARTIFACT_TABLES = {"ol_artifact_tree": Table(_TREE_COLUMNS, "run_id", ("root_run_id",))}
+#: Tables the artifacts projection adds for OpenLineage runs and datasets.
+ARTIFACT_TABLES = {
+    "ol_artifact_tree": Table(_TREE_COLUMNS, "run_id", ("root_run_id",)),
+    # Datasets by namespace and name, when first and last named (the Marquez reads).
+    "ol_datasets": Table(
+        "namespace TEXT NOT NULL, name TEXT NOT NULL, first_us BIGINT NOT NULL, "
+        "last_us BIGINT NOT NULL",
+        "namespace, name",
+    ),
+    # Which job read (``in``) or wrote (``out``) which dataset: the job/dataset graph.
+    "ol_job_datasets": Table(
+        "namespace TEXT NOT NULL, name TEXT NOT NULL, ds_namespace TEXT NOT NULL, "
+        "ds_name TEXT NOT NULL, direction TEXT NOT NULL",
+        "namespace, name, ds_namespace, ds_name, direction",
+        ("ds_namespace, ds_name",),
+    ),
+}
 
 _STEP_STATUSES = ("running", "completed", "failed", "cached", "skipped", "stopped")
 
@@ -84,6 +114,55 @@ def facts_of(event: OpenLineageReceived) -> RunFacts | None:
     except ValueError:
         # Stored by an older rule or imported: the views skip what they cannot read.
         return None
+
+
+def _event_time(event: OpenLineageReceived) -> int | None:
+    try:
+        return parse_event_time(decode(event.event).get("eventTime"))
+    except ValueError:
+        return None
+
+
+def _dataset_ops(
+    job: tuple[str, str] | None, datasets: Iterable[DatasetRef], direction: str, time_us: int
+) -> Iterator[Op]:
+    """Note each dataset (first and last seen) and, for a job, its edge to the job."""
+    for d in datasets:
+        yield (
+            "INSERT INTO {ol_datasets} (namespace, name, first_us, last_us) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT (namespace, name) DO UPDATE SET "
+            "first_us = CASE WHEN excluded.first_us < {ol_datasets}.first_us "
+            "THEN excluded.first_us ELSE {ol_datasets}.first_us END, "
+            "last_us = CASE WHEN excluded.last_us > {ol_datasets}.last_us "
+            "THEN excluded.last_us ELSE {ol_datasets}.last_us END",
+            (d.namespace, d.name, time_us, time_us),
+        )
+        if job is not None:
+            yield (
+                "INSERT INTO {ol_job_datasets} (namespace, name, ds_namespace, ds_name, "
+                "direction) VALUES (?, ?, ?, ?, ?) ON CONFLICT "
+                "(namespace, name, ds_namespace, ds_name, direction) DO NOTHING",
+                (*job, d.namespace, d.name, direction),
+            )
+
+
+def _static_ops(e: OpenLineageReceived) -> Iterator[Op]:
+    """A JobEvent's or DatasetEvent's datasets (and a JobEvent's job edges)."""
+    try:
+        document = decode(e.event)
+        time_us = parse_event_time(document.get("eventTime"))
+    except ValueError:
+        return
+    job = document.get("job")
+    key = None
+    named = isinstance(job, dict) and isinstance(job.get("namespace"), str)
+    if named and isinstance(job.get("name"), str):  # type: ignore[union-attr]
+        key = (job["namespace"], job["name"])  # type: ignore[index]
+    if e.kind == "DatasetEvent" or key is None:
+        yield from _dataset_ops(None, static_datasets(document), "in", time_us)
+        return
+    yield from _dataset_ops(key, _datasets(document.get("inputs")), "in", time_us)
+    yield from _dataset_ops(key, _datasets(document.get("outputs")), "out", time_us)
 
 
 def _tree_ops(tree: str, f: RunFacts) -> Iterator[Op]:
@@ -159,6 +238,13 @@ def _root(tree: str) -> str:
 
 def run_ops(e: OpenLineageReceived, c: EventContext) -> Iterable[Op]:
     """Fold one OpenLineage event into the runs views (runs, steps, run metadata)."""
+    time_us = _event_time(e)
+    if time_us is not None:
+        yield (
+            "INSERT INTO {ol_events} (position, time_us, kind) VALUES (?, ?, ?) "
+            "ON CONFLICT (position) DO NOTHING",
+            (c.position, time_us, e.kind),
+        )
     f = facts_of(e)
     if f is None:
         return
@@ -265,8 +351,12 @@ def artifact_ops(e: OpenLineageReceived, c: EventContext) -> Iterable[Op]:
     """Fold one OpenLineage event into the artifacts views (artifacts and lineage edges)."""
     f = facts_of(e)
     if f is None:
+        yield from _static_ops(e)
         return
     x = f.run_id
+    job = (f.namespace, f.name)
+    yield from _dataset_ops(job, f.inputs, "in", f.time_us)
+    yield from _dataset_ops(job, f.outputs, "out", f.time_us)
     yield from _tree_ops("ol_artifact_tree", f)
     yield (
         "INSERT INTO {artifact_steps} (step_run_id, run_id, step_name) VALUES (?, ?, ?) "

@@ -26,6 +26,7 @@ __all__ = [
     "RunFacts",
     "RunRef",
     "dataset_name",
+    "datasets",
     "decode",
     "event_id_for",
     "run_facts",
@@ -135,7 +136,8 @@ def _facets(node: Any) -> dict[str, Any]:
     return facets if isinstance(facets, dict) else {}
 
 
-def _datasets(items: Any) -> list[DatasetRef]:
+def datasets(items: Any) -> list[DatasetRef]:
+    """The datasets of an ``inputs`` or ``outputs`` list (odd entries skipped), sorted."""
     found: dict[tuple[str, str], DatasetRef] = {}
     for item in items if isinstance(items, list) else []:
         if not isinstance(item, dict):
@@ -215,8 +217,8 @@ def run_facts(document: dict[str, Any], key: str | None = None) -> RunFacts | No
         root,
         error,
         shown,
-        _datasets(document.get("inputs")),
-        _datasets(document.get("outputs")),
+        datasets(document.get("inputs")),
+        datasets(document.get("outputs")),
     )
 
 
@@ -224,9 +226,9 @@ def static_datasets(document: dict[str, Any]) -> list[DatasetRef]:
     """The datasets a JobEvent or DatasetEvent names (for the namespaces and datasets read)."""
     kind = event_kind(document)
     if kind == "DatasetEvent":
-        return _datasets([document.get("dataset")])
+        return datasets([document.get("dataset")])
     if kind == "JobEvent":
-        return _datasets(document.get("inputs")) + _datasets(document.get("outputs"))
+        return datasets(document.get("inputs")) + datasets(document.get("outputs"))
     return []
 
 
