@@ -13,6 +13,6 @@ __all__ = ["all_routes"]
 
 def all_routes() -> list[BaseRoute]:
     """The routes of every part: health, metaledger's API (then OpenLineage, the web pages)."""
-    from . import api, health
+    from . import api, health, openlineage_api
 
-    return [*health.routes, *api.routes]
+    return [*health.routes, *api.routes, *openlineage_api.routes]
