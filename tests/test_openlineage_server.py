@@ -1,4 +1,4 @@
-"""The real openlineage-python client emits to ``metaledger serve``; views, Marquez reads, CLI agree.
+"""The real openlineage-python client emits to ``metaledger serve``; the reads all agree.
 
 HttpTransport (gzip on and off, an api_key token) and AsyncHttpTransport send an
 Airflow-like DAG run: three task runs (one failed try and its retry), a Spark
