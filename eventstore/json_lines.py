@@ -15,6 +15,7 @@ again is a no-op. Nothing here prints.
 from __future__ import annotations
 
 import difflib
+import functools
 import hashlib
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -143,6 +144,16 @@ def _decode(raw: bytes) -> dict[str, Any]:
     return item
 
 
+@functools.cache
+def _field_names(cls: type[Event]) -> tuple[str, ...]:
+    """An event class's field names as encoded, once per class.
+
+    ``msgspec.structs.fields`` evaluates the class's annotations on every call
+    (about a millisecond); a server checks this for every line it receives.
+    """
+    return tuple(f.encode_name for f in msgspec.structs.fields(cls))
+
+
 def _event(item: dict[str, Any], codec: EventCodec) -> tuple[Event, EncodedEvent]:
     """The line's event, checked against its type and home stream; its id still to fill."""
     stream_id, event_type, data = item["stream_id"], item["type"], item["data"]
@@ -163,8 +174,9 @@ def _event(item: dict[str, Any], codec: EventCodec) -> tuple[Event, EncodedEvent
         raise _BadLine(f"unknown event type {event_type!r} ({hint})")
     if not isinstance(data, dict):
         raise _BadLine("data must be a JSON object")
-    fields = [f.encode_name for f in msgspec.structs.fields(cls)]
-    _check_fields([k for k in data if k != "event_type"], fields, f"data of {event_type}")
+    _check_fields(
+        [k for k in data if k != "event_type"], _field_names(cls), f"data of {event_type}"
+    )
     try:
         event = codec.from_builtins(event_type, data)
         tag, schema_version, payload = codec.encode(event)

@@ -489,4 +489,8 @@ class Log:
             raise InvalidEventError("an event id appears twice in one append")
         if not pending:
             return []
+        if len(pending) == 1:
+            # One append is all-or-nothing on its own: it may share a group commit
+            # with other callers' appends instead of taking a transaction alone.
+            return [await self._writer.submit(pending[0])]
         return await self._writer.submit_atomic(pending)

@@ -13,7 +13,18 @@ except the ``serve`` and ``token`` commands, inside their functions.
 
 from __future__ import annotations
 
+from .app import create_app, open_ledger
 from .config import Limits, ServerConfig
 from .errors import InsecureBindError, ServerError, TokenFileError
+from .state import Ledger
 
-__all__ = ["InsecureBindError", "Limits", "ServerConfig", "ServerError", "TokenFileError"]
+__all__ = [
+    "InsecureBindError",
+    "Ledger",
+    "Limits",
+    "ServerConfig",
+    "ServerError",
+    "TokenFileError",
+    "create_app",
+    "open_ledger",
+]

@@ -17,11 +17,12 @@ finish.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 
 import anyio
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
+from starlette.routing import BaseRoute
 
 from eventstore import open_store, resolve_store
 from eventstore.logs import get_logger
@@ -59,8 +60,16 @@ async def open_ledger(config: ServerConfig) -> AsyncIterator[Ledger]:
     log.info("ledger_closed", store=location.display)
 
 
-def create_app(config: ServerConfig, *, ledger: Ledger | None = None) -> Starlette:
-    """The server's application: over ``ledger``, or over one its lifespan opens."""
+def create_app(
+    config: ServerConfig,
+    *,
+    ledger: Ledger | None = None,
+    routes: Sequence[BaseRoute] | None = None,
+) -> Starlette:
+    """The server's application: over ``ledger``, or over one its lifespan opens.
+
+    ``routes`` replaces :func:`server.routes.all_routes` (a benchmark adds its floor).
+    """
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -76,7 +85,7 @@ def create_app(config: ServerConfig, *, ledger: Ledger | None = None) -> Starlet
             yield
 
     return Starlette(
-        routes=all_routes(),
+        routes=list(all_routes() if routes is None else routes),
         middleware=[Middleware(AccessLog)],
         exception_handlers=dict(exception_handlers),
         lifespan=lifespan,

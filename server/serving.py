@@ -15,10 +15,11 @@ import asyncio
 import contextlib
 import signal
 import socket
-from collections.abc import Callable, Generator
+from collections.abc import Callable, Generator, Sequence
 from types import FrameType
 
 import uvicorn
+from starlette.routing import BaseRoute
 
 from .app import create_app, open_ledger
 from .config import ServerConfig
@@ -67,10 +68,19 @@ class _Server(uvicorn.Server):
                 signal.signal(sig, handler)
 
 
-async def serve(config: ServerConfig, on_listening: Callable[[str, int], None]) -> None:
-    """Serve the store ``config`` names at ``config.host:config.port`` until told to stop."""
+async def serve(
+    config: ServerConfig,
+    on_listening: Callable[[str, int], None],
+    *,
+    routes: Sequence[BaseRoute] | None = None,
+) -> None:
+    """Serve the store ``config`` names at ``config.host:config.port`` until told to stop.
+
+    ``on_listening(host, port)`` is called once the socket listens; ``routes``
+    replaces the default routes (see :func:`server.app.create_app`).
+    """
     async with open_ledger(config) as ledger:
-        app = create_app(config, ledger=ledger)
+        app = create_app(config, ledger=ledger, routes=routes)
         server = _Server(
             uvicorn.Config(
                 app,

@@ -22,7 +22,10 @@ from projections.queries import Queries
 
 from .config import ServerConfig
 
-__all__ = ["Ledger", "resolve_as_of"]
+__all__ = ["MAX_REPLAYS", "Ledger", "resolve_as_of"]
+
+#: How many requests may replay views ``as_of`` a past point at once (the others wait).
+MAX_REPLAYS = 2
 
 
 async def resolve_as_of(store: EventStore, as_of: str) -> AsOf:
@@ -48,6 +51,8 @@ class Ledger:
     config: ServerConfig
     #: Set when the server starts stopping: endless answers (the SSE stream) end then.
     stopping: anyio.Event = field(default_factory=anyio.Event)
+    #: At most this many ``as_of`` replays at once: each builds views in memory.
+    replays: anyio.Semaphore = field(default_factory=lambda: anyio.Semaphore(MAX_REPLAYS))
 
     @contextlib.asynccontextmanager
     async def queries(self, as_of: str | None = None) -> AsyncIterator[Queries]:
@@ -65,5 +70,8 @@ class Ledger:
             yield self.views
             return
         point = await resolve_as_of(self.store, as_of)
-        async with views_as_of(self.store, position=point.position, when=point.when) as past:
+        async with (
+            self.replays,
+            views_as_of(self.store, position=point.position, when=point.when) as past,
+        ):
             yield past

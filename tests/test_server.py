@@ -114,12 +114,26 @@ class TestServing:
     """The process: it listens, answers probes, and stops cleanly."""
 
     def test_healthz_and_readyz_answer_and_sigterm_stops_cleanly(self, store_uri: str) -> None:
+        opened = threading.Event()
         with running_server(store_uri) as server:
             assert httpx.get(f"{server.url}/healthz").json() == {"status": "ok"}
             ready = httpx.get(f"{server.url}/readyz")
             assert ready.status_code == 200
             assert ready.json()["status"] == "ready"
+            # An open event stream does not hold the stop up: it ends when the server stops.
+
+            def listen() -> None:
+                with httpx.stream("GET", f"{server.url}{API}/events/stream", timeout=60) as r:
+                    for line in r.iter_lines():
+                        if line.startswith("id: "):
+                            opened.set()
+
+            listener = threading.Thread(target=listen)
+            listener.start()
+            assert opened.wait(30)
             assert server.stop(signal.SIGTERM) == 0
+            listener.join(30)
+            assert not listener.is_alive()
         assert "ledger_closed" in server.stderr()
         # One structured line per request.
         assert server.stderr().count("path=/readyz") == 1

@@ -1,0 +1,304 @@
+"""The HTTP server under load, as ratios to floors: ``python -m benchmarks.bench_server``.
+
+Needs ``wrk`` (``apt-get install wrk``): it drives the server from the same
+machine, ``--connections`` connections (50) for ``--seconds`` (5) per figure,
+each request a unique ``run.started`` line of about 2 KB (a new run, its
+``config`` padded), so every append stores a new event. The server runs in a
+child process exactly as ``metaledger serve`` runs it (uvicorn, uvloop,
+httptools, the access log to a discarded stderr), over a fresh SQLite store
+(``--store URI`` for another), with one extra route, the floor:
+
+- floor N: ``GET /healthz``, the same app answering without work;
+- floor H: ``POST /bench/floor``, the same app doing everything the write API
+  does but the append: read the body within the limits, check the token
+  scope, parse and validate the lines (``parse_lines``), answer 201 with JSON;
+- single: ``POST /api/metaledger/v1/events``, one event per request, durable;
+- batched: the same with 100 events per request, against the batched Python
+  API (``append_lines`` of the same 100-line bodies from ``--connections``
+  tasks in one process, no HTTP).
+
+Printed: requests (or events) a second, p50 and p99 latency, and the ratios
+single / floor H and batched HTTP / batched Python. A report, not a test.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+__all__ = ["main"]
+
+_PAD = "x" * 1700
+
+_LUA = r"""
+local batch = %(batch)d
+local counter = 0
+local prefix = ""
+
+function init(args)
+  math.randomseed(os.time() + tonumber(tostring({}):match("0x(%%x+)") or "1", 16) %% 1000003)
+  prefix = string.format("%%08x", math.random(0, 2147483647))
+end
+
+local function line()
+  counter = counter + 1
+  local id = string.format("%%s-0000-4000-8000-%%012x", prefix, counter)
+  return '{"stream_id":"run-' .. id .. '","type":"run.started","expected_version":"no_stream",'
+    .. '"data":{"run_id":"' .. id .. '","pipeline_name":"bench","run_name":"bench-' .. id
+    .. '","started_at":"2026-01-01T00:00:00Z","config":{"pad":"%(pad)s"}}}\n'
+end
+
+function request()
+  local lines = {}
+  for i = 1, batch do lines[i] = line() end
+  return wrk.format("POST", nil, {["Content-Type"] = "application/x-ndjson"},
+                    table.concat(lines))
+end
+"""
+
+
+@dataclass(frozen=True)
+class Load:
+    """What wrk measured: requests a second and latency percentiles (ms)."""
+
+    requests_per_s: float
+    p50_ms: float
+    p99_ms: float
+    errors: int
+
+
+def _ms(text: str) -> float:
+    value, unit = re.fullmatch(r"([\d.]+)(us|ms|s)", text.strip()).groups()  # type: ignore[union-attr]
+    return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+
+
+def _wrk(url: str, *, seconds: int, connections: int, script: Path | None) -> Load:
+    command = [
+        "wrk",
+        "-t2",
+        f"-c{connections}",
+        f"-d{seconds}s",
+        "--timeout",
+        "30s",
+        "--latency",
+        url,
+    ]
+    if script is not None:
+        command[1:1] = ["-s", str(script)]
+    out = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+    found = {
+        key: re.search(pattern, out, re.MULTILINE)
+        for key, pattern in (
+            ("rps", r"^Requests/sec:\s+([\d.]+)"),
+            ("p50", r"^\s+50%\s+([\d.]+(?:us|ms|s))\s*$"),
+            ("p99", r"^\s+99%\s+([\d.]+(?:us|ms|s))\s*$"),
+        )
+    }
+    if not all(found.values()):
+        raise SystemExit(f"cannot read wrk's output:\n{out}")
+    rps = float(found["rps"].group(1))  # type: ignore[union-attr]
+    p50 = _ms(found["p50"].group(1))  # type: ignore[union-attr]
+    p99 = _ms(found["p99"].group(1))  # type: ignore[union-attr]
+    bad = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
+    socket_errors = re.search(r"Socket errors: .*", out)
+    errors = int(bad.group(1)) if bad else 0
+    if socket_errors:
+        errors += sum(int(n) for n in re.findall(r"\d+", socket_errors.group(0)))
+    return Load(rps, p50, p99, errors)
+
+
+# -- the server child -----------------------------------------------------------------
+
+
+def _serve(store: str) -> None:
+    """The child: ``metaledger serve`` on ``store`` plus the floor route, port chosen."""
+    import logging
+
+    import anyio
+    from starlette.requests import Request
+    from starlette.responses import Response
+    from starlette.routing import Route
+
+    from eventstore import parse_lines
+    from eventstore.logs import configure_logging
+    from server.api import json_response
+    from server.auth import require_scope
+    from server.bodies import read_body
+    from server.config import Limits, ServerConfig
+    from server.routes import all_routes
+    from server.serving import serve
+
+    async def floor(request: Request) -> Response:
+        require_scope(request, "ingest")
+        limits = request.app.state.ledger.config.limits
+        body = await read_body(
+            request,
+            max_bytes=limits.max_body_bytes,
+            max_decompressed=limits.max_decompressed_bytes,
+        )
+        parsed = parse_lines(body, request.app.state.ledger.store.codec)
+        report = {
+            "appended": len(parsed.lines),
+            "already_stored": 0,
+            "first_position": None,
+            "last_position": None,
+        }
+        return json_response(report, 201)
+
+    configure_logging(logging.INFO)
+    config = ServerConfig(store_uri=store, port=0, limits=Limits(max_batch=1000))
+
+    def listening(host: str, port: int) -> None:
+        print(f"http://{host}:{port}", flush=True)
+
+    routes = [Route("/bench/floor", floor, methods=["POST"]), *all_routes()]
+    anyio.run(
+        functools.partial(serve, routes=routes),
+        config,
+        listening,
+        backend_options={"use_uvloop": True},
+    )
+
+
+def _start(store: str) -> tuple[subprocess.Popen[str], str]:
+    child = subprocess.Popen(
+        [sys.executable, "-m", "benchmarks.bench_server", "--serve-child", store],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    assert child.stdout is not None
+    url = child.stdout.readline().strip()
+    if not url.startswith("http://"):
+        child.kill()
+        raise SystemExit("the server did not start")
+    return child, url
+
+
+# -- the Python API baseline ------------------------------------------------------------
+
+
+def _python_batches(store: str, *, seconds: float, tasks: int, batch: int) -> float:
+    """Events a second: ``append_lines`` of ``batch``-line bodies from ``tasks`` tasks."""
+    import json
+    import uuid
+
+    import anyio
+
+    from eventstore import append_lines, open_store
+
+    def body() -> bytes:
+        lines = []
+        for _ in range(batch):
+            run_id = str(uuid.uuid4())
+            lines.append(
+                json.dumps(
+                    {
+                        "stream_id": f"run-{run_id}",
+                        "type": "run.started",
+                        "expected_version": "no_stream",
+                        "data": {
+                            "run_id": run_id,
+                            "pipeline_name": "bench",
+                            "run_name": f"bench-{run_id}",
+                            "started_at": "2026-01-01T00:00:00Z",
+                            "config": {"pad": _PAD},
+                        },
+                    }
+                )
+            )
+        return ("\n".join(lines) + "\n").encode()
+
+    async def run() -> float:
+        stored = 0
+        async with open_store(store) as opened:
+            deadline = time.perf_counter() + seconds
+            started = time.perf_counter()
+
+            async def appender() -> None:
+                nonlocal stored
+                while time.perf_counter() < deadline:
+                    result = await append_lines(opened, body())
+                    stored += result.appended
+
+            async with anyio.create_task_group() as group:
+                for _ in range(tasks):
+                    group.start_soon(appender)
+            return stored / (time.perf_counter() - started)
+
+    return anyio.run(run)
+
+
+# -- the report -------------------------------------------------------------------------
+
+
+def _row(name: str, load: Load, unit: str = "req/s", scale: int = 1) -> None:
+    print(
+        f"  {name:<44} {load.requests_per_s * scale:>10,.0f} {unit:<9}"
+        f" p50 {load.p50_ms:>7.1f} ms  p99 {load.p99_ms:>7.1f} ms"
+        + (f"  ({load.errors} errors)" if load.errors else "")
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the figures and print them."""
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.bench_server")
+    parser.add_argument("--seconds", type=int, default=5, help="per figure (default 5)")
+    parser.add_argument("--connections", type=int, default=50, help="wrk connections (50)")
+    parser.add_argument("--store", help="a store URI (default: a fresh SQLite store)")
+    parser.add_argument("--serve-child", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.serve_child:
+        _serve(args.serve_child)
+        return 0
+    if shutil.which("wrk") is None:
+        print("bench_server needs wrk (apt-get install wrk)", file=sys.stderr)
+        return 1
+    scratch = Path(tempfile.mkdtemp(prefix="bench-server-"))
+    try:
+        store = args.store or str(scratch / "store")
+        single, batched = scratch / "single.lua", scratch / "batched.lua"
+        single.write_text(_LUA % {"batch": 1, "pad": _PAD})
+        batched.write_text(_LUA % {"batch": 100, "pad": _PAD})
+        child, url = _start(store)
+        try:
+            load = {"seconds": args.seconds, "connections": args.connections}
+            noop = _wrk(f"{url}/healthz", script=None, **load)
+            floor = _wrk(f"{url}/bench/floor", script=single, **load)
+            one = _wrk(f"{url}/api/metaledger/v1/events", script=single, **load)
+            many = _wrk(f"{url}/api/metaledger/v1/events", script=batched, **load)
+        finally:
+            child.terminate()
+            child.wait(60)
+        python = _python_batches(
+            str(scratch / "python-store") if args.store is None else store,
+            seconds=args.seconds,
+            tasks=args.connections,
+            batch=100,
+        )
+        print(f"metaledger serve, {args.connections} connections, {args.seconds} s each:")
+        _row("floor N: GET /healthz", noop)
+        _row("floor H: POST, parse, validate, 201 (no append)", floor)
+        _row("single-event ingest (write API, durable)", one)
+        _row("batched ingest, 100 events per request", many, "events/s", 100)
+        print(f"  {'batched Python API (append_lines, no HTTP)':<44} {python:>10,.0f} events/s")
+        print(f"single / floor H: {one.requests_per_s / floor.requests_per_s:.2f} (target 0.6)")
+        print(
+            f"batched HTTP / batched Python: {many.requests_per_s * 100 / python:.2f} (target 0.5)"
+        )
+        return 0
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
