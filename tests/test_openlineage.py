@@ -5,9 +5,13 @@ from __future__ import annotations
 import copy
 import json
 from pathlib import Path
+from typing import Any
 
 import msgspec
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from jsonschema.exceptions import best_match
 
 from eventstore import OpenLineageReceived, export, import_, open_store
 from eventstore.openlineage import (
@@ -20,6 +24,7 @@ from eventstore.openlineage import (
     parse_body,
     parse_event_time,
 )
+from eventstore.openlineage.schema import KINDS, _validator, conforms
 from projections import open_views, views_as_of
 
 from .openlineage_events import dag_run_events, ndjson, run_event
@@ -139,6 +144,57 @@ class TestParsing:
         (parsed,) = parse_body(json.dumps(event).encode())
         assert isinstance(parsed, OpenLineageEvent)
         assert parsed.document["run"]["facets"]["acme_custom"]["nested"]["deep"][2] == {"x": None}
+
+
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=3),
+    lambda inner: (
+        st.lists(inner, max_size=2) | st.dictionaries(st.text(max_size=3), inner, max_size=2)
+    ),
+    max_leaves=4,
+)
+_CAPTURED = [
+    json.loads((DATA / n).read_text()) for n in sorted(p.name for p in DATA.glob("*.json"))
+]
+
+
+def _paths(node: Any, here: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    found = [here]
+    if isinstance(node, dict):
+        for key, value in node.items():
+            found += _paths(value, (*here, key))
+    elif isinstance(node, list):
+        for index, value in enumerate(node):
+            found += _paths(value, (*here, index))
+    return found
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.data())
+def test_the_fast_check_agrees_with_the_schema(data: st.DataObject) -> None:
+    """``conforms`` (the fast path) and jsonschema give the same verdict on captured events
+    and on mutations of them: a value replaced, a key removed or added."""
+    document = copy.deepcopy(data.draw(st.sampled_from([*_CAPTURED, *dag_run_events()["events"]])))
+    for _ in range(data.draw(st.integers(0, 3))):
+        path = data.draw(st.sampled_from(_paths(document)))
+        if not path:
+            continue
+        *parents, last = path
+        node = document
+        for step in parents:
+            node = node[step]
+        action = data.draw(st.sampled_from(["replace", "delete", "add"]))
+        if action == "delete" and isinstance(node, dict):
+            del node[last]
+        elif action == "add" and isinstance(node, dict):
+            node[data.draw(st.sampled_from(["run", "job", "_deleted", "eventType", "x"]))] = (
+                data.draw(_JSON)
+            )
+        else:
+            node[last] = data.draw(_JSON)
+    for kind in KINDS:
+        reference = best_match(_validator(kind).iter_errors(document)) is None
+        assert reference == conforms(document, kind), (kind, document)
 
 
 class TestIngest:
