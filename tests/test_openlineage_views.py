@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from eventstore import open_store
-from eventstore.openlineage import ingest
+from eventstore.openlineage import ingest, run_uuid
 from projections import Views, default_projections, open_views
 
 from .openlineage_events import dag_run_events, ndjson, run_event
@@ -66,6 +66,7 @@ class TestMapping:
             assert {"completed": 3, "failed": 1, "stopped": 1} == run.step_counts
             described = await views.query.run(DAG["dag"])
             steps = {s.step_run_id: s for s in described.steps}
+            steps = {raw: steps[run_uuid(raw)] for raw in [*DAG["tasks"].values(), DAG["spark"]]}
             assert "OOM" == steps[DAG["tasks"]["transform_1"]].error
             spark = steps[DAG["spark"]]
             assert ("spark_app.execute_insert", "completed") == (spark.name, spark.status)
@@ -96,7 +97,7 @@ class TestMapping:
             await ingest(store, ndjson(events))
             (run,) = await views.query.runs()
             assert (DAG["tasks"]["transform_2"], "airflow/etl.transform") == (
-                run.run_id,
+                run.run_name,
                 run.pipeline_name,
             )
             assert "open" == run.status

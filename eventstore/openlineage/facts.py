@@ -7,6 +7,9 @@ state the event reports, its parent and root runs (``ParentRunFacet``), the
 facets to show on the run, and the datasets read and written. Everything here
 is lenient: a facet of an unexpected shape is ignored, never an error, because
 the event was already accepted whole.
+
+Run ids: each run gets a name-based UUID of its runId (:func:`run_uuid`), so
+no OpenLineage event can collide with a native run or step id.
 """
 
 from __future__ import annotations
@@ -52,11 +55,13 @@ def event_id_for(key: str) -> uuid.UUID:
 
 
 def run_uuid(run_id: str) -> str:
-    """The run's UUID text: the runId itself when it is a UUID, else a name-based one."""
-    try:
-        return str(uuid.UUID(run_id))
-    except ValueError:
-        return str(uuid.uuid5(OPENLINEAGE_NAMESPACE, f"run:{run_id}"))
+    """The id metaledger gives the run whose OpenLineage ``runId`` is ``run_id``.
+
+    Always a name-based UUID of the runId (UUID or not), never the runId itself:
+    an OpenLineage event can then never name, and so overwrite in the views, a
+    native run or step. The runId stays the run's name (``run describe RUNID``).
+    """
+    return str(uuid.uuid5(OPENLINEAGE_NAMESPACE, f"run:{run_id}"))
 
 
 def dataset_name(namespace: str, name: str) -> str:
@@ -234,5 +239,11 @@ def static_datasets(document: dict[str, Any]) -> list[DatasetRef]:
 
 def decode(text: str) -> dict[str, Any]:
     """The document of a stored event's JSON text."""
-    document: dict[str, Any] = _decoder.decode(text)
+    try:
+        document: dict[str, Any] = _decoder.decode(text)
+    except msgspec.DecodeError as exc:
+        # Only an imported or hand-appended event can be unreadable: skipped by the views.
+        raise ValueError(f"not an OpenLineage event: {exc}") from exc
+    if not isinstance(document, dict):
+        raise ValueError("not an OpenLineage event: not a JSON object")
     return document
