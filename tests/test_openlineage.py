@@ -260,6 +260,51 @@ class TestIngest:
                 assert before == after
                 assert "completed" == after.status
 
+    async def test_marquez_queries(self, tmp_path: Path) -> None:
+        """Namespaces, jobs, runs, datasets, versions, the graph and events, from the views."""
+        d = dag_run_events()
+        static = [(DATA / "client_dataset_event.json").read_bytes()]
+        async with open_store(tmp_path / "s", default_stack=False) as store:
+            await ingest(store, ndjson(d["events"]))
+            await ingest(store, static[0])
+            async with open_views(store) as views:
+                q = views.query
+                names = [n.name for n in await q.ol_namespaces()]
+                assert [
+                    "airflow",
+                    "openlineage",
+                    "postgres://db:5432",
+                    "s3://lake",
+                    "spark",
+                ] == names
+                jobs, total = await q.ol_jobs("airflow")
+                assert 4 == total
+                etl = next(j for j in jobs if j.name == "etl")
+                assert ("COMPLETED", None) == (etl.latest_run.state, etl.parent_job)  # type: ignore[union-attr]
+                runs, _ = await q.ol_runs("airflow", "etl.transform")
+                assert ["COMPLETED", "FAILED"] == [r.state for r in runs]
+                assert "OOM" == runs[1].error
+                spark = await q.ol_run(d["spark"])
+                assert (d["tasks"]["transform_2"], 30_000) == (
+                    (await q.ol_run(spark.parent_run_id or "")).id,
+                    spark.duration_ms,
+                )
+                datasets, _ = await q.ol_datasets("s3://lake")
+                assert ["clean/orders", "raw/orders"] == [x.name for x in datasets]
+                versions, _ = await q.ol_dataset_versions("s3://lake", "clean/orders")
+                assert [d["spark"]] == [v.run_id for v in versions]
+                graph = await q.ol_lineage("job:airflow:etl.extract", depth=1)
+                assert {
+                    "job:airflow:etl.extract",
+                    "dataset:postgres://db:5432:shop.public.orders",
+                    "dataset:s3://lake:raw/orders",
+                } == {n.id for n in graph}
+                page = await q.ol_events(limit=2, ascending=True)
+                assert 13 == page.total_count
+                # The DatasetEvent (2021) first, then the DAG run's START.
+                assert "dataset" in json.loads(page.events[0])
+                assert "etl" == json.loads(page.events[1])["job"]["name"]
+
     @pytest.mark.parametrize("name", sorted(p.name for p in DATA.glob("*.json")))
     async def test_captured_events(self, tmp_path: Path, name: str) -> None:
         """Events captured from real Airflow, Spark and dbt integrations are accepted."""
