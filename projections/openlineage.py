@@ -12,8 +12,10 @@ next to native ones:
   started by a task form one pipeline run;
 - each output dataset becomes an artifact named ``namespace/name``, one version
   per producing run (the dataset version facet, when present, as its
-  ``content_hash``); each input dataset a ``consumed`` edge to the newest
-  version another run produced (or to a ``source`` artifact when none did).
+  ``content_hash``); each input dataset a ``consumed`` edge to the version the
+  run read: the newest another run produced by the reader's time, decided by
+  event times, so a producer arriving after its readers still links them
+  (or a ``source`` artifact while no run produced it).
 
 Order tolerance. Every handler only merges, with operations that commute: the
 earliest time, the latest end event by ``(eventTime, rank, content key)``
@@ -92,6 +94,12 @@ ARTIFACT_TABLES = {
         "namespace TEXT NOT NULL, name TEXT NOT NULL, first_us BIGINT NOT NULL, "
         "last_us BIGINT NOT NULL",
         "namespace, name",
+    ),
+    # When each OpenLineage run first named each dataset it read: which version it read.
+    "ol_consumed": Table(
+        "step_run_id TEXT NOT NULL, input_name TEXT NOT NULL, time_us BIGINT NOT NULL",
+        "step_run_id, input_name",
+        ("input_name",),
     ),
     # Which job read (``in``) or wrote (``out``) which dataset: the job/dataset graph.
     "ol_job_datasets": Table(
@@ -393,6 +401,7 @@ def artifact_ops(e: OpenLineageReceived, c: EventContext) -> Iterable[Op]:
             "ON CONFLICT (source_id, target_id, name) DO NOTHING",
             (x, artifact_id, name, x, c.position),
         )
+        yield from _relink(name, _artifact_id("source", d.namespace, d.name))
     for d in f.inputs:
         yield from _consumed(d.namespace, d.name, d.artifact_name, x, f.time_us, c)
     yield from _normalise_artifacts(x)
@@ -401,14 +410,29 @@ def artifact_ops(e: OpenLineageReceived, c: EventContext) -> Iterable[Op]:
 def _consumed(
     namespace: str, dataset: str, name: str, x: str, time_us: int, c: EventContext
 ) -> Iterator[Op]:
-    """A consumed edge from the newest version another run produced, or from a source."""
+    """A consumed edge from the version the run read (see :func:`_relink`)."""
     source_id = _artifact_id("source", namespace, dataset)
-    others = "SELECT 1 FROM {artifacts} WHERE name = ? AND step_run_id <> ?"
     yield (
-        "INSERT INTO {artifact_versions} (name, last_version) SELECT ?, 1 WHERE NOT EXISTS "
-        f"({others}) ON CONFLICT (name) "
-        "DO UPDATE SET last_version = {artifact_versions}.last_version + 1",
-        (name, name, x),
+        "INSERT INTO {ol_consumed} (step_run_id, input_name, time_us) VALUES (?, ?, ?) "
+        "ON CONFLICT (step_run_id, input_name) DO UPDATE SET time_us = CASE WHEN "
+        "excluded.time_us < {ol_consumed}.time_us THEN excluded.time_us "
+        "ELSE {ol_consumed}.time_us END",
+        (x, name, time_us),
+    )
+    # A source artifact stands for the dataset as no run wrote it, when this run
+    # read it before any run (known so far) produced it.
+    produced = (
+        "SELECT 1 FROM {artifacts} a WHERE a.name = ? AND a.output_name <> 'source' "
+        "AND a.step_run_id <> ? AND a.created_at_us <= ?"
+    )
+    needed = (
+        f"NOT EXISTS ({produced}) "
+        "AND NOT EXISTS (SELECT 1 FROM {artifacts} WHERE artifact_id = ?)"
+    )
+    yield (
+        f"INSERT INTO {{artifact_versions}} (name, last_version) SELECT ?, 1 WHERE {needed} "
+        "ON CONFLICT (name) DO UPDATE SET last_version = {artifact_versions}.last_version + 1",
+        (name, name, x, time_us, source_id),
     )
     metadata = {"openlineage.namespace": namespace, "openlineage.name": dataset}
     yield (
@@ -416,19 +440,18 @@ def _consumed(
         "materializer, content_hash, size_bytes, metadata, run_id, step_run_id, output_name, "
         "created_at_us, position) SELECT ?, ?, (SELECT last_version FROM {artifact_versions} "
         "WHERE name = ?), ?, 'DataArtifact', NULL, NULL, NULL, NULL, ?, '', '', 'source', ?, ? "
-        f"WHERE NOT EXISTS ({others}) ON CONFLICT (artifact_id) DO NOTHING",
-        (source_id, name, name, name, to_json(metadata), time_us, c.position, name, x),
-    )
-    newest = (
-        "COALESCE((SELECT a.artifact_id FROM {artifacts} a WHERE a.name = ? "
-        "AND a.step_run_id <> ? ORDER BY a.version DESC LIMIT 1), ?)"
+        f"WHERE {needed} ON CONFLICT (artifact_id) DO NOTHING",
+        (
+            *(source_id, name, name, name, to_json(metadata), time_us, c.position),
+            *(name, x, time_us, source_id),
+        ),
     )
     yield (
         "INSERT INTO {artifact_consumers} (step_run_id, input_name, artifact_id, run_id, "
-        f"position) VALUES (?, ?, {newest}, ?, ?) ON CONFLICT (step_run_id, input_name) "
-        "DO NOTHING",
-        (x, name, name, x, source_id, x, c.position),
+        "position) VALUES (?, ?, ?, ?, ?) ON CONFLICT (step_run_id, input_name) DO NOTHING",
+        (x, name, source_id, x, c.position),
     )
+    yield from _relink(name, source_id)
     yield (
         "INSERT INTO {lineage_edges} (source_id, source_kind, target_id, target_kind, name, "
         "run_id, position) SELECT c.artifact_id, 'artifact', c.step_run_id, 'step', "
@@ -436,6 +459,49 @@ def _consumed(
         "WHERE c.step_run_id = ? AND c.input_name = ? "
         "ON CONFLICT (source_id, target_id, name) DO NOTHING",
         (c.position, x, name),
+    )
+
+
+def _relink(name: str, source_id: str) -> Iterator[Op]:
+    """Point every OpenLineage reader of dataset ``name`` at the version it read.
+
+    That is the newest version another run produced no later than the reader's
+    earliest event naming the dataset (by ``created_at_us``, then artifact id),
+    else the dataset's source artifact: decided by event times, so a producer
+    that arrives after its readers still becomes their input. A source artifact
+    no reader needs any more is dropped.
+    """
+    consumers = "SELECT step_run_id FROM {ol_consumed} WHERE input_name = ?"
+    yield (
+        "UPDATE {artifact_consumers} SET artifact_id = COALESCE((SELECT a.artifact_id FROM "
+        "{artifacts} a WHERE a.name = {artifact_consumers}.input_name "
+        "AND a.output_name <> 'source' AND a.step_run_id <> {artifact_consumers}.step_run_id "
+        "AND a.created_at_us <= (SELECT o.time_us FROM {ol_consumed} o WHERE "
+        "o.step_run_id = {artifact_consumers}.step_run_id AND "
+        "o.input_name = {artifact_consumers}.input_name) "
+        "ORDER BY a.created_at_us DESC, a.artifact_id DESC LIMIT 1), ?) "
+        f"WHERE input_name = ? AND step_run_id IN ({consumers})",
+        (source_id, name, name),
+    )
+    yield (
+        "UPDATE {lineage_edges} SET source_id = (SELECT c.artifact_id FROM "
+        "{artifact_consumers} c WHERE c.step_run_id = {lineage_edges}.target_id "
+        "AND c.input_name = {lineage_edges}.name) "
+        f"WHERE source_kind = 'artifact' AND name = ? AND target_id IN ({consumers})",
+        (name, name),
+    )
+    yield (
+        "DELETE FROM {artifacts} WHERE artifact_id = ? AND NOT EXISTS "
+        "(SELECT 1 FROM {artifact_consumers} WHERE artifact_id = ?)",
+        (source_id, source_id),
+    )
+    # A source is as old as its earliest reader (whichever arrived first).
+    yield (
+        "UPDATE {artifacts} SET created_at_us = COALESCE((SELECT MIN(o.time_us) FROM "
+        "{ol_consumed} o JOIN {artifact_consumers} c ON c.step_run_id = o.step_run_id "
+        "AND c.input_name = o.input_name WHERE c.artifact_id = ?), created_at_us) "
+        "WHERE artifact_id = ?",
+        (source_id, source_id),
     )
 
 
