@@ -23,7 +23,7 @@ from eventstore import (
 )
 
 from .definition import EventContext, Handler, Op, Projection, Table, to_json
-from .openlineage import ARTIFACT_TABLES, artifact_ops
+from .openlineage_artifacts import ARTIFACT_TABLES, artifact_ops
 
 __all__ = ["ArtifactsProjection"]
 
