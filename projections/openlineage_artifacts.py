@@ -40,8 +40,8 @@ ARTIFACT_TABLES = {
     ),
     # When each OpenLineage run first named each dataset it read: which version it read.
     "ol_consumed": Table(
-        "step_run_id TEXT NOT NULL, input_name TEXT NOT NULL, time_us BIGINT NOT NULL",
-        "step_run_id, input_name",
+        "reader TEXT NOT NULL, input_name TEXT NOT NULL, time_us BIGINT NOT NULL",
+        "reader, input_name",
         ("input_name",),
     ),
     # Which job read (``in``) or wrote (``out``) which dataset: the job/dataset graph.
@@ -158,8 +158,8 @@ def _consumed(
     """A consumed edge from the version the run read (see :func:`_relink`)."""
     source_id = _artifact_id("source", namespace, dataset)
     yield (
-        "INSERT INTO {ol_consumed} (step_run_id, input_name, time_us) VALUES (?, ?, ?) "
-        "ON CONFLICT (step_run_id, input_name) DO UPDATE SET time_us = CASE WHEN "
+        "INSERT INTO {ol_consumed} (reader, input_name, time_us) VALUES (?, ?, ?) "
+        "ON CONFLICT (reader, input_name) DO UPDATE SET time_us = CASE WHEN "
         "excluded.time_us < {ol_consumed}.time_us THEN excluded.time_us "
         "ELSE {ol_consumed}.time_us END",
         (x, name, time_us),
@@ -216,13 +216,13 @@ def _relink(name: str, source_id: str) -> Iterator[Op]:
     that arrives after its readers still becomes their input. A source artifact
     no reader needs any more is dropped.
     """
-    consumers = "SELECT step_run_id FROM {ol_consumed} WHERE input_name = ?"
+    consumers = "SELECT reader FROM {ol_consumed} WHERE input_name = ?"
     yield (
         "UPDATE {artifact_consumers} SET artifact_id = COALESCE((SELECT a.artifact_id FROM "
         "{artifacts} a WHERE a.name = {artifact_consumers}.input_name "
         "AND a.output_name <> 'source' AND a.step_run_id <> {artifact_consumers}.step_run_id "
         "AND a.created_at_us <= (SELECT o.time_us FROM {ol_consumed} o WHERE "
-        "o.step_run_id = {artifact_consumers}.step_run_id AND "
+        "o.reader = {artifact_consumers}.step_run_id AND "
         "o.input_name = {artifact_consumers}.input_name) "
         "ORDER BY a.created_at_us DESC, a.artifact_id DESC LIMIT 1), ?) "
         f"WHERE input_name = ? AND step_run_id IN ({consumers})",
@@ -243,7 +243,7 @@ def _relink(name: str, source_id: str) -> Iterator[Op]:
     # A source is as old as its earliest reader (whichever arrived first).
     yield (
         "UPDATE {artifacts} SET created_at_us = COALESCE((SELECT MIN(o.time_us) FROM "
-        "{ol_consumed} o JOIN {artifact_consumers} c ON c.step_run_id = o.step_run_id "
+        "{ol_consumed} o JOIN {artifact_consumers} c ON c.step_run_id = o.reader "
         "AND c.input_name = o.input_name WHERE c.artifact_id = ?), created_at_us) "
         "WHERE artifact_id = ?",
         (source_id, source_id),
