@@ -119,7 +119,7 @@ def _wrk(url: str, *, seconds: int, connections: int, script: Path | None) -> Lo
 # -- the server child -----------------------------------------------------------------
 
 
-def _serve(store: str) -> None:
+def _serve(store: str, access_log: bool) -> None:
     """The child: ``metaledger serve`` on ``store`` plus the floor route, port chosen."""
     import logging
 
@@ -155,7 +155,9 @@ def _serve(store: str) -> None:
         return json_response(report, 201)
 
     configure_logging(logging.INFO)
-    config = ServerConfig(store_uri=store, port=0, limits=Limits(max_batch=1000))
+    config = ServerConfig(
+        store_uri=store, port=0, limits=Limits(max_batch=1000), access_log=access_log
+    )
 
     def listening(host: str, port: int) -> None:
         print(f"http://{host}:{port}", flush=True)
@@ -169,9 +171,10 @@ def _serve(store: str) -> None:
     )
 
 
-def _start(store: str) -> tuple[subprocess.Popen[str], str]:
+def _start(store: str, access_log: bool) -> tuple[subprocess.Popen[str], str]:
+    quiet = [] if access_log else ["--no-access-log"]
     child = subprocess.Popen(
-        [sys.executable, "-m", "benchmarks.bench_server", "--serve-child", store],
+        [sys.executable, "-m", "benchmarks.bench_server", "--serve-child", store, *quiet],
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         text=True,
@@ -255,10 +258,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seconds", type=int, default=5, help="per figure (default 5)")
     parser.add_argument("--connections", type=int, default=50, help="wrk connections (50)")
     parser.add_argument("--store", help="a store URI (default: a fresh SQLite store)")
+    parser.add_argument(
+        "--no-access-log", action="store_true", help="serve without the per-request log line"
+    )
     parser.add_argument("--serve-child", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.serve_child:
-        _serve(args.serve_child)
+        _serve(args.serve_child, not args.no_access_log)
         return 0
     if shutil.which("wrk") is None:
         print("bench_server needs wrk (apt-get install wrk)", file=sys.stderr)
@@ -269,7 +275,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         single, batched = scratch / "single.lua", scratch / "batched.lua"
         single.write_text(_LUA % {"batch": 1, "pad": _PAD})
         batched.write_text(_LUA % {"batch": 100, "pad": _PAD})
-        child, url = _start(store)
+        child, url = _start(store, not args.no_access_log)
         try:
             load = {"seconds": args.seconds, "connections": args.connections}
             noop = _wrk(f"{url}/healthz", script=None, **load)
@@ -285,7 +291,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             tasks=args.connections,
             batch=100,
         )
-        print(f"metaledger serve, {args.connections} connections, {args.seconds} s each:")
+        logged = "without" if args.no_access_log else "with"
+        print(
+            f"metaledger serve, {args.connections} connections, {args.seconds} s each, "
+            f"{logged} the access log:"
+        )
         _row("floor N: GET /healthz", noop)
         _row("floor H: POST, parse, validate, 201 (no append)", floor)
         _row("single-event ingest (write API, durable)", one)

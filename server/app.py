@@ -86,7 +86,7 @@ def create_app(
 
     return Starlette(
         routes=list(all_routes() if routes is None else routes),
-        middleware=[Middleware(AccessLog)],
+        middleware=[Middleware(AccessLog)] if config.access_log else [],
         exception_handlers=dict(exception_handlers),
         lifespan=lifespan,
     )

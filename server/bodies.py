@@ -23,8 +23,18 @@ __all__ = ["inflate", "read_body"]
 _STEP = 256 * 1024
 
 
-async def read_body(request: Request, *, max_bytes: int, max_decompressed: int) -> bytes:
-    """The request's body, inflated if gzip; 413 past either bound, 400 for bad gzip."""
+async def read_body(
+    request: Request, *, max_bytes: int | None = None, max_decompressed: int | None = None
+) -> bytes:
+    """The request's body, inflated if gzip; 413 past either bound, 400 for bad gzip.
+
+    The bounds default to the server's limits (``--max-body``, ``--max-inflated``).
+    """
+    if max_bytes is None or max_decompressed is None:
+        limits = request.app.state.ledger.config.limits
+        max_bytes = limits.max_body_bytes if max_bytes is None else max_bytes
+        if max_decompressed is None:
+            max_decompressed = limits.max_decompressed_bytes
     declared = request.headers.get("content-length")
     if declared is not None:
         if not declared.isdigit():

@@ -49,3 +49,5 @@ class ServerConfig:
     ready_lag: int = 1000
     #: Serve a non-loopback address without tokens (``--insecure``).
     insecure: bool = False
+    #: Log one structured line per request (``--no-access-log`` turns it off).
+    access_log: bool = True

@@ -5,7 +5,8 @@ The server's own errors root in :class:`ServerError`, a
 
     ServerError
     ├── TokenFileError         the token file cannot be read, written or parsed
-    └── InsecureBindError      a non-loopback address without tokens (and no --insecure)
+    ├── InsecureBindError      a non-loopback address without tokens (and no --insecure)
+    └── ListenError            the address cannot be listened on (in use, not local...)
 
 Every error answer has one JSON shape, ``{"error": "<short_code>", "message":
 "<text>"}``. Bad input is a 4xx naming the problem (clients do not retry a
@@ -51,6 +52,7 @@ from projections.errors import (
 
 __all__ = [
     "InsecureBindError",
+    "ListenError",
     "ServerError",
     "TokenFileError",
     "error_response",
@@ -71,6 +73,10 @@ class TokenFileError(ServerError):
 
 class InsecureBindError(ServerError):
     """Raised when asked to serve a non-loopback address without tokens or ``--insecure``."""
+
+
+class ListenError(ServerError):
+    """Raised when the server cannot listen on its address (the port is taken...)."""
 
 
 #: HTTP status -> the short code of its error body.

@@ -1,7 +1,8 @@
 """Running the application under uvicorn until SIGINT or SIGTERM (``metaledger serve``).
 
-The ledger is opened first (a store that cannot be opened fails before any
-port is bound), then uvicorn serves the application over it, with uvloop and
+The address is bound and the ledger opened first (a port in use or a store
+that cannot be opened fails as one error, before anything is served), then
+uvicorn serves the application over them, with uvloop and
 httptools when installed (``uvicorn[standard]``; several times the requests a
 second of plain asyncio and h11). On SIGINT or SIGTERM uvicorn stops
 accepting, lets in-flight requests finish (endless answers, the event stream,
@@ -23,6 +24,7 @@ from starlette.routing import BaseRoute
 
 from .app import create_app, open_ledger
 from .config import ServerConfig
+from .errors import ListenError
 from .state import Ledger
 
 __all__ = ["serve"]
@@ -40,32 +42,36 @@ class _Server(uvicorn.Server):
         super().__init__(config)
         self._ledger = ledger
         self._on_listening = on_listening
-        self._loop: asyncio.AbstractEventLoop | None = None
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         """Start listening, then report the address (the port the OS chose for port 0)."""
-        self._loop = asyncio.get_running_loop()
         await super().startup(sockets)
         if self.started and self.servers and self.servers[0].sockets:
             host, port = self.servers[0].sockets[0].getsockname()[:2]
             self._on_listening(str(host), int(port))
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
-        """Stop as uvicorn does, and end the endless answers (called in a signal handler)."""
+        """Stop as uvicorn does, and end the endless answers (the event streams)."""
         super().handle_exit(sig, frame)
-        if self._loop is not None:
-            self._loop.call_soon_threadsafe(self._ledger.stopping.set)
+        self._ledger.stopping.set()
 
     @contextlib.contextmanager
     def capture_signals(self) -> Generator[None, None, None]:
-        """uvicorn's handlers, without re-raising the signal afterwards: a clean stop exits 0."""
+        """SIGINT and SIGTERM stop the server gracefully, handled on the event loop.
+
+        Installed with ``add_signal_handler``, replacing the CLI's Ctrl-C handler
+        (which cancels everything at once) while serving; not re-raised after a
+        clean stop, so the exit code is 0.
+        """
+        loop = asyncio.get_running_loop()
         handled = (signal.SIGINT, signal.SIGTERM)
-        original = {sig: signal.signal(sig, self.handle_exit) for sig in handled}
+        for sig in handled:
+            loop.add_signal_handler(sig, self.handle_exit, sig, None)
         try:
             yield
         finally:
-            for sig, handler in original.items():
-                signal.signal(sig, handler)
+            for sig in handled:
+                loop.remove_signal_handler(sig)
 
 
 async def serve(
@@ -79,6 +85,7 @@ async def serve(
     ``on_listening(host, port)`` is called once the socket listens; ``routes``
     replaces the default routes (see :func:`server.app.create_app`).
     """
+    listener = _listen(config.host, config.port)
     async with open_ledger(config) as ledger:
         app = create_app(config, ledger=ledger, routes=routes)
         server = _Server(
@@ -97,4 +104,25 @@ async def serve(
             ledger,
             on_listening,
         )
-        await server.serve()
+        await server.serve(sockets=[listener])
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    """A socket bound to ``host:port``, or ListenError saying why not (one line, no traceback).
+
+    Bound here rather than by uvicorn, which logs the error and exits on its own.
+    """
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
+        sock = socket.socket(family, kind, proto)
+    except OSError as exc:
+        raise ListenError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+    except OSError as exc:
+        sock.close()
+        raise ListenError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
+    return sock

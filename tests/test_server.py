@@ -113,7 +113,9 @@ def head_of(url: str, headers: dict[str, str] | None = None) -> int:
 class TestServing:
     """The process: it listens, answers probes, and stops cleanly."""
 
-    def test_healthz_and_readyz_answer_and_sigterm_stops_cleanly(self, store_uri: str) -> None:
+    def test_healthz_and_readyz_answer_and_a_signal_stops_cleanly(self, store_uri: str) -> None:
+        """SIGTERM (on SQLite) and SIGINT (on PostgreSQL) stop it gracefully: exit 0."""
+        sig = signal.SIGINT if "://" in store_uri else signal.SIGTERM
         opened = threading.Event()
         with running_server(store_uri) as server:
             assert httpx.get(f"{server.url}/healthz").json() == {"status": "ok"}
@@ -131,7 +133,7 @@ class TestServing:
             listener = threading.Thread(target=listen)
             listener.start()
             assert opened.wait(30)
-            assert server.stop(signal.SIGTERM) == 0
+            assert server.stop(sig) == 0
             listener.join(30)
             assert not listener.is_alive()
         assert "ledger_closed" in server.stderr()
@@ -148,6 +150,21 @@ class TestServing:
         assert "refusing to serve 0.0.0.0 without tokens" in done.stderr
         assert "Traceback" not in done.stderr
         assert not (tmp_path / "s").exists()
+
+    def test_a_port_in_use_is_one_line(self, tmp_path: Path) -> None:
+        import socket
+
+        with socket.socket() as taken:
+            taken.bind(("127.0.0.1", 0))
+            taken.listen()
+            port = taken.getsockname()[1]
+            done = subprocess.run(
+                [sys.executable, "-m", "cli", "--store", str(tmp_path / "s"), "serve",
+                 "--port", str(port)],
+                capture_output=True, text=True, timeout=60,
+            )  # fmt: skip
+        assert done.returncode == 1
+        assert done.stderr == f"Error: cannot listen on 127.0.0.1:{port}: Address already in use\n"
 
     def test_a_store_that_cannot_open_is_one_line_and_its_exit_code(self, tmp_path: Path) -> None:
         foreign = tmp_path / "foreign"
@@ -478,3 +495,51 @@ def _no_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
     """httpx honours proxy variables; the servers here are on loopback."""
     for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy"):
         monkeypatch.delenv(name, raising=False)
+
+
+class TestInProcess:
+    """``create_app(config)`` opens its own ledger in its lifespan (for in-process use)."""
+
+    async def test_the_lifespan_opens_and_closes_the_store(self, tmp_path: Path) -> None:
+        from server import ServerConfig, create_app
+
+        app = create_app(ServerConfig(store_uri=str(tmp_path / "store")))
+        async with app.router.lifespan_context(app):
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://local") as client:
+                assert (await client.get("/healthz")).json() == {"status": "ok"}
+                posted = await client.post(f"{API}/events", content=body_of(run_lines()))
+                assert posted.status_code == 201
+                stacks = (await client.get(f"{API}/stacks")).json()
+                assert [s["name"] for s in stacks] == ["default"]
+            ledger = app.state.ledger
+        assert ledger.stopping.is_set()
+        from eventstore import open_store
+
+        async with open_store(str(tmp_path / "store"), create=False) as store:
+            last = await store.stored_at(await store.head())
+        assert last is not None
+        assert last.type == "run.finished"
+
+
+class TestInflate:
+    """The bounded gzip inflation itself (no server)."""
+
+    def test_bounds_truncation_and_concatenated_members(self) -> None:
+        from starlette.exceptions import HTTPException
+
+        from server.bodies import inflate
+
+        data = bytes(range(256)) * 4000
+        packed = gzip.compress(data)
+        assert inflate(packed, len(data)) == data
+        with pytest.raises(HTTPException) as over:
+            inflate(packed, len(data) - 1)
+        assert over.value.status_code == 413
+        with pytest.raises(HTTPException) as cut:
+            inflate(packed[: len(packed) // 2], len(data))
+        assert cut.value.status_code == 400
+        assert inflate(packed + gzip.compress(b"tail"), len(data) + 4) == data + b"tail"
+        with pytest.raises(HTTPException) as second:
+            inflate(packed + gzip.compress(b"tail"), len(data) + 3)
+        assert second.value.status_code == 413
