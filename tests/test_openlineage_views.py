@@ -86,8 +86,10 @@ class TestMapping:
         start = run_event("START", run_id, "job", 0)
         complete = run_event("COMPLETE", run_id, "job", 5)
         running = run_event("RUNNING", run_id, "job", 3)
+        # A RUNNING stamped after the end (a skewed clock, a late heartbeat) reopens nothing.
+        late = run_event("RUNNING", run_id, "job", 9)
         async with open_store(tmp_path / "s") as store, open_views(store) as views:
-            await ingest(store, ndjson([complete, running, start]))
+            await ingest(store, ndjson([complete, running, late, start]))
             (run,) = await views.query.runs()
             assert "completed" == run.status
             assert 300.0 == run.duration_s
