@@ -39,10 +39,12 @@ operations); ``openlineage_artifacts.py`` the artifacts projection's part.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterable, Iterator
 
 from eventstore import OpenLineageReceived
 from eventstore.openlineage import (
+    OPENLINEAGE_NAMESPACE,
     RunFacts,
     decode,
     parse_event_time,
@@ -54,6 +56,7 @@ from .definition import EventContext, Op, Table, to_json
 __all__ = [
     "RUN_TABLES",
     "TREE_COLUMNS",
+    "artifact_id_for",
     "event_time",
     "facts_of",
     "root_of",
@@ -88,6 +91,12 @@ RUN_TABLES = {
 }
 #: Tables the artifacts projection adds for OpenLineage runs and datasets.
 _STEP_STATUSES = ("running", "completed", "failed", "cached", "skipped", "stopped")
+
+
+def artifact_id_for(kind: str, *parts: str) -> str:
+    """The id of a dataset's artifact: ``output`` (namespace, name, producing run) or
+    ``source`` (namespace, name); name-based, so every projection derives the same."""
+    return str(uuid.uuid5(OPENLINEAGE_NAMESPACE, "\n".join((kind, *parts))))
 
 
 def facts_of(event: OpenLineageReceived) -> RunFacts | None:
@@ -229,6 +238,19 @@ def run_ops(e: OpenLineageReceived, c: EventContext) -> Iterable[Op]:
             "sort_key = excluded.sort_key WHERE excluded.sort_key > {ol_run_shown}.sort_key",
             (f.run_id, key, to_json(value), f.sort_key),
         )
+    # The datasets the run wrote, as its outputs (``run describe``); the artifacts
+    # view decides which version each input read.
+    for d in f.outputs:
+        yield (
+            "INSERT INTO {step_outputs} (step_run_id, output_name, artifact_id, run_id) "
+            "VALUES (?, ?, ?, ?) ON CONFLICT (step_run_id, output_name) DO NOTHING",
+            (
+                f.run_id,
+                d.artifact_name,
+                artifact_id_for("output", d.namespace, d.name, f.run_id),
+                f.run_id,
+            ),
+        )
     yield from _refresh_runs(f.run_id)
 
 
@@ -243,6 +265,10 @@ def _refresh_runs(x: str) -> Iterator[Op]:
     yield (f"DELETE FROM {{runs}} WHERE run_id IN ({members} AND run_id <> {root})", (x, x))
     yield (f"DELETE FROM {{steps}} WHERE step_run_id IN ({members})", (x,))
     yield (f"DELETE FROM {{run_metadata}} WHERE run_id IN ({members})", (x,))
+    yield (
+        f"UPDATE {{step_outputs}} SET run_id = {root} WHERE step_run_id IN ({members})",
+        (x, x),
+    )
     started = f"COALESCE(s.start_us, s.first_us, {tree_min})"
     yield (
         "INSERT INTO {steps} (step_run_id, run_id, step_name, status, started_at_us, "

@@ -11,12 +11,10 @@ dataset list and the job/dataset graph the Marquez reads answer from.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterable, Iterator
 
 from eventstore import OpenLineageReceived
 from eventstore.openlineage import (
-    OPENLINEAGE_NAMESPACE,
     DatasetRef,
     decode,
     parse_event_time,
@@ -25,7 +23,7 @@ from eventstore.openlineage import (
 from eventstore.openlineage.facts import datasets as _datasets
 
 from .definition import EventContext, Op, Table, to_json
-from .openlineage import TREE_COLUMNS, facts_of, root_of, tree_ops
+from .openlineage import TREE_COLUMNS, artifact_id_for, facts_of, root_of, tree_ops
 
 __all__ = ["ARTIFACT_TABLES", "artifact_ops"]
 
@@ -96,10 +94,6 @@ def _static_ops(e: OpenLineageReceived) -> Iterator[Op]:
     yield from _dataset_ops(key, _datasets(document.get("outputs")), "out", time_us)
 
 
-def _artifact_id(kind: str, *parts: str) -> str:
-    return str(uuid.uuid5(OPENLINEAGE_NAMESPACE, "\n".join((kind, *parts))))
-
-
 def artifact_ops(e: OpenLineageReceived, c: EventContext) -> Iterable[Op]:
     """Fold one OpenLineage event into the artifacts views (artifacts and lineage edges)."""
     f = facts_of(e)
@@ -118,7 +112,7 @@ def artifact_ops(e: OpenLineageReceived, c: EventContext) -> Iterable[Op]:
     )
     for d in f.outputs:
         name = d.artifact_name
-        artifact_id = _artifact_id("output", d.namespace, d.name, x)
+        artifact_id = artifact_id_for("output", d.namespace, d.name, x)
         metadata = {"openlineage.namespace": d.namespace, "openlineage.name": d.name}
         yield (
             "INSERT INTO {artifact_versions} (name, last_version) SELECT ?, 1 WHERE NOT EXISTS "
@@ -146,7 +140,7 @@ def artifact_ops(e: OpenLineageReceived, c: EventContext) -> Iterable[Op]:
             "ON CONFLICT (source_id, target_id, name) DO NOTHING",
             (x, artifact_id, name, x, c.position),
         )
-        yield from _relink(name, _artifact_id("source", d.namespace, d.name))
+        yield from _relink(name, artifact_id_for("source", d.namespace, d.name))
     for d in f.inputs:
         yield from _consumed(d.namespace, d.name, d.artifact_name, x, f.time_us, c)
     yield from _normalise_artifacts(x)
@@ -156,7 +150,7 @@ def _consumed(
     namespace: str, dataset: str, name: str, x: str, time_us: int, c: EventContext
 ) -> Iterator[Op]:
     """A consumed edge from the version the run read (see :func:`_relink`)."""
-    source_id = _artifact_id("source", namespace, dataset)
+    source_id = artifact_id_for("source", namespace, dataset)
     yield (
         "INSERT INTO {ol_consumed} (reader, input_name, time_us) VALUES (?, ?, ?) "
         "ON CONFLICT (reader, input_name) DO UPDATE SET time_us = CASE WHEN "
