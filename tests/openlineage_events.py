@@ -97,9 +97,7 @@ def dag_run_events(seed: int = 0) -> dict[str, Any]:
             "spark_app.execute_insert",
             5.5,
             namespace="spark",
-            parent=parent_facet(transform_2, "airflow", "etl.transform", ("x", "y", "z"))
-            if False
-            else parent_facet(transform_2, "airflow", "etl.transform"),
+            parent=parent_facet(transform_2, "airflow", "etl.transform"),
             inputs=[("s3://lake", "raw/orders")],
         ),
         run_event(

@@ -94,6 +94,24 @@ class TestMapping:
             assert "completed" == run.status
             assert 300.0 == run.duration_s
 
+    async def test_root_facet_places_a_grandchild_at_once(self, tmp_path: Path) -> None:
+        """A Spark job naming its root (the DAG run) is a step of it before its task reports."""
+        spark = [dict(e) for e in DAG["events"] if e["job"]["namespace"] == "spark"]
+        for event in spark:
+            parent = dict(event["run"]["facets"]["parent"])
+            parent["root"] = {
+                "run": {"runId": DAG["dag"]},
+                "job": {"namespace": "airflow", "name": "etl"},
+            }
+            event["run"] = {**event["run"], "facets": {"parent": parent}}
+        async with open_store(tmp_path / "s") as store, open_views(store) as views:
+            await ingest(store, ndjson(spark))
+            (run,) = await views.query.runs()
+            assert (DAG["dag"], "airflow/etl") == (run.run_name, run.pipeline_name)
+            described = await views.query.run(DAG["dag"])
+            names = sorted(s.name for s in described.steps)
+            assert ["etl.transform", "spark_app.execute_insert"] == names
+
     async def test_orphan_child_makes_a_placeholder_root(self, tmp_path: Path) -> None:
         """A Spark job whose parent never reports is a step of a run named by its facet."""
         events = [e for e in DAG["events"] if e["job"]["namespace"] == "spark"]
