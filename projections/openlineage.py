@@ -64,10 +64,11 @@ __all__ = [
     "tree_ops",
 ]
 
+#: ``dirty``: the run changed tree (or is new) since its derived rows were written.
 TREE_COLUMNS = (
     "run_id TEXT NOT NULL, namespace TEXT NOT NULL, name TEXT NOT NULL, "
     "raw_run_id TEXT NOT NULL, parent_run_id TEXT, root_hint TEXT, "
-    "root_run_id TEXT NOT NULL, seen INTEGER NOT NULL"
+    "root_run_id TEXT NOT NULL, seen INTEGER NOT NULL, dirty INTEGER NOT NULL DEFAULT 1"
 )
 
 #: Tables the runs projection adds for OpenLineage runs.
@@ -166,18 +167,23 @@ def tree_ops(tree: str, f: RunFacts) -> Iterator[Op]:
     )
     # Each run named by this event gets its root again (its hint's root, else its
     # parent's, else itself); then every run that pointed at it follows.
+    # A run whose root changes is marked dirty: its derived rows are rewritten.
+    new_root = (
+        f"COALESCE((SELECT h.root_run_id FROM {t} h WHERE h.run_id = {t}.root_hint), "
+        f"{t}.root_hint, (SELECT p.root_run_id FROM {t} p WHERE p.run_id = {t}.parent_run_id), "
+        f"{t}.run_id)"
+    )
+    root_of_run = f"(SELECT r.root_run_id FROM {t} r WHERE r.run_id = ?)"
     for run_id in ([parent.run_id] if parent is not None else []) + [x]:
         yield (
-            f"UPDATE {t} SET root_run_id = COALESCE("
-            f"(SELECT h.root_run_id FROM {t} h WHERE h.run_id = {t}.root_hint), {t}.root_hint, "
-            f"(SELECT p.root_run_id FROM {t} p WHERE p.run_id = {t}.parent_run_id), {t}.run_id) "
-            "WHERE run_id = ?",
+            f"UPDATE {t} SET dirty = CASE WHEN root_run_id = {new_root} THEN dirty ELSE 1 END, "
+            f"root_run_id = {new_root} WHERE run_id = ?",
             (run_id,),
         )
         yield (
-            f"UPDATE {t} SET root_run_id = (SELECT r.root_run_id FROM {t} r WHERE r.run_id = ?) "
-            "WHERE root_run_id = ?",
-            (run_id, run_id),
+            f"UPDATE {t} SET root_run_id = {root_of_run}, dirty = 1 "
+            f"WHERE root_run_id = ? AND root_run_id <> {root_of_run}",
+            (run_id, run_id, run_id),
         )
 
 
@@ -255,19 +261,36 @@ def run_ops(e: OpenLineageReceived, c: EventContext) -> Iterable[Op]:
 
 
 def _refresh_runs(x: str) -> Iterator[Op]:
-    """Rewrite the runs, steps and metadata rows of the tree holding run ``x``."""
+    """Rewrite the derived rows the event changed, in the tree holding run ``x``.
+
+    Those of ``x`` itself, of the runs that moved into this tree (``dirty``) and
+    of placeholders (their times come from the tree), then the root's run row
+    (its status and step counts depend on every step): a large DAG run costs
+    each event a few rows, not a rewrite of all its steps.
+    """
     root = root_of("ol_run_tree")
-    members = f"SELECT run_id FROM {{ol_run_tree}} WHERE root_run_id = {root}"
+    changed = (
+        f"SELECT run_id FROM {{ol_run_tree}} WHERE root_run_id = {root} "
+        "AND (dirty = 1 OR seen = 0 OR run_id = ?)"
+    )
     tree_min = (
         "(SELECT MIN(m.first_us) FROM {ol_run_state} m JOIN {ol_run_tree} mt "
         f"ON mt.run_id = m.run_id WHERE mt.root_run_id = {root})"
     )
-    yield (f"DELETE FROM {{runs}} WHERE run_id IN ({members} AND run_id <> {root})", (x, x))
-    yield (f"DELETE FROM {{steps}} WHERE step_run_id IN ({members})", (x,))
-    yield (f"DELETE FROM {{run_metadata}} WHERE run_id IN ({members})", (x,))
+    # Former roots now inside this tree stop being pipeline runs.
     yield (
-        f"UPDATE {{step_outputs}} SET run_id = {root} WHERE step_run_id IN ({members})",
-        (x, x),
+        f"DELETE FROM {{runs}} WHERE run_id IN ({changed}) AND run_id <> {root}",
+        (x, x, x),
+    )
+    yield (f"DELETE FROM {{steps}} WHERE step_run_id IN ({changed})", (x, x))
+    yield (
+        f"DELETE FROM {{run_metadata}} WHERE step_run_id IN ({changed}) "
+        f"OR (step_run_id = '' AND run_id IN ({changed}))",
+        (x, x, x, x),
+    )
+    yield (
+        f"UPDATE {{step_outputs}} SET run_id = {root} WHERE step_run_id IN ({changed})",
+        (x, x, x),
     )
     started = f"COALESCE(s.start_us, s.first_us, {tree_min})"
     yield (
@@ -276,8 +299,8 @@ def _refresh_runs(x: str) -> Iterator[Op]:
         f"SELECT t.run_id, t.root_run_id, t.name, COALESCE(s.term_status, 'running'), {started}, "
         f"s.term_us, s.term_us - {started}, ?, NULL, ?, s.error, COALESCE(s.position, 0) "
         "FROM {ol_run_tree} t LEFT JOIN {ol_run_state} s ON s.run_id = t.run_id "
-        f"WHERE t.root_run_id = {root} AND t.run_id <> t.root_run_id",
-        (x, x, "{}", "[]", x),
+        f"WHERE t.run_id IN ({changed}) AND t.run_id <> t.root_run_id",
+        (x, x, "{}", "[]", x, x),
     )
     yield (f"DELETE FROM {{runs}} WHERE run_id = {root}", (x,))
     counts = ", ".join(
@@ -305,6 +328,10 @@ def _refresh_runs(x: str) -> Iterator[Op]:
         "INSERT INTO {run_metadata} (run_id, step_run_id, key, value, position) "
         "SELECT t.root_run_id, CASE WHEN o.run_id = t.root_run_id THEN '' ELSE o.run_id END, "
         "o.key, o.value, 0 FROM {ol_run_shown} o JOIN {ol_run_tree} t ON t.run_id = o.run_id "
-        f"WHERE t.root_run_id = {root}",
+        f"WHERE o.run_id IN ({changed})",
+        (x, x),
+    )
+    yield (
+        f"UPDATE {{ol_run_tree}} SET dirty = 0 WHERE dirty = 1 AND root_run_id = {root}",
         (x,),
     )
