@@ -245,19 +245,31 @@ def _relink(name: str, source_id: str) -> Iterator[Op]:
 
 
 def _normalise_artifacts(x: str) -> Iterator[Op]:
-    """Give every row of the tree holding ``x`` its root's run id; name the root run."""
+    """Give the rows of ``x`` and of the runs that moved into its tree their root's run id.
+
+    Only those (``dirty`` in the tree, placeholders, and ``x``): the others
+    carry their root's id already. The root run gets its name.
+    """
     root = root_of("ol_artifact_tree")
-    members = f"SELECT run_id FROM {{ol_artifact_tree}} WHERE root_run_id = {root}"
+    changed = (
+        f"SELECT run_id FROM {{ol_artifact_tree}} WHERE root_run_id = {root} "
+        "AND (dirty = 1 OR seen = 0 OR run_id = ?)"
+    )
     for table in ("artifacts", "artifact_consumers", "artifact_steps", "lineage_edges"):
         yield (
-            f"UPDATE {{{table}}} SET run_id = {root} WHERE run_id IN ({members} "
-            f"AND run_id <> {root})",
-            (x, x, x),
+            f"UPDATE {{{table}}} SET run_id = {root} WHERE run_id IN ({changed}) "
+            f"AND run_id <> {root}",
+            (x, x, x, x),
         )
-    yield (f"DELETE FROM {{artifact_runs}} WHERE run_id IN ({members})", (x,))
+    yield (f"DELETE FROM {{artifact_runs}} WHERE run_id IN ({changed})", (x, x))
+    yield (f"DELETE FROM {{artifact_runs}} WHERE run_id = {root}", (x,))
     yield (
         "INSERT INTO {artifact_runs} (run_id, pipeline_name, run_name) "
         "SELECT t.run_id, t.namespace || '/' || t.name, t.raw_run_id FROM {ol_artifact_tree} t "
         f"WHERE t.run_id = {root}",
+        (x,),
+    )
+    yield (
+        f"UPDATE {{ol_artifact_tree}} SET dirty = 0 WHERE dirty = 1 AND root_run_id = {root}",
         (x,),
     )
