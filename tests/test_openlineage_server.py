@@ -171,6 +171,13 @@ def test_the_real_client_emits_a_dag_run(served: tuple[ServerProcess, str, str, 
     # Marquez-compatible reads.
     names = {n["name"] for n in get(f"{API}/namespaces")["namespaces"]}
     assert {"airflow", "spark", "s3://lake", "postgres://db:5432"} <= names
+    # As of the first event: only the DAG run's START had arrived.
+    first = min(
+        e["position"] for e in metaledger(store, "events", "list", "--type", "openlineage.received")
+    )
+    assert ["airflow"] == [
+        n["name"] for n in get(f"{API}/namespaces", as_of=str(first))["namespaces"]
+    ]
     jobs = get(f"{API}/namespaces/airflow/jobs")
     assert {"etl", "etl.extract", "etl.transform", "etl.load"} == {j["name"] for j in jobs["jobs"]}
     runs = get(f"{API}/namespaces/airflow/jobs/etl.transform/runs")
