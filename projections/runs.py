@@ -39,8 +39,9 @@ class RunsProjection(Projection):
 
     name = "runs"
     #: v2: the newest-first index covers the position tie-break.
-    #: v3: OpenLineage runs (``openlineage.py``).
-    version = 3
+    #: v4: OpenLineage runs (``openlineage.py``); 4, not 3, because main's v3
+    #: (``described_stacks``) was made beside it: a merge keeps both, at 4 or above.
+    version = 4
     tables = {
         "runs": Table(
             "run_id TEXT NOT NULL, pipeline_name TEXT NOT NULL, run_name TEXT NOT NULL, "
