@@ -99,6 +99,9 @@ def import_events(source: IO[bytes], fmt: Format) -> None:
 
     emit({**counts, "results": results}, fmt, text)
     if counts["invalid"]:
-        raise CLIError(
-            f"{name}: {plural(counts['invalid'], 'invalid event')}; the valid ones were stored"
+        rest = (
+            "the valid ones were stored"
+            if counts["stored"] or counts["duplicate"]
+            else "nothing stored"
         )
+        raise CLIError(f"{name}: {plural(counts['invalid'], 'invalid event')}; {rest}")
