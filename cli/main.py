@@ -41,6 +41,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "Import a JSON-lines export, rebuilding the exported log exactly.",
     ),
     "copy": ("cli.transfer_copy:copy", "Copy the store to another URI, then verify the copy."),
+    "openlineage": (
+        "cli.openlineage:openlineage",
+        "Ingest OpenLineage events (what Airflow, Spark, dbt... emit).",
+    ),
     "serve": (
         "cli.serve:serve",
         "Serve the store over HTTP: OpenLineage ingest, the read API, a live event stream.",

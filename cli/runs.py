@@ -38,7 +38,8 @@ from .output import (
 
 __all__ = ["describe_item", "run", "run_item", "step_item"]
 
-_RUN_STATUSES = ("running", "completed", "failed", "stopped")
+#: "open": an OpenLineage run that sent no end event while all its steps ended.
+_RUN_STATUSES = ("running", "open", "completed", "failed", "stopped")
 
 
 def run_item(run: Any) -> dict[str, Any]:

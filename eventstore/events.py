@@ -35,6 +35,7 @@ __all__ = [
     "Event",
     "FlavorRegistered",
     "MetadataLogged",
+    "OpenLineageReceived",
     "RunDeleted",
     "RunFinished",
     "RunStackDescribed",
@@ -307,6 +308,22 @@ class RunDeleted(Event, frozen=True, tag="run.deleted"):
     reason: str = ""
 
 
+# -- OpenLineage: streams ``openlineage-run-<uuid>``, ``openlineage-job``, ``openlineage-dataset``
+
+
+class OpenLineageReceived(Event, frozen=True, tag="openlineage.received"):
+    """An OpenLineage event (RunEvent, JobEvent or DatasetEvent) was accepted, kept whole.
+
+    ``event`` is the event's JSON text exactly as received (every facet, unknown
+    and custom ones included), so it is recoverable byte for byte; the views
+    derive runs, steps and artifacts from it (``projections/openlineage.py``).
+    """
+
+    kind: Literal["RunEvent", "JobEvent", "DatasetEvent"]
+    event: str
+    key: Annotated[str, msgspec.Meta(pattern=r"^[0-9a-f]{64}$")]
+
+
 AnyEvent = (
     ComponentRegistered
     | ComponentUpdated
@@ -327,6 +344,7 @@ AnyEvent = (
     | StepFinished
     | RunFinished
     | RunDeleted
+    | OpenLineageReceived
 )
 """The tagged union of every current event class."""
 

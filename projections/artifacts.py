@@ -16,12 +16,14 @@ from eventstore import (
     ArtifactConsumed,
     ArtifactProduced,
     Event,
+    OpenLineageReceived,
     RunDeleted,
     RunStarted,
     StepStarted,
 )
 
 from .definition import EventContext, Handler, Op, Projection, Table, to_json
+from .openlineage_artifacts import ARTIFACT_TABLES, artifact_ops
 
 __all__ = ["ArtifactsProjection"]
 
@@ -30,7 +32,8 @@ class ArtifactsProjection(Projection):
     """Artifacts with versions, producers, consumers, and the lineage graph."""
 
     name = "artifacts"
-    version = 1
+    #: v2: OpenLineage datasets (``openlineage.py``).
+    version = 2
     tables = {
         "artifacts": Table(
             "artifact_id TEXT NOT NULL, name TEXT NOT NULL, version INTEGER NOT NULL, "
@@ -56,6 +59,7 @@ class ArtifactsProjection(Projection):
             "name TEXT NOT NULL, last_version INTEGER NOT NULL",
             "name",
         ),
+        **ARTIFACT_TABLES,
         "artifact_runs": Table(
             "run_id TEXT NOT NULL, pipeline_name TEXT NOT NULL, run_name TEXT NOT NULL",
             "run_id",
@@ -77,6 +81,7 @@ class ArtifactsProjection(Projection):
             ArtifactProduced: self._produced,
             ArtifactConsumed: self._consumed,
             RunDeleted: self._run_deleted,
+            OpenLineageReceived: artifact_ops,
         }
 
     @staticmethod

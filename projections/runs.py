@@ -19,6 +19,7 @@ from eventstore import (
     ArtifactProduced,
     Event,
     MetadataLogged,
+    OpenLineageReceived,
     RunDeleted,
     RunFinished,
     RunStackDescribed,
@@ -29,6 +30,7 @@ from eventstore import (
 )
 
 from .definition import EventContext, Handler, Op, Projection, Table, to_json
+from .openlineage import RUN_TABLES, run_ops
 
 __all__ = ["STEP_STATUSES", "RunsProjection"]
 
@@ -43,7 +45,8 @@ class RunsProjection(Projection):
     name = "runs"
     #: v2: the newest-first index covers the position tie-break.
     #: v3: ``described_stacks`` (run.stack_described).
-    version = 3
+    #: v4: OpenLineage runs (``openlineage.py``).
+    version = 4
     tables = {
         "runs": Table(
             "run_id TEXT NOT NULL, pipeline_name TEXT NOT NULL, run_name TEXT NOT NULL, "
@@ -89,6 +92,7 @@ class RunsProjection(Projection):
             "home TEXT NOT NULL, position BIGINT NOT NULL",
             "stack_id",
         ),
+        **RUN_TABLES,
     }
 
     def handlers(self) -> Mapping[type[Event], Handler]:
@@ -103,6 +107,7 @@ class RunsProjection(Projection):
             StepFinished: self._step_finished,
             RunFinished: self._run_finished,
             RunDeleted: self._run_deleted,
+            OpenLineageReceived: run_ops,
         }
 
     @staticmethod

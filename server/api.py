@@ -48,7 +48,8 @@ log = get_logger("server.api")
 
 #: The most items one listing answers; pages continue with ``after`` (runs) or ``from``.
 MAX_PAGE = 1000
-_RUN_STATUSES = ("running", "completed", "failed", "stopped")
+#: "open": an OpenLineage run that sent no end event while all its steps ended.
+_RUN_STATUSES = ("running", "open", "completed", "failed", "stopped")
 _encoder = msgspec.json.Encoder()
 
 

@@ -13,6 +13,6 @@ __all__ = ["all_routes"]
 
 def all_routes() -> list[BaseRoute]:
     """The routes of every part: health, metaledger's API (then OpenLineage, the web pages)."""
-    from . import api, health, web
+    from . import api, health, openlineage_api, web
 
-    return [*health.routes, *api.routes, *web.routes]
+    return [*health.routes, *api.routes, *openlineage_api.routes, *web.routes]

@@ -45,6 +45,7 @@ _WALK: dict[str, list[str]] = {
     "events show": ["1"],
     "events tail": [],
     "events append": ["{tmp}/empty.jsonl"],
+    "openlineage import": ["{tmp}/empty.jsonl"],
     "replay": ["--to", "0"],
     "projections status": [],
     "projections rebuild": ["runs"],

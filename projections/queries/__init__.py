@@ -25,6 +25,16 @@ from .artifacts import ArtifactQueries, ArtifactView, ConsumerView
 from .common import MIN_ID_PREFIX, _check_ref, _uuid
 from .components import ComponentQueries, ComponentView
 from .lineage import LineageEdge, LineageGraph, LineageNode, LineageQueries
+from .openlineage import (
+    OLDataset,
+    OLDatasetVersion,
+    OLEvents,
+    OLGraphNode,
+    OLJob,
+    OLNamespace,
+    OLRun,
+    OpenLineageQueries,
+)
 from .pipelines import PipelineQueries, PipelineView
 from .runs import RunQueries, RunView, StepView
 from .stacks import ComponentRef, StackQueries, StackView
@@ -38,6 +48,13 @@ __all__ = [
     "LineageEdge",
     "LineageGraph",
     "LineageNode",
+    "OLDataset",
+    "OLDatasetVersion",
+    "OLEvents",
+    "OLGraphNode",
+    "OLJob",
+    "OLNamespace",
+    "OLRun",
     "PipelineView",
     "Queries",
     "RunView",
@@ -59,7 +76,13 @@ class Summary(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class Queries(
-    ComponentQueries, StackQueries, PipelineQueries, RunQueries, ArtifactQueries, LineageQueries
+    ComponentQueries,
+    StackQueries,
+    PipelineQueries,
+    RunQueries,
+    ArtifactQueries,
+    LineageQueries,
+    OpenLineageQueries,
 ):
     """The read side over one views store (live, or replayed as of a position)."""
 
