@@ -1,30 +1,41 @@
 """The HTTP server under load, as ratios to floors: ``python -m benchmarks.bench_server``.
 
 Needs ``wrk`` (``apt-get install wrk``): it drives the server from the same
-machine, ``--connections`` connections (50) for ``--seconds`` (5) per figure,
-each request a unique ``run.started`` line of about 2 KB (a new run, its
-``config`` padded), so every append stores a new event. The server runs in a
-child process exactly as ``metaledger serve`` runs it (uvicorn, uvloop,
-httptools, the access log to a discarded stderr), over a fresh SQLite store
-(``--store URI`` for another), with one extra route, the floor:
+machine, ``--connections`` connections (50) for ``--seconds`` (5) per figure.
+The server runs in a child process exactly as ``metaledger serve`` runs it
+(uvicorn, uvloop, httptools, the access log to a discarded stderr), over a
+fresh SQLite store (``--store URI`` for another), with extra routes, the floors.
+
+OpenLineage ingest (``POST /api/v1/lineage``), each request new RunEvents of
+about 2 KB each (an Airflow task's START: parent, nominal time, SQL and schema
+facets; a new ``runId`` per event, so every event is stored):
 
 - floor N: ``GET /healthz``, the same app answering without work;
-- floor H: ``POST /bench/floor``, the same app doing everything the write API
-  does but the append: read the body within the limits, check the token
-  scope, parse and validate the lines (``parse_lines``), answer 201 with JSON;
-- single: ``POST /api/metaledger/v1/events``, one event per request, durable;
-- batched: the same with 100 events per request, against the batched Python
-  API (``append_lines`` of the same 100-line bodies from ``--connections``
-  tasks in one process, no HTTP).
+- floor H: ``POST /bench/lineage-floor``, the same handler
+  (:func:`server.openlineage_api.lineage_answer`) doing everything but the
+  append: read the body within the limits, check the token scope, split,
+  decode, validate, map each event to its stream and encoded
+  ``openlineage.received`` event, answer 201 with the outcomes;
+- single: ``POST /api/v1/lineage``, one event per request, durable;
+- batched: 100 events per request (a JSON array), against the batched Python
+  API (``ingest`` of the same 100-event bodies from ``--connections`` tasks in
+  one process, no HTTP).
 
-Printed: requests (or events) a second, p50 and p99 latency, and the ratios
-single / floor H and batched HTTP / batched Python. A report, not a test.
+``--write-api`` adds the same three figures for the generic write API
+(``POST /api/metaledger/v1/events``, ``run.started`` lines padded to 2 KB,
+floor ``POST /bench/floor``: ``parse_lines`` without the append).
+
+Printed: requests (or events) a second, p50 and p99 latency, the ratios
+single / floor H and batched HTTP / batched Python, and the load average.
+A report, not a test.
 """
 
 from __future__ import annotations
 
 import argparse
 import functools
+import json
+import os
 import re
 import shutil
 import subprocess
@@ -34,6 +45,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 __all__ = ["main"]
 
@@ -64,6 +76,126 @@ function request()
                     table.concat(lines))
 end
 """
+
+
+_PRODUCER = "https://github.com/apache/airflow/tree/providers-openlineage/1.0.0"
+_FACETS = "https://openlineage.io/spec/facets/1-0-0/"
+
+
+def _schema_facet(*fields: tuple[str, str]) -> dict[str, object]:
+    return {
+        "_producer": _PRODUCER,
+        "_schemaURL": f"{_FACETS}SchemaDatasetFacet.json",
+        "fields": [{"name": n, "type": t} for n, t in fields],
+    }
+
+
+def lineage_event(run_id: str) -> str:
+    """An Airflow task's START RunEvent of about 2 KB, as compact JSON."""
+    warehouse = "postgres://warehouse:5432"
+    document = {
+        "eventType": "START",
+        "eventTime": "2026-05-01T12:00:00.000Z",
+        "run": {
+            "runId": run_id,
+            "facets": {
+                "nominalTime": {
+                    "_producer": _PRODUCER,
+                    "_schemaURL": f"{_FACETS}NominalTimeRunFacet.json",
+                    "nominalStartTime": "2026-05-01T12:00:00Z",
+                },
+                "parent": {
+                    "_producer": _PRODUCER,
+                    "_schemaURL": f"{_FACETS}ParentRunFacet.json",
+                    "run": {"runId": "01890000-0000-7000-8000-000000000001"},
+                    "job": {"namespace": "airflow", "name": "bench_dag"},
+                },
+            },
+        },
+        "job": {
+            "namespace": "airflow",
+            "name": "bench_dag.transform",
+            "facets": {
+                "sql": {
+                    "_producer": _PRODUCER,
+                    "_schemaURL": f"{_FACETS}SQLJobFacet.json",
+                    "query": "INSERT INTO analytics.daily_orders SELECT order_date, "
+                    "count(*) AS orders, sum(amount) AS revenue FROM raw.orders "
+                    "WHERE status = 'complete' GROUP BY order_date",
+                },
+            },
+        },
+        "inputs": [
+            {
+                "namespace": warehouse,
+                "name": "raw.orders",
+                "facets": {
+                    "schema": _schema_facet(
+                        ("id", "BIGINT"),
+                        ("customer_id", "BIGINT"),
+                        ("order_date", "DATE"),
+                        ("amount", "NUMERIC"),
+                        ("status", "TEXT"),
+                    )
+                },
+            }
+        ],
+        "outputs": [
+            {
+                "namespace": warehouse,
+                "name": "analytics.daily_orders",
+                "facets": {
+                    "schema": _schema_facet(
+                        ("order_date", "DATE"), ("orders", "BIGINT"), ("revenue", "NUMERIC")
+                    )
+                },
+            }
+        ],
+        "producer": _PRODUCER,
+        "schemaURL": "https://openlineage.io/spec/2-0-2/OpenLineage.json#/$defs/RunEvent",
+    }
+    return json.dumps(document, separators=(",", ":"))
+
+
+_OL_LUA = r"""
+local batch = %(batch)d
+local counter = 0
+local prefix = ""
+local head = %(head)s
+local tail = %(tail)s
+
+function init(args)
+  math.randomseed(os.time() + tonumber(tostring({}):match("0x(%%x+)") or "1", 16) %% 1000003)
+  prefix = string.format("%%08x", math.random(0, 2147483647))
+end
+
+local function event()
+  counter = counter + 1
+  return head .. string.format("%%s-0000-4000-8000-%%012x", prefix, counter) .. tail
+end
+
+function request()
+  local body
+  if batch == 1 then
+    body = event()
+  else
+    local events = {}
+    for i = 1, batch do events[i] = event() end
+    body = "[" .. table.concat(events, ",") .. "]"
+  end
+  return wrk.format("POST", nil, {["Content-Type"] = "application/json"}, body)
+end
+"""
+
+
+def _lua_string(text: str) -> str:
+    """``text`` as a Lua long string literal."""
+    return "[==[" + text + "]==]"
+
+
+def _ol_script(batch: int) -> str:
+    head, tail = lineage_event("RUNID").split("RUNID")
+    return _OL_LUA % {"batch": batch, "head": _lua_string(head), "tail": _lua_string(tail)}
 
 
 @dataclass(frozen=True)
@@ -154,6 +286,29 @@ def _serve(store: str, access_log: bool) -> None:
         }
         return json_response(report, 201)
 
+    from eventstore.openlineage import (
+        IngestOutcome,
+        IngestResult,
+        InvalidOpenLineageEvent,
+        outcome_for,
+    )
+    from eventstore.openlineage import received_for as map_event
+    from server.openlineage_api import lineage_answer
+
+    async def map_only(parsed: Sequence[Any]) -> IngestResult:
+        """Everything ``ingest_parsed`` does but the append: each event mapped, 'stored'."""
+        outcomes = []
+        for item in parsed:
+            if isinstance(item, InvalidOpenLineageEvent):
+                outcomes.append(IngestOutcome(item.index, "invalid", reason=item.reason))
+            else:
+                map_event(item)
+                outcomes.append(outcome_for(item, "stored", None))
+        return IngestResult(outcomes)
+
+    async def lineage_floor(request: Request) -> Response:
+        return await lineage_answer(request, map_only)
+
     configure_logging(logging.INFO)
     config = ServerConfig(
         store_uri=store, port=0, limits=Limits(max_batch=1000), access_log=access_log
@@ -162,7 +317,11 @@ def _serve(store: str, access_log: bool) -> None:
     def listening(host: str, port: int) -> None:
         print(f"http://{host}:{port}", flush=True)
 
-    routes = [Route("/bench/floor", floor, methods=["POST"]), *all_routes()]
+    routes = [
+        Route("/bench/floor", floor, methods=["POST"]),
+        Route("/bench/lineage-floor", lineage_floor, methods=["POST"]),
+        *all_routes(),
+    ]
     anyio.run(
         functools.partial(serve, routes=routes),
         config,
@@ -241,6 +400,40 @@ def _python_batches(store: str, *, seconds: float, tasks: int, batch: int) -> fl
     return anyio.run(run)
 
 
+def _python_lineage(store: str, *, seconds: float, tasks: int, batch: int) -> float:
+    """Events a second: ``ingest`` of ``batch``-event JSON arrays from ``tasks`` tasks."""
+    import uuid
+
+    import anyio
+
+    from eventstore import open_store
+    from eventstore.openlineage import ingest
+
+    def body() -> bytes:
+        return (
+            "[" + ",".join(lineage_event(str(uuid.uuid4())) for _ in range(batch)) + "]"
+        ).encode()
+
+    async def run() -> float:
+        stored = 0
+        async with open_store(store, create=True) as opened:
+            deadline = time.perf_counter() + seconds
+            started = time.perf_counter()
+
+            async def appender() -> None:
+                nonlocal stored
+                while time.perf_counter() < deadline:
+                    result = await ingest(opened, body())
+                    stored += result.count("stored")
+
+            async with anyio.create_task_group() as group:
+                for _ in range(tasks):
+                    group.start_soon(appender)
+            return stored / (time.perf_counter() - started)
+
+    return anyio.run(run)
+
+
 # -- the report -------------------------------------------------------------------------
 
 
@@ -249,6 +442,14 @@ def _row(name: str, load: Load, unit: str = "req/s", scale: int = 1) -> None:
         f"  {name:<44} {load.requests_per_s * scale:>10,.0f} {unit:<9}"
         f" p50 {load.p50_ms:>7.1f} ms  p99 {load.p99_ms:>7.1f} ms"
         + (f"  ({load.errors} errors)" if load.errors else "")
+    )
+
+
+def _ratios(title: str, one: Load, floor: Load, many: Load, python: float) -> None:
+    print(
+        f"{title}: single / floor H {one.requests_per_s / floor.requests_per_s:.2f} "
+        f"(target >= 0.6), single p99 {one.p99_ms:.0f} ms (target <= 50); "
+        f"batched HTTP / batched Python {many.requests_per_s * 100 / python:.2f} (target >= 0.5)"
     )
 
 
@@ -261,6 +462,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--no-access-log", action="store_true", help="serve without the per-request log line"
     )
+    parser.add_argument(
+        "--write-api", action="store_true", help="also measure the generic write API"
+    )
     parser.add_argument("--serve-child", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.serve_child:
@@ -272,39 +476,73 @@ def main(argv: Sequence[str] | None = None) -> int:
     scratch = Path(tempfile.mkdtemp(prefix="bench-server-"))
     try:
         store = args.store or str(scratch / "store")
-        single, batched = scratch / "single.lua", scratch / "batched.lua"
-        single.write_text(_LUA % {"batch": 1, "pad": _PAD})
-        batched.write_text(_LUA % {"batch": 100, "pad": _PAD})
+        scripts = {
+            name: scratch / f"{name}.lua"
+            for name in ("single", "batched", "ol-single", "ol-batched")
+        }
+        scripts["single"].write_text(_LUA % {"batch": 1, "pad": _PAD})
+        scripts["batched"].write_text(_LUA % {"batch": 100, "pad": _PAD})
+        scripts["ol-single"].write_text(_ol_script(1))
+        scripts["ol-batched"].write_text(_ol_script(100))
+        load_before = os.getloadavg()
         child, url = _start(store, not args.no_access_log)
+        measured: dict[str, Load] = {}
         try:
             load = {"seconds": args.seconds, "connections": args.connections}
-            noop = _wrk(f"{url}/healthz", script=None, **load)
-            floor = _wrk(f"{url}/bench/floor", script=single, **load)
-            one = _wrk(f"{url}/api/metaledger/v1/events", script=single, **load)
-            many = _wrk(f"{url}/api/metaledger/v1/events", script=batched, **load)
+            lineage = f"{url}/api/v1/lineage"
+            measured["noop"] = _wrk(f"{url}/healthz", script=None, **load)
+            measured["ol-floor"] = _wrk(
+                f"{url}/bench/lineage-floor", script=scripts["ol-single"], **load
+            )
+            measured["ol-one"] = _wrk(lineage, script=scripts["ol-single"], **load)
+            measured["ol-many"] = _wrk(lineage, script=scripts["ol-batched"], **load)
+            if args.write_api:
+                events = f"{url}/api/metaledger/v1/events"
+                measured["floor"] = _wrk(f"{url}/bench/floor", script=scripts["single"], **load)
+                measured["one"] = _wrk(events, script=scripts["single"], **load)
+                measured["many"] = _wrk(events, script=scripts["batched"], **load)
         finally:
             child.terminate()
             child.wait(60)
-        python = _python_batches(
-            str(scratch / "python-store") if args.store is None else store,
+        separate = args.store is None
+        ol_python = _python_lineage(
+            str(scratch / "python-ol-store") if separate else store,
             seconds=args.seconds,
             tasks=args.connections,
             batch=100,
         )
+        python = (
+            _python_batches(
+                str(scratch / "python-store") if separate else store,
+                seconds=args.seconds,
+                tasks=args.connections,
+                batch=100,
+            )
+            if args.write_api
+            else 0.0
+        )
+        load_after = os.getloadavg()
         logged = "without" if args.no_access_log else "with"
         print(
             f"metaledger serve, {args.connections} connections, {args.seconds} s each, "
-            f"{logged} the access log:"
+            f"{logged} the access log; load average {load_before[0]:.2f} before, "
+            f"{load_after[0]:.2f} after:"
         )
-        _row("floor N: GET /healthz", noop)
-        _row("floor H: POST, parse, validate, 201 (no append)", floor)
-        _row("single-event ingest (write API, durable)", one)
-        _row("batched ingest, 100 events per request", many, "events/s", 100)
-        print(f"  {'batched Python API (append_lines, no HTTP)':<44} {python:>10,.0f} events/s")
-        print(f"single / floor H: {one.requests_per_s / floor.requests_per_s:.2f} (target 0.6)")
-        print(
-            f"batched HTTP / batched Python: {many.requests_per_s * 100 / python:.2f} (target 0.5)"
+        _row("floor N: GET /healthz", measured["noop"])
+        _row("OpenLineage floor H: split, parse, map, 201", measured["ol-floor"])
+        _row("OpenLineage single-event ingest (durable)", measured["ol-one"])
+        _row("OpenLineage batched, 100 events a request", measured["ol-many"], "events/s", 100)
+        print(f"  {'batched Python API (ingest, no HTTP)':<44} {ol_python:>10,.0f} events/s")
+        if args.write_api:
+            _row("write API floor H: parse, validate, 201", measured["floor"])
+            _row("write API single-event ingest (durable)", measured["one"])
+            _row("write API batched, 100 events a request", measured["many"], "events/s", 100)
+            print(f"  {'batched Python API (append_lines)':<44} {python:>10,.0f} events/s")
+        _ratios(
+            "OpenLineage", measured["ol-one"], measured["ol-floor"], measured["ol-many"], ol_python
         )
+        if args.write_api:
+            _ratios("write API", measured["one"], measured["floor"], measured["many"], python)
         return 0
     finally:
         shutil.rmtree(scratch, ignore_errors=True)

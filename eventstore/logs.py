@@ -16,17 +16,43 @@ from __future__ import annotations
 
 import logging
 import sys
-from typing import Any, Literal
+from dataclasses import dataclass
+from typing import Any, Literal, TextIO
 
 import structlog
 
-__all__ = ["LIBRARY_FIELDS", "configure_logging", "get_logger"]
+__all__ = ["LIBRARY_FIELDS", "LogOutput", "configure_logging", "configured_output", "get_logger"]
 
 #: The ``LogRecord`` attribute holding a library event's name and fields, for formatters.
 LIBRARY_FIELDS = "metaledger"
 _CALL_KWARGS = ("exc_info", "stack_info", "stacklevel")
 #: The handler configure_logging installed, replaced on the next call.
 _handler: logging.Handler | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class LogOutput:
+    """Where and how :func:`configure_logging` sends lines: for writers of their own."""
+
+    level: int
+    fmt: Literal["text", "json"]
+    stream: TextIO
+
+
+#: What the last configure_logging call set up (None: nothing configured here).
+_output: LogOutput | None = None
+
+
+def configured_output() -> LogOutput | None:
+    """The level, format and stream :func:`configure_logging` set, if it was called.
+
+    A hot path (the server's access log) renders its own lines in the same
+    format and writes them to the same stream in batches, instead of paying
+    for ``logging`` and structlog per line.
+    """
+    if _handler is None or logging.getLogger().handlers[-1:] != [_handler]:
+        return None  # someone configured logging after us: go through logging
+    return _output
 
 
 def _to_stdlib(_: Any, __: str, event_dict: structlog.typing.EventDict) -> Any:
@@ -66,7 +92,7 @@ def configure_logging(level: int = logging.WARNING, fmt: Literal["text", "json"]
     For entry points only: it sets a handler on the root logger (replacing the
     one an earlier call set) and configures structlog globally.
     """
-    global _handler
+    global _handler, _output
     renderer: structlog.typing.Processor
     if fmt == "json":
         renderer = structlog.processors.JSONRenderer()
@@ -94,6 +120,7 @@ def configure_logging(level: int = logging.WARNING, fmt: Literal["text", "json"]
     root.addHandler(handler)
     root.setLevel(level)
     _handler = handler
+    _output = LogOutput(level, fmt, sys.stderr)
     structlog.configure(
         processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
         wrapper_class=structlog.make_filtering_bound_logger(level),

@@ -28,7 +28,7 @@ from eventstore import open_store, resolve_store
 from eventstore.logs import get_logger
 from projections import open_views
 
-from .access_log import AccessLog
+from .access_log import AccessLog, access_lines
 from .config import ServerConfig
 from .errors import exception_handlers
 from .routes import all_routes
@@ -71,22 +71,38 @@ def create_app(
     ``routes`` replaces :func:`server.routes.all_routes` (a benchmark adds its floor).
     """
 
+    lines = access_lines() if config.access_log else None
+
     @contextlib.asynccontextmanager
-    async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        if ledger is not None:
-            app.state.ledger = ledger
+    async def writing_lines() -> AsyncIterator[None]:
+        # The batched access lines are written until the app stops, then the rest.
+        if lines is None:
+            yield
+            return
+        async with anyio.create_task_group() as group:
+            group.start_soon(lines.run)
             try:
                 yield
             finally:
-                ledger.stopping.set()
-            return
-        async with open_ledger(config) as opened:
-            app.state.ledger = opened
-            yield
+                group.cancel_scope.cancel()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        async with writing_lines():
+            if ledger is not None:
+                app.state.ledger = ledger
+                try:
+                    yield
+                finally:
+                    ledger.stopping.set()
+                return
+            async with open_ledger(config) as opened:
+                app.state.ledger = opened
+                yield
 
     return Starlette(
         routes=list(all_routes() if routes is None else routes),
-        middleware=[Middleware(AccessLog)] if config.access_log else [],
+        middleware=[Middleware(AccessLog, lines=lines)] if config.access_log else [],
         exception_handlers=dict(exception_handlers),
         lifespan=lifespan,
     )

@@ -22,6 +22,7 @@ the stored events by eventTime (``/events/lineage``).
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 from typing import Any
 from urllib.parse import unquote
@@ -31,7 +32,15 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from eventstore.openlineage import BodyError, ingest_parsed, parse_event, split_body
+from eventstore.openlineage import (
+    BodyError,
+    IngestResult,
+    InvalidOpenLineageEvent,
+    OpenLineageEvent,
+    ingest_parsed,
+    parse_event,
+    split_body,
+)
 from eventstore.openlineage.parsing import parse_event_time
 from projections.queries import OLDataset, OLDatasetVersion, OLGraphNode, OLJob, OLRun
 
@@ -42,7 +51,7 @@ from .errors import error_response
 from .params import choice, integer, optional_text
 from .state import Ledger
 
-__all__ = ["MARQUEZ_PREFIX", "routes"]
+__all__ = ["MARQUEZ_PREFIX", "Storer", "lineage_answer", "routes"]
 
 #: Where OpenLineage clients and Marquez tools look.
 MARQUEZ_PREFIX = "/api/v1"
@@ -62,8 +71,18 @@ def _iso(value: datetime | None) -> str | None:
 # -- ingest --------------------------------------------------------------------------
 
 
+#: Stores parsed events and answers their outcomes (``ingest_parsed`` over the store).
+Storer = Callable[[Sequence[OpenLineageEvent | InvalidOpenLineageEvent]], Awaitable[IngestResult]]
+
+
 async def lineage_post(request: Request) -> Response:
     """``POST /api/v1/lineage``: store OpenLineage events, one result each."""
+    store = _ledger(request).store
+    return await lineage_answer(request, lambda parsed: ingest_parsed(store, parsed))
+
+
+async def lineage_answer(request: Request, storer: Storer) -> Response:
+    """``POST /api/v1/lineage`` with ``storer`` storing (a benchmark's floor stores nothing)."""
     require_scope(request, "ingest")
     ledger = _ledger(request)
     limits = ledger.config.limits
@@ -84,7 +103,7 @@ async def lineage_post(request: Request) -> Response:
         return [parse_event(index, raw) for index, raw in enumerate(pieces)]
 
     parsed = await anyio.to_thread.run_sync(parse) if len(body) > 65_536 else parse()
-    result = await ingest_parsed(ledger.store, parsed)
+    result = await storer(parsed)
     invalid = result.count("invalid")
     if not batch:
         (outcome,) = result.outcomes

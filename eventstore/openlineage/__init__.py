@@ -23,7 +23,15 @@ from .facts import (
     run_uuid,
     static_datasets,
 )
-from .ingest import IngestOutcome, IngestResult, ingest, ingest_parsed, stream_for
+from .ingest import (
+    IngestOutcome,
+    IngestResult,
+    ingest,
+    ingest_parsed,
+    outcome_for,
+    received_for,
+    stream_for,
+)
 from .parsing import (
     MAX_EVENT_BYTES,
     BodyError,
@@ -61,9 +69,11 @@ __all__ = [
     "event_kind",
     "ingest",
     "ingest_parsed",
+    "outcome_for",
     "parse_body",
     "parse_event",
     "parse_event_time",
+    "received_for",
     "run_facts",
     "run_uuid",
     "schema_problem",

@@ -38,7 +38,15 @@ from .parsing import (
     parse_body,
 )
 
-__all__ = ["IngestOutcome", "IngestResult", "ingest", "ingest_parsed", "stream_for"]
+__all__ = [
+    "IngestOutcome",
+    "IngestResult",
+    "ingest",
+    "ingest_parsed",
+    "outcome_for",
+    "received_for",
+    "stream_for",
+]
 
 Status = Literal["stored", "duplicate", "invalid"]
 #: Appends in flight at once for one body (the writer groups them into transactions).
@@ -91,7 +99,8 @@ def stream_for(event: OpenLineageEvent) -> str:
     return "openlineage-job" if event.kind == "JobEvent" else "openlineage-dataset"
 
 
-def _outcome(event: OpenLineageEvent, status: Status, position: int | None) -> IngestOutcome:
+def outcome_for(event: OpenLineageEvent, status: Status, position: int | None) -> IngestOutcome:
+    """The outcome of a valid event: its kind, key, runId and eventType, and ``status``."""
     run = event.document.get("run")
     run_id = run.get("runId") if isinstance(run, dict) else None
     event_type = event.document.get("eventType")
@@ -106,23 +115,28 @@ def _outcome(event: OpenLineageEvent, status: Status, position: int | None) -> I
     )
 
 
-async def _store_one(
-    store: EventStore, event: OpenLineageEvent, metadata: Metadata | None
-) -> IngestOutcome:
+def received_for(event: OpenLineageEvent) -> tuple[str, EncodedEvent]:
+    """The stream and the encoded ``openlineage.received`` event that store ``event``."""
     received = OpenLineageReceived(
         kind=event.kind,
         event=event.raw.decode("utf-8"),
         key=event.key,
     )
-    encoded = EncodedEvent(str(event_id_for(event.key)), *_codec.encode(received))
+    return stream_for(event), EncodedEvent(str(event_id_for(event.key)), *_codec.encode(received))
+
+
+async def _store_one(
+    store: EventStore, event: OpenLineageEvent, metadata: Metadata | None
+) -> IngestOutcome:
+    stream, encoded = received_for(event)
     try:
-        result = await store.append_encoded(stream_for(event), [encoded], metadata=metadata)
+        result = await store.append_encoded(stream, [encoded], metadata=metadata)
     except EventIdConflictError:
         # Stored before in another formatting: the same canonical content.
         found = await store.stored_by_event_id(encoded.event_id)
-        return _outcome(event, "duplicate", None if found is None else found.position)
+        return outcome_for(event, "duplicate", None if found is None else found.position)
     status: Status = "duplicate" if result.duplicate else "stored"
-    return _outcome(event, status, result.positions[0])
+    return outcome_for(event, status, result.positions[0])
 
 
 async def ingest_parsed(
@@ -139,7 +153,7 @@ async def ingest_parsed(
         if isinstance(item, InvalidOpenLineageEvent):
             outcomes[item.index] = IngestOutcome(item.index, "invalid", reason=item.reason)
         elif item.key in first_of_key:
-            outcomes[item.index] = _outcome(item, "duplicate", None)
+            outcomes[item.index] = outcome_for(item, "duplicate", None)
         else:
             first_of_key[item.key] = item.index
             todo.append(item)
