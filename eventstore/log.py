@@ -34,7 +34,7 @@ from .envelope import (
     recorded_event,
     us_from_datetime,
 )
-from .errors import InvalidEventError, StoreClosedError, StoreCorruptError
+from .errors import AppendError, InvalidEventError, StoreClosedError, StoreCorruptError
 from .events import Event
 from .ids import new_event_id
 from .planner import EncodedEvent, PendingAppend
@@ -461,6 +461,31 @@ class Log:
             with anyio.CancelScope(shield=True):
                 self._committed(await self.head())
         return count
+
+    async def append_each(
+        self,
+        appends: Sequence[tuple[str, Sequence[EncodedEvent], ExpectedVersion]],
+        *,
+        metadata: Metadata | dict[str, Any] | None = None,
+    ) -> list[AppendResult | AppendError]:
+        """Independent appends of encoded events, queued together; an outcome each.
+
+        Each item is ``(stream_id, events, expected_version)`` and is stored or
+        refused on its own (all-or-nothing per append, not across them): the
+        result is its AppendResult or the AppendError refusing it, in order.
+        They share the writer's group commits, with no task per append.
+        InvalidEventError (a bad stream id, no events) refuses the whole call.
+        """
+        if self._closed:
+            raise StoreClosedError(f"{self.uri} is closed")
+        meta = self._metadata_bytes(metadata)
+        pending = []
+        for stream_id, events, expected_version in appends:
+            self._check_append(stream_id, events, expected_version)
+            pending.append(PendingAppend(stream_id, list(events), expected_version, meta))
+        if not pending:
+            return []
+        return await self._writer.submit_each(pending)
 
     async def append_many(
         self,

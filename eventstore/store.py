@@ -154,6 +154,7 @@ class EventStore:
     append = _Delegated("log", Log.append)
     append_encoded = _Delegated("log", Log.append_encoded)
     append_many = _Delegated("log", Log.append_many)
+    append_each = _Delegated("log", Log.append_each)
     import_stored = _Delegated("log", Log.import_stored)
     decode_row = _Delegated("log", Log.decode_row)
     head = _Delegated("log", Log.head)

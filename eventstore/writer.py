@@ -86,6 +86,38 @@ class GroupCommitWriter:
         self._wakeup.set()
         return await future
 
+    async def submit_each(
+        self, appends: Sequence[PendingAppend]
+    ) -> list[AppendResult | AppendError]:
+        """Queue independent appends at once; each one's result, or its refusal, in order.
+
+        One call and no task per append (a request storing 100 events queues 100
+        appends here); they share group commits with everyone else's. A batch
+        failure (StoreError) is raised. Cancelled while waiting, the appends not
+        yet settled stay queued and are committed whole or not at all.
+        """
+        if self._closed or not self._running:
+            raise StoreClosedError("the store is closed")
+        loop = asyncio.get_running_loop()
+        futures: list[asyncio.Future[AppendResult]] = []
+        for append in appends:
+            future: asyncio.Future[AppendResult] = loop.create_future()
+            self._queue.append((append, future))
+            futures.append(future)
+        self._wakeup.set()
+        outcomes: list[AppendResult | AppendError] = []
+        try:
+            for future in futures:
+                try:
+                    outcomes.append(await future)
+                except AppendError as exc:
+                    outcomes.append(exc)
+        except BaseException:
+            for future in futures:
+                future.cancel()  # nobody will read them: _settle skips a done future
+            raise
+        return outcomes
+
     async def submit_atomic(self, appends: Sequence[PendingAppend]) -> list[AppendResult]:
         """Queue appends that are stored all together or not at all; raise the first error."""
         if self._closed or not self._running:

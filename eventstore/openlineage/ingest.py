@@ -9,8 +9,8 @@ Valid events are stored even when others of the same body are invalid.
 Each accepted event is one ``openlineage.received`` event holding its JSON text
 exactly as received, under the event id derived from its canonical content
 (:func:`.facts.event_id_for`): the log's unique event-id index makes a retry,
-however formatted, a duplicate. The events of a body are appended concurrently
-through the store's group-commit writer, so a batch shares few transactions.
+however formatted, a duplicate. The events of a body are queued on the store's
+group-commit writer together, so a batch shares few transactions.
 Nothing else is appended: the views derive runs, steps and artifacts from the
 raw event itself, so there is no second fact to keep in step with it.
 """
@@ -24,8 +24,8 @@ from typing import Literal
 import anyio
 
 from eventstore.codec import EventCodec
-from eventstore.envelope import Metadata
-from eventstore.errors import EventIdConflictError
+from eventstore.envelope import ANY, AppendResult, Metadata
+from eventstore.errors import AppendError, EventIdConflictError
 from eventstore.events import OpenLineageReceived
 from eventstore.planner import EncodedEvent
 from eventstore.store import EventStore
@@ -49,8 +49,6 @@ __all__ = [
 ]
 
 Status = Literal["stored", "duplicate", "invalid"]
-#: Appends in flight at once for one body (the writer groups them into transactions).
-_CONCURRENT_APPENDS = 256
 #: The raw text may reach MAX_EVENT_BYTES; the payload adds the key and the kind.
 _codec = EventCodec(max_event_bytes=MAX_EVENT_BYTES + 4096)
 
@@ -125,16 +123,19 @@ def received_for(event: OpenLineageEvent) -> tuple[str, EncodedEvent]:
     return stream_for(event), EncodedEvent(str(event_id_for(event.key)), *_codec.encode(received))
 
 
-async def _store_one(
-    store: EventStore, event: OpenLineageEvent, metadata: Metadata | None
+async def _stored(
+    store: EventStore,
+    event: OpenLineageEvent,
+    event_id: str,
+    result: AppendResult | AppendError,
 ) -> IngestOutcome:
-    stream, encoded = received_for(event)
-    try:
-        result = await store.append_encoded(stream, [encoded], metadata=metadata)
-    except EventIdConflictError:
+    """The outcome of one event's append."""
+    if isinstance(result, EventIdConflictError):
         # Stored before in another formatting: the same canonical content.
-        found = await store.stored_by_event_id(encoded.event_id)
+        found = await store.stored_by_event_id(event_id)
         return outcome_for(event, "duplicate", None if found is None else found.position)
+    if isinstance(result, AppendError):
+        raise result  # not a refusal an OpenLineage event can earn: a bug or a full store
     status: Status = "duplicate" if result.duplicate else "stored"
     return outcome_for(event, status, result.positions[0])
 
@@ -145,7 +146,13 @@ async def ingest_parsed(
     *,
     metadata: Metadata | None = None,
 ) -> IngestResult:
-    """Store the valid events of ``parsed`` (see :func:`ingest`)."""
+    """Store the valid events of ``parsed`` (see :func:`ingest`).
+
+    The valid events are handed to the store's writer together
+    (:meth:`~eventstore.log.Log.append_each`: one append each, stored or
+    refused alone), so they share group commits with each other and with
+    other requests, without a task per event.
+    """
     outcomes: list[IngestOutcome | None] = [None] * len(parsed)
     first_of_key: dict[str, int] = {}
     todo: list[OpenLineageEvent] = []
@@ -157,15 +164,13 @@ async def ingest_parsed(
         else:
             first_of_key[item.key] = item.index
             todo.append(item)
-    limiter = anyio.CapacityLimiter(_CONCURRENT_APPENDS)
-
-    async def store_one(event: OpenLineageEvent) -> None:
-        async with limiter:
-            outcomes[event.index] = await _store_one(store, event, metadata)
-
-    async with anyio.create_task_group() as group:
-        for event in todo:
-            group.start_soon(store_one, event)
+    if todo:
+        mapped = [received_for(event) for event in todo]
+        results = await store.append_each(
+            [(stream, [encoded], ANY) for stream, encoded in mapped], metadata=metadata
+        )
+        for event, (_, encoded), result in zip(todo, mapped, results, strict=True):
+            outcomes[event.index] = await _stored(store, event, encoded.event_id, result)
     # A duplicate inside the body points at the position of its first copy.
     done = [o for o in outcomes if o is not None]
     by_index = {o.index: o for o in done}
