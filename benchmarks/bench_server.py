@@ -90,8 +90,14 @@ def _schema_facet(*fields: tuple[str, str]) -> dict[str, object]:
     }
 
 
-def lineage_event(run_id: str) -> str:
-    """An Airflow task's START RunEvent of about 2 KB, as compact JSON."""
+def lineage_event(run_id: str, parent_id: str, shard: int) -> str:
+    """An Airflow task's START RunEvent of about 2 KB, as compact JSON.
+
+    The task runs under DAG run ``parent_id`` and reads and writes the tables
+    of ``shard``: the benchmark gives each DAG run 10 tasks and spreads the
+    tables over 100 shards, as a real deployment spreads its runs (the views'
+    upkeep grows with the tasks of one DAG run and the readers of one table).
+    """
     warehouse = "postgres://warehouse:5432"
     document = {
         "eventType": "START",
@@ -107,7 +113,7 @@ def lineage_event(run_id: str) -> str:
                 "parent": {
                     "_producer": _PRODUCER,
                     "_schemaURL": f"{_FACETS}ParentRunFacet.json",
-                    "run": {"runId": "01890000-0000-7000-8000-000000000001"},
+                    "run": {"runId": parent_id},
                     "job": {"namespace": "airflow", "name": "bench_dag"},
                 },
             },
@@ -119,8 +125,8 @@ def lineage_event(run_id: str) -> str:
                 "sql": {
                     "_producer": _PRODUCER,
                     "_schemaURL": f"{_FACETS}SQLJobFacet.json",
-                    "query": "INSERT INTO analytics.daily_orders SELECT order_date, "
-                    "count(*) AS orders, sum(amount) AS revenue FROM raw.orders "
+                    "query": f"INSERT INTO analytics.daily_orders_{shard} SELECT order_date, "
+                    f"count(*) AS orders, sum(amount) AS revenue FROM raw.orders_{shard} "
                     "WHERE status = 'complete' GROUP BY order_date",
                 },
             },
@@ -128,7 +134,7 @@ def lineage_event(run_id: str) -> str:
         "inputs": [
             {
                 "namespace": warehouse,
-                "name": "raw.orders",
+                "name": f"raw.orders_{shard}",
                 "facets": {
                     "schema": _schema_facet(
                         ("id", "BIGINT"),
@@ -143,7 +149,7 @@ def lineage_event(run_id: str) -> str:
         "outputs": [
             {
                 "namespace": warehouse,
-                "name": "analytics.daily_orders",
+                "name": f"analytics.daily_orders_{shard}",
                 "facets": {
                     "schema": _schema_facet(
                         ("order_date", "DATE"), ("orders", "BIGINT"), ("revenue", "NUMERIC")
@@ -161,8 +167,7 @@ _OL_LUA = r"""
 local batch = %(batch)d
 local counter = 0
 local prefix = ""
-local head = %(head)s
-local tail = %(tail)s
+local template = %(template)s
 
 function init(args)
   math.randomseed(os.time() + tonumber(tostring({}):match("0x(%%x+)") or "1", 16) %% 1000003)
@@ -171,7 +176,10 @@ end
 
 local function event()
   counter = counter + 1
-  return head .. string.format("%%s-0000-4000-8000-%%012x", prefix, counter) .. tail
+  local run = string.format("%%s-0000-4000-8000-%%012x", prefix, counter)
+  local parent = string.format("%%s-0000-4000-9000-%%012x", prefix, math.floor(counter / 10))
+  local shard = tostring(counter %% 100)
+  return (template:gsub("RUNID", run):gsub("PARENTID", parent):gsub("SHARD", shard))
 end
 
 function request()
@@ -194,8 +202,8 @@ def _lua_string(text: str) -> str:
 
 
 def _ol_script(batch: int) -> str:
-    head, tail = lineage_event("RUNID").split("RUNID")
-    return _OL_LUA % {"batch": batch, "head": _lua_string(head), "tail": _lua_string(tail)}
+    template = lineage_event("RUNID", "PARENTID", "SHARD")  # type: ignore[arg-type]
+    return _OL_LUA % {"batch": batch, "template": _lua_string(template)}
 
 
 @dataclass(frozen=True)
@@ -251,8 +259,12 @@ def _wrk(url: str, *, seconds: int, connections: int, script: Path | None) -> Lo
 # -- the server child -----------------------------------------------------------------
 
 
-def _serve(store: str, access_log: bool) -> None:
-    """The child: ``metaledger serve`` on ``store`` plus the floor route, port chosen."""
+def _serve(store: str, access_log: bool, follow: bool = True) -> None:
+    """The child: ``metaledger serve`` on ``store`` plus the floor routes, port chosen.
+
+    Without ``follow`` the live views are not kept current (a diagnostic figure:
+    what the append costs the server apart from the views' upkeep).
+    """
     import logging
 
     import anyio
@@ -309,6 +321,17 @@ def _serve(store: str, access_log: bool) -> None:
     async def lineage_floor(request: Request) -> Response:
         return await lineage_answer(request, map_only)
 
+    if not follow:
+        from anyio.abc import TaskStatus
+
+        from projections.views import Views
+
+        async def idle(self: Views, *, task_status: TaskStatus[None]) -> None:
+            task_status.started()
+            await anyio.sleep_forever()
+
+        Views.follow = idle  # type: ignore[assignment,method-assign]
+
     configure_logging(logging.INFO)
     config = ServerConfig(
         store_uri=store, port=0, limits=Limits(max_batch=1000), access_log=access_log
@@ -330,8 +353,8 @@ def _serve(store: str, access_log: bool) -> None:
     )
 
 
-def _start(store: str, access_log: bool) -> tuple[subprocess.Popen[str], str]:
-    quiet = [] if access_log else ["--no-access-log"]
+def _start(store: str, access_log: bool, follow: bool = True) -> tuple[subprocess.Popen[str], str]:
+    quiet = ([] if access_log else ["--no-access-log"]) + ([] if follow else ["--no-follow"])
     child = subprocess.Popen(
         [sys.executable, "-m", "benchmarks.bench_server", "--serve-child", store, *quiet],
         stdout=subprocess.PIPE,
@@ -409,10 +432,19 @@ def _python_lineage(store: str, *, seconds: float, tasks: int, batch: int) -> fl
     from eventstore import open_store
     from eventstore.openlineage import ingest
 
+    prefix = uuid.uuid4().int >> 64
+
+    counter = 0
+
+    def event() -> str:
+        # As the wrk script: 10 tasks a DAG run, tables over 100 shards.
+        nonlocal counter
+        counter += 1
+        parent = uuid.UUID(int=(prefix << 64) | (counter // 10))
+        return lineage_event(str(uuid.uuid4()), str(parent), counter % 100)
+
     def body() -> bytes:
-        return (
-            "[" + ",".join(lineage_event(str(uuid.uuid4())) for _ in range(batch)) + "]"
-        ).encode()
+        return ("[" + ",".join(event() for _ in range(batch)) + "]").encode()
 
     async def run() -> float:
         stored = 0
@@ -466,9 +498,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--write-api", action="store_true", help="also measure the generic write API"
     )
     parser.add_argument("--serve-child", help=argparse.SUPPRESS)
+    parser.add_argument("--no-follow", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.serve_child:
-        _serve(args.serve_child, not args.no_access_log)
+        _serve(args.serve_child, not args.no_access_log, not args.no_follow)
         return 0
     if shutil.which("wrk") is None:
         print("bench_server needs wrk (apt-get install wrk)", file=sys.stderr)
@@ -485,26 +518,50 @@ def main(argv: Sequence[str] | None = None) -> int:
         scripts["ol-single"].write_text(_ol_script(1))
         scripts["ol-batched"].write_text(_ol_script(100))
         load_before = os.getloadavg()
-        child, url = _start(store, not args.no_access_log)
         measured: dict[str, Load] = {}
+        load = {"seconds": args.seconds, "connections": args.connections}
+        logged = not args.no_access_log
+        separate = args.store is None
+
+        def fresh(name: str) -> str:
+            return str(scratch / name) if separate else store
+
+        # Each ingest figure gets a fresh server and store: views still catching
+        # up on one figure's events would slow the next.
+        child, url = _start(store, logged)
         try:
-            load = {"seconds": args.seconds, "connections": args.connections}
-            lineage = f"{url}/api/v1/lineage"
             measured["noop"] = _wrk(f"{url}/healthz", script=None, **load)
             measured["ol-floor"] = _wrk(
                 f"{url}/bench/lineage-floor", script=scripts["ol-single"], **load
             )
-            measured["ol-one"] = _wrk(lineage, script=scripts["ol-single"], **load)
-            measured["ol-many"] = _wrk(lineage, script=scripts["ol-batched"], **load)
-            if args.write_api:
+            measured["ol-one"] = _wrk(f"{url}/api/v1/lineage", script=scripts["ol-single"], **load)
+        finally:
+            child.terminate()
+            child.wait(60)
+        child, url = _start(fresh("store-batched"), logged)
+        try:
+            measured["ol-many"] = _wrk(
+                f"{url}/api/v1/lineage", script=scripts["ol-batched"], **load
+            )
+        finally:
+            child.terminate()
+            child.wait(60)
+        child, url = _start(fresh("store-no-views"), logged, follow=False)
+        try:
+            measured["ol-bare"] = _wrk(f"{url}/api/v1/lineage", script=scripts["ol-single"], **load)
+        finally:
+            child.terminate()
+            child.wait(60)
+        if args.write_api:
+            child, url = _start(fresh("store-write-api"), logged)
+            try:
                 events = f"{url}/api/metaledger/v1/events"
                 measured["floor"] = _wrk(f"{url}/bench/floor", script=scripts["single"], **load)
                 measured["one"] = _wrk(events, script=scripts["single"], **load)
                 measured["many"] = _wrk(events, script=scripts["batched"], **load)
-        finally:
-            child.terminate()
-            child.wait(60)
-        separate = args.store is None
+            finally:
+                child.terminate()
+                child.wait(60)
         ol_python = _python_lineage(
             str(scratch / "python-ol-store") if separate else store,
             seconds=args.seconds,
@@ -522,16 +579,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             else 0.0
         )
         load_after = os.getloadavg()
-        logged = "without" if args.no_access_log else "with"
         print(
             f"metaledger serve, {args.connections} connections, {args.seconds} s each, "
-            f"{logged} the access log; load average {load_before[0]:.2f} before, "
+            f"{'with' if logged else 'without'} the access log; "
+            f"load average {load_before[0]:.2f} before, "
             f"{load_after[0]:.2f} after:"
         )
         _row("floor N: GET /healthz", measured["noop"])
         _row("OpenLineage floor H: split, parse, map, 201", measured["ol-floor"])
         _row("OpenLineage single-event ingest (durable)", measured["ol-one"])
         _row("OpenLineage batched, 100 events a request", measured["ol-many"], "events/s", 100)
+        _row("  single, live views not kept (diagnostic)", measured["ol-bare"])
         print(f"  {'batched Python API (ingest, no HTTP)':<44} {ol_python:>10,.0f} events/s")
         if args.write_api:
             _row("write API floor H: parse, validate, 201", measured["floor"])
@@ -540,6 +598,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"  {'batched Python API (append_lines)':<44} {python:>10,.0f} events/s")
         _ratios(
             "OpenLineage", measured["ol-one"], measured["ol-floor"], measured["ol-many"], ol_python
+        )
+        bare = measured["ol-bare"]
+        print(
+            f"  without the live views: single / floor H "
+            f"{bare.requests_per_s / measured['ol-floor'].requests_per_s:.2f}, "
+            f"p99 {bare.p99_ms:.0f} ms"
         )
         if args.write_api:
             _ratios("write API", measured["one"], measured["floor"], measured["many"], python)
