@@ -399,6 +399,24 @@ class BackendContract:
             assert all(r.duplicate for r in retry)
             assert 4 == await store.head()
 
+    async def test_append_each_stores_or_refuses_each_alone(self, tmp_path: Path) -> None:
+        """Independent appends queued together: a refusal is returned, the others stored."""
+        async with self.store(tmp_path) as store:
+            await store.append("b", [tombstone()])
+            a = store.encode_events([tombstone("a1"), tombstone("a2")])
+            b = store.encode_events([tombstone("b2")])
+            c = store.encode_events([tombstone("c1")])
+            outcomes = await store.append_each(
+                [("a", a, NO_STREAM), ("b", b, NO_STREAM), ("c", c, ANY)]
+            )
+            assert isinstance(outcomes[1], ConcurrencyError)
+            assert [(2, 3), (4,)] == [o.positions for o in (outcomes[0], outcomes[2])]  # type: ignore[union-attr]
+            retry = await store.append_each([("a", a, NO_STREAM), ("c", c, ANY)])
+            assert [(2, 3), (4,)] == [o.positions for o in retry]  # type: ignore[union-attr]
+            assert all(o.duplicate for o in retry)  # type: ignore[union-attr]
+            assert 4 == await store.head()
+            assert [] == await store.append_each([])
+
     # -- the property ------------------------------------------------------------
 
     @settings(
