@@ -21,6 +21,13 @@ facets; a new ``runId`` per event, so every event is stored):
   API (``ingest`` of the same 100-event bodies from ``--connections`` tasks in
   one process, no HTTP).
 
+Each ingest figure gets a fresh server and store (views still catching up on
+one figure's events would slow the next); floor H is measured twice, before
+the single-event figure and after the batched one, and the mean is the floor,
+because the shared machine's load moves between them. A diagnostic figure
+runs single-event ingest with the live views not kept current (the follower
+idle): what the append costs apart from the views' upkeep.
+
 ``--write-api`` adds the same three figures for the generic write API
 (``POST /api/metaledger/v1/events``, ``run.started`` lines padded to 2 KB,
 floor ``POST /bench/floor``: ``parse_lines`` without the append).
@@ -548,6 +555,19 @@ def main(argv: Sequence[str] | None = None) -> int:
             child.wait(60)
         child, url = _start(fresh("store-no-views"), logged, follow=False)
         try:
+            # Floor H again, minutes later: the machine's load moves; the mean is the floor.
+            again = _wrk(f"{url}/bench/lineage-floor", script=scripts["ol-single"], **load)
+            first = measured["ol-floor"]
+            measured["ol-floor"] = Load(
+                (first.requests_per_s + again.requests_per_s) / 2,
+                (first.p50_ms + again.p50_ms) / 2,
+                max(first.p99_ms, again.p99_ms),
+                first.errors + again.errors,
+            )
+            print(
+                f"floor H twice: {first.requests_per_s:,.0f} and {again.requests_per_s:,.0f} req/s",
+                file=sys.stderr,
+            )
             measured["ol-bare"] = _wrk(f"{url}/api/v1/lineage", script=scripts["ol-single"], **load)
         finally:
             child.terminate()
@@ -586,7 +606,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"{load_after[0]:.2f} after:"
         )
         _row("floor N: GET /healthz", measured["noop"])
-        _row("OpenLineage floor H: split, parse, map, 201", measured["ol-floor"])
+        _row("OpenLineage floor H (mean of 2): parse, map, 201", measured["ol-floor"])
         _row("OpenLineage single-event ingest (durable)", measured["ol-one"])
         _row("OpenLineage batched, 100 events a request", measured["ol-many"], "events/s", 100)
         _row("  single, live views not kept (diagnostic)", measured["ol-bare"])
