@@ -348,6 +348,17 @@ class Log:
         row = await self.backend.row_by_event_id(str(event_id))
         return None if row is None else StoredEvent._make(row)
 
+    async def stored_by_event_ids(self, event_ids: Iterable[UUID | str]) -> dict[str, StoredEvent]:
+        """The stored events of those ids, by id text (absent ids are left out); bulk."""
+        wanted = list(dict.fromkeys(str(event_id) for event_id in event_ids))
+        rows = await self.backend.rows_by_event_ids(wanted) if wanted else []
+        return {row[1]: StoredEvent._make(row) for row in rows}
+
+    async def stream_versions(self, stream_ids: Iterable[str]) -> dict[str, int]:
+        """The current version of each of those streams that has events; bulk."""
+        wanted = [s for s in dict.fromkeys(stream_ids) if _storable(s)]
+        return await self.backend.stream_versions(wanted) if wanted else {}
+
     async def read_stream(
         self, stream_id: str, from_version: int = 1, *, chunk_size: int = DEFAULT_CHUNK
     ) -> AsyncIterator[RecordedEvent]:
