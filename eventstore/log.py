@@ -298,11 +298,23 @@ class Log:
         (inclusive); ``limit`` caps the count. Fetches in large chunks.
         """
         decode = self.codec.decode
+        # The common case inline (a payload at its type's current version): one
+        # dict lookup and the typed decoder, without a Python call per event.
+        current = self.codec.current_decoders().get
+        errors = (msgspec.DecodeError, msgspec.ValidationError)
         async for rows in self.read_chunks(
             from_position, limit=limit, types=types, to_position=to_position
         ):
             for p, i, s, v, t, sv, r, m, d, h in rows:
-                yield RecordedEvent(p, i, s, v, t, sv, r, m, decode(t, sv, d), h)
+                decoder = current((t, sv))
+                if decoder is None:
+                    event = decode(t, sv, d)
+                else:
+                    try:
+                        event = decoder.decode(d)
+                    except errors:
+                        event = decode(t, sv, d)  # raises the codec's DecodeError
+                yield RecordedEvent(p, i, s, v, t, sv, r, m, event, h)
 
     async def read_stored(
         self,
