@@ -901,7 +901,7 @@ def lifecycle_appends(runs: int) -> Iterator[list[AppendItem]]:
         yield batch
 
 
-async def fill_lifecycle_store(directory: Path, runs: int) -> int:
+async def fill_lifecycle_store(directory: Path | str, runs: int) -> int:
     """Fill a store with ``lifecycle_appends(runs)`` quickly; return its head.
 
     ``append_many`` batches of 2,000 events on a ``durability="normal"`` store:
@@ -1311,6 +1311,12 @@ def _projection_figures(
             f"filling a store with {sizes.as_of_runs:,} run lifecycles",
             lambda: anyio.run(fill_lifecycle_store, as_of_dir, sizes.as_of_runs, backend="asyncio"),
         )
+        # As a store in use has them: its live views, caught up, left their
+        # periodic snapshots on the way (the big store's were made by the catch-up).
+        _timed(
+            "catching up the as-of store's live views",
+            lambda: anyio.run(catch_up_views, as_of_dir, backend="asyncio"),
+        )
     as_of: AsOfRuns = _timed(
         "as-of and half-log replays",
         lambda: anyio.run(
@@ -1341,21 +1347,21 @@ def _projection_figures(
             f"catch-up of {catch_up.events:,} events into 3 projections",
             catch_up.rate,
             "events/s",
-            floor.rate,
-            "P",
+            floor_a,
+            "A",
             "ratio>=",
-            0.30,
+            0.50,
             note=(
                 f"{catch_up.seconds:.1f} s; {math.ceil(catch_up.events / catch_up.batch_size)} "
                 f"txns of {catch_up.batch_size:,} events"
             ),
         ),
         Figure(
-            "same catch-up against floor A (raw log inserts)",
+            "same catch-up against floor P (the views' own SQL)",
             catch_up.rate,
             "events/s",
-            floor_a,
-            "A",
+            floor.rate,
+            "P",
             detail=True,
         ),
         Figure(
@@ -1410,7 +1416,7 @@ def _projection_figures(
             replay,
             "H",
             "ratio<=",
-            1.0,
+            0.20,
             note=f"H: fresh views file caught up to {as_of.target:,}",
         ),
         Figure(
@@ -1862,6 +1868,16 @@ def postgres_figures(dsn: str, events: int) -> list[Figure]:
             "PG",
             detail=True,
             note=f"store = {measured['emitters_events_per_s'] / at_commit_size:.2f} x PG'",
+        ),
+        Figure(
+            f"PostgreSQL: catch-up of fresh views, {measured['views_events']:,} events",
+            measured["views_events_per_s"],
+            "events/s",
+            floor,
+            "PG",
+            "ratio>=",
+            0.2,
+            "run lifecycles, 3 projections; the views in schema <prefix>_views",
         ),
         Figure("PostgreSQL: latency p50", measured["p50_ms"], "ms", detail=True),
         Figure("PostgreSQL: latency p99", measured["p99_ms"], "ms", detail=True),

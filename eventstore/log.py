@@ -4,6 +4,10 @@
 into :class:`~eventstore.envelope.RecordedEvent`, and wakes subscribers: at once
 for appends through this handle, by a cheap poll (or a backend notification)
 for other processes' appends.
+
+Size: one class, the log API as users see it (writing, reading, following,
+checking): its methods are thin over the backend and the writer, and splitting
+them would only spread one API over several files.
 """
 
 from __future__ import annotations

@@ -26,9 +26,10 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
+import anyio.to_thread
 import msgspec
 from anyio.abc import TaskStatus
 
@@ -66,6 +67,9 @@ from .transactions import (
     write_meta,
 )
 from .views_store import VIEWS_SCHEMA_VERSION, ViewsStore
+
+if TYPE_CHECKING:
+    from .snapshots import ViewSnapshots
 
 __all__ = [
     "DEFAULT_PROJECTIONS",
@@ -152,6 +156,7 @@ class ProjectionRunner:
         projections: Sequence[Projection] | None = None,
         *,
         batch_size: int = 10_000,
+        snapshots: ViewSnapshots | None = None,
     ) -> None:
         self.store = store
         self.views = views
@@ -159,6 +164,8 @@ class ProjectionRunner:
         if len(self.projections) != len(projections or self.projections):
             raise ValueError("two projections share a name")
         self.batch_size = batch_size
+        #: Where the live views leave periodic snapshots for as-of (None: they leave none).
+        self.snapshots = snapshots
         self._states: dict[str, ProjectionState] = {}
         self._advanced = anyio.Event()
         self._following = False
@@ -384,6 +391,19 @@ class ProjectionRunner:
         self._signal()
         return outcome
 
+    async def _maybe_snapshot(self, position: int) -> None:
+        """Leave a snapshot for as-of when one is due and every projection is live there."""
+        snapshots = self.snapshots
+        if snapshots is None or not snapshots.due(position):
+            return
+        if len(self._live()) != len(self.projections) or any(
+            self._states[name].position != position for name in self.projections
+        ):
+            return  # a failed, outdated or lagging projection: no snapshot of that
+        take = getattr(self.views, "take_snapshot", None)
+        if take is not None:
+            await take(snapshots)
+
     def _targets(self, rebuilding: Projection | None) -> list[Projection]:
         return [rebuilding] if rebuilding is not None else self._live()
 
@@ -420,6 +440,8 @@ class ProjectionRunner:
                 chunk_size=self.backlog_batch_size if backlog else self.batch_size,
             ):
                 outcome = await self._apply_chunk(rows, targets, after, pending)
+                if not pending:
+                    await self._maybe_snapshot(rows[-1][0])
                 if progress is not None:
                     progress(rows[-1][0], target)
                 if rebuilding is not None and rebuilding.name not in outcome.positions:
@@ -541,6 +563,9 @@ class ProjectionRunner:
             with anyio.CancelScope(shield=True):
                 await self.refresh()
                 self._signal()
+                if self.snapshots is not None:
+                    # They hold the old version: as-of would skip them anyway.
+                    await anyio.to_thread.run_sync(self.snapshots.discard)
             log.info(
                 "rebuild_finished",
                 projection=projection.name,
