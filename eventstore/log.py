@@ -48,6 +48,10 @@ __all__ = ["DEFAULT_CHUNK", "Log", "ProgressCallback"]
 
 #: Rows fetched per query when reading: large enough to amortise the query.
 DEFAULT_CHUNK = 2000
+#: Rows per query of ``read_all``, a streaming read: each query is a hop to the
+#: reader thread and back, which on a busy machine costs far more than the
+#: 10,000 rows it brings (a few MB, dropped as the caller iterates).
+READ_ALL_CHUNK = 10_000
 
 ProgressCallback = Callable[[int, int], None]
 """Called as ``progress(done, total)`` during long work."""
@@ -307,7 +311,11 @@ class Log:
         current = self.codec.current_decoders().get
         errors = (msgspec.DecodeError, msgspec.ValidationError)
         async for rows in self.read_chunks(
-            from_position, limit=limit, types=types, to_position=to_position
+            from_position,
+            limit=limit,
+            types=types,
+            to_position=to_position,
+            chunk_size=READ_ALL_CHUNK,
         ):
             for p, i, s, v, t, sv, r, m, d, h in rows:
                 decoder = current((t, sv))
