@@ -124,6 +124,28 @@ async def test_as_of_from_snapshots_equals_live_views_then(
                     assert seen[position] == await dump(past.views_store, default_projections())
 
 
+async def test_as_of_into_a_directory_starts_from_a_snapshot(tmp_path: Path) -> None:
+    """An as-of kept in a directory (a WAL views file) starts from a snapshot too."""
+    async with open_store(tmp_path / "s") as store, open_views(store) as views:
+        live = views.runner.views
+        assert isinstance(live, SQLiteViewsStore)
+        assert live.path is not None
+        views.runner.snapshots = ViewSnapshots(live.path, min_spacing=1)
+        views.runner.batch_size = 3
+        for _ in range(2):
+            await run_demo(store, artifact_root=tmp_path / "a")
+            await views.catch_up()
+        taken = views.runner.snapshots.positions()
+        assert taken
+        expected = await dump(views.views_store, default_projections())
+        head = await store.head()
+        async with views_as_of(store, into=tmp_path / "past") as past:
+            assert past.as_of == head
+            assert expected == await dump(past.views_store, default_projections())
+        async with views_as_of(store, position=taken[0], into=tmp_path / "early") as early:
+            assert early.as_of == taken[0]
+
+
 async def test_as_of_position_equals_live_views_then(tmp_path: Path) -> None:
     """The state as of position p equals what the live views showed when the head was p."""
     history: list[Command] = [
