@@ -8,7 +8,9 @@ It measures, in one run against the same server:
   through ``open_store`` (durable: ``synchronous_commit`` on, the server default);
 
 and reports the emitters' rate as a ratio to the floor (target >= 0.3), with
-their latency. For transparency it also measures floor PG': the same rows,
+their latency; then a first catch-up of fresh views on a store of run
+lifecycles (the SQLite benchmark's workload), as a ratio to the same floor
+(target >= 0.2). For transparency it also measures floor PG': the same rows,
 raw asyncpg again, but committed durably 50 rows per transaction (one
 ``INSERT ... SELECT FROM unnest`` each), which is the commit size the store's
 group commit makes for 50 emitters. Every schema it creates is dropped at the end.
@@ -148,6 +150,23 @@ async def _emitters(uri: str, tasks: int, per_task: int) -> tuple[float, list[fl
     return tasks * per_task / elapsed, latencies
 
 
+#: The schemas of a store with schema prefix p: p_ledger and p_views.
+_PARTS = ("ledger", "views")
+
+
+async def _views_catch_up(uri: str, runs: int) -> tuple[int, float]:
+    """Events and seconds of a first catch-up of fresh views on a store of ``runs`` lifecycles."""
+    from benchmarks.bench import fill_lifecycle_store  # the same workload as SQLite's
+    from projections import open_views
+
+    await fill_lifecycle_store(uri, runs)
+    async with open_store(uri, create=False) as store:
+        started = time.perf_counter()
+        async with open_views(store, fresh=False) as views:
+            head = await views.catch_up()
+        return head, time.perf_counter() - started
+
+
 async def run_postgres_benchmark(dsn: str, *, events: int = 20_000) -> PostgresFigures:
     """Measure the floor and the 50 emitters against ``dsn``; drop what was created."""
     import asyncpg
@@ -171,10 +190,13 @@ async def run_postgres_benchmark(dsn: str, *, events: int = 20_000) -> PostgresF
         figures["p50_ms"] = statistics.median(latencies) * 1000
         figures["p99_ms"] = latencies[int(len(latencies) * 0.99)] * 1000
         figures["events"] = events
+        caught, seconds = await _views_catch_up(f"{server}?schema_prefix={prefix}r", events // 10)
+        figures["views_events"] = caught
+        figures["views_events_per_s"] = caught / seconds
     finally:
         conn = await asyncpg.connect(server)
         try:
-            for schema in (f"{prefix}_ledger", f"{prefix}_views"):
+            for schema in (f"{p}_{part}" for p in (prefix, f"{prefix}r") for part in _PARTS):
                 await conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
         finally:
             await conn.close()

@@ -52,7 +52,8 @@ def copy(target_uri: str, fmt: Format) -> None:
     The source's chain is checked on the way (a damaged source stops the copy
     at the first bad position: exit 5), events go over in transactions of 5,000,
     and then the copy is verified and its head hash compared with the source's:
-    exit 1 if they disagree. --json: {"to", "copied", "already_there",
+    exit 1 if they disagree. A verified copy's views are then built, so its
+    first read does not wait. --json: {"to", "copied", "already_there",
     "head_position", "head_hash", "verified", "problem"}.
 
     Example: metaledger copy --to /backup/metaledger-store
@@ -73,7 +74,12 @@ def copy(target_uri: str, fmt: Format) -> None:
         raise CLIError(f"the copy at {result['to']} does not verify: {result['problem']}")
 
 
-_COPY_BARS = {"checking": "checking", "copying": "copying", "verifying": "verifying the copy"}
+_COPY_BARS = {
+    "checking": "checking",
+    "copying": "copying",
+    "verifying": "verifying the copy",
+    "views": "building the views",
+}
 
 
 async def _copy_body(target_uri: str | StoreLocation) -> dict[str, Any]:
@@ -115,6 +121,8 @@ async def _copy_body(target_uri: str | StoreLocation) -> dict[str, Any]:
                         raise CLIError(
                             f"{target_uri} is the current store: copy it to another place"
                         ) from None
+                if result.verified:
+                    await _build_views(target, progress)
     return {
         "to": display,
         "copied": result.copied,
@@ -124,6 +132,18 @@ async def _copy_body(target_uri: str | StoreLocation) -> dict[str, Any]:
         "verified": result.verified,
         "problem": result.problem,
     }
+
+
+async def _build_views(target: Any, progress: StageProgress) -> None:
+    """Bring the copy's views up to its head now, so its first read does not wait.
+
+    The views are derived data: a copy interrupted here is complete, and the
+    next read (or ``projections rebuild``) finishes them.
+    """
+    from projections import open_views
+
+    async with open_views(target, fresh=False) as views:
+        await views.catch_up(progress=lambda done, total: progress("views", done, total))
 
 
 async def _copied(

@@ -91,6 +91,14 @@ class Backend(Protocol):
         """The row of one event id, or None."""
         ...
 
+    async def rows_by_event_ids(self, event_ids: Sequence[str]) -> list[RowTuple]:
+        """The rows of those event ids that are stored, in any order (bulk lookups)."""
+        ...
+
+    async def stream_versions(self, stream_ids: Sequence[str]) -> dict[str, int]:
+        """The current version of each of those streams that has events (bulk lookups)."""
+        ...
+
     async def position_at(self, recorded_at_us: int) -> int:
         """The last position recorded at or before the given time (0 if none)."""
         ...

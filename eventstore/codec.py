@@ -260,6 +260,18 @@ class EventCodec:
         assert isinstance(event, Event)
         return event
 
+    def current_decoders(self) -> dict[tuple[str, int], msgspec.msgpack.Decoder[Any]]:
+        """The typed decoder of each known type at its current schema version, by (type, version).
+
+        For bulk readers: a payload stored at the current version decodes with
+        its decoder alone; anything else (older, newer, unknown, or a decoder
+        error) goes through :meth:`decode`, which upcasts or reports it.
+        """
+        return {
+            (tag, self._types[tag].schema_version): decoder
+            for tag, decoder in self._decoders.items()
+        }
+
     def decode(self, event_type: str, schema_version: int, data: bytes) -> Event | RawEvent:
         """Decode a stored payload to its current class, or to RawEvent if unknown or newer.
 

@@ -719,6 +719,33 @@ class PostgresBackend:
         )
         return _row(rows[0]) if rows else None
 
+    async def rows_by_event_ids(self, event_ids: Sequence[str]) -> list[RowTuple]:
+        """The stored rows of those event ids, in one query."""
+        keys = []
+        for event_id in event_ids:
+            try:
+                keys.append(uuid.UUID(event_id))
+            except ValueError:
+                continue  # not a UUID: never stored here
+        if not keys:
+            return []
+        rows = await self._fetch(
+            f"SELECT {_COLUMNS} FROM {self.schema}.events WHERE event_id = ANY($1::uuid[])", keys
+        )
+        return [_row(r) for r in rows]
+
+    async def stream_versions(self, stream_ids: Sequence[str]) -> dict[str, int]:
+        """Each stream's current version, in one query (an index probe per stream)."""
+        streams = list(dict.fromkeys(stream_ids))
+        if not streams:
+            return {}
+        rows = await self._fetch(
+            f"SELECT s, (SELECT max(stream_version) FROM {self.schema}.events "
+            "WHERE stream_id = s) FROM unnest($1::text[]) AS s",
+            streams,
+        )
+        return {r[0]: int(r[1]) for r in rows if r[1] is not None}
+
     async def position_at(self, recorded_at_us: int) -> int:
         """The last position recorded at or before the time (indexed)."""
         rows = await self._fetch(

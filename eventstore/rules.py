@@ -442,14 +442,19 @@ async def load_state(
         folded = copy.deepcopy(workspace)
     state = DomainState(folded, known_stacks=set(folded.stacks))
     run_ids = {e.run_id for _, e in items if isinstance(getattr(e, "run_id", None), UUID)}  # type: ignore[attr-defined]
+    # One bulk probe first: most runs of a large input are new, and reading an
+    # empty stream is a query each.
+    existing = await log.stream_versions(run_stream(run_id) for run_id in run_ids)
     for run_id in run_ids:
         run = RunState(run_id)
+        state.runs[run_id] = run
+        if run_stream(run_id) not in existing:
+            continue
         async for recorded in log.read_stream(run_stream(run_id)):
             if isinstance(recorded.event, Event):
                 run.apply(recorded.event, recorded.stream_version)
             else:
                 run.version = recorded.stream_version
-        state.runs[run_id] = run
     starts = {e.step_run_id for _, e in items if isinstance(e, StepStarted)}
     if starts:
         async for recorded in log.read_all(types=["step.started"]):
@@ -457,9 +462,10 @@ async def load_state(
             if isinstance(started, StepStarted) and started.step_run_id in starts:
                 state.step_runs.setdefault(started.step_run_id, started.run_id)
     named = {e.artifact_id for _, e in items if isinstance(e, ArtifactProduced | ArtifactConsumed)}
+    stored = await log.stored_by_event_ids(artifact_event_id(a) for a in named)
     for artifact_id in named:
-        produced = await log.get_event(artifact_event_id(artifact_id))
-        if produced is not None and isinstance(produced.event, ArtifactProduced):
+        row = stored.get(str(artifact_event_id(artifact_id)))
+        if row is not None and isinstance(log.decode_row(row).event, ArtifactProduced):
             state.artifacts.add(artifact_id)
     return state
 

@@ -736,6 +736,30 @@ class SQLiteBackend:
         rows = await self._fetch(f"SELECT {_COLUMNS} FROM events WHERE event_id = ?", (event_id,))
         return rows[0] if rows else None
 
+    async def rows_by_event_ids(self, event_ids: Sequence[str]) -> list[RowTuple]:
+        """The stored rows of those event ids, a query per few hundred ids."""
+        rows: list[RowTuple] = []
+        for chunk in _chunks(list(event_ids)):
+            marks = ",".join("?" * len(chunk))
+            rows += await self._fetch(
+                f"SELECT {_COLUMNS} FROM events WHERE event_id IN ({marks})", chunk
+            )
+        return rows
+
+    async def stream_versions(self, stream_ids: Sequence[str]) -> dict[str, int]:
+        """Each stream's current version: an indexed max() per stream, a query per chunk."""
+        versions: dict[str, int] = {}
+        for chunk in _chunks(list(dict.fromkeys(stream_ids))):
+            values = ",".join("(?)" for _ in chunk)
+            for stream_id, version in await self._fetch(
+                "SELECT s.column1, (SELECT max(stream_version) FROM events "
+                f"WHERE stream_id = s.column1) FROM (VALUES {values}) AS s",
+                chunk,
+            ):
+                if version is not None:
+                    versions[stream_id] = int(version)
+        return versions
+
     async def position_at(self, recorded_at_us: int) -> int:
         """Binary search: ``recorded_at`` never decreases along positions (planner guarantee)."""
         low, high = 0, await self.head()

@@ -165,6 +165,8 @@ class EventStore:
     read_stored_stream = _Delegated("log", Log.read_stored_stream)
     stored_at = _Delegated("log", Log.stored_at)
     stored_by_event_id = _Delegated("log", Log.stored_by_event_id)
+    stored_by_event_ids = _Delegated("log", Log.stored_by_event_ids)
+    stream_versions = _Delegated("log", Log.stream_versions)
     read_stream = _Delegated("log", Log.read_stream)
     stream_version = _Delegated("log", Log.stream_version)
     get_event = _Delegated("log", Log.get_event)

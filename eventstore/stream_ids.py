@@ -6,6 +6,7 @@ The write API (``workspace.py``, ``runs.py``) and the domain rules
 
 from __future__ import annotations
 
+import functools
 from uuid import UUID, uuid5
 
 __all__ = [
@@ -25,8 +26,11 @@ ARTIFACT_NAMESPACE = UUID("6a1f5c3e-2d4b-5e8f-9a7c-0b1d2e3f4a5b")
 RUN_NAME_NAMESPACE = UUID("0c6e1d2a-7b3f-5a49-8e21-4f5d6c7b8a90")
 
 
+@functools.lru_cache(maxsize=16_384)
 def run_stream(run_id: UUID) -> str:
     """The stream of a run and its steps."""
+    # Cached: the rules and readers ask for the same run's stream once per event,
+    # and ``str(UUID)`` is pure Python.
     return f"run-{run_id}"
 
 

@@ -63,12 +63,19 @@ class Table:
     primary_key: str
     indexes: tuple[str, ...] = ()
 
-    def create_statements(self, physical: str) -> list[str]:
-        """DDL creating this table (and its indexes) under the physical name."""
+    def create_statements(self, physical: str, *, indexes: bool = True) -> list[str]:
+        """DDL creating this table (and, unless ``indexes`` is False, its indexes)."""
         statements = [f"CREATE TABLE {physical} ({self.columns}, PRIMARY KEY ({self.primary_key}))"]
-        for number, columns in enumerate(self.indexes):
-            statements.append(f"CREATE INDEX {physical}_i{number} ON {physical} ({columns})")
+        if indexes:
+            statements += self.index_statements(physical)
         return statements
+
+    def index_statements(self, physical: str) -> list[str]:
+        """DDL creating this table's secondary indexes, each only if it is missing."""
+        return [
+            f"CREATE INDEX IF NOT EXISTS {physical}_i{number} ON {physical} ({columns})"
+            for number, columns in enumerate(self.indexes)
+        ]
 
 
 class Projection:

@@ -46,6 +46,47 @@ def to_dollar_params(sql: str) -> str:
     return _QUOTED_OR_MARK.sub(replace, sql)
 
 
+#: Statements sent per round trip by the bulk path of ApplyOps.
+_SCRIPT_STATEMENTS = 20_000
+
+
+class _NotLiteral(Exception):
+    """A parameter the bulk path does not write as a literal: use bound parameters."""
+
+
+def _literal(value: Any) -> str:
+    # Only the types the projections' handlers pass; anything else takes the
+    # bound-parameter path, where asyncpg's own encoders apply.
+    if value is None:
+        return "NULL"
+    kind = type(value)
+    if kind is str:
+        text: str = value
+        if "\x00" in text:
+            raise _NotLiteral
+        return "'" + text.replace("'", "''") + "'"  # standard_conforming_strings: on
+    if kind is int:
+        return str(value)
+    if kind is float and value == value and value not in (float("inf"), float("-inf")):
+        return repr(value)
+    raise _NotLiteral
+
+
+def render_literal_sql(sql: str, params: Sequence[Any]) -> str:
+    """``sql`` with each ``?`` (outside string literals) replaced by its parameter as a literal.
+
+    Raises _NotLiteral for a parameter of another type (bytes, bool, a NUL in text).
+    """
+    values = iter(params)
+
+    def replace(match: re.Match[str]) -> str:
+        if match.group(0) != "?":
+            return match.group(0)
+        return _literal(next(values))
+
+    return _QUOTED_OR_MARK.sub(replace, sql)
+
+
 def _rowcount(status: str) -> int:
     tail = status.rsplit(" ", 1)[-1]
     return int(tail) if tail.isdigit() else 0
@@ -69,6 +110,9 @@ class PostgresViewsStore:
         self._pool_size = pool_size
         self._pool: Any = None
         self._sql: dict[str, str] = {}
+        self._render_cache: dict[Any, str] = {}
+        # Literals are written for standard_conforming_strings = on (checked at open).
+        self._literals_ok = False
         self._lock = (
             int.from_bytes(
                 hashlib.sha256(f"metaledger:{schema}:views".encode()).digest()[:8], "big"
@@ -104,6 +148,8 @@ class PostgresViewsStore:
                 await conn.execute(f"CREATE SCHEMA IF NOT EXISTS {self._schema}")
                 for statement in STATE_DDL:
                     await conn.execute(statement)
+                conforming = await conn.fetchval("SHOW standard_conforming_strings")
+                self._literals_ok = conforming == "on"
         except Exception as exc:
             await self.close()
             raise ViewsStoreError(f"cannot open the views in {self.location}: {exc}") from exc
@@ -201,6 +247,20 @@ class PostgresViewsStore:
 
         lost = lost_connection_errors()
         tables = dict(request.tables)
+        if not request.exact and self._literals_ok:
+            try:
+                script = self._script(request, tables)
+            except _NotLiteral:
+                pass
+            else:
+                try:
+                    for part in script:
+                        await conn.execute(part)
+                except lost:
+                    raise
+                except asyncpg.PostgresError as exc:
+                    return 0, str(exc)  # not exact: the caller redoes it with savepoints
+                return None
         for index, ops in enumerate(request.events):
             try:
                 for sql, params in ops:
@@ -210,6 +270,30 @@ class PostgresViewsStore:
             except asyncpg.PostgresError as exc:
                 return index, str(exc)
         return None
+
+    def _script(self, request: ApplyOps, tables: dict[str, str]) -> list[str]:
+        """The batch's ops as multi-statement scripts: one round trip per 20,000 statements.
+
+        The simple query protocol takes several statements at once but no
+        bound parameters, so each is written with literal values. Rendering a
+        template's table names is cached: a batch repeats a handful of them.
+        """
+        cache = self._render_cache
+        parts: list[str] = []
+        statements: list[str] = []
+        for ops in request.events:
+            for sql, params in ops:
+                key = (sql, request.tables)
+                template = cache.get(key)
+                if template is None:
+                    template = cache[key] = sql.format_map(tables)
+                statements.append(render_literal_sql(template, params))
+                if len(statements) >= _SCRIPT_STATEMENTS:
+                    parts.append(";\n".join(statements))
+                    statements = []
+        if statements:
+            parts.append(";\n".join(statements))
+        return parts
 
     async def read(self, body: Callable[[], Tx[Any]]) -> Any:
         """Run a generator of Fetch requests in one REPEATABLE READ snapshot.

@@ -26,9 +26,10 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
+import anyio.to_thread
 import msgspec
 from anyio.abc import TaskStatus
 
@@ -56,6 +57,7 @@ from .transactions import (
     abort_rebuild,
     apply_batch,
     begin_rebuild,
+    ensure_indexes,
     ensure_projection,
     read_faults,
     read_meta,
@@ -65,6 +67,9 @@ from .transactions import (
     write_meta,
 )
 from .views_store import VIEWS_SCHEMA_VERSION, ViewsStore
+
+if TYPE_CHECKING:
+    from .snapshots import ViewSnapshots
 
 __all__ = [
     "DEFAULT_PROJECTIONS",
@@ -89,6 +94,10 @@ MAX_REBUILD_RESTARTS = 3
 
 ProgressCallback = Callable[[int, int], None]
 """Called as ``progress(position_done, position_total)``."""
+
+
+#: A backlog is applied in transactions of this many batches.
+BACKLOG_BATCHES = 5
 
 
 def default_projections() -> list[Projection]:
@@ -147,6 +156,7 @@ class ProjectionRunner:
         projections: Sequence[Projection] | None = None,
         *,
         batch_size: int = 10_000,
+        snapshots: ViewSnapshots | None = None,
     ) -> None:
         self.store = store
         self.views = views
@@ -154,13 +164,28 @@ class ProjectionRunner:
         if len(self.projections) != len(projections or self.projections):
             raise ValueError("two projections share a name")
         self.batch_size = batch_size
+        #: Where the live views leave periodic snapshots for as-of (None: they leave none).
+        self.snapshots = snapshots
         self._states: dict[str, ProjectionState] = {}
         self._advanced = anyio.Event()
         self._following = False
+        # Projections whose live indexes this runner has made sure of.
+        self._indexed: set[str] = set()
         self._handled_types = {
             name: {t for t, cls in EVENT_TYPES.items() if cls in p._handlers}
             for name, p in self.projections.items()
         }
+
+    @property
+    def backlog_batch_size(self) -> int:
+        """Events per views transaction when catching up a backlog (a rebuild, a first catch-up).
+
+        ``BACKLOG_BATCHES`` times ``batch_size``: each commit rewrites every
+        page it dirtied to the WAL, and view pages are dirtied at random (UUID
+        keys), so fewer, larger transactions write much less; 50,000 events
+        hold about 100 MB while they are applied.
+        """
+        return self.batch_size * BACKLOG_BATCHES
 
     # -- state ---------------------------------------------------------------
 
@@ -366,6 +391,19 @@ class ProjectionRunner:
         self._signal()
         return outcome
 
+    async def _maybe_snapshot(self, position: int) -> None:
+        """Leave a snapshot for as-of when one is due and every projection is live there."""
+        snapshots = self.snapshots
+        if snapshots is None or not snapshots.due(position):
+            return
+        if len(self._live()) != len(self.projections) or any(
+            self._states[name].position != position for name in self.projections
+        ):
+            return  # a failed, outdated or lagging projection: no snapshot of that
+        take = getattr(self.views, "take_snapshot", None)
+        if take is not None:
+            await take(snapshots)
+
     def _targets(self, rebuilding: Projection | None) -> list[Projection]:
         return [rebuilding] if rebuilding is not None else self._live()
 
@@ -395,10 +433,15 @@ class ProjectionRunner:
             if start > target:
                 return
             failed: ApplyOutcome | None = None
+            backlog = target - start + 1 > self.batch_size
             async for rows in self.store.read_chunks(
-                start, to_position=target, chunk_size=self.batch_size
+                start,
+                to_position=target,
+                chunk_size=self.backlog_batch_size if backlog else self.batch_size,
             ):
                 outcome = await self._apply_chunk(rows, targets, after, pending)
+                if not pending:
+                    await self._maybe_snapshot(rows[-1][0])
                 if progress is not None:
                     progress(rows[-1][0], target)
                 if rebuilding is not None and rebuilding.name not in outcome.positions:
@@ -425,7 +468,15 @@ class ProjectionRunner:
             await self.refresh()
         target = await self.store.head() if to_position is None else to_position
         await self._run_to(target, progress=progress)
+        await self._ensure_indexes()
         return target
+
+    async def _ensure_indexes(self) -> None:
+        """Once per runner: build the indexes a first catch-up's bulk load left out."""
+        for projection in self._live():
+            if projection.name not in self._indexed:
+                await self.views.transact(partial(ensure_indexes, projection))
+                self._indexed.add(projection.name)
 
     async def follow(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
         """Catch up, then apply new events as they are appended, until cancelled."""
@@ -512,6 +563,9 @@ class ProjectionRunner:
             with anyio.CancelScope(shield=True):
                 await self.refresh()
                 self._signal()
+                if self.snapshots is not None:
+                    # They hold the old version: as-of would skip them anyway.
+                    await anyio.to_thread.run_sync(self.snapshots.discard)
             log.info(
                 "rebuild_finished",
                 projection=projection.name,

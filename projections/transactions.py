@@ -37,6 +37,7 @@ __all__ = [
     "abort_rebuild",
     "apply_batch",
     "begin_rebuild",
+    "ensure_indexes",
     "ensure_projection",
     "physical_name",
     "read_faults",
@@ -73,6 +74,9 @@ class ApplyOps(NamedTuple):
 
     events: Sequence[Sequence[Op]]
     tables: tuple[tuple[str, str], ...]
+    #: False: the index of a failing event is not needed (the caller redoes the
+    #: batch with savepoints on any error), so a driver may send the ops in bulk.
+    exact: bool = True
 
 
 Request = Execute | Fetch | ApplyOps
@@ -180,12 +184,36 @@ def read_faults() -> Tx[list[tuple[str, int, str, int]]]:
 
 
 def _create_generation(projection: Projection, generation: int) -> Tx[None]:
+    """Fresh tables for a generation, WITHOUT their secondary indexes.
+
+    A new generation is about to be bulk loaded (a first catch-up, a rebuild):
+    building each index once over the loaded rows (:func:`ensure_indexes`)
+    costs far less than maintaining it row by row, at random UUID keys, while
+    loading. The primary keys exist from the start: the handlers' updates find
+    their rows through them.
+    """
     yield from _forget_faults(projection, generation)
     for table, definition in projection.tables.items():
         name = physical_name(table, generation)
         yield Execute(f"DROP TABLE IF EXISTS {name}")
-        for statement in definition.create_statements(name):
+        for statement in definition.create_statements(name, indexes=False):
             yield Execute(statement)
+
+
+def _create_indexes(projection: Projection, generation: int) -> Tx[None]:
+    for table, definition in projection.tables.items():
+        for statement in definition.index_statements(physical_name(table, generation)):
+            yield Execute(statement)
+
+
+def ensure_indexes(projection: Projection) -> Tx[None]:
+    """Build the live generation's secondary indexes if a bulk load left them out.
+
+    The runner calls it once it has caught up; each index that exists is a no-op.
+    """
+    state = yield from _state(projection.name)
+    if state is not None and state.version == projection.version:
+        yield from _create_indexes(projection, state.generation)
 
 
 def _drop_generation(projection: Projection, generation: int) -> Tx[None]:
@@ -273,6 +301,9 @@ def swap_in_rebuild(projection: Projection, now_us: int, generation: int | None 
         return False
     if state.status == "live" and state.position > state.pending_position:
         return False  # the live runner applied events green has not seen yet
+    # Green was bulk loaded without its secondary indexes: build them before
+    # readers see it, in the swap's own transaction.
+    yield from _create_indexes(projection, state.pending_generation)
     yield from _point_views(projection, state.pending_generation)
     yield from _drop_generation(projection, state.generation)
     yield Execute(
@@ -400,7 +431,7 @@ def apply_batch(
         while remaining:
             if savepoints:
                 yield Execute("SAVEPOINT apply_batch")
-            result = yield ApplyOps([e.ops for e in remaining], tables)
+            result = yield ApplyOps([e.ops for e in remaining], tables, exact=savepoints)
             if result is None:
                 if savepoints:
                     yield Execute("RELEASE SAVEPOINT apply_batch")

@@ -38,7 +38,14 @@ from .errors import (
     ViewsStoreError,
 )
 from .queries import Queries
-from .runner import ProgressCallback, ProjectionFault, ProjectionRunner, ProjectionStatus
+from .runner import (
+    ProgressCallback,
+    ProjectionFault,
+    ProjectionRunner,
+    ProjectionStatus,
+    default_projections,
+)
+from .snapshots import ViewSnapshots
 from .transactions import Tx
 from .views_store import VIEWS_FILE, SQLiteViewsStore, ViewsStore
 
@@ -287,7 +294,9 @@ async def open_views(
     current: list[ViewsStore] = [views_store]
 
     async def prepared(target: ViewsStore) -> ProjectionRunner:
-        runner = ProjectionRunner(store, target, projections)
+        path = target.path if isinstance(target, SQLiteViewsStore) else None
+        snapshots = ViewSnapshots(path) if path is not None else None
+        runner = ProjectionRunner(store, target, projections, snapshots=snapshots)
         await runner.prepare(auto_rebuild=auto_rebuild, progress=progress)
         return runner
 
@@ -410,6 +419,7 @@ async def views_as_of(
     try:
         try:
             await scratch.open()
+            await _start_from_snapshot(store, scratch, target, projections)
             runner = ProjectionRunner(store, scratch, projections)
             await runner.prepare(auto_rebuild=False)
             await runner.catch_up(to_position=target, progress=progress)
@@ -422,6 +432,31 @@ async def views_as_of(
             with anyio.CancelScope(shield=True):
                 await anyio.to_thread.run_sync(_remove_scratch, scratch_path, made_into)
         raise
+
+
+async def _start_from_snapshot(
+    store: EventStore,
+    scratch: SQLiteViewsStore,
+    target: int,
+    projections: Sequence[Projection] | None,
+) -> None:
+    """Fill ``scratch`` from the live views' newest usable snapshot at or before ``target``.
+
+    The replay then starts where the snapshot stands (its checkpoints came with
+    it) instead of at position 1. Without a usable snapshot (PostgreSQL views,
+    none taken yet, other projection versions) the scratch stays empty.
+    """
+    live = live_views_store(store)
+    if not isinstance(live, SQLiteViewsStore) or live.path is None:
+        return
+    snapshots = ViewSnapshots(live.path)
+    versions = {p.name: p.version for p in (projections or default_projections())}
+    info = await store.info()
+    log_id = str(info.get("store_id") or "")
+    best = await anyio.to_thread.run_sync(snapshots.best, target, versions, log_id)
+    if best is not None:
+        await scratch.restore(best)
+        log.info("as_of_from_snapshot", snapshot=str(best), position=target)
 
 
 def _remove_scratch(path: Path, remove_directory: bool) -> None:

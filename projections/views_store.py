@@ -31,7 +31,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import anyio
 import anyio.to_thread
@@ -50,6 +50,9 @@ from .errors import (
 )
 from .transaction_driver import drive
 from .transactions import STATE_DDL, ApplyOps, Execute, Fetch, OpError, Request, Tx
+
+if TYPE_CHECKING:
+    from .snapshots import ViewSnapshots
 
 __all__ = [
     "INLINE_BUDGET_S",
@@ -368,6 +371,46 @@ class SQLiteViewsStore:
                     raise  # never blamed on the event: see _statement_error
                 return index, str(exc)
         return None
+
+    # -- snapshots ---------------------------------------------------------------
+
+    async def take_snapshot(self, snapshots: ViewSnapshots) -> int | None:
+        """Leave a snapshot of these views (between two transactions); its position."""
+        conn = self._writer
+        if conn is None or self.path is None:
+            return None
+
+        def take() -> int | None:
+            with self._writer_busy:
+                return snapshots.take(conn)
+
+        async with self._write_limiter:
+            try:
+                return await anyio.to_thread.run_sync(take)
+            except (sqlite3.Error, OSError) as exc:
+                # A snapshot is an optimisation: the views are fine without it.
+                log.warning("views_snapshot_failed", error=str(exc))
+                return None
+
+    async def restore(self, snapshot: Path) -> None:
+        """Replace this (scratch) store's content with a snapshot's, page for page."""
+        conn = self._writer
+        if conn is None:
+            raise ViewsStoreError(f"the views at {self.location} are closed")
+
+        def copy() -> None:
+            with self._writer_busy:
+                source = sqlite3.connect(f"file:{snapshot}?mode=ro", uri=True)
+                try:
+                    source.backup(conn)
+                finally:
+                    source.close()
+
+        async with self._write_limiter:
+            try:
+                await anyio.to_thread.run_sync(copy)
+            except sqlite3.Error as exc:
+                raise views_error(self.location, exc, "cannot restore a snapshot") from exc
 
     # -- reading ---------------------------------------------------------------
 

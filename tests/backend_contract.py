@@ -149,6 +149,24 @@ class BackendContract:
             assert await store.get_event(uuid.uuid4()) is None
             assert await store.get_position(3) is None
 
+    async def test_bulk_lookups_by_ids_and_streams(self, tmp_path: Path) -> None:
+        """stored_by_event_ids and stream_versions answer many ids at once, skipping unknowns."""
+        async with self.store(tmp_path) as store:
+            ids = [uuid.uuid4() for _ in range(3)]
+            await store.append("x", [NewEvent(tombstone(), ids[0]), NewEvent(tombstone(), ids[1])])
+            await store.append("y", [NewEvent(tombstone(), ids[2])])
+            many = [f"z{n}" for n in range(700)]  # more than one query's worth
+            found = await store.stored_by_event_ids([*ids, uuid.uuid4(), "not-a-uuid"])
+            assert {str(i): p for i, p in zip(ids, (1, 2, 3), strict=True)} == {
+                k: v.position for k, v in found.items()
+            }
+            assert await store.stream_versions(["x", "y", "missing", *many, "x"]) == {
+                "x": 2,
+                "y": 1,
+            }
+            assert await store.stored_by_event_ids([]) == {}
+            assert await store.stream_versions([]) == {}
+
     async def test_position_at_time(self, tmp_path: Path) -> None:
         """position_at gives the last position recorded at or before a time."""
         async with self.store(tmp_path) as store:

@@ -73,9 +73,14 @@ def _unavailable(reason: str) -> None:
     pytest.skip(reason)
 
 
-@pytest.fixture(scope="session", name="browser")
+@pytest.fixture(scope="module", name="browser")
 def launched_browser() -> Iterator[Any]:
-    """One headless Chromium for the whole session (launching one costs a second or two)."""
+    """One headless Chromium per test module (launching one costs a second or two).
+
+    Not per session: Playwright's sync API keeps its event loop set as the thread's
+    running loop while it is open, so any later anyio test in the session would fail
+    with "Cannot run the event loop while another loop is running".
+    """
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:

@@ -25,8 +25,9 @@ _TARGETS = {
     "50 tasks x 1-event appends": "A",
     "1 task x 100-event batches": "A",
     "10 tasks x 100-event batches": "A",
-    "read_all of": "B",
-    "catch-up of": "P",
+    "read_all of": "B-lean",
+    "events append of": "API",
+    "catch-up of": "A",
     "Queries.runs(limit=50)": "Q",
     "as-of position": "H",
 }

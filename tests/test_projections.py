@@ -41,6 +41,7 @@ from projections import (
     open_views,
     views_as_of,
 )
+from projections.snapshots import MAX_SNAPSHOTS, ViewSnapshots
 
 from .histories import Command, commands, dump, play_all
 from .test_events import FutureThing
@@ -84,6 +85,65 @@ async def test_incremental_equals_rebuild_equals_as_of(
             rebuilt = await dump(views.views_store, default_projections())
         assert incremental == rebuilt
         assert incremental == as_of_head
+
+
+@settings(
+    max_examples=15,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(commands, st.integers(1, 6), st.data())
+async def test_as_of_from_snapshots_equals_live_views_then(
+    history: list[Command], spacing: int, data: st.DataObject
+) -> None:
+    """For random histories, with the live views leaving a snapshot every few events,
+    the state as of any position (the newest snapshot before it, then a replay)
+    equals what the live views showed when the head was there."""
+    # Drawn before the store opens: a draw inside its task group cannot end the example.
+    picks = data.draw(st.lists(st.integers(0, 10_000), max_size=4))
+    with tempfile.TemporaryDirectory() as tmp:
+        async with open_store(Path(tmp) / "s") as store, open_views(store) as views:
+            live = views.runner.views
+            assert isinstance(live, SQLiteViewsStore)
+            assert live.path is not None
+            views.runner.snapshots = ViewSnapshots(live.path, min_spacing=spacing)
+            seen: dict[int, dict[str, list[tuple[Any, ...]]]] = {}
+
+            async def between(_: int) -> None:
+                head = await views.catch_up()
+                seen[head] = await dump(views.views_store, default_projections())
+
+            await play_all(store, history, between)
+            taken = views.runner.snapshots.positions()
+            assert len(taken) <= MAX_SNAPSHOTS
+            assert not seen or max(seen) < spacing or taken
+            heads = sorted(seen)
+            for pick in picks if heads else []:
+                position = heads[pick % len(heads)]
+                async with views_as_of(store, position=position) as past:
+                    assert seen[position] == await dump(past.views_store, default_projections())
+
+
+async def test_as_of_into_a_directory_starts_from_a_snapshot(tmp_path: Path) -> None:
+    """An as-of kept in a directory (a WAL views file) starts from a snapshot too."""
+    async with open_store(tmp_path / "s") as store, open_views(store) as views:
+        live = views.runner.views
+        assert isinstance(live, SQLiteViewsStore)
+        assert live.path is not None
+        views.runner.snapshots = ViewSnapshots(live.path, min_spacing=1)
+        views.runner.batch_size = 3
+        for _ in range(2):
+            await run_demo(store, artifact_root=tmp_path / "a")
+            await views.catch_up()
+        taken = views.runner.snapshots.positions()
+        assert taken
+        expected = await dump(views.views_store, default_projections())
+        head = await store.head()
+        async with views_as_of(store, into=tmp_path / "past") as past:
+            assert past.as_of == head
+            assert expected == await dump(past.views_store, default_projections())
+        async with views_as_of(store, position=taken[0], into=tmp_path / "early") as early:
+            assert early.as_of == taken[0]
 
 
 async def test_as_of_position_equals_live_views_then(tmp_path: Path) -> None:

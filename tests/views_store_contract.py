@@ -43,6 +43,10 @@ from .test_projections import BrokenRuns, FixedRuns, RunsV2
 _TABLE = "CREATE TABLE numbers (n INTEGER PRIMARY KEY, label TEXT NOT NULL)"
 
 
+class _Failed(Exception):
+    """A test transaction giving up."""
+
+
 def _insert(*numbers: int) -> Tx[None]:
     yield Execute(_TABLE)
     for n in numbers:
@@ -202,6 +206,42 @@ class ViewsStoreContract:
             assert message
             assert None is await views.transact(last)
             assert [3] == await views.read(_numbers)
+
+    async def test_bulk_apply_ops_keeps_every_value_exactly(self, tmp_path: Path) -> None:
+        """ApplyOps with exact=False (a driver may send it in bulk) stores values unchanged.
+
+        Quotes, question marks, backslashes, non-ASCII text, NULL and arithmetic on
+        parameters; a failure comes back as a result, and the caller rolls back.
+        """
+        labels = ["it's", "what?", "a\\b \\' ?", "ünï 中文 😀", "", "?'?'", None]
+        ops = [
+            [("INSERT INTO {numbers} (n, label) VALUES (?, ?)", (n, label))]
+            for n, label in enumerate(labels, start=1)
+        ]
+        ops.append([("UPDATE {numbers} SET n = n + ? WHERE label = ?", (1000, "what?"))])
+
+        def body() -> Tx[Any]:
+            yield Execute(_TABLE.replace("label TEXT NOT NULL", "label TEXT"))
+            result = yield ApplyOps(ops, (("numbers", "numbers"),), exact=False)
+            rows = yield Fetch("SELECT n, label FROM numbers ORDER BY n")
+            return result, [tuple(r) for r in rows]
+
+        def failing() -> Tx[Any]:
+            result = yield ApplyOps([ops[0]], (("numbers", "numbers"),), exact=False)
+            # What apply_batch does: after a bulk failure the transaction may be
+            # unusable (PostgreSQL aborts it), so it is rolled back, never committed.
+            if result is not None:
+                raise _Failed
+            return result
+
+        async with self.store(tmp_path) as store, self.views(store) as views:
+            result, rows = await views.transact(body)
+            assert result is None
+            expected = [(n, label) for n, label in enumerate(labels, start=1) if n != 2]
+            assert sorted([*expected, (1002, "what?")]) == sorted(rows)
+            with pytest.raises(_Failed):
+                await views.transact(failing)  # n = 1 is already stored
+            assert [r[0] for r in rows] == await views.read(_numbers)
 
     async def test_a_read_transaction_can_only_fetch(self, tmp_path: Path) -> None:
         """A read that tries to write is refused, and nothing is written."""
