@@ -46,7 +46,8 @@ class RunsProjection(Projection):
     #: v2: the newest-first index covers the position tie-break.
     #: v3: ``described_stacks`` (run.stack_described).
     #: v4: OpenLineage runs (``openlineage.py``).
-    version = 4
+    #: v5: ``run_metadata`` indexed by step_run_id (an OpenLineage event scanned it whole).
+    version = 5
     tables = {
         "runs": Table(
             "run_id TEXT NOT NULL, pipeline_name TEXT NOT NULL, run_name TEXT NOT NULL, "
@@ -86,6 +87,8 @@ class RunsProjection(Projection):
             "run_id TEXT NOT NULL, step_run_id TEXT NOT NULL, key TEXT NOT NULL, "
             "value TEXT NOT NULL, position BIGINT NOT NULL",
             "run_id, step_run_id, key",
+            # The OpenLineage view rewrites a step's metadata by step_run_id.
+            ("step_run_id",),
         ),
         "described_stacks": Table(
             "stack_id TEXT NOT NULL, name TEXT NOT NULL, components TEXT NOT NULL, "
