@@ -55,10 +55,20 @@
     function apply() {
       svg.setAttribute("viewBox", [view.x, view.y, view.w, view.h].map(function (v) { return Math.round(v * 10) / 10; }).join(" "));
     }
+    // Say so when the opening view shows only part of the graph (it is too big to
+    // fit at a readable scale), so no one takes the part for the whole.
+    var hint = frame.querySelector("[data-graph-hint]");
+    function tell() {
+      if (!hint) return;
+      var part = start.x > home.x + 1 || start.y > home.y + 1 ||
+        start.x + start.w < home.x + home.w - 1 || start.y + start.h < home.y + home.h - 1;
+      hint.textContent = part ? "(part of the graph: Fit all shows the whole)" : "";
+    }
     start = initial();
     view = Object.assign({}, start);
     apply();
-    window.addEventListener("resize", function () { start = initial(); view = Object.assign({}, start); apply(); });
+    tell();
+    window.addEventListener("resize", function () { start = initial(); view = Object.assign({}, start); apply(); tell(); });
     function zoom(factor, cx, cy) {
       var w = Math.min(Math.max(view.w * factor, 80), Math.max(home.w, home.h) * 4);
       var f = w / view.w;
