@@ -183,7 +183,14 @@ def test_the_depth_selector_and_keyboard_zoom_change_the_graph(demo: Demo, page:
     page.locator("button", has_text="Show").click()
     expect(page).to_have_url(re.compile(r"depth=1"))
     assert page.locator("svg.graph .node").count() < deep
+    # A graph that fits at a readable scale opens fitted: the whole of it in view.
+    expect(page.locator("[data-graph-hint]")).to_have_text("")
     box = page.locator("svg.graph").get_attribute("viewBox")
+    x, y, w, h = (float(v) for v in (box or "").split())
+    graph = page.locator("svg.graph")
+    width, height = (float(graph.get_attribute(a) or 0) for a in ("data-width", "data-height"))
+    assert (x <= 0, y <= 0) == (True, True)
+    assert (x + w >= width, y + h >= height) == (True, True)
     page.locator("[data-graph-frame]").focus()
     page.keyboard.press("+")
     expect(page.locator("svg.graph")).not_to_have_attribute("viewBox", box or "")

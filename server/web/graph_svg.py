@@ -117,6 +117,7 @@ def render_svg(graph: Layout, *, label: str, focus: str | None = None) -> Markup
         f'<svg class="graph" xmlns="http://www.w3.org/2000/svg" role="img" '
         f'aria-label="{escape(label)}" viewBox="0 0 {width:.0f} {height:.0f}" '
         f'width="{width:.0f}" height="{height:.0f}" data-panzoom '
+        f'data-width="{width:.0f}" data-height="{height:.0f}" '
         f'data-nodes="{len(graph.nodes)}" data-edges="{len(graph.edges)}">'
         '<defs><marker id="arrow" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="7" '
         'markerHeight="7" orient="auto-start-reverse"><path d="M0,0L10,5L0,10z"/></marker></defs>'
