@@ -127,8 +127,8 @@ class Queries(
             )
             streams = [run_stream(_uuid(run.run_id))]
             streams += [f"openlineage-run-{run_id}" for (run_id,) in dict.fromkeys(tree)]
-            found = [e for stream in streams async for e in store.read_stream(stream)]
-            return sorted(found, key=lambda e: e.position)
+            events = [e for stream in streams async for e in store.read_stream(stream)]
+            return sorted(events, key=lambda e: e.position)
         if kind == "artifact":
             found = await self.artifact(ref)
             produced = await store.get_event(artifact_event_id(_uuid(found.artifact_id)))
