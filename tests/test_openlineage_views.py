@@ -55,6 +55,17 @@ async def _views_after(
 class TestMapping:
     """An Airflow-like DAG run with a Spark child job becomes one pipeline run with steps."""
 
+    async def test_history_of_a_dag_run_is_every_raw_event_of_its_tree(
+        self, tmp_path: Path
+    ) -> None:
+        """The run's audit trail: the raw events of the DAG run, its tasks and the Spark job."""
+        async with open_store(tmp_path / "s") as store, open_views(store) as views:
+            await ingest(store, ndjson(DAG["events"]))
+            history = await views.query.history("run", DAG["dag"])
+            stored = [e async for e in store.read_all(types=["openlineage.received"])]
+            assert [e.position for e in stored] == [e.position for e in history]
+            assert len(history) == len({json.dumps(e, sort_keys=True) for e in DAG["events"]})
+
     async def test_dag_run(self, tmp_path: Path) -> None:
         """Steps nest under the root run; failed try, retry, ABORT and the Spark job show."""
         async with open_store(tmp_path / "s") as store, open_views(store) as views:

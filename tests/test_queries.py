@@ -557,6 +557,17 @@ class TestRunsListing:
             assert ["eval-2", "train-3"] == await names(limit=2)
             assert [] == await names(limit=0)
 
+    async def test_a_count_can_stop_at_a_bound(self, tmp_path: Path) -> None:
+        """count_runs(most=N) counts up to N (the runs page's "more than 10,000")."""
+        async with opened(tmp_path) as (store, views):
+            await self.record(store)
+            await views.catch_up()
+            count = views.query.count_runs
+            assert 5 == await count()
+            assert (3, 5, 5) == (await count(most=3), await count(most=5), await count(most=9))
+            assert (2, 3) == (await count(pipeline="eval", most=3), await count(stack="alpha"))
+            assert 0 == await count(most=0)
+
     async def test_since_and_until_are_inclusive(self, tmp_path: Path) -> None:
         """since and until bound the start time, both ends included."""
         async with opened(tmp_path) as (store, views):

@@ -1,13 +1,16 @@
 """The web page in a real browser: ``metaledger serve`` on a real port, clicked through.
 
 One server over one store for the module (recorded by ``metaledger demo``, twice,
-plus a run whose names are hostile markup), one headless Chromium for the
+plus a run whose names are hostile markup, then an Airflow-like DAG run with a
+Spark child job sent by the real ``openlineage-python`` client to the running
+server), one headless Chromium for the
 session (tests/browser.py). Every wait is on a condition (Playwright's
 auto-waiting ``expect``), never a sleep; every test ends with no console errors.
 """
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
@@ -22,7 +25,9 @@ import pytest
 from eventstore import open_store
 
 from .browser import browser_page, launched_browser  # noqa: F401 (the fixtures)
+from .openlineage_events import dag_run_events
 from .server_process import ServerProcess, running_server
+from .test_openlineage_server import to_client, until
 
 pytestmark = pytest.mark.slow
 
@@ -30,8 +35,10 @@ HOSTILE_PIPELINE = "<script>alert('pipeline')</script>"
 HOSTILE_STEP = "<img src=x onerror=alert('step')>"
 HOSTILE_ARTIFACT = '"><b>bold</b>'
 SECRET = "hunter2-secret"
-#: Two demo runs, the hostile run and the nested one (before the live test adds one).
-RECORDED_RUNS = 4
+#: Two demo runs, the hostile run, the nested one and the OpenLineage DAG run
+#: (before the live test adds one).
+RECORDED_RUNS = 5
+DAG = dag_run_events(seed=5)
 
 
 def _cli(store: str, *args: str) -> str:
@@ -86,7 +93,7 @@ class Demo:
         self.server = server
         self.url = server.url
         self.store = store
-        #: The log's head after each recording step (demo, demo, hostile run).
+        #: The log's head after each recording step (demo, demo, hostile run, OpenLineage).
         self.positions = positions
 
 
@@ -99,7 +106,26 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
     with ThreadPoolExecutor(1) as pool:
         positions = pool.submit(anyio.run, _record_more, store).result(timeout=120)
     with running_server(store) as server:
-        yield Demo(server, store, positions)
+        _emit_dag_run(server.url)
+        head = json.loads(_cli(store, "store", "describe", "--json"))["head_position"]
+        yield Demo(server, store, [*positions, head])
+
+
+def _emit_dag_run(url: str) -> None:
+    """The DAG run, sent as Airflow sends it, by the real client; wait for the views."""
+    from openlineage.client import OpenLineageClient
+    from openlineage.client.transport.http import HttpConfig, HttpTransport
+
+    client = OpenLineageClient(transport=HttpTransport(HttpConfig(url=url)))
+    for event in DAG["events"]:
+        client.emit(to_client(event))
+
+    def caught_up() -> bool:
+        answer = httpx.get(f"{url}/api/metaledger/v1/runs/{DAG['dag']}", timeout=30)
+        run = answer.json() if answer.status_code == 200 else {}
+        return run.get("status") == "completed" and len(run.get("steps", [])) == 5
+
+    until(caught_up)
 
 
 def _no_console_errors(opened: Any) -> None:
@@ -157,7 +183,14 @@ def test_the_depth_selector_and_keyboard_zoom_change_the_graph(demo: Demo, page:
     page.locator("button", has_text="Show").click()
     expect(page).to_have_url(re.compile(r"depth=1"))
     assert page.locator("svg.graph .node").count() < deep
+    # A graph that fits at a readable scale opens fitted: the whole of it in view.
+    expect(page.locator("[data-graph-hint]")).to_have_text("")
     box = page.locator("svg.graph").get_attribute("viewBox")
+    x, y, w, h = (float(v) for v in (box or "").split())
+    graph = page.locator("svg.graph")
+    width, height = (float(graph.get_attribute(a) or 0) for a in ("data-width", "data-height"))
+    assert (x <= 0, y <= 0) == (True, True)
+    assert (x + w >= width, y + h >= height) == (True, True)
     page.locator("[data-graph-frame]").focus()
     page.keyboard.press("+")
     expect(page.locator("svg.graph")).not_to_have_attribute("viewBox", box or "")
@@ -271,6 +304,41 @@ def test_a_nested_child_job_shows_under_its_parent(demo: Demo, page: Any) -> Non
     child = page.locator(".timeline li.child")
     expect(child).to_have_count(1)
     expect(child).to_contain_text("child of airflow/dag.task run 42")
+    _no_console_errors(page)
+
+
+def test_an_openlineage_run_shows_its_tasks_its_nested_spark_job_and_facets(
+    demo: Demo, page: Any
+) -> None:
+    from playwright.sync_api import expect
+
+    page.goto(demo.url + "/?pipeline=airflow/etl")
+    page.locator("table.runs tbody a").first.click()
+    expect(page.locator("h1")).to_contain_text(DAG["dag"])
+    rows = page.locator(".timeline li")
+    expect(rows).to_have_count(5)
+    # The tasks are steps of the DAG run (not nested); the Spark job sits under the
+    # try of etl.transform that started it, linking to it.
+    names = rows.locator("strong").all_inner_texts()
+    assert names == [
+        "etl.extract",
+        "etl.transform",
+        "etl.transform",
+        "spark_app.execute_insert",
+        "etl.load",
+    ]
+    child = page.locator(".timeline li.child")
+    expect(child).to_have_count(1)
+    expect(child).to_contain_text("spark_app.execute_insert")
+    expect(child).to_contain_text("child of etl.transform (try 2)")
+    parent_id = rows.nth(2).get_attribute("id")
+    expect(child.locator("a")).to_have_attribute("href", f"#{parent_id}")
+    # The facets: the failed try's errorMessage, the DAG run's nominalTime and state.
+    expect(rows.nth(1).locator(".step-error")).to_have_text("OOM")
+    expect(rows.nth(4)).to_contain_text("stopped")
+    expect(page.locator("#nominal-time")).to_have_text(DAG["events"][0]["eventTime"])
+    child.locator("a").click()
+    expect(page).to_have_url(re.compile(f"#{parent_id}$"))
     _no_console_errors(page)
 
 

@@ -1,8 +1,10 @@
 """Screenshots of every page for docs/ui.md: ``python -m tests.ui_screenshots docs/ui``.
 
 Records a store with ``metaledger demo`` (three runs), serves it with
-``metaledger serve`` on a real port, and photographs each page at 1280x800
-and 390x844 with the system's Chromium (as the browser tests drive it).
+``metaledger serve`` on a real port, sends it an Airflow-like DAG run with a
+Spark child job through the real ``openlineage-python`` client, and
+photographs each page at 1280x800 and 390x844 with the system's Chromium
+(as the browser tests drive it).
 Not a test: a tool to run by hand after changing the pages, then look.
 """
 
@@ -15,10 +17,33 @@ import sys
 import tempfile
 from pathlib import Path
 
+import httpx
+
 from .browser import chromium_path
+from .openlineage_events import dag_run_events
 from .server_process import running_server
+from .test_openlineage_server import to_client, until
 
 SIZES = ((1280, 800), (390, 844))
+#: Long pages photographed whole, so their audit trails show too.
+FULL_PAGES = {"run", "openlineage-run"}
+DAG = dag_run_events(seed=1)
+
+
+def _emit_dag_run(url: str) -> None:
+    """The DAG run, sent by the real client, once the server's views hold all of it."""
+    from openlineage.client import OpenLineageClient
+    from openlineage.client.transport.http import HttpConfig, HttpTransport
+
+    client = OpenLineageClient(transport=HttpTransport(HttpConfig(url=url)))
+    for event in DAG["events"]:
+        client.emit(to_client(event))
+
+    def caught_up() -> bool:
+        answer = httpx.get(f"{url}/api/metaledger/v1/runs/{DAG['dag']}", timeout=30)
+        return answer.status_code == 200 and len(answer.json()["steps"]) == 5
+
+    until(caught_up)
 
 
 def _cli(store: str, *args: str) -> str:
@@ -58,6 +83,8 @@ def main(out: Path) -> None:
             "time-travel": f"/?as_of={first_head}",
         }
         with running_server(store) as server, sync_playwright() as playwright:
+            _emit_dag_run(server.url)
+            pages["openlineage-run"] = f"/runs/{DAG['dag']}"
             browser = playwright.chromium.launch(executable_path=chromium_path())
             for width, height in SIZES:
                 page = browser.new_page(viewport={"width": width, "height": height})
@@ -67,8 +94,9 @@ def main(out: Path) -> None:
                         page.wait_for_function(
                             "document.getElementById('live-status').textContent === 'live'"
                         )
-                    # A run's page is long: the whole of it, so its audit trail shows too.
-                    page.screenshot(path=str(out / f"{name}-{width}.png"), full_page=name == "run")
+                    page.screenshot(
+                        path=str(out / f"{name}-{width}.png"), full_page=name in FULL_PAGES
+                    )
                 page.close()
             browser.close()
     print("\n".join(sorted(p.name for p in out.glob("*.png") if re.search(r"-\d+\.png$", p.name))))

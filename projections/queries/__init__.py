@@ -119,7 +119,16 @@ class Queries(
         store = self.store
         if kind == "run":
             run = await self.run(ref)
-            return [e async for e in store.read_stream(run_stream(_uuid(run.run_id)))]
+            # An OpenLineage run is built from the raw events of every run in its tree
+            # (its own, its tasks', their child jobs'), each run in its own stream.
+            tree = await self.views.fetch(
+                "SELECT run_id FROM ol_run_tree WHERE root_run_id = ? OR run_id = ?",
+                (run.run_id, run.run_id),
+            )
+            streams = [run_stream(_uuid(run.run_id))]
+            streams += [f"openlineage-run-{run_id}" for (run_id,) in dict.fromkeys(tree)]
+            events = [e for stream in streams async for e in store.read_stream(stream)]
+            return sorted(events, key=lambda e: e.position)
         if kind == "artifact":
             found = await self.artifact(ref)
             produced = await store.get_event(artifact_event_id(_uuid(found.artifact_id)))

@@ -6,15 +6,17 @@ The method is the classic Sugiyama pipeline, kept small:
 
 1. **Cycles** are broken by reversing the back edges a depth-first search in
    id order finds (lineage is acyclic, but a run reading its own output must
-   not hang the page).
+   not hang the page); the search runs only when layering finds a cycle.
 2. **Layers** by longest path from the sources: every edge points right.
 3. **Dummy nodes** split an edge that spans several layers, so the ordering
    step sees it and long edges bend around nodes instead of through them.
-4. **Order within a layer** by the barycenter of the neighbours in the layer
-   before (sweeping right) or after (sweeping left), up to a few sweeps,
-   stopping when a sweep removes no crossing, keeping the order with the
-   fewest crossings; ties are broken by the previous order, so the result
-   depends only on the input.
+4. **Order within a layer**: first a depth-first order from the sources (in
+   id order), which keeps siblings together and draws parallel chains
+   without crossings; then, unless there are none, the barycenter of the
+   neighbours in the layer before (sweeping right) or after (sweeping left),
+   up to a few sweeps, stopping when a sweep removes no crossing, keeping the
+   order with the fewest crossings; ties are broken by the previous order, so
+   the result depends only on the input.
 5. **Coordinates**: a layer is a column, a node a slot in it; columns are
    centred vertically. Nodes in one column never overlap by construction.
 
@@ -102,8 +104,15 @@ def layout(nodes: Iterable[Node], edges: Iterable[Edge], *, sweeps: int = SWEEPS
             if e.source in number and e.target in number and e.source != e.target
         }
     )
-    forward, back = _break_cycles(len(ids), pairs)
-    layer_of = _longest_path_layers(len(ids), forward)
+    # Lineage is acyclic: layering (a topological walk) finds that without a search
+    # for back edges, which only a graph with a cycle then needs.
+    layer_of = _longest_path_layers(len(ids), pairs)
+    forward: list[tuple[int, int]] = pairs
+    back: set[tuple[int, int]] = set()
+    if layer_of is None:
+        forward, back = _break_cycles(len(ids), pairs)
+        layer_of = _longest_path_layers(len(ids), forward)
+        assert layer_of is not None  # the back edges reversed, no cycle is left
     chains, layers = _with_dummies(len(ids), forward, layer_of)
     _order(layers, chains, sweeps)
     return _place([by_id[i] for i in ids], layers, chains, pairs, back)
@@ -140,8 +149,11 @@ def _break_cycles(
     return forward, back
 
 
-def _longest_path_layers(count: int, edges: Sequence[tuple[int, int]]) -> list[int]:
-    """Each node's layer: 0 for a source, else one more than its deepest predecessor."""
+def _longest_path_layers(count: int, edges: Sequence[tuple[int, int]]) -> list[int] | None:
+    """Each node's layer: 0 for a source, else one more than its deepest predecessor.
+
+    None when the edges hold a cycle (the walk then cannot reach every node).
+    """
     incoming = [0] * count
     out: list[list[int]] = [[] for _ in range(count)]
     for source, target in edges:
@@ -149,8 +161,10 @@ def _longest_path_layers(count: int, edges: Sequence[tuple[int, int]]) -> list[i
         incoming[target] += 1
     layer = [0] * count
     ready = [i for i in range(count) if incoming[i] == 0]
+    reached = 0
     while ready:
         node = ready.pop()
+        reached += 1
         below = layer[node] + 1
         for target in out[node]:
             if layer[target] < below:
@@ -158,7 +172,7 @@ def _longest_path_layers(count: int, edges: Sequence[tuple[int, int]]) -> list[i
             incoming[target] -= 1
             if incoming[target] == 0:
                 ready.append(target)
-    return layer
+    return layer if reached == count else None
 
 
 #: A chain is one edge as the nodes it passes through (dummy nodes inside).
@@ -170,8 +184,10 @@ def _with_dummies(
 ) -> tuple[list[Chain], list[list[int]]]:
     """Split edges longer than one layer with dummy nodes (numbered from ``count`` on)."""
     layers: list[list[int]] = [[] for _ in range(max(layer_of, default=-1) + 1)]
-    # Initial order: by node number, that is by id: deterministic.
-    for node in range(count):
+    # Initial order: depth first from the sources (in id order, children in id
+    # order), so a node starts next to its siblings and parallel chains do not
+    # cross: the sweeps then often have nothing to do. Deterministic.
+    for node in _depth_first(count, edges):
         layers[layer_of[node]].append(node)
     chains: list[Chain] = []
     dummy = count
@@ -184,6 +200,29 @@ def _with_dummies(
         chain.append(target)
         chains.append(chain)
     return chains, layers
+
+
+def _depth_first(count: int, edges: Sequence[tuple[int, int]]) -> list[int]:
+    """Every node once, in depth-first preorder from the sources (sorted edges: id order)."""
+    out: list[list[int]] = [[] for _ in range(count)]
+    has_input = [False] * count
+    for source, target in edges:
+        out[source].append(target)
+        has_input[target] = True
+    seen = [False] * count
+    order: list[int] = []
+    for root in range(count):
+        if has_input[root] or seen[root]:
+            continue
+        stack = [root]
+        while stack:
+            node = stack.pop()
+            if seen[node]:
+                continue
+            seen[node] = True
+            order.append(node)
+            stack.extend(reversed(out[node]))
+    return order
 
 
 def _order(layers: list[list[int]], chains: Sequence[Chain], sweeps: int) -> None:
@@ -202,7 +241,7 @@ def _order(layers: list[list[int]], chains: Sequence[Chain], sweeps: int) -> Non
             slot[node] = index
     best = [list(layer) for layer in layers]
     best_crossings = _crossings(layers, after, slot)
-    for _ in range(sweeps):
+    for _ in range(sweeps if best_crossings else 0):
         for index in range(1, len(layers)):
             _reorder(layers[index], before, slot)
         for index in range(len(layers) - 2, -1, -1):
@@ -222,14 +261,22 @@ def _reorder(layer: list[int], neighbours: Sequence[list[int]], slot: list[int])
     The neighbours all sit in the adjacent layer being swept from: every edge
     spans one layer once the dummies are in.
     """
-    keys: list[tuple[float, int]] = []
+    keyed: list[tuple[float, int, int]] = []
     for index, node in enumerate(layer):
         found = neighbours[node]
         # A node without neighbours there keeps its place: its own slot is its key.
-        key = sum(slot[n] for n in found) / len(found) if found else float(index)
-        keys.append((key, index))
-    order = sorted(range(len(layer)), key=keys.__getitem__)
-    layer[:] = [layer[i] for i in order]
+        # (Most lineage nodes have one neighbour each way: no sum, no division.)
+        if len(found) == 1:
+            key: float = slot[found[0]]
+        elif found:
+            key = sum([slot[n] for n in found]) / len(found)
+        else:
+            key = index
+        keyed.append((key, index, node))
+    # Sorting the tuples themselves (ties by the old index, never reaching the node)
+    # is cheaper than a key function; the result is the same stable order.
+    keyed.sort()
+    layer[:] = [node for _, _, node in keyed]
     for index, node in enumerate(layer):
         slot[node] = index
 
@@ -253,6 +300,11 @@ def _inversions(values: list[int]) -> int:
         count += len(seen) - bisect.bisect_right(seen, value)
         bisect.insort(seen, value)
     return count
+
+
+#: Builds a named tuple from a ready tuple without its Python-level ``__new__``
+#: (a third of the cost, for the thousands the placing makes).
+_new = tuple.__new__
 
 
 def _place(
@@ -281,24 +333,27 @@ def _place(
             xs[node] = x
             ys[node] = y
             if node < count:
-                placed.append(PlacedNode(nodes[node], layer_index, order, x, y))
+                placed.append(_new(PlacedNode, (nodes[node], layer_index, order, x, y)))
                 order += 1
     middle = NODE_HEIGHT // 2
-    routes: dict[tuple[int, int], tuple[tuple[int, int], ...]] = {}
-    for chain in chains:
-        source, target = chain[0], chain[-1]
-        if len(chain) == 2:  # most edges: straight from one layer to the next
-            routes[(source, target)] = (
-                (xs[source] + NODE_WIDTH, ys[source] + middle),
-                (xs[target], ys[target] + middle),
+    ids = [node.id for node in nodes]
+    if not back:
+        # An acyclic graph (lineage): one chain per edge, in the edges' order.
+        placed_edges = [
+            _new(
+                PlacedEdge,
+                (_new(Edge, (ids[chain[0]], ids[chain[-1]])), _route(chain, xs, ys, middle)),
             )
-            continue
-        points = [(xs[source] + NODE_WIDTH, ys[source] + middle)]
-        for dummy in chain[1:-1]:  # pass straight through the dummy's slot
-            y = ys[dummy] + middle
-            points += ((xs[dummy], y), (xs[dummy] + NODE_WIDTH, y))
-        points.append((xs[target], ys[target] + middle))
-        routes[(source, target)] = tuple(points)
+            for chain in chains
+        ]
+        return Layout(
+            nodes=tuple(placed),
+            edges=tuple(placed_edges),
+            width=width,
+            height=height,
+            layers=len(layers),
+        )
+    routes = {(chain[0], chain[-1]): _route(chain, xs, ys, middle) for chain in chains}
     placed_edges = [
         PlacedEdge(
             Edge(nodes[source].id, nodes[target].id),
@@ -316,3 +371,16 @@ def _place(
         layers=len(layers),
         reversed_edges=tuple(Edge(nodes[s].id, nodes[t].id) for s, t in sorted(back)),
     )
+
+
+def _route(chain: Chain, xs: list[int], ys: list[int], middle: int) -> tuple[tuple[int, int], ...]:
+    """An edge's points: the source's right side, through its dummies' slots, the target."""
+    source, target = chain[0], chain[-1]
+    if len(chain) == 2:  # most edges: straight from one layer to the next
+        return ((xs[source] + NODE_WIDTH, ys[source] + middle), (xs[target], ys[target] + middle))
+    points = [(xs[source] + NODE_WIDTH, ys[source] + middle)]
+    for dummy in chain[1:-1]:  # pass straight through the dummy's slot
+        y = ys[dummy] + middle
+        points += ((xs[dummy], y), (xs[dummy] + NODE_WIDTH, y))
+    points.append((xs[target], ys[target] + middle))
+    return tuple(points)

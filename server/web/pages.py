@@ -13,7 +13,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
-from projections.queries import ArtifactView, LineageGraph, RunView, StepView
+from projections.queries import ArtifactView, LineageGraph
 from projections.queries.lineage import Direction
 from server.state import Ledger
 
@@ -21,6 +21,7 @@ from .errors import BadPageInput, page_errors
 from .lineage_graph import lineage_svg
 from .render import Page, as_of_of, render
 from .runs_cursor import RunFilters, runs_page
+from .timeline import timeline
 
 #: Runs per page of the runs list.
 PAGE_SIZE = 50
@@ -28,6 +29,9 @@ PAGE_SIZE = 50
 MAX_PAGE = 500
 #: The lineage depths the selector offers (step-hops each way).
 DEPTHS = (1, 2, 3, 5, 8, 12, 20)
+#: The runs list counts its runs up to this many (an exact count of 100,000
+#: costs as much as the page); beyond, it says "more than".
+COUNT_BOUND = 10_000
 RUN_STATUSES = ("running", "completed", "failed", "stopped")
 _DIRECTIONS: dict[str, Direction] = {d: d for d in ("upstream", "downstream", "both")}
 
@@ -70,7 +74,8 @@ async def runs_list(request: Request) -> Response:
     head = await ledger.store.head()
     async with ledger.queries(as_of_of(request)) as q:
         page_runs, next_cursor = await runs_page(q, filters, cursor=cursor, limit=limit)
-        total = await q.count_runs(**filters.as_kwargs())
+        # Counted up to a bound: past it the page says "more than 10,000 runs".
+        total = await q.count_runs(**filters.as_kwargs(), most=COUNT_BOUND + 1)
         fragment = "fragment" in request.query_params
         stacks = [] if fragment else [s.name for s in await q.stacks()]
     page = Page(request)
@@ -78,6 +83,7 @@ async def runs_list(request: Request) -> Response:
     context: dict[str, Any] = {
         "runs": page_runs,
         "total": total,
+        "count_bound": COUNT_BOUND,
         "filtered": filters.any(),
         "filters": {k: request.query_params.get(k, "") for k in RunFilters.fields()},
         "cursor": cursor,
@@ -90,51 +96,6 @@ async def runs_list(request: Request) -> Response:
     if fragment:
         return render(request, "_runs_table.html", context, head=head)
     return render(request, "runs.html", context, head=head)
-
-
-def _timeline(run: RunView) -> list[dict[str, Any]]:
-    """Each step with its bar (offset and width in thousandths of the run) and its try."""
-    steps: list[StepView] = run.steps
-    if not steps:
-        return []
-    start = min(s.started_at for s in steps)
-    ends = [s.finished_at or s.started_at for s in steps]
-    if run.finished_at is not None:
-        ends.append(run.finished_at)
-    span = max((max(ends) - start).total_seconds(), 1e-6)
-    tries: dict[str, int] = {}
-    rows = []
-    for step in steps:
-        tries[step.name] = tries.get(step.name, 0) + 1
-        offset = (step.started_at - start).total_seconds() / span
-        length = (step.duration_s or 0.0) / span
-        parent = _parent_of(step)
-        rows.append(
-            {
-                "step": step,
-                "try": tries[step.name],
-                "x": round(1000 * offset, 1),
-                "width": max(round(1000 * min(length, 1 - offset), 1), 3.0),
-                "offset_s": (step.started_at - start).total_seconds(),
-                "parent": parent,
-            }
-        )
-    for row, step in zip(rows, steps, strict=True):
-        row["retried"] = tries[step.name] > 1
-    return rows
-
-
-def _parent_of(step: StepView) -> str | None:
-    """A nested (OpenLineage child) step's parent, when its metadata names one."""
-    for key in ("parent_step", "openlineage.parent", "parent"):
-        value = step.metadata.get(key) or step.parameters.get(key)
-        if isinstance(value, str):
-            return value
-        if isinstance(value, dict):
-            name = value.get("job", {}).get("name") if isinstance(value.get("job"), dict) else None
-            if isinstance(name, str):
-                return name
-    return None
 
 
 @page_errors
@@ -150,7 +111,7 @@ async def run_page(request: Request) -> Response:
     names = {a.artifact_id: f"{a.name}:v{a.version}" for a in produced}
     context = {
         "run": run,
-        "timeline": _timeline(run),
+        "timeline": timeline(run),
         "artifact_names": names,
         "produced": list(reversed(produced)),
         "history": history,

@@ -13,13 +13,20 @@
     svg.removeAttribute("width");
     svg.removeAttribute("height");
     var start, view;
+    // A whole graph that fits at this scale or more opens fitted (labels stay
+    // readable); never enlarged past the most, so a small graph is not blown up.
+    var FIT_LEGIBLE = 0.7, MOST = 1.25;
     function initial() {
       var width = svg.getBoundingClientRect().width || 1;
-      var scale = Math.max(width / home.w, LEGIBLE);
       var most = Math.max(Math.min(window.innerHeight * 0.7, 720), 240);
+      var fits = Math.min(width / home.w, most / home.h);
+      var scale = fits >= FIT_LEGIBLE ? Math.min(fits, MOST) : Math.max(width / home.w, LEGIBLE);
       var height = Math.min(Math.max(home.h * scale, 220), most);
       svg.style.height = height + "px";
       var w = width / scale, h = height / scale;
+      if (fits >= FIT_LEGIBLE) {
+        return { x: home.x - (w - home.w) / 2, y: home.y - (h - home.h) / 2, w: w, h: h };
+      }
       // Centre on the page's subject (the focused node), else start from the sources.
       var focus = svg.querySelector(".node.focus");
       var cx = home.x + w / 2, cy = home.y + home.h / 2;
@@ -30,7 +37,12 @@
         cx = (shift ? shift.matrix.e : 0) + box.x + box.width / 2;
         cy = (shift ? shift.matrix.f : 0) + box.y + box.height / 2;
       }
-      var x = w >= home.w ? home.x - (w - home.w) / 2 : Math.min(Math.max(cx - w / 2, home.x), home.x + home.w - w);
+      // Start from the sources when the subject is in view from there: nothing is
+      // cut at the left; else centre the subject.
+      var x;
+      if (w >= home.w) x = home.x - (w - home.w) / 2;
+      else if (!focus || cx + 110 - home.x <= w) x = home.x;
+      else x = Math.min(Math.max(cx - w / 2, home.x), home.x + home.w - w);
       var y = h >= home.h ? home.y - (h - home.h) / 2 : Math.min(Math.max(cy - h / 2, home.y), home.y + home.h - h);
       return { x: x, y: y, w: w, h: h };
     }
@@ -43,10 +55,20 @@
     function apply() {
       svg.setAttribute("viewBox", [view.x, view.y, view.w, view.h].map(function (v) { return Math.round(v * 10) / 10; }).join(" "));
     }
+    // Say so when the opening view shows only part of the graph (it is too big to
+    // fit at a readable scale), so no one takes the part for the whole.
+    var hint = frame.querySelector("[data-graph-hint]");
+    function tell() {
+      if (!hint) return;
+      var part = start.x > home.x + 1 || start.y > home.y + 1 ||
+        start.x + start.w < home.x + home.w - 1 || start.y + start.h < home.y + home.h - 1;
+      hint.textContent = part ? "(part of the graph: Fit all shows the whole)" : "";
+    }
     start = initial();
     view = Object.assign({}, start);
     apply();
-    window.addEventListener("resize", function () { start = initial(); view = Object.assign({}, start); apply(); });
+    tell();
+    window.addEventListener("resize", function () { start = initial(); view = Object.assign({}, start); apply(); tell(); });
     function zoom(factor, cx, cy) {
       var w = Math.min(Math.max(view.w * factor, 80), Math.max(home.w, home.h) * 4);
       var f = w / view.w;
