@@ -41,6 +41,7 @@ from .errors import (
 from .events import EVENT_TYPES, ArtifactProduced, Event
 from .planner import EncodedEvent
 from .rules import RuleChecker, check_home, check_stream_id, load_state
+from .stream_ids import artifact_event_id_text, uuid5_text
 
 if TYPE_CHECKING:
     from .log import Log
@@ -131,13 +132,7 @@ def _derived_id(prefix: Any, number: int) -> str:
     uuid5 hashes the namespace then the name; every line's name starts with the
     input's digest, so that part is hashed once (a fifth of ``uuid.uuid5``'s cost).
     """
-    sha = prefix.copy()
-    sha.update(str(number).encode())
-    raw = bytearray(sha.digest()[:16])
-    raw[6] = (raw[6] & 0x0F) | 0x50  # version 5
-    raw[8] = (raw[8] & 0x3F) | 0x80  # RFC 4122 variant
-    text = raw.hex()
-    return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
+    return uuid5_text(prefix, str(number).encode())
 
 
 @functools.cache
@@ -234,9 +229,7 @@ def _parse_line(number: int, raw: bytes, codec: EventCodec, id_prefix: Any) -> L
         except ValueError:
             raise _BadLine(f"event_id {item['event_id']!r} is not a UUID") from None
     elif isinstance(event, ArtifactProduced):
-        from .runs import artifact_event_id
-
-        event_id = str(artifact_event_id(event.artifact_id))  # the id the rules fix for it
+        event_id = artifact_event_id_text(event.artifact_id)  # the id the rules fix for it
     else:
         event_id = _derived_id(id_prefix, number)
     expected = _expected_version(item["expected_version"]) if "expected_version" in item else None

@@ -307,8 +307,10 @@ class Log:
         """
         decode = self.codec.decode
         # The common case inline (a payload at its type's current version): one
-        # dict lookup and the typed decoder, without a Python call per event.
-        current = self.codec.current_decoders().get
+        # dict lookup by type (no key tuple built per row), a version compare and
+        # the typed decoder, without a Python call per event.
+        current = {t: (v, d) for (t, v), d in self.codec.current_decoders().items()}.get
+        unknown = (-1, None)
         errors = (msgspec.DecodeError, msgspec.ValidationError)
         async for rows in self.read_chunks(
             from_position,
@@ -318,8 +320,8 @@ class Log:
             chunk_size=READ_ALL_CHUNK,
         ):
             for p, i, s, v, t, sv, r, m, d, h in rows:
-                decoder = current((t, sv))
-                if decoder is None:
+                version, decoder = current(t, unknown)
+                if sv != version or decoder is None:
                     event = decode(t, sv, d)
                 else:
                     try:

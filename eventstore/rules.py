@@ -30,6 +30,7 @@ miss one.
 from __future__ import annotations
 
 import copy
+import functools
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -69,7 +70,7 @@ from .events import (
     WorkspaceActiveStackSet,
 )
 from .fold_states import REQUIRED_STACK_COMPONENTS, RunState, WorkspaceState
-from .stream_ids import WORKSPACE_STREAM, artifact_event_id, run_stream
+from .stream_ids import WORKSPACE_STREAM, artifact_event_id_text, run_stream
 
 if TYPE_CHECKING:
     from .codec import EventCodec
@@ -110,9 +111,16 @@ _WORKSPACE_EVENTS = (
 )
 
 
+@functools.cache
+def _workspace_class(cls: type) -> bool:
+    # Once per class: the rules ask three times per event, and ``isinstance``
+    # against the nine workspace classes walks all nine for every run event.
+    return issubclass(cls, _WORKSPACE_EVENTS)
+
+
 def home_stream(event: Event) -> str | None:
     """The stream the write API keeps ``event`` in (None for an event without a fixed home)."""
-    if isinstance(event, _WORKSPACE_EVENTS):
+    if _workspace_class(type(event)):
         return WORKSPACE_STREAM
     run_id = getattr(event, "run_id", None)
     return run_stream(run_id) if isinstance(run_id, UUID) else None
@@ -167,7 +175,7 @@ class DomainState:
 
 def fold_event(state: DomainState, event: Event, version: int | None = None) -> None:
     """Apply one event to ``state``; never raises (a stored log is folded as it is)."""
-    if isinstance(event, _WORKSPACE_EVENTS):
+    if _workspace_class(type(event)):
         workspace = state.workspace
         workspace.apply(event, workspace.version + 1 if version is None else version)
         if isinstance(event, StackRegistered):
@@ -319,7 +327,7 @@ def _check_run(state: DomainState, event: Event, event_id: str | None) -> None:
         case ArtifactProduced():
             _open(run)
             _running_step(run, event.step_run_id)
-            expected = str(artifact_event_id(event.artifact_id))
+            expected = artifact_event_id_text(event.artifact_id)
             if event_id is not None and event_id != expected:
                 raise InvalidStateError(
                     f"artifact {event.artifact_id} must be produced under event id {expected} "
@@ -364,7 +372,7 @@ def check_event(
     if isinstance(event, RawEvent):
         return
     check_home(stream_id, event)
-    if isinstance(event, _WORKSPACE_EVENTS):
+    if _workspace_class(type(event)):
         _check_workspace(state, event)
     elif isinstance(getattr(event, "run_id", None), UUID):
         _check_run(state, event, event_id)
@@ -462,9 +470,10 @@ async def load_state(
             if isinstance(started, StepStarted) and started.step_run_id in starts:
                 state.step_runs.setdefault(started.step_run_id, started.run_id)
     named = {e.artifact_id for _, e in items if isinstance(e, ArtifactProduced | ArtifactConsumed)}
-    stored = await log.stored_by_event_ids(artifact_event_id(a) for a in named)
-    for artifact_id in named:
-        row = stored.get(str(artifact_event_id(artifact_id)))
+    ids = {artifact_id: artifact_event_id_text(artifact_id) for artifact_id in named}
+    stored = await log.stored_by_event_ids(ids.values())
+    for artifact_id, event_id in ids.items():
+        row = stored.get(event_id)
         if row is not None and isinstance(log.decode_row(row).event, ArtifactProduced):
             state.artifacts.add(artifact_id)
     return state
