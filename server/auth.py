@@ -15,6 +15,7 @@ nothing; it serves loopback only (see :func:`check_bind`).
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import ipaddress
 import os
@@ -29,7 +30,7 @@ import msgspec
 from starlette.exceptions import HTTPException
 from starlette.requests import HTTPConnection
 
-from .errors import InsecureBindError, TokenFileError
+from .errors import InsecureBindError, TokenExistsError, TokenFileError, TokenNotFoundError
 
 __all__ = [
     "SCOPES",
@@ -109,7 +110,7 @@ class TokenTable:
     def with_token(self, name: str, scopes: Iterable[Scope]) -> tuple[TokenTable, str]:
         """This table plus a new token named ``name``, and its secret (shown once)."""
         if any(r.name == name for r in self.records):
-            raise TokenFileError(f"a token named {name!r} exists already; revoke it first")
+            raise TokenExistsError(f"a token named {name!r} exists already; revoke it first")
         secret = new_secret()
         record = TokenRecord(
             name=name,
@@ -122,7 +123,8 @@ class TokenTable:
     def without(self, name: str) -> TokenTable:
         """This table less the token named ``name``."""
         if not any(r.name == name for r in self.records):
-            raise TokenFileError(f"no token named {name!r}")
+            names = [r.name for r in self.records]
+            raise TokenNotFoundError("token", name, difflib.get_close_matches(name, names, n=1))
         return TokenTable(r for r in self.records if r.name != name)
 
     def save(self, path: Path) -> None:

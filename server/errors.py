@@ -71,6 +71,14 @@ class TokenFileError(ServerError):
     """Raised when the token file cannot be read, written or parsed, or a name is wrong."""
 
 
+class TokenExistsError(TokenFileError, AlreadyExistsError):
+    """Raised when a token is created under a name the file already holds (exit 8)."""
+
+
+class TokenNotFoundError(TokenFileError, NotFoundError):
+    """Raised when a token named for revoking is not in the file (exit 4)."""
+
+
 class InsecureBindError(ServerError):
     """Raised when asked to serve a non-loopback address without tokens or ``--insecure``."""
 

@@ -205,8 +205,11 @@ class TestTokens:
         result = CliRunner().invoke(
             cli, ["token", "create", "airflow", "--scope", "read", "--token-file", str(path)]
         )
-        assert result.exit_code == 1
+        assert result.exit_code == 8  # already exists, as for every other name
         assert "exists already" in result.stderr
+        result = CliRunner().invoke(cli, ["token", "revoke", "airflw", "--token-file", str(path)])
+        assert result.exit_code == 4
+        assert "did you mean 'airflow'?" in result.stderr
 
     def test_401_without_or_with_a_wrong_token_403_for_a_wrong_scope(
         self, tmp_path: Path, tokens: tuple[Path, str, str]
