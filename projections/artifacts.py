@@ -32,8 +32,9 @@ class ArtifactsProjection(Projection):
     """Artifacts with versions, producers, consumers, and the lineage graph."""
 
     name = "artifacts"
-    #: v2: OpenLineage datasets (``openlineage.py``).
-    version = 2
+    #: v2: OpenLineage datasets (``openlineage.py``); v3: the index that picks the
+    #: version an OpenLineage reader read (``name, created_at_us, artifact_id``).
+    version = 3
     tables = {
         "artifacts": Table(
             "artifact_id TEXT NOT NULL, name TEXT NOT NULL, version INTEGER NOT NULL, "
@@ -42,7 +43,14 @@ class ArtifactsProjection(Projection):
             "step_run_id TEXT NOT NULL, output_name TEXT NOT NULL, created_at_us BIGINT NOT NULL, "
             "position BIGINT NOT NULL",
             "artifact_id",
-            ("name, version", "run_id", "artifact_type, position", "position"),
+            (
+                "name, version",
+                "run_id",
+                "artifact_type, position",
+                "position",
+                # The newest version of a name by a time: OpenLineage relinking.
+                "name, created_at_us, artifact_id",
+            ),
         ),
         "artifact_consumers": Table(
             "step_run_id TEXT NOT NULL, input_name TEXT NOT NULL, artifact_id TEXT NOT NULL, "

@@ -283,10 +283,12 @@ def _refresh_runs(x: str) -> Iterator[Op]:
         (x, x, x),
     )
     yield (f"DELETE FROM {{steps}} WHERE step_run_id IN ({changed})", (x, x))
+    # Two statements, not one with OR: that one walked every pipeline run's
+    # metadata (``step_run_id = ''``) on each event.
+    yield (f"DELETE FROM {{run_metadata}} WHERE step_run_id IN ({changed})", (x, x))
     yield (
-        f"DELETE FROM {{run_metadata}} WHERE step_run_id IN ({changed}) "
-        f"OR (step_run_id = '' AND run_id IN ({changed}))",
-        (x, x, x, x),
+        f"DELETE FROM {{run_metadata}} WHERE run_id IN ({changed}) AND step_run_id = ''",
+        (x, x),
     )
     yield (
         f"UPDATE {{step_outputs}} SET run_id = {root} WHERE step_run_id IN ({changed})",

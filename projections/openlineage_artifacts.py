@@ -140,7 +140,14 @@ def artifact_ops(e: OpenLineageReceived, c: EventContext) -> Iterable[Op]:
             "ON CONFLICT (source_id, target_id, name) DO NOTHING",
             (x, artifact_id, name, x, c.position),
         )
-        yield from _relink(name, artifact_id_for("source", d.namespace, d.name))
+        # Only readers that named the dataset no earlier than this version was
+        # made can read it (its time only ever moves earlier); the others keep theirs.
+        yield from _relink(
+            name,
+            artifact_id_for("source", d.namespace, d.name),
+            "time_us >= (SELECT created_at_us FROM {artifacts} WHERE artifact_id = ?)",
+            (artifact_id,),
+        )
     for d in f.inputs:
         yield from _consumed(d.namespace, d.name, d.artifact_name, x, f.time_us, c)
     yield from _normalise_artifacts(x)
@@ -190,7 +197,8 @@ def _consumed(
         "position) VALUES (?, ?, ?, ?, ?) ON CONFLICT (step_run_id, input_name) DO NOTHING",
         (x, name, source_id, x, c.position),
     )
-    yield from _relink(name, source_id)
+    # No version changed: only this reader (new, or named it earlier) may read another.
+    yield from _relink(name, source_id, "reader = ?", (x,))
     yield (
         "INSERT INTO {lineage_edges} (source_id, source_kind, target_id, target_kind, name, "
         "run_id, position) SELECT c.artifact_id, 'artifact', c.step_run_id, 'step', "
@@ -201,16 +209,21 @@ def _consumed(
     )
 
 
-def _relink(name: str, source_id: str) -> Iterator[Op]:
+def _relink(
+    name: str, source_id: str, readers: str, reader_params: tuple[str, ...]
+) -> Iterator[Op]:
     """Point every OpenLineage reader of dataset ``name`` at the version it read.
 
     That is the newest version another run produced no later than the reader's
     earliest event naming the dataset (by ``created_at_us``, then artifact id),
     else the dataset's source artifact: decided by event times, so a producer
     that arrives after its readers still becomes their input. A source artifact
-    no reader needs any more is dropped.
+    no reader needs any more is dropped. Only the readers ``readers`` (an SQL
+    condition on ``ol_consumed`` bound to ``reader_params``) are reconsidered:
+    the caller knows no other reader's answer changed, and rewriting every
+    reader of a popular dataset on each event would cost each event more than the last.
     """
-    consumers = "SELECT reader FROM {ol_consumed} WHERE input_name = ?"
+    consumers = f"SELECT reader FROM {{ol_consumed}} WHERE input_name = ? AND {readers}"
     yield (
         "UPDATE {artifact_consumers} SET artifact_id = COALESCE((SELECT a.artifact_id FROM "
         "{artifacts} a WHERE a.name = {artifact_consumers}.input_name "
@@ -220,14 +233,14 @@ def _relink(name: str, source_id: str) -> Iterator[Op]:
         "o.input_name = {artifact_consumers}.input_name) "
         "ORDER BY a.created_at_us DESC, a.artifact_id DESC LIMIT 1), ?) "
         f"WHERE input_name = ? AND step_run_id IN ({consumers})",
-        (source_id, name, name),
+        (source_id, name, name, *reader_params),
     )
     yield (
         "UPDATE {lineage_edges} SET source_id = (SELECT c.artifact_id FROM "
         "{artifact_consumers} c WHERE c.step_run_id = {lineage_edges}.target_id "
         "AND c.input_name = {lineage_edges}.name) "
         f"WHERE source_kind = 'artifact' AND name = ? AND target_id IN ({consumers})",
-        (name, name),
+        (name, name, *reader_params),
     )
     yield (
         "DELETE FROM {artifacts} WHERE artifact_id = ? AND NOT EXISTS "
