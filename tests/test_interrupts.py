@@ -97,7 +97,12 @@ def _interrupt(args: list[str], store: Path, marker: bytes, redraws: int) -> tup
         if child.poll() is None:
             child.kill()
             child.wait()
-    assert signalled, f"{args}: no {marker!r} progress bar: {seen[-500:]!r}"
+    # The first try signals as soon as the bar shows, so it must have signalled; a later
+    # try may find the work done before its later redraw (catching up got faster), and
+    # then the command simply finished: _assert_exit and the checks still judge it.
+    assert signalled or (redraws > 0 and marker in seen), (
+        f"{args}: no {marker!r} progress bar: {seen[-500:]!r}"
+    )
     err = seen.decode(errors="replace")
     return child.returncode, out.decode(), err
 
