@@ -455,8 +455,6 @@ class TestStopping:
     @pytest.mark.slow
     @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM])
     def test_no_acknowledged_append_is_lost(self, store_uri: str, sig: int) -> None:
-        if sig == signal.SIGTERM and "://" in store_uri:
-            pytest.skip("a graceful stop is the same code on PostgreSQL; SIGKILL runs there")
         acknowledged: list[bytes] = []
         enough = threading.Event()
         with running_server(store_uri) as server:
