@@ -295,14 +295,16 @@ def _refresh_runs(x: str) -> Iterator[Op]:
         (x, x, x),
     )
     started = f"COALESCE(s.start_us, s.first_us, {tree_min})"
+    # A producer's clock can stamp the end before the start: no duration beats a negative one.
+    duration = f"CASE WHEN s.term_us >= {started} THEN s.term_us - {started} END"
     yield (
         "INSERT INTO {steps} (step_run_id, run_id, step_name, status, started_at_us, "
         "finished_at_us, duration_us, parameters, cache_key, upstream_steps, error, position) "
         f"SELECT t.run_id, t.root_run_id, t.name, COALESCE(s.term_status, 'running'), {started}, "
-        f"s.term_us, s.term_us - {started}, ?, NULL, ?, s.error, COALESCE(s.position, 0) "
+        f"s.term_us, {duration}, ?, NULL, ?, s.error, COALESCE(s.position, 0) "
         "FROM {ol_run_tree} t LEFT JOIN {ol_run_state} s ON s.run_id = t.run_id "
         f"WHERE t.run_id IN ({changed}) AND t.run_id <> t.root_run_id",
-        (x, x, "{}", "[]", x, x),
+        (x, x, x, "{}", "[]", x, x),  # started, then twice in the duration
     )
     yield (f"DELETE FROM {{runs}} WHERE run_id = {root}", (x,))
     counts = ", ".join(
@@ -318,13 +320,13 @@ def _refresh_runs(x: str) -> Iterator[Op]:
         "CASE WHEN s.term_status IS NOT NULL THEN s.term_status "
         "WHEN EXISTS (SELECT 1 FROM {steps} WHERE run_id = t.run_id) AND NOT EXISTS "
         "(SELECT 1 FROM {steps} WHERE run_id = t.run_id AND status = 'running') "
-        f"THEN 'open' ELSE 'running' END, {started}, s.term_us, s.term_us - {started}, "
+        f"THEN 'open' ELSE 'running' END, {started}, s.term_us, {duration}, "
         f"s.error, {counts}, COALESCE(s.position, (SELECT MIN(m.position) FROM "
         "{ol_run_state} m JOIN {ol_run_tree} mt ON mt.run_id = m.run_id "
         "WHERE mt.root_run_id = t.run_id)) "
         "FROM {ol_run_tree} t LEFT JOIN {ol_run_state} s ON s.run_id = t.run_id "
         f"WHERE t.run_id = {root}",
-        ("{}", '["openlineage"]', x, x, x),
+        ("{}", '["openlineage"]', x, x, x, x),
     )
     yield (
         "INSERT INTO {run_metadata} (run_id, step_run_id, key, value, position) "

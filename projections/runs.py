@@ -47,7 +47,8 @@ class RunsProjection(Projection):
     #: v3: ``described_stacks`` (run.stack_described).
     #: v4: OpenLineage runs (``openlineage.py``).
     #: v5: ``run_metadata`` indexed by step_run_id (an OpenLineage event scanned it whole).
-    version = 5
+    #: v6: no negative duration for an OpenLineage run whose end is stamped before its start.
+    version = 6
     tables = {
         "runs": Table(
             "run_id TEXT NOT NULL, pipeline_name TEXT NOT NULL, run_name TEXT NOT NULL, "

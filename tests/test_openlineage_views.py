@@ -180,3 +180,15 @@ async def test_any_order_of_a_dag_runs_tree_gives_the_same_runs(data: st.DataObj
     names = ("runs", "artifacts")
     expected = await _views_after(events, set(), names)
     assert expected == await _views_after(shuffled, catch_up_at, names)
+
+
+async def test_an_end_stamped_before_the_start_has_no_duration(tmp_path: Path) -> None:
+    """A producer clock that stamps COMPLETE before START: both times kept, no negative duration."""
+    run_id = "0194b0c0-0000-7000-8000-0000000000aa"
+    start = run_event("START", run_id, "skewed", 60)
+    complete = run_event("COMPLETE", run_id, "skewed", 0)
+    async with open_store(tmp_path / "s") as store, open_views(store) as views:
+        await ingest(store, ndjson([complete, start]))
+        (run,) = await views.query.runs()
+        assert run.status == "completed"
+        assert run.duration_s is None
