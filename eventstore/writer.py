@@ -88,6 +88,9 @@ class GroupCommitWriter:
         #: The backend's commit from a thread, when it has one (see the module docstring).
         self._commit_blocking: _BlockingCommit | None = getattr(backend, "commit_blocking", None)
         self._thread_wakeup = threading.Event()
+        # Set by the committing thread before it sleeps: only then is it woken (a
+        # threading.Event.set per append cost the loop a lock and a notify each).
+        self._thread_idle = False
         self._thread_stop = False
         self._closed = False
         self._running = False
@@ -105,10 +108,10 @@ class GroupCommitWriter:
         return await future
 
     def _wake(self) -> None:
-        if self._commit_blocking is not None:
-            self._thread_wakeup.set()
-        else:
+        if self._commit_blocking is None:
             self._wakeup.set()
+        elif self._thread_idle:
+            self._thread_wakeup.set()
 
     async def submit_each(
         self, appends: Sequence[PendingAppend]
@@ -223,8 +226,13 @@ class GroupCommitWriter:
             if not self._queue:
                 if self._closed:
                     return
-                wakeup.wait()
-                wakeup.clear()  # then the queue is looked at again: no lost wake-up
+                # Idle first, then the queue looked at again: an append queued
+                # meanwhile is either seen here or wakes the thread.
+                self._thread_idle = True
+                if not self._queue and not self._closed and not self._thread_stop:
+                    wakeup.wait()
+                self._thread_idle = False
+                wakeup.clear()
                 continue
             batch = self._take_batch()
             first = batch[0][0]
