@@ -49,6 +49,9 @@ log = get_logger("server.views")
 STOP_SECONDS = 10.0
 #: The longest wait before restarting a child that died.
 MAX_RESTART_DELAY = 30.0
+#: How long a new child may take to say it follows (its catch-up is short: the
+#: server caught the views up before starting it).
+READY_SECONDS = 120.0
 
 
 def _command() -> list[str]:
@@ -130,32 +133,37 @@ async def follow_in_child(
                 start_new_session=True,
             )
         except OSError as exc:
-            if started:
-                raise
-            log.warning("views_follower_in_process", reason=f"cannot start a process: {exc}")
-            await views.follow(task_status=task_status)
-            return
-        try:
-            ready = await _read_ready(process)
-            if ready:
-                log.info("views_follower_started", pid=process.pid)
-                if not started:
-                    started = True
-                    task_status.started()
-                delay = 1.0
-                await process.wait()
-        finally:
-            await _stop(process)
-        if stopping.is_set():
-            await anyio.sleep_forever()  # ended by the shutdown: wait to be cancelled
-        if not started:
-            log.warning(
-                "views_follower_in_process",
-                reason=f"the views process ended (exit code {process.returncode}) before it "
-                "started following; the server keeps the views itself",
-            )
-            await views.follow(task_status=task_status)
-            return
-        log.error("views_follower_exited", code=process.returncode, restart_in=delay)
+            if not started:
+                log.warning("views_follower_in_process", reason=f"cannot start a process: {exc}")
+                await views.follow(task_status=task_status)
+                return
+            log.error("views_follower_not_restarted", error=str(exc), retry_in=delay)
+        else:
+            ran_from = anyio.current_time()
+            try:
+                ready = False
+                with anyio.move_on_after(READY_SECONDS):
+                    ready = await _read_ready(process)
+                if ready:
+                    log.info("views_follower_started", pid=process.pid)
+                    if not started:
+                        started = True
+                        task_status.started()
+                    await process.wait()
+            finally:
+                await _stop(process)
+            if stopping.is_set():
+                await anyio.sleep_forever()  # ended by the shutdown: wait to be cancelled
+            if not started:
+                log.warning(
+                    "views_follower_in_process",
+                    reason=f"the views process ended (exit code {process.returncode}) or hung "
+                    "before it started following; the server keeps the views itself",
+                )
+                await views.follow(task_status=task_status)
+                return
+            if anyio.current_time() - ran_from > 2 * MAX_RESTART_DELAY:
+                delay = 1.0  # it ran a good while: not a crash loop
+            log.error("views_follower_exited", code=process.returncode, restart_in=delay)
         await anyio.sleep(delay)
         delay = min(delay * 2, MAX_RESTART_DELAY)
