@@ -11,6 +11,7 @@ import threading
 from collections.abc import Sequence
 
 import anyio
+import anyio.abc
 import pytest
 
 from eventstore.envelope import AppendResult
@@ -64,9 +65,12 @@ async def test_batches_follow_each_other_without_the_event_loop() -> None:
     committed: list[int] = []
     writer = GroupCommitWriter(backend, on_commit=committed.append)  # type: ignore[arg-type]
     results: dict[str, AppendResult | AppendError] = {}
+    all_in = anyio.Event()
 
     async def submit(stream_id: str) -> None:
         (results[stream_id],) = await writer.submit_each([pending(stream_id)])
+        if len(results) == 3:
+            all_in.set()
 
     async with anyio.create_task_group() as group:
         await group.start(writer.run)
@@ -78,8 +82,7 @@ async def test_batches_follow_each_other_without_the_event_loop() -> None:
         # The loop stays blocked here: only the committing thread can take "b".
         backend.gate.set()
         assert backend.second_committed.wait(WAIT)
-        while len(results) < 3:
-            await anyio.sleep(0)  # now let the loop hand the outcomes over
+        await all_in.wait()  # now the loop hands the outcomes over
         writer.close()
     assert backend.batches == [["a"], ["b", "refused"]]
     assert results["a"] == AppendResult((1,), 1)
@@ -99,15 +102,21 @@ async def test_cancelled_the_batch_in_hand_finishes_and_the_queue_is_refused() -
         except StoreClosedError as exc:
             outcomes[stream_id] = exc
 
-    async with anyio.create_task_group() as callers:
-        async with anyio.create_task_group() as running:
-            await running.start(writer.run)
-            callers.start_soon(submit, "in-hand")
-            await wait_thread_event(backend.first_started)
-            callers.start_soon(submit, "queued")
-            await anyio.wait_all_tasks_blocked()
-            running.cancel_scope.cancel()  # the store's task group goes down
-            backend.gate.set()
+    stop = anyio.CancelScope()
+
+    async def run_writer(*, task_status: anyio.abc.TaskStatus[None]) -> None:
+        with stop:  # as the store's task group going down cancels it
+            await writer.run(task_status=task_status)
+
+    async with anyio.create_task_group() as group:
+        await group.start(run_writer)
+        group.start_soon(submit, "in-hand")
+        await wait_thread_event(backend.first_started)
+        group.start_soon(submit, "queued")
+        await anyio.wait_all_tasks_blocked()
+        stop.cancel()
+        await anyio.wait_all_tasks_blocked()  # the writer has seen it
+        backend.gate.set()
     assert outcomes["in-hand"] == AppendResult((1,), 1)
     assert isinstance(outcomes["queued"], StoreClosedError)
     assert backend.batches == [["in-hand"]]
