@@ -135,6 +135,23 @@ class TestViewsChild:
             assert server.stop() == 0
             assert gone(second)
 
+    def test_readyz_reports_the_lag_of_a_child_behind(self, store_uri: str) -> None:
+        with running_server(store_uri, extra_args=["--ready-lag", "0"]) as server:
+            pid = child_pid(server)
+            os.kill(pid, signal.SIGSTOP)  # the child stands still: the views fall behind
+            try:
+                ingest_one(server, 4)
+                behind = httpx.get(f"{server.url}/readyz")
+                assert behind.status_code == 503
+                assert behind.json()["status"] == "behind"
+                assert {v["name"] for v in behind.json()["behind"]} >= {"runs", "artifacts"}
+            finally:
+                os.kill(pid, signal.SIGCONT)
+            until(
+                lambda: httpx.get(f"{server.url}/readyz").status_code == 200,
+                "the child catches up and /readyz says ready",
+            )
+
     def test_a_killed_server_leaves_no_child(self, tmp_path: Path) -> None:
         with running_server(str(tmp_path / "store")) as server:
             pid = child_pid(server)
