@@ -39,6 +39,7 @@ operations); ``openlineage_artifacts.py`` the artifacts projection's part.
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import Iterable, Iterator
 
@@ -94,6 +95,7 @@ RUN_TABLES = {
 _STEP_STATUSES = ("running", "completed", "failed", "cached", "skipped", "stopped")
 
 
+@functools.lru_cache(maxsize=4096)  # a dataset's source id recurs with every reader
 def artifact_id_for(kind: str, *parts: str) -> str:
     """The id of a dataset's artifact: ``output`` (namespace, name, producing run) or
     ``source`` (namespace, name); name-based, so every projection derives the same."""
