@@ -263,14 +263,32 @@ def _wrk(url: str, *, seconds: int, connections: int, script: Path | None) -> Lo
     return Load(rps, p50, p99, errors)
 
 
+def _catch_up_seconds(url: str, timeout: float = 600.0) -> tuple[float, int]:
+    """How long after the load the views reached the head (``/readyz`` 200), and the head."""
+    import urllib.error
+    import urllib.request
+
+    started = time.perf_counter()
+    while time.perf_counter() - started < timeout:
+        try:
+            with urllib.request.urlopen(f"{url}/readyz", timeout=30) as answer:
+                return time.perf_counter() - started, int(json.load(answer)["head"])
+        except urllib.error.HTTPError as exc:
+            exc.close()  # 503: behind
+        time.sleep(0.05)
+    return float("inf"), -1
+
+
 # -- the server child -----------------------------------------------------------------
 
 
-def _serve(store: str, access_log: bool, follow: bool = True) -> None:
+def _serve(store: str, access_log: bool, follow: bool = True, views: str = "process") -> None:
     """The child: ``metaledger serve`` on ``store`` plus the floor routes, port chosen.
 
-    Without ``follow`` the live views are not kept current (a diagnostic figure:
-    what the append costs the server apart from the views' upkeep).
+    ``views`` is ``--views-follower`` (a child process, or ``inline``). Without
+    ``follow`` the live views are not kept current (a diagnostic figure: what the
+    append costs the server apart from the views' upkeep). ``/readyz`` answers
+    200 only once the views reach the head (``ready_lag`` 0).
     """
     import logging
 
@@ -341,7 +359,12 @@ def _serve(store: str, access_log: bool, follow: bool = True) -> None:
 
     configure_logging(logging.INFO)
     config = ServerConfig(
-        store_uri=store, port=0, limits=Limits(max_batch=1000), access_log=access_log
+        store_uri=store,
+        port=0,
+        limits=Limits(max_batch=1000),
+        access_log=access_log,
+        ready_lag=0,
+        views_follower="process" if follow and views == "process" else "inline",
     )
 
     def listening(host: str, port: int) -> None:
@@ -360,8 +383,11 @@ def _serve(store: str, access_log: bool, follow: bool = True) -> None:
     )
 
 
-def _start(store: str, access_log: bool, follow: bool = True) -> tuple[subprocess.Popen[str], str]:
+def _start(
+    store: str, access_log: bool, follow: bool = True, views: str = "process"
+) -> tuple[subprocess.Popen[str], str]:
     quiet = ([] if access_log else ["--no-access-log"]) + ([] if follow else ["--no-follow"])
+    quiet += ["--views-follower", views]
     child = subprocess.Popen(
         [sys.executable, "-m", "benchmarks.bench_server", "--serve-child", store, *quiet],
         stdout=subprocess.PIPE,
@@ -506,9 +532,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--serve-child", help=argparse.SUPPRESS)
     parser.add_argument("--no-follow", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--views-follower",
+        choices=("process", "inline"),
+        default="process",
+        help="who keeps the server's views current (as `metaledger serve --views-follower`)",
+    )
     args = parser.parse_args(argv)
     if args.serve_child:
-        _serve(args.serve_child, not args.no_access_log, not args.no_follow)
+        _serve(args.serve_child, not args.no_access_log, not args.no_follow, args.views_follower)
         return 0
     if shutil.which("wrk") is None:
         print("bench_server needs wrk (apt-get install wrk)", file=sys.stderr)
@@ -526,6 +558,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         scripts["ol-batched"].write_text(_ol_script(100))
         load_before = os.getloadavg()
         measured: dict[str, Load] = {}
+        lags: dict[str, tuple[float, int]] = {}
         load = {"seconds": args.seconds, "connections": args.connections}
         logged = not args.no_access_log
         separate = args.store is None
@@ -535,21 +568,24 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         # Each ingest figure gets a fresh server and store: views still catching
         # up on one figure's events would slow the next.
-        child, url = _start(store, logged)
+        views = args.views_follower
+        child, url = _start(store, logged, views=views)
         try:
             measured["noop"] = _wrk(f"{url}/healthz", script=None, **load)
             measured["ol-floor"] = _wrk(
                 f"{url}/bench/lineage-floor", script=scripts["ol-single"], **load
             )
             measured["ol-one"] = _wrk(f"{url}/api/v1/lineage", script=scripts["ol-single"], **load)
+            lags["single"] = _catch_up_seconds(url)
         finally:
             child.terminate()
             child.wait(60)
-        child, url = _start(fresh("store-batched"), logged)
+        child, url = _start(fresh("store-batched"), logged, views=views)
         try:
             measured["ol-many"] = _wrk(
                 f"{url}/api/v1/lineage", script=scripts["ol-batched"], **load
             )
+            lags["batched"] = _catch_up_seconds(url)
         finally:
             child.terminate()
             child.wait(60)
@@ -573,7 +609,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             child.terminate()
             child.wait(60)
         if args.write_api:
-            child, url = _start(fresh("store-write-api"), logged)
+            child, url = _start(fresh("store-write-api"), logged, views=views)
             try:
                 events = f"{url}/api/metaledger/v1/events"
                 measured["floor"] = _wrk(f"{url}/bench/floor", script=scripts["single"], **load)
@@ -601,7 +637,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         load_after = os.getloadavg()
         print(
             f"metaledger serve, {args.connections} connections, {args.seconds} s each, "
-            f"{'with' if logged else 'without'} the access log; "
+            f"{'with' if logged else 'without'} the access log, views follower {views}; "
             f"load average {load_before[0]:.2f} before, "
             f"{load_after[0]:.2f} after:"
         )
@@ -610,6 +646,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         _row("OpenLineage single-event ingest (durable)", measured["ol-one"])
         _row("OpenLineage batched, 100 events a request", measured["ol-many"], "events/s", 100)
         print(f"    (floor H measured {floors[0]:,.0f} and {floors[1]:,.0f} req/s)")
+        for name, (seconds, head) in lags.items():
+            print(f"    ({name}: views at the head, {head:,}, {seconds:.1f} s after the load)")
         _row("  single, live views not kept (diagnostic)", measured["ol-bare"])
         _row("  batched, live views not kept", measured["ol-bare-many"], "events/s", 100)
         print(f"  {'batched Python API (ingest, no HTTP)':<44} {ol_python:>10,.0f} events/s")

@@ -82,6 +82,15 @@ _TOKEN_FILE_HELP = "The token file (JSON, secrets stored hashed) [default: $META
     metavar="N",
     help="/readyz fails while a view is more than N positions behind the log.",
 )
+@click.option(
+    "--views-follower",
+    type=click.Choice(["process", "inline"]),
+    default="process",
+    show_default=True,
+    help="Who keeps the views current: a child process at a lower CPU priority, so their "
+    "upkeep never stalls requests (under a burst they fall behind and catch up after; "
+    "/readyz reports the lag), or a task of the server process.",
+)
 def serve(
     host: str,
     port: int,
@@ -92,6 +101,7 @@ def serve(
     max_batch: int,
     access_log: bool,
     ready_lag: int,
+    views_follower: str,
 ) -> None:
     """Serve the store over HTTP: OpenLineage ingest, the read API, a live event stream.
 
@@ -132,6 +142,7 @@ def serve(
         ready_lag=ready_lag,
         insecure=insecure,
         access_log=access_log,
+        views_follower=views_follower,  # type: ignore[arg-type]
     )
     from eventstore.logs import configure_logging
 

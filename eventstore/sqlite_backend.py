@@ -518,6 +518,14 @@ class SQLiteBackend:
         async with self._write_limiter:
             return await anyio.to_thread.run_sync(self._commit_sync, appends, atomic)
 
+    def commit_blocking(
+        self, appends: Sequence[PendingAppend], atomic: bool = False
+    ) -> list[AppendResult | AppendError]:
+        """:meth:`commit` run on the calling thread (the group-commit writer's own thread)."""
+        if self.read_only:
+            raise ReadOnlyStoreError(self.read_only_reason)
+        return self._commit_sync(appends, atomic)
+
     def _writer_conn(self) -> sqlite3.Connection:
         if self._writer is None:
             raise StoreClosedError(f"{self.uri} is closed")

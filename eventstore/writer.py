@@ -14,14 +14,22 @@ The queue is a deque of (append, future) pairs rather than a memory stream: a
 hot path that runs once per append, where every microsecond shows. The store
 runs on asyncio (aiosqlite requires it), so plain asyncio futures are the
 cheapest way to hand each caller its outcome.
+
+A backend that can commit from a thread (``commit_blocking``: SQLite) gets a
+committing thread of its own: it takes what is queued, commits it, hands the
+outcomes to the event loop in one callback and takes the next batch at once.
+Committing from the loop, each batch's outcome waited behind every callback
+the loop had queued (a busy server's requests) before the writer could take
+the next batch: 17 ms a cycle for 6 ms of commit, the log idle the rest.
 """
 
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections import deque
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, Protocol
 
 import anyio
 import anyio.lowlevel
@@ -45,6 +53,12 @@ class _Atomic(tuple[PendingAppend, ...]):
 
 
 _Ticket = tuple[PendingAppend | _Atomic, "asyncio.Future[Any]"]
+
+
+class _BlockingCommit(Protocol):
+    def __call__(
+        self, appends: Sequence[PendingAppend], atomic: bool = False
+    ) -> list[AppendResult | AppendError]: ...
 
 
 def _settle(future: asyncio.Future[Any], outcome: _Outcome) -> None:
@@ -71,6 +85,13 @@ class GroupCommitWriter:
         self._on_commit = on_commit
         self._queue: deque[_Ticket] = deque()
         self._wakeup = anyio.Event()
+        #: The backend's commit from a thread, when it has one (see the module docstring).
+        self._commit_blocking: _BlockingCommit | None = getattr(backend, "commit_blocking", None)
+        self._thread_wakeup = threading.Event()
+        # Set by the committing thread before it sleeps: only then is it woken (a
+        # threading.Event.set per append cost the loop a lock and a notify each).
+        self._thread_idle = False
+        self._thread_stop = False
         self._closed = False
         self._running = False
         #: Counters for benchmarks and ``store describe``.
@@ -83,8 +104,14 @@ class GroupCommitWriter:
             raise StoreClosedError("the store is closed")
         future: asyncio.Future[AppendResult] = asyncio.get_running_loop().create_future()
         self._queue.append((append, future))
-        self._wakeup.set()
+        self._wake()
         return await future
+
+    def _wake(self) -> None:
+        if self._commit_blocking is None:
+            self._wakeup.set()
+        elif self._thread_idle:
+            self._thread_wakeup.set()
 
     async def submit_each(
         self, appends: Sequence[PendingAppend]
@@ -104,7 +131,7 @@ class GroupCommitWriter:
             future: asyncio.Future[AppendResult] = loop.create_future()
             self._queue.append((append, future))
             futures.append(future)
-        self._wakeup.set()
+        self._wake()
         outcomes: list[AppendResult | AppendError] = []
         try:
             for future in futures:
@@ -124,18 +151,22 @@ class GroupCommitWriter:
             raise StoreClosedError("the store is closed")
         future: asyncio.Future[list[AppendResult]] = asyncio.get_running_loop().create_future()
         self._queue.append((_Atomic(appends), future))
-        self._wakeup.set()
+        self._wake()
         return await future
 
     def close(self) -> None:
         """Refuse new appends; the writer drains what is queued, then returns."""
         self._closed = True
         self._wakeup.set()
+        self._thread_wakeup.set()
 
     async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
         """The writer loop: runs until :meth:`close`, then drains the queue."""
         self._running = True
         task_status.started()
+        if self._commit_blocking is not None:
+            await self._run_thread(self._commit_blocking)
+            return
         batch: list[_Ticket] = []
         try:
             while True:
@@ -160,6 +191,95 @@ class GroupCommitWriter:
                 _settle(future, error)
             while self._queue:
                 _settle(self._queue.popleft()[1], error)
+
+    async def _run_thread(self, commit: _BlockingCommit) -> None:
+        """Commit from a thread of our own until closed (and drained) or cancelled."""
+        loop = asyncio.get_running_loop()
+        try:
+            async with anyio.create_task_group() as group:
+
+                async def stop_thread_when_cancelled() -> None:
+                    try:
+                        await anyio.sleep_forever()
+                    finally:
+                        # The batch being committed finishes; no other is taken.
+                        self._thread_stop = True
+                        self._thread_wakeup.set()
+
+                group.start_soon(stop_thread_when_cancelled)
+                # A limiter of its own: this thread lives as long as the store.
+                await anyio.to_thread.run_sync(
+                    self._thread_main, commit, loop, limiter=anyio.CapacityLimiter(1)
+                )
+                group.cancel_scope.cancel()
+        finally:
+            self._running = False
+            self._closed = True
+            error = StoreClosedError("the store closed before this append was committed")
+            while self._queue:
+                _settle(self._queue.popleft()[1], error)
+
+    def _thread_main(self, commit: _BlockingCommit, loop: asyncio.AbstractEventLoop) -> None:
+        """The committing thread: take what is queued, commit it, hand the outcomes over."""
+        wakeup = self._thread_wakeup
+        while not self._thread_stop:
+            if not self._queue:
+                if self._closed:
+                    return
+                # Idle first, then the queue looked at again: an append queued
+                # meanwhile is either seen here or wakes the thread.
+                self._thread_idle = True
+                if not self._queue and not self._closed and not self._thread_stop:
+                    wakeup.wait()
+                self._thread_idle = False
+                wakeup.clear()
+                continue
+            batch = self._take_batch()
+            first = batch[0][0]
+            atomic = isinstance(first, _Atomic)
+            appends = list(first) if isinstance(first, _Atomic) else [a for a, _ in batch]
+            outcome: list[AppendResult | AppendError] | BaseException
+            try:
+                outcome = commit(appends, atomic)  # type: ignore[arg-type]
+            except Exception as exc:
+                outcome = exc
+            loop.call_soon_threadsafe(self._settle_batch, batch, outcome)
+
+    def _settle_batch(
+        self, batch: list[_Ticket], outcome: list[AppendResult | AppendError] | BaseException
+    ) -> None:
+        """On the loop: give each caller of a committed (or failed) batch its outcome."""
+        first, future = batch[0]
+        if isinstance(outcome, BaseException):
+            if isinstance(outcome, StoreError):
+                log.warning("batch_failed", error=str(outcome), appends=len(batch))
+            else:
+                log.error("batch_crashed", appends=len(batch), error=repr(outcome))
+                outcome = StoreError(f"the append failed: {outcome!r}")
+            for _, waiting in batch:
+                _settle(waiting, outcome)
+            return
+        assert isinstance(outcome, list)
+        if isinstance(first, _Atomic):
+            errors = [o for o in outcome if not isinstance(o, AppendResult)]
+            if errors:
+                _settle(future, errors[0])
+                return
+            self.batches += 1
+            self.appends += len(outcome)
+            _settle(future, outcome)  # type: ignore[arg-type]
+            if outcome:
+                self._on_commit(max(r.positions[-1] for r in outcome))  # type: ignore[union-attr]
+            return
+        self.batches += 1
+        self.appends += len(batch)
+        last = 0
+        for (_, waiting), result in zip(batch, outcome, strict=True):
+            if isinstance(result, AppendResult) and result.positions[-1] > last:
+                last = result.positions[-1]
+            _settle(waiting, result)
+        if last:
+            self._on_commit(last)
 
     def _take_batch(self) -> list[_Ticket]:
         queue = self._queue

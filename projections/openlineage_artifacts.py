@@ -198,7 +198,7 @@ def _consumed(
         (x, name, source_id, x, c.position),
     )
     # No version changed: only this reader (new, or named it earlier) may read another.
-    yield from _relink(name, source_id, "reader = ?", (x,))
+    yield from _relink(name, source_id, "reader = ?", (x,), reader=x)
     yield (
         "INSERT INTO {lineage_edges} (source_id, source_kind, target_id, target_kind, name, "
         "run_id, position) SELECT c.artifact_id, 'artifact', c.step_run_id, 'step', "
@@ -210,7 +210,12 @@ def _consumed(
 
 
 def _relink(
-    name: str, source_id: str, readers: str, reader_params: tuple[str, ...]
+    name: str,
+    source_id: str,
+    readers: str,
+    reader_params: tuple[str, ...],
+    *,
+    reader: str | None = None,
 ) -> Iterator[Op]:
     """Point every OpenLineage reader of dataset ``name`` at the version it read.
 
@@ -222,6 +227,11 @@ def _relink(
     condition on ``ol_consumed`` bound to ``reader_params``) are reconsidered:
     the caller knows no other reader's answer changed, and rewriting every
     reader of a popular dataset on each event would cost each event more than the last.
+
+    ``reader``: only that reader changed, and only by naming the dataset
+    earlier (no version changed). It can then only move to an older version or
+    to the source, never away from the source, so the source's time is the
+    earlier of its own and the reader's, without a walk over all its readers.
     """
     consumers = f"SELECT reader FROM {{ol_consumed}} WHERE input_name = ? AND {readers}"
     yield (
@@ -248,6 +258,16 @@ def _relink(
         (source_id, source_id),
     )
     # A source is as old as its earliest reader (whichever arrived first).
+    if reader is not None:
+        yield (
+            "UPDATE {artifacts} SET created_at_us = (SELECT CASE WHEN o.time_us < "
+            "{artifacts}.created_at_us THEN o.time_us ELSE {artifacts}.created_at_us END "
+            "FROM {ol_consumed} o WHERE o.reader = ? AND o.input_name = ?) "
+            "WHERE artifact_id = ? AND EXISTS (SELECT 1 FROM {artifact_consumers} c "
+            "WHERE c.step_run_id = ? AND c.input_name = ? AND c.artifact_id = ?)",
+            (reader, name, source_id, reader, name, source_id),
+        )
+        return
     yield (
         "UPDATE {artifacts} SET created_at_us = COALESCE((SELECT MIN(o.time_us) FROM "
         "{ol_consumed} o JOIN {artifact_consumers} c ON c.step_run_id = o.reader "

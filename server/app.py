@@ -3,8 +3,9 @@
 :func:`open_ledger` opens the store (resolved as the CLI resolves ``--store``:
 the option, ``$METALEDGER_STORE``, else the default; created with its default
 stack if new, so a fresh install serves at once), opens the live views,
-catches them up and keeps them current with the projection follower in a task
-group, so reads never wait for a catch-up. Leaving it stops the follower and
+catches them up and keeps them current with the projection follower: in a
+child process by default (:mod:`server.views_process`), else in a task of the
+server, so reads never wait for a catch-up. Leaving it stops the follower and
 closes the store, which commits every queued append first.
 
 ``create_app(config)`` opens its own ledger in its lifespan; ``metaledger
@@ -33,6 +34,7 @@ from .config import ServerConfig
 from .errors import exception_handlers
 from .routes import all_routes
 from .state import Ledger
+from .views_process import follow_in_child
 
 __all__ = ["create_app", "open_ledger"]
 
@@ -50,7 +52,10 @@ async def open_ledger(config: ServerConfig) -> AsyncIterator[Ledger]:
     ):
         await views.catch_up()
         ledger = Ledger(store=store, views=views, config=config)
-        await group.start(views.follow)
+        if config.views_follower == "process" and views.memory_fallback is None:
+            await group.start(follow_in_child, config.store_uri, views, ledger.stopping)
+        else:
+            await group.start(views.follow)
         log.info("ledger_opened", store=location.display, head=await store.head())
         try:
             yield ledger

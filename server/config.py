@@ -8,10 +8,14 @@ request to read.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Literal
 
 from .auth import TokenTable
 
-__all__ = ["DEFAULT_PORT", "Limits", "ServerConfig"]
+__all__ = ["DEFAULT_PORT", "Limits", "ServerConfig", "ViewsFollower"]
+
+#: Who keeps the live views current: a child process (default) or a task of the server.
+ViewsFollower = Literal["process", "inline"]
 
 #: The port ``metaledger serve`` listens on unless told (Marquez's default too).
 DEFAULT_PORT = 5000
@@ -51,3 +55,6 @@ class ServerConfig:
     insecure: bool = False
     #: Log one structured line per request (``--no-access-log`` turns it off).
     access_log: bool = True
+    #: ``process``: a child process keeps the views current (server/views_process.py),
+    #: so their upkeep never stalls the requests; ``inline``: a task of the server does.
+    views_follower: ViewsFollower = "process"

@@ -14,6 +14,7 @@ no OpenLineage event can collide with a native run or step id.
 
 from __future__ import annotations
 
+import functools
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
@@ -54,6 +55,7 @@ def event_id_for(key: str) -> uuid.UUID:
     return uuid.uuid5(OPENLINEAGE_NAMESPACE, key)
 
 
+@functools.lru_cache(maxsize=4096)  # a run's events, its tasks' parent facets: ids repeat
 def run_uuid(run_id: str) -> str:
     """The id metaledger gives the run whose OpenLineage ``runId`` is ``run_id``.
 
