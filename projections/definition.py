@@ -15,11 +15,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import msgspec
 
 from eventstore import Event, RecordedEvent
+
+if TYPE_CHECKING:
+    from .row_ops import RowOp
 
 __all__ = ["EventContext", "Handler", "Op", "Projection", "Table", "to_json"]
 
@@ -51,8 +54,13 @@ class EventContext:
         )
 
 
-Handler = Callable[[Any, EventContext], Iterable[Op]]
-"""A function folding one event (of the class it is registered for) into SQL ops."""
+Handler = Callable[[Any, EventContext], Iterable["Op | RowOp"]]
+"""A function folding one event (of the class it is registered for) into ops.
+
+An op is a SQL :data:`Op`, or a row operation of :mod:`projections.row_ops`
+(which the runner can coalesce per row across a chunk, and which renders to
+the SQL statement it stands for).
+"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,7 +105,9 @@ class Projection:
     def __init__(self) -> None:
         self._handlers = dict(self.handlers())
 
-    def ops(self, recorded: RecordedEvent, context: EventContext | None = None) -> list[Op] | None:
+    def ops(
+        self, recorded: RecordedEvent, context: EventContext | None = None
+    ) -> list[Op | RowOp] | None:
         """The ops for one recorded event; None when this projection does not handle its type."""
         handler = self._handlers.get(type(recorded.event))  # type: ignore[arg-type]
         if handler is None:

@@ -157,6 +157,7 @@ class ProjectionRunner:
         *,
         batch_size: int = 10_000,
         snapshots: ViewSnapshots | None = None,
+        coalesce: bool = True,
     ) -> None:
         self.store = store
         self.views = views
@@ -164,6 +165,9 @@ class ProjectionRunner:
         if len(self.projections) != len(projections or self.projections):
             raise ValueError("two projections share a name")
         self.batch_size = batch_size
+        #: Whether a batch's first try is coalesced per row (False: statement by
+        #: statement, the reference the coalesced path is tested against).
+        self.coalesce = coalesce
         #: Where the live views leave periodic snapshots for as-of (None: they leave none).
         self.snapshots = snapshots
         self._states: dict[str, ProjectionState] = {}
@@ -339,6 +343,7 @@ class ProjectionRunner:
             pending=pending,
             now_us=_now_us(),
             savepoints=savepoints,
+            coalesce=self.coalesce,
         )
         return outcome
 
