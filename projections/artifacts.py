@@ -133,7 +133,7 @@ class ArtifactsProjection(Projection):
             {
                 "artifact_id": artifact_id,
                 "name": name,
-                "version": Ref("artifact_versions", (name,), "last_version"),
+                "version": Ref("artifact_versions", name, "last_version"),
                 "uri": e.uri,
                 "artifact_type": e.artifact_type,
                 "data_type": e.data_type,

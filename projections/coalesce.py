@@ -37,18 +37,22 @@ __all__ = ["CoalesceFailed", "LoadRows", "WriteRows", "coalesce_segment"]
 
 
 class LoadRows(NamedTuple):
-    """Fetch the rows of ``table`` (physical name) at ``keys``; the result is their rows."""
+    """Fetch the rows of ``table`` (physical name) at ``keys``; the result is their rows.
+
+    A key is the value of a one-column key, else a tuple (``Layout.key_of``).
+    """
 
     table: str
     layout: Layout
-    keys: list[tuple[Any, ...]]
+    keys: list[Any]
 
 
 class WriteRows(NamedTuple):
     """Write a table's coalesced rows: all in column order of ``layout``; the result is None.
 
     ``inserts`` are new (a key that exists is an error), ``updates`` replace
-    existing rows by key, ``deletes`` are keys to remove.
+    existing rows by key, ``deletes`` are keys to remove (each a tuple of the
+    key's columns).
     """
 
     table: str
@@ -62,14 +66,8 @@ class CoalesceFailed(Exception):
     """The segment cannot be applied coalesced: redo the batch event by event."""
 
 
-_MISSING = object()
-
 Row = dict[str, Any]
 Segment = Generator[LoadRows | WriteRows, Any, None]
-
-
-def _row_key(row: Mapping[str, Any], shape: Layout) -> tuple[Any, ...]:
-    return tuple(row[column] for column in shape.key)
 
 
 class _Tables:
@@ -78,75 +76,75 @@ class _Tables:
     def __init__(self, tables: Mapping[str, Table]) -> None:
         self.definitions = tables
         self.layouts: dict[str, Layout] = {}
-        self.rows: dict[str, dict[tuple[Any, ...], Row | None]] = {}
+        self.rows: dict[str, dict[Any, Row | None]] = {}
         #: Keys that existed before the segment, per table (loaded and found).
-        self.existed: dict[str, set[tuple[Any, ...]]] = {}
+        self.existed: dict[str, set[Any]] = {}
         #: Keys written, per table, in the order first written.
-        self.dirty: dict[str, dict[tuple[Any, ...], None]] = {}
+        self.dirty: dict[str, dict[Any, None]] = {}
 
-    def layout(self, table: str) -> Layout:
-        shape = self.layouts.get(table)
-        if shape is None:
-            shape = self.layouts[table] = layout(self.definitions[table])
-            self.rows[table] = {}
-            self.existed[table] = set()
-            self.dirty[table] = {}
+    def add(self, table: str) -> Layout:
+        shape = self.layouts[table] = layout(self.definitions[table])
+        self.rows[table] = {}
+        self.existed[table] = set()
+        self.dirty[table] = {}
         return shape
 
 
-def _plan(ops: Sequence[RowOp], tables: _Tables) -> dict[str, list[tuple[Any, ...]]]:
+def _plan(ops: Sequence[RowOp], tables: _Tables) -> dict[str, list[Any]]:
     """The keys to load per table: every key touched, but those first inserted and never deleted."""
-    first: dict[tuple[str, tuple[Any, ...]], bool] = {}  # (table, key) -> first touch inserts
-    deleted: set[tuple[str, tuple[Any, ...]]] = set()
+    # table -> key -> whether its first touch inserts it
+    first: dict[str, dict[Any, bool]] = {}
+    deleted: set[tuple[str, Any]] = set()
+    layouts = tables.layouts
 
-    def touch(table: str, key: tuple[Any, ...], inserts: bool) -> None:
-        first.setdefault((table, key), inserts)
+    def keys_of(table: str) -> dict[Any, bool]:
+        if table not in layouts:
+            tables.add(table)
+        return first.setdefault(table, {})
 
     for op in ops:
         kind = type(op)
-        if kind is Insert or kind is Upsert:
-            assert isinstance(op, Insert | Upsert)
-            for value in op.row.values():
-                if type(value) is Ref:
-                    tables.layout(value.table)
-                    touch(value.table, value.key, False)
-            touch(op.table, _row_key(op.row, tables.layout(op.table)), kind is Insert)
-        elif kind is Update:
+        if kind is Update:
             assert isinstance(op, Update)
-            tables.layout(op.table)
-            touch(op.table, op.key, False)
+            keys_of(op.table).setdefault(op.key, False)
             when = op.when
             if when is not None:
-                tables.layout(when.table)
-                touch(when.table, when.key, False)
+                keys_of(when.table).setdefault(when.key, False)
+        elif kind is Insert or kind is Upsert:
+            assert isinstance(op, Insert | Upsert)
+            row = op.row
+            for value in row.values():
+                if type(value) is Ref:
+                    keys_of(value.table).setdefault(value.key, False)
+            keys = keys_of(op.table)
+            keys.setdefault(layouts[op.table].key_of(row), kind is Insert)
         else:
             assert isinstance(op, Delete)
-            tables.layout(op.table)
-            touch(op.table, op.key, False)
+            keys_of(op.table).setdefault(op.key, False)
             deleted.add((op.table, op.key))
-    load: dict[str, list[tuple[Any, ...]]] = {}
-    for (table, key), inserts in first.items():
-        if not inserts or (table, key) in deleted:
-            load.setdefault(table, []).append(key)
+    load: dict[str, list[Any]] = {}
+    for table, keys in first.items():
+        wanted = [key for key, inserts in keys.items() if not inserts or (table, key) in deleted]
+        if wanted:
+            load[table] = wanted
     return load
 
 
-def _value(value: Any, tables: _Tables) -> Any:
-    if type(value) is Ref:
-        row = tables.rows[value.table].get(value.key)
-        return None if row is None else row[value.column]
-    return value
-
-
-def _full_row(op: Insert | Upsert, shape: Layout, tables: _Tables) -> Row:
+def _full_row(
+    op: Insert | Upsert, shape: Layout, rows: Mapping[str, Mapping[Any, Row | None]]
+) -> Row:
+    given = op.row
+    if not shape.required <= given.keys() or not given.keys() <= shape.column_set:
+        raise CoalesceFailed(f"{op.table}: a required column is missing or a column is unknown")
     row = dict(shape.defaults)
-    for column, value in op.row.items():
-        if column not in row:
-            raise CoalesceFailed(f"no column {column!r} in {op.table}")
-        row[column] = _value(value, tables)
-    for column in shape.not_null:
-        if row[column] is None:
+    not_null = shape.not_null
+    for column, value in given.items():
+        if type(value) is Ref:
+            other = rows[value.table].get(value.key)
+            value = None if other is None else other[value.column]
+        if value is None and column in not_null:
             raise CoalesceFailed(f"NULL in {op.table}.{column}")
+        row[column] = value
     return row
 
 
@@ -154,17 +152,14 @@ def _changed(old: Row, changes: Mapping[str, Any], proposed: Row | None) -> Row:
     """``old`` with ``changes`` applied, every expression reading the old values (as SQL does)."""
     new = dict(old)
     for column, change in changes.items():
-        if column not in old:
-            raise CoalesceFailed(f"no column {column!r}")
         kind = type(change)
         if kind is Add:
             current = old[change.column]
             new[column] = None if current is None else current + change.amount
         elif kind is Minus:
             current = old[change.column]
-            new[column] = (
-                None if current is None or change.value is None else change.value - current
-            )
+            value = change.value
+            new[column] = None if current is None or value is None else value - current
         elif change is NEW:
             assert proposed is not None
             new[column] = proposed[column]
@@ -173,31 +168,45 @@ def _changed(old: Row, changes: Mapping[str, Any], proposed: Row | None) -> Row:
     return new
 
 
+def _check_columns(table: str, changes: Mapping[str, Any], shape: Layout) -> None:
+    # A statement naming an unknown column fails even if no row matches.
+    known = shape.column_set
+    if not changes.keys() <= known:
+        raise CoalesceFailed(f"an unknown column in {table}")
+    for change in changes.values():
+        if type(change) in (Add, Minus) and change.column not in known:
+            raise CoalesceFailed(f"an unknown column in {table}")
+
+
+def _not_null(table: str, row: Row, shape: Layout) -> None:
+    for column in shape.not_null:
+        if row[column] is None:
+            raise CoalesceFailed(f"NULL in {table}.{column}")
+
+
 def _interpret(ops: Sequence[RowOp], tables: _Tables) -> None:
     rows = tables.rows
     dirty = tables.dirty
+    layouts = tables.layouts
     for op in ops:
         kind = type(op)
         if kind is Insert:
             assert isinstance(op, Insert)
-            shape = tables.layouts[op.table]
-            row = _full_row(op, shape, tables)
-            key = _row_key(row, shape)
-            table_rows = rows[op.table]
+            table = op.table
+            shape = layouts[table]
+            row = _full_row(op, shape, rows)
+            key = shape.key_of(row)
+            table_rows = rows[table]
             if table_rows.get(key) is not None:
-                raise CoalesceFailed(f"{op.table}: the key {key} exists")
+                raise CoalesceFailed(f"{table}: the key {key} exists")
             table_rows[key] = row
-            dirty[op.table][key] = None
+            dirty[table][key] = None
         elif kind is Update:
             assert isinstance(op, Update)
-            known = tables.layouts[op.table].column_set
-            for column, change in op.changes.items():
-                # A statement naming an unknown column fails even if no row matches.
-                if column not in known or (
-                    type(change) in (Add, Minus) and change.column not in known
-                ):
-                    raise CoalesceFailed(f"no column {column!r} in {op.table}")
-            table_rows = rows[op.table]
+            table = op.table
+            shape = layouts[table]
+            _check_columns(table, op.changes, shape)
+            table_rows = rows[table]
             old = table_rows.get(op.key)
             if old is None:
                 continue
@@ -207,29 +216,27 @@ def _interpret(ops: Sequence[RowOp], tables: _Tables) -> None:
                 if other is None or other[when.column] != when.value:
                     continue
             new = _changed(old, op.changes, None)
-            for column in tables.layouts[op.table].not_null:
-                if new[column] is None:
-                    raise CoalesceFailed(f"NULL in {op.table}.{column}")
+            _not_null(table, new, shape)
             table_rows[op.key] = new
-            dirty[op.table][op.key] = None
+            dirty[table][op.key] = None
         elif kind is Upsert:
             assert isinstance(op, Upsert)
-            shape = tables.layouts[op.table]
-            proposed = _full_row(op, shape, tables)
-            key = _row_key(proposed, shape)
-            table_rows = rows[op.table]
+            table = op.table
+            shape = layouts[table]
+            _check_columns(table, op.changes, shape)
+            proposed = _full_row(op, shape, rows)
+            key = shape.key_of(proposed)
+            table_rows = rows[table]
             old = table_rows.get(key)
             if old is None:
                 table_rows[key] = proposed
             elif op.changes:
                 new = _changed(old, op.changes, proposed)
-                for column in shape.not_null:
-                    if new[column] is None:
-                        raise CoalesceFailed(f"NULL in {op.table}.{column}")
+                _not_null(table, new, shape)
                 table_rows[key] = new
             else:
                 continue  # DO NOTHING
-            dirty[op.table][key] = None
+            dirty[table][key] = None
         else:
             assert isinstance(op, Delete)
             table_rows = rows[op.table]
@@ -248,7 +255,7 @@ def coalesce_segment(
     state = _Tables(tables)
     try:
         load = _plan(ops, state)
-    except (KeyError, TypeError) as exc:
+    except Exception as exc:  # a malformed op: let the statements report it
         raise CoalesceFailed(f"{type(exc).__name__}: {exc}") from exc
     for table, keys in load.items():
         shape = state.layouts[table]
@@ -258,12 +265,11 @@ def coalesce_segment(
             raise CoalesceFailed(str(exc)) from exc
         table_rows = state.rows[table]
         existed = state.existed[table]
-        for key in keys:
-            table_rows[key] = None
+        table_rows.update(dict.fromkeys(keys))
         columns = shape.columns
-        key_index = shape.key_index
+        key_at = shape.key_at
         for values in found:
-            key = tuple(values[i] for i in key_index)
+            key = key_at(values)
             table_rows[key] = dict(zip(columns, values, strict=True))
             existed.add(key)
     try:
@@ -276,7 +282,8 @@ def coalesce_segment(
         if not keys_written:
             continue
         shape = state.layouts[table]
-        columns = shape.columns
+        values_of = shape.values_of
+        single = len(shape.key) == 1
         table_rows = state.rows[table]
         existed = state.existed[table]
         inserts: list[tuple[Any, ...]] = []
@@ -286,11 +293,11 @@ def coalesce_segment(
             row = table_rows[key]
             if row is None:
                 if key in existed:
-                    deletes.append(key)
+                    deletes.append((key,) if single else key)
             elif key in existed:
-                updates.append(tuple([row[c] for c in columns]))
+                updates.append(values_of(row))
             else:
-                inserts.append(tuple([row[c] for c in columns]))
+                inserts.append(values_of(row))
         if not (inserts or updates or deletes):
             continue
         try:
@@ -301,4 +308,4 @@ def coalesce_segment(
 
 def row_ops_only(ops: Sequence[Op | RowOp]) -> bool:
     """Whether an event's ops are all row operations (it can join a coalesced segment)."""
-    return all(type(op) is not tuple for op in ops)
+    return tuple not in map(type, ops)

@@ -9,7 +9,8 @@ the per-event path with savepoints, which pins a failing event as a fault,
 runs exactly the statements it always ran.
 
 The vocabulary is small on purpose: every operation addresses one row by its
-full primary key. Anything else (a delete by a secondary column, OpenLineage's
+full primary key (a key is the value of a one-column key, else a tuple of the
+key's values in order). Anything else (a delete by a secondary column, OpenLineage's
 subqueries) stays a SQL ``Op``.
 
 - :class:`Insert`: a new row; an existing key is an error, as in SQL.
@@ -26,8 +27,9 @@ column of another row by key, a scalar subquery in SQL).
 from __future__ import annotations
 
 import functools
+import operator
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
@@ -47,6 +49,7 @@ __all__ = [
     "Upsert",
     "When",
     "is_row_op",
+    "key_params",
     "layout",
     "to_sql",
     "to_sql_ops",
@@ -79,7 +82,7 @@ class Ref:
 
     __slots__ = ("column", "key", "table")
 
-    def __init__(self, table: str, key: tuple[Any, ...], column: str) -> None:
+    def __init__(self, table: str, key: Any, column: str) -> None:
         self.table = table
         self.key = key
         self.column = column
@@ -102,7 +105,7 @@ class When:
 
     __slots__ = ("column", "key", "table", "value")
 
-    def __init__(self, table: str, key: tuple[Any, ...], column: str, value: Any) -> None:
+    def __init__(self, table: str, key: Any, column: str, value: Any) -> None:
         self.table = table
         self.key = key
         self.column = column
@@ -141,7 +144,7 @@ class Update:
     def __init__(
         self,
         table: str,
-        key: tuple[Any, ...],
+        key: Any,
         changes: dict[str, Any],
         when: When | None = None,
     ) -> None:
@@ -156,7 +159,7 @@ class Delete:
 
     __slots__ = ("key", "table")
 
-    def __init__(self, table: str, key: tuple[Any, ...]) -> None:
+    def __init__(self, table: str, key: Any) -> None:
         self.table = table
         self.key = key
 
@@ -207,6 +210,14 @@ class Layout:
     #: PostgreSQL array type of each column, for ``unnest``.
     pg_arrays: tuple[str, ...]
     column_set: frozenset[str]
+    #: NOT NULL columns without a non-NULL default: a new row must be given them.
+    required: frozenset[str]
+    #: A dict row's key: its value for a one-column key, else a tuple.
+    key_of: Callable[[Mapping[str, Any]], Any]
+    #: A tuple row's key (columns in order), as ``key_of`` gives it.
+    key_at: Callable[[Sequence[Any]], Any]
+    #: A dict row's values in column order, as a tuple.
+    values_of: Callable[[Mapping[str, Any]], tuple[Any, ...]]
 
 
 def _default(text: str) -> Any:
@@ -239,15 +250,26 @@ def layout(table: Table) -> Layout:
             not_null.add(name)
         defaults[name] = _default(rest)
     key = tuple(k.strip() for k in table.primary_key.split(","))
+    key_index = tuple(columns.index(k) for k in key)
+    values_of = operator.itemgetter(*columns)
     return Layout(
         tuple(columns),
         key,
-        tuple(columns.index(k) for k in key),
+        key_index,
         frozenset(not_null),
         defaults,
         tuple(arrays),
         frozenset(columns),
+        frozenset(c for c in not_null if defaults[c] is None),
+        operator.itemgetter(*key),
+        operator.itemgetter(*key_index),
+        values_of if len(columns) > 1 else (lambda row: (values_of(row),)),
     )
+
+
+def key_params(shape: Layout, key: Any) -> tuple[Any, ...]:
+    """A key (a value, or a tuple for a key of several columns) as statement parameters."""
+    return tuple(key) if len(shape.key) > 1 else (key,)
 
 
 # -- rendering to SQL --------------------------------------------------------------
@@ -259,8 +281,9 @@ def _where(key: Sequence[str]) -> str:
 
 def _value_sql(value: Any, tables: Mapping[str, Table], params: list[Any]) -> str:
     if type(value) is Ref:
-        params.extend(value.key)
-        where = _where(layout(tables[value.table]).key)
+        shape = layout(tables[value.table])
+        params.extend(key_params(shape, value.key))
+        where = _where(shape.key)
         return f"(SELECT {value.column} FROM {{{value.table}}} WHERE {where})"
     params.append(value)
     return "?"
@@ -311,19 +334,21 @@ def to_sql(op: RowOp, tables: Mapping[str, Table]) -> Op:
             f"UPDATE {{{op.table}}} SET {', '.join(assignments)} "
             f"WHERE {_where(layout(tables[op.table]).key)}"
         )
-        params.extend(op.key)
+        params.extend(key_params(layout(tables[op.table]), op.key))
         when = op.when
         if when is not None:
+            other = layout(tables[when.table])
             sql += (
                 f" AND EXISTS (SELECT 1 FROM {{{when.table}}} WHERE "
-                f"{_where(layout(tables[when.table]).key)} AND {when.column} = ?)"
+                f"{_where(other.key)} AND {when.column} = ?)"
             )
-            params.extend(when.key)
+            params.extend(key_params(other, when.key))
             params.append(when.value)
         return sql, tuple(params)
     assert isinstance(op, Delete)
-    sql = f"DELETE FROM {{{op.table}}} WHERE {_where(layout(tables[op.table]).key)}"
-    return sql, tuple(op.key)
+    shape = layout(tables[op.table])
+    sql = f"DELETE FROM {{{op.table}}} WHERE {_where(shape.key)}"
+    return sql, key_params(shape, op.key)
 
 
 def to_sql_ops(ops: Iterable[Op | RowOp], tables: Mapping[str, Table]) -> list[Op]:

@@ -171,7 +171,7 @@ class RunsProjection(Projection):
                 "position": c.position,
             },
         )
-        yield Update("runs", (run_id,), {"steps_running": _ONE_MORE_RUNNING})
+        yield Update("runs", run_id, {"steps_running": _ONE_MORE_RUNNING})
 
     @staticmethod
     def _artifact_consumed(e: ArtifactConsumed, c: EventContext) -> Iterable[Op | RowOp]:
@@ -225,13 +225,13 @@ class RunsProjection(Projection):
         column = f"steps_{e.status}"
         yield Update(
             "runs",
-            (uuid_text(e.run_id),),
+            uuid_text(e.run_id),
             {"steps_running": _ONE_LESS_RUNNING, column: Add(column, 1)},
-            When("steps", (step_run_id,), "status", "running"),
+            When("steps", step_run_id, "status", "running"),
         )
         yield Update(
             "steps",
-            (step_run_id,),
+            step_run_id,
             {
                 "status": e.status,
                 "finished_at_us": finished,
@@ -245,7 +245,7 @@ class RunsProjection(Projection):
         finished = us_from_datetime(e.finished_at)
         yield Update(
             "runs",
-            (uuid_text(e.run_id),),
+            uuid_text(e.run_id),
             {
                 "status": e.status,
                 "finished_at_us": finished,

@@ -415,12 +415,8 @@ class SQLiteViewsStore:
 
     def _load_rows(self, conn: sqlite3.Connection, request: LoadRows) -> list[tuple[Any, ...]]:
         """The rows at the request's keys: one statement, the keys as one JSON array."""
-        shape = request.layout
-        keys: list[Any] = request.keys
-        if len(shape.key) == 1:
-            keys = [key[0] for key in keys]
-        sql = self._bulk_sql("load", request.table, shape)
-        return conn.execute(sql, (_json_text(keys),)).fetchall()
+        sql = self._bulk_sql("load", request.table, request.layout)
+        return conn.execute(sql, (_json_text(request.keys),)).fetchall()
 
     def _write_rows(self, conn: sqlite3.Connection, request: WriteRows) -> None:
         """A table's coalesced rows: executemany of one statement per kind of change."""
