@@ -96,92 +96,98 @@ def _plan(ops: Sequence[RowOp], tables: _Tables) -> dict[str, list[Any]]:
     first: dict[str, dict[Any, bool]] = {}
     deleted: set[tuple[str, Any]] = set()
     layouts = tables.layouts
-
-    def keys_of(table: str) -> dict[Any, bool]:
-        if table not in layouts:
-            tables.add(table)
-        return first.setdefault(table, {})
-
+    for table in tables.definitions:
+        first[table] = {}
     for op in ops:
         kind = type(op)
         if kind is Update:
             assert isinstance(op, Update)
-            keys_of(op.table).setdefault(op.key, False)
+            first[op.table].setdefault(op.key, False)
             when = op.when
             if when is not None:
-                keys_of(when.table).setdefault(when.key, False)
+                first[when.table].setdefault(when.key, False)
         elif kind is Insert or kind is Upsert:
             assert isinstance(op, Insert | Upsert)
             row = op.row
-            for value in row.values():
-                if type(value) is Ref:
-                    keys_of(value.table).setdefault(value.key, False)
-            keys = keys_of(op.table)
-            keys.setdefault(layouts[op.table].key_of(row), kind is Insert)
+            if _REF in map(type, row.values()):
+                for value in row.values():
+                    if type(value) is Ref:
+                        first[value.table].setdefault(value.key, False)
+            table = op.table
+            shape = layouts.get(table) or tables.add(table)
+            first[table].setdefault(shape.key_of(row), kind is Insert)
         else:
             assert isinstance(op, Delete)
-            keys_of(op.table).setdefault(op.key, False)
+            first[op.table].setdefault(op.key, False)
             deleted.add((op.table, op.key))
     load: dict[str, list[Any]] = {}
     for table, keys in first.items():
+        if not keys:
+            continue
+        if table not in layouts:
+            tables.add(table)
         wanted = [key for key, inserts in keys.items() if not inserts or (table, key) in deleted]
         if wanted:
             load[table] = wanted
     return load
 
 
+_REF = Ref
+
+
 def _full_row(
     op: Insert | Upsert, shape: Layout, rows: Mapping[str, Mapping[Any, Row | None]]
 ) -> Row:
     given = op.row
-    if not shape.required <= given.keys() or not given.keys() <= shape.column_set:
-        raise CoalesceFailed(f"{op.table}: a required column is missing or a column is unknown")
-    row = dict(shape.defaults)
-    not_null = shape.not_null
-    for column, value in given.items():
-        if type(value) is Ref:
-            other = rows[value.table].get(value.key)
-            value = None if other is None else other[value.column]
-        if value is None and column in not_null:
-            raise CoalesceFailed(f"NULL in {op.table}.{column}")
-        row[column] = value
+    row = {**shape.defaults, **given}
+    if len(row) != len(shape.columns):
+        raise CoalesceFailed(f"an unknown column in {op.table}")
+    if _REF in map(type, given.values()):
+        for column, value in given.items():
+            if type(value) is Ref:
+                other = rows[value.table].get(value.key)
+                row[column] = None if other is None else other[value.column]
+    # A required column not given is None here too (its default is NULL).
+    if None in shape.not_null_of(row):
+        raise CoalesceFailed(f"NULL in a NOT NULL column of {op.table}")
     return row
 
 
-def _changed(old: Row, changes: Mapping[str, Any], proposed: Row | None) -> Row:
-    """``old`` with ``changes`` applied, every expression reading the old values (as SQL does)."""
-    new = dict(old)
+def _change(row: Row, changes: Mapping[str, Any], proposed: Row | None, shape: Layout) -> None:
+    """Apply ``changes`` to ``row`` in place, every expression reading the old values (as SQL).
+
+    An unknown column raises (KeyError or CoalesceFailed), as the statement would.
+    """
+    new: dict[str, Any] = {}
+    known = shape.column_set
+    not_null = shape.not_null
     for column, change in changes.items():
+        if column not in known:
+            raise CoalesceFailed(f"an unknown column {column!r}")
         kind = type(change)
         if kind is Add:
-            current = old[change.column]
-            new[column] = None if current is None else current + change.amount
+            current = row[change.column]
+            value = None if current is None else current + change.amount
         elif kind is Minus:
-            current = old[change.column]
-            value = change.value
-            new[column] = None if current is None or value is None else value - current
+            current = row[change.column]
+            value = None if current is None or change.value is None else change.value - current
         elif change is NEW:
             assert proposed is not None
-            new[column] = proposed[column]
+            value = proposed[column]
         else:
-            new[column] = change
-    return new
+            value = change
+        if value is None and column in not_null:
+            raise CoalesceFailed(f"NULL in a NOT NULL column {column!r}")
+        new[column] = value
+    row.update(new)
 
 
 def _check_columns(table: str, changes: Mapping[str, Any], shape: Layout) -> None:
-    # A statement naming an unknown column fails even if no row matches.
+    """Fail on an unknown column where no row is changed: the statement would fail anyway."""
     known = shape.column_set
-    if not changes.keys() <= known:
-        raise CoalesceFailed(f"an unknown column in {table}")
-    for change in changes.values():
-        if type(change) in (Add, Minus) and change.column not in known:
+    for column, change in changes.items():
+        if column not in known or (type(change) in (Add, Minus) and change.column not in known):
             raise CoalesceFailed(f"an unknown column in {table}")
-
-
-def _not_null(table: str, row: Row, shape: Layout) -> None:
-    for column in shape.not_null:
-        if row[column] is None:
-            raise CoalesceFailed(f"NULL in {table}.{column}")
 
 
 def _interpret(ops: Sequence[RowOp], tables: _Tables) -> None:
@@ -205,35 +211,32 @@ def _interpret(ops: Sequence[RowOp], tables: _Tables) -> None:
             assert isinstance(op, Update)
             table = op.table
             shape = layouts[table]
-            _check_columns(table, op.changes, shape)
-            table_rows = rows[table]
-            old = table_rows.get(op.key)
+            old = rows[table].get(op.key)
             if old is None:
+                _check_columns(table, op.changes, shape)
                 continue
             when = op.when
             if when is not None:
                 other = rows[when.table].get(when.key)
                 if other is None or other[when.column] != when.value:
+                    _check_columns(table, op.changes, shape)
                     continue
-            new = _changed(old, op.changes, None)
-            _not_null(table, new, shape)
-            table_rows[op.key] = new
+            _change(old, op.changes, None, shape)
             dirty[table][op.key] = None
         elif kind is Upsert:
             assert isinstance(op, Upsert)
             table = op.table
             shape = layouts[table]
-            _check_columns(table, op.changes, shape)
             proposed = _full_row(op, shape, rows)
             key = shape.key_of(proposed)
             table_rows = rows[table]
             old = table_rows.get(key)
             if old is None:
+                _check_columns(table, op.changes, shape)
                 table_rows[key] = proposed
             elif op.changes:
-                new = _changed(old, op.changes, proposed)
-                _not_null(table, new, shape)
-                table_rows[key] = new
+                _change(old, op.changes, proposed, shape)
+                # (a DO UPDATE's expressions are checked by _change)
             else:
                 continue  # DO NOTHING
             dirty[table][key] = None

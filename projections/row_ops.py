@@ -218,6 +218,8 @@ class Layout:
     key_at: Callable[[Sequence[Any]], Any]
     #: A dict row's values in column order, as a tuple.
     values_of: Callable[[Mapping[str, Any]], tuple[Any, ...]]
+    #: A dict row's values of the NOT NULL columns, as a tuple.
+    not_null_of: Callable[[Mapping[str, Any]], tuple[Any, ...]]
 
 
 def _default(text: str) -> Any:
@@ -251,7 +253,6 @@ def layout(table: Table) -> Layout:
         defaults[name] = _default(rest)
     key = tuple(k.strip() for k in table.primary_key.split(","))
     key_index = tuple(columns.index(k) for k in key)
-    values_of = operator.itemgetter(*columns)
     return Layout(
         tuple(columns),
         key,
@@ -263,8 +264,19 @@ def layout(table: Table) -> Layout:
         frozenset(c for c in not_null if defaults[c] is None),
         operator.itemgetter(*key),
         operator.itemgetter(*key_index),
-        values_of if len(columns) > 1 else (lambda row: (values_of(row),)),
+        _tuple_getter(columns),
+        _tuple_getter([c for c in columns if c in not_null]),
     )
+
+
+def _tuple_getter(columns: Sequence[Any]) -> Callable[[Any], tuple[Any, ...]]:
+    """``itemgetter`` that always gives a tuple (even of one item, or none)."""
+    if not columns:
+        return lambda row: ()
+    getter = operator.itemgetter(*columns)
+    if len(columns) > 1:
+        return getter
+    return lambda row: (getter(row),)
 
 
 def key_params(shape: Layout, key: Any) -> tuple[Any, ...]:
