@@ -115,7 +115,8 @@ def _plan(ops: Sequence[RowOp], tables: _Tables) -> dict[str, list[Any]]:
                         first[value.table].setdefault(value.key, False)
             table = op.table
             shape = layouts.get(table) or tables.add(table)
-            first[table].setdefault(shape.key_of(row), kind is Insert)
+            key = op.key = shape.key_of(row)
+            first[table].setdefault(key, kind is Insert)
         else:
             assert isinstance(op, Delete)
             first[op.table].setdefault(op.key, False)
@@ -199,13 +200,11 @@ def _interpret(ops: Sequence[RowOp], tables: _Tables) -> None:
         if kind is Insert:
             assert isinstance(op, Insert)
             table = op.table
-            shape = layouts[table]
-            row = _full_row(op, shape, rows)
-            key = shape.key_of(row)
+            key = op.key
             table_rows = rows[table]
             if table_rows.get(key) is not None:
                 raise CoalesceFailed(f"{table}: the key {key} exists")
-            table_rows[key] = row
+            table_rows[key] = _full_row(op, layouts[table], rows)
             dirty[table][key] = None
         elif kind is Update:
             assert isinstance(op, Update)
@@ -228,7 +227,7 @@ def _interpret(ops: Sequence[RowOp], tables: _Tables) -> None:
             table = op.table
             shape = layouts[table]
             proposed = _full_row(op, shape, rows)
-            key = shape.key_of(proposed)
+            key = op.key
             table_rows = rows[table]
             old = table_rows.get(key)
             if old is None:

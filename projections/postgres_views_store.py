@@ -132,6 +132,10 @@ def _rowcount(status: str) -> int:
 class PostgresViewsStore:
     """The views of a PostgreSQL store, in their own schema of the same database."""
 
+    #: Runners coalesce a chunk's row ops before writing them here: one set-based
+    #: statement per table and kind of change instead of one per op.
+    coalesces = True
+
     def __init__(
         self,
         dsn: str,

@@ -115,11 +115,13 @@ class When:
 class Insert:
     """Insert ``row`` (column -> value or :class:`Ref`); a row with its key already is an error."""
 
-    __slots__ = ("row", "table")
+    __slots__ = ("key", "row", "table")
 
     def __init__(self, table: str, row: dict[str, Any]) -> None:
         self.table = table
         self.row = row
+        #: The row's key, once the coalescer worked it out.
+        self.key: Any = None
 
 
 class Upsert:
@@ -128,12 +130,14 @@ class Upsert:
     No changes: SQL's ``ON CONFLICT DO NOTHING``.
     """
 
-    __slots__ = ("changes", "row", "table")
+    __slots__ = ("changes", "key", "row", "table")
 
     def __init__(self, table: str, row: dict[str, Any], changes: dict[str, Any]) -> None:
         self.table = table
         self.row = row
         self.changes = changes
+        #: The row's key, once the coalescer worked it out.
+        self.key: Any = None
 
 
 class Update:
@@ -323,8 +327,97 @@ def _set_sql(
     return assignments
 
 
+_sql_cache: dict[Any, str] = {}
+
+
+def _shape(op: RowOp) -> Any:
+    """What the SQL text of ``op`` depends on (not its values)."""
+    kind = type(op)
+    if kind is Insert or kind is Upsert:
+        assert isinstance(op, Insert | Upsert)
+        row = op.row
+        refs = (
+            tuple((c, v.table, v.column) for c, v in row.items() if type(v) is Ref)
+            if Ref in map(type, row.values())
+            else ()
+        )
+        changes = _changes_shape(op.changes) if isinstance(op, Upsert) else None
+        return kind, op.table, tuple(row), refs, changes
+    if isinstance(op, Update):
+        when = op.when
+        return (
+            kind,
+            op.table,
+            _changes_shape(op.changes),
+            None if when is None else (when.table, when.column),
+        )
+    assert isinstance(op, Delete)
+    return kind, op.table
+
+
+def _changes_shape(changes: Mapping[str, Any]) -> tuple[Any, ...]:
+    return tuple(
+        (c, type(v), v.column) if type(v) in (Add, Minus) else (c, v is NEW)
+        for c, v in changes.items()
+    )
+
+
+def _change_params(changes: Mapping[str, Any], params: list[Any]) -> None:
+    for change in changes.values():
+        kind = type(change)
+        if kind is Add:
+            params.append(change.amount)
+        elif kind is Minus:
+            params.append(change.value)
+        elif change is not NEW:
+            params.append(change)
+
+
+def _params(op: RowOp, tables: Mapping[str, Table]) -> tuple[Any, ...]:
+    """The parameters of ``op``'s statement, in the order :func:`_build` puts its marks."""
+    kind = type(op)
+    if kind is Insert or kind is Upsert:
+        assert isinstance(op, Insert | Upsert)
+        params: list[Any] = []
+        for value in op.row.values():
+            if type(value) is Ref:
+                params.extend(key_params(layout(tables[value.table]), value.key))
+            else:
+                params.append(value)
+        if isinstance(op, Upsert):
+            _change_params(op.changes, params)
+        return tuple(params)
+    if isinstance(op, Update):
+        params = []
+        _change_params(op.changes, params)
+        params.extend(key_params(layout(tables[op.table]), op.key))
+        when = op.when
+        if when is not None:
+            params.extend(key_params(layout(tables[when.table]), when.key))
+            params.append(when.value)
+        return tuple(params)
+    assert isinstance(op, Delete)
+    return key_params(layout(tables[op.table]), op.key)
+
+
 def to_sql(op: RowOp, tables: Mapping[str, Table]) -> Op:
-    """The SQL statement ``op`` stands for: what the per-event path runs."""
+    """The SQL statement ``op`` stands for: what the per-event path runs.
+
+    The text is built once per shape of op (its table, columns and kinds of
+    change) and remembered; only the parameters are gathered per op.
+    """
+    shape = _shape(op)
+    sql = _sql_cache.get(shape)
+    if sql is None:
+        if len(_sql_cache) >= 10_000:
+            _sql_cache.clear()
+        sql, params = _build(op, tables)
+        _sql_cache[shape] = sql
+        return sql, params
+    return sql, _params(op, tables)
+
+
+def _build(op: RowOp, tables: Mapping[str, Table]) -> Op:
     params: list[Any] = []
     kind = type(op)
     if kind is Insert or kind is Upsert:
