@@ -1,10 +1,11 @@
 """What a projection is: a name, a version, its tables, and a handler per event type.
 
-Handlers are pure: given an event and its context they return the SQL
-operations that fold it into the tables. They never run SQL themselves, so the
-runner can apply a whole batch of events in one transaction, for every backend,
-and can replay the same handlers into fresh tables (a rebuild) or a scratch
-store (state as of a past position).
+Handlers are pure: given an event and its context they return the
+operations that fold it into the tables: SQL ``Op`` tuples, or row operations
+(:mod:`projections.row_ops`) that the runner coalesces per row across a chunk.
+They never run SQL themselves, so the runner can apply a whole batch of events
+in one transaction, for every backend, and can replay the same handlers into
+fresh tables (a rebuild) or a scratch store (state as of a past position).
 
 SQL is written once, portable between SQLite and PostgreSQL: ``?`` placeholders
 and ``{table}`` names that the views store resolves to the physical tables of
