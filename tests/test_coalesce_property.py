@@ -35,7 +35,10 @@ from eventstore import (
     StepStarted,
     open_store,
 )
+from eventstore.defaults import ensure_default_stack
+from eventstore.demo import run_demo
 from projections import ViewsStore, default_projections
+from projections import runner as runner_module
 from projections.postgres_views_store import PostgresViewsStore
 from projections.runner import ProjectionRunner
 from projections.views_store import SQLiteViewsStore
@@ -187,3 +190,42 @@ async def test_coalesced_equals_statements_on_postgres(
 
     async with open_store(tmp_path / f"s{uuid.uuid4().hex}", default_stack=False) as store:
         await _compare(store, history, batch_size, make)
+
+
+async def test_a_clean_history_is_applied_coalesced_at_the_first_try(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Valid runs (the demo, twice) go through the coalesced path without a retry,
+    and leave the tables the statements leave."""
+    tries: list[tuple[bool, bool]] = []
+    original = runner_module.apply_batch
+
+    def spy(*args: Any, **kwargs: Any) -> Any:
+        tries.append((kwargs["savepoints"], kwargs["coalesce"]))
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(runner_module, "apply_batch", spy)
+    async with open_store(tmp_path / "s") as store:
+        await ensure_default_stack(store)
+        for _ in range(2):
+            await run_demo(store, artifact_root=tmp_path / "a")
+        views = [SQLiteViewsStore(None), SQLiteViewsStore(None)]
+        for target in views:
+            await target.open()
+        try:
+            coalesced = ProjectionRunner(store, views[0], batch_size=7)
+            assert coalesced.coalesce  # the SQLite store's preference
+            await coalesced.prepare()
+            await coalesced.catch_up()
+            assert tries
+            assert all(not savepoints and coalesce for savepoints, coalesce in tries)
+            reference = ProjectionRunner(store, views[1], batch_size=7, coalesce=False)
+            await reference.prepare()
+            await reference.catch_up()
+            projections = default_projections()
+            rows = await dump(views[0], projections)
+            assert [] not in (rows["runs"], rows["artifacts"], rows["lineage_edges"])
+            assert await dump(views[1], projections) == rows
+        finally:
+            for target in views:
+                await target.close()
