@@ -140,14 +140,23 @@ def _full_row(
     op: Insert | Upsert, shape: Layout, rows: Mapping[str, Mapping[Any, Row | None]]
 ) -> Row:
     given = op.row
-    row = {**shape.defaults, **given}
-    if len(row) != len(shape.columns):
-        raise CoalesceFailed(f"an unknown column in {op.table}")
     if _REF in map(type, given.values()):
+        row = {**shape.defaults, **given}
         for column, value in given.items():
             if type(value) is Ref:
                 other = rows[value.table].get(value.key)
                 row[column] = None if other is None else other[value.column]
+    else:
+        # The op's own dict becomes the row (half the memory of a copy): the
+        # defaults it gains say, if the op is ever rendered to SQL after all,
+        # what the statement's column defaults would have said.
+        row = given
+        if len(row) != len(shape.columns):
+            for column, default in shape.defaults.items():
+                if column not in row:
+                    row[column] = default
+    if len(row) != len(shape.columns):
+        raise CoalesceFailed(f"an unknown column in {op.table}")
     # A required column not given is None here too (its default is NULL).
     if None in shape.not_null_of(row):
         raise CoalesceFailed(f"NULL in a NOT NULL column of {op.table}")
@@ -300,12 +309,15 @@ def coalesce_segment(
                 updates.append(values_of(row))
             else:
                 inserts.append(values_of(row))
+        # Written below: the rows need not stay (memory is what bounds a chunk).
+        table_rows.clear()
         if not (inserts or updates or deletes):
             continue
         try:
             yield WriteRows(physical[table], shape, inserts, updates, deletes)
         except Exception as exc:
             raise CoalesceFailed(str(exc)) from exc
+        del inserts, updates, deletes
 
 
 def row_ops_only(ops: Sequence[Op | RowOp]) -> bool:

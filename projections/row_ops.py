@@ -189,7 +189,7 @@ def uuid_text(value: UUID) -> str:
     number = value.int
     text = _uuid_texts.get(number)
     if text is None:
-        if len(_uuid_texts) >= 200_000:
+        if len(_uuid_texts) >= 20_000:
             _uuid_texts.clear()
         text = _uuid_texts[number] = str(value)
     return text

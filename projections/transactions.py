@@ -483,6 +483,10 @@ def apply_batch(
                 yield from _apply_coalesced(events, item.projection, tables)
             except CoalesceFailed as exc:
                 raise RetryWithSavepoints(name) from exc
+            # Applied: their ops need not stay while the next projection's are
+            # (a retry prepares the chunk again from its rows).
+            for event in events:
+                event.ops = ()
         definitions = item.projection.tables
         remaining = (
             []
