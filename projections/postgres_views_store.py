@@ -20,7 +20,7 @@ import anyio
 from eventstore.logs import get_logger
 
 from .errors import ViewsStoreError
-from .row_ops import Layout
+from .row_ops import Layout, to_sql
 from .transaction_driver import drive_async
 from .transactions import STATE_DDL, ApplyOps, Execute, Fetch, LoadRows, OpError, Tx, WriteRows
 
@@ -333,9 +333,11 @@ class PostgresViewsStore:
                 except asyncpg.PostgresError as exc:
                     return 0, str(exc)  # not exact: the caller redoes it with savepoints
                 return None
+        definitions = request.definitions or {}
         for index, ops in enumerate(request.events):
             try:
-                for sql, params in ops:
+                for op in ops:
+                    sql, params = op if type(op) is tuple else to_sql(op, definitions)  # type: ignore[arg-type]
                     await conn.execute(self._pg(sql.format_map(tables)), *params)
             except lost:
                 raise  # a lost connection is no event's fault
@@ -353,8 +355,10 @@ class PostgresViewsStore:
         cache = self._render_cache
         parts: list[str] = []
         statements: list[str] = []
+        definitions = request.definitions or {}
         for ops in request.events:
-            for sql, params in ops:
+            for op in ops:
+                sql, params = op if type(op) is tuple else to_sql(op, definitions)  # type: ignore[arg-type]
                 key = (sql, request.tables)
                 template = cache.get(key)
                 if template is None:

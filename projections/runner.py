@@ -169,7 +169,7 @@ class ProjectionRunner:
         #: Whether a batch's first try is coalesced per row (False: statement by
         #: statement). None: as the views store prefers (``coalesces``): on
         #: PostgreSQL it saves round trips; on SQLite, where a statement costs
-        #: about what interpreting it in Python costs, it was measured slower.
+        #: about what interpreting it in Python costs, it measured slower.
         self.coalesce: bool = (
             bool(getattr(views, "coalesces", False)) if coalesce is None else coalesce
         )

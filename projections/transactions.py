@@ -16,12 +16,12 @@ compare-and-set on the position read.
 
 from __future__ import annotations
 
-from collections.abc import Generator, Sequence
+from collections.abc import Generator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple, TypeVar
 
 from .coalesce import CoalesceFailed, LoadRows, WriteRows, coalesce_segment, row_ops_only
-from .definition import Op, Projection
+from .definition import Op, Projection, Table
 from .row_ops import RowOp, to_sql_ops
 
 __all__ = [
@@ -76,11 +76,15 @@ class ApplyOps(NamedTuple):
     raised; the driver stops there (the caller rolls back to a savepoint).
     """
 
-    events: Sequence[Sequence[Op]]
+    events: Sequence[Sequence[Op | RowOp]]
     tables: tuple[tuple[str, str], ...]
     #: False: the index of a failing event is not needed (the caller redoes the
     #: batch with savepoints on any error), so a driver may send the ops in bulk.
     exact: bool = True
+    #: The projection's tables, to render row operations to their statements
+    #: (one at a time, as they run: a batch's rendered statements never all
+    #: sit in memory at once).
+    definitions: Mapping[str, Table] | None = None
 
 
 Request = Execute | Fetch | ApplyOps | LoadRows | WriteRows
@@ -488,15 +492,13 @@ def apply_batch(
             for event in events:
                 event.ops = ()
         definitions = item.projection.tables
-        remaining = (
-            []
-            if coalesce and not savepoints
-            else [(e.position, to_sql_ops(e.ops, definitions)) for e in events]
-        )
+        remaining = [] if coalesce and not savepoints else [(e.position, e.ops) for e in events]
         while remaining:
             if savepoints:
                 yield Execute("SAVEPOINT apply_batch")
-            result = yield ApplyOps([ops for _, ops in remaining], tables, exact=savepoints)
+            result = yield ApplyOps(
+                [ops for _, ops in remaining], tables, exact=savepoints, definitions=definitions
+            )
             if result is None:
                 if savepoints:
                     yield Execute("RELEASE SAVEPOINT apply_batch")
@@ -507,7 +509,9 @@ def apply_batch(
             # Undo the failing event's partial ops, keep the events before it, go on.
             yield Execute("ROLLBACK TO SAVEPOINT apply_batch")
             if index:
-                again = yield ApplyOps([ops for _, ops in remaining[:index]], tables)
+                again = yield ApplyOps(
+                    [ops for _, ops in remaining[:index]], tables, definitions=definitions
+                )
                 if again is not None:
                     raise OpError(
                         f"events before position {remaining[index][0]} failed on replay: {again[1]}"

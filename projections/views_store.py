@@ -49,7 +49,7 @@ from .errors import (
     ViewsReadOnlyError,
     ViewsStoreError,
 )
-from .row_ops import Layout
+from .row_ops import Layout, to_sql
 from .transaction_driver import drive
 from .transactions import (
     STATE_DDL,
@@ -218,11 +218,12 @@ class SQLiteViewsStore:
     """Views in a SQLite file (``path``), or in memory when ``path`` is None."""
 
     #: Whether a runner coalesces a chunk's row ops before writing them
-    #: (:mod:`projections.coalesce`). Here it about breaks even: an in-process
-    #: statement costs about what interpreting its op in Python costs, but the
-    #: coalesced path still used less CPU than rendering every row op to its
-    #: statement (docs/benchmarks.md, issue 16, target 1).
-    coalesces = True
+    #: (:mod:`projections.coalesce`). Not on SQLite: an in-process statement by
+    #: primary key costs about what interpreting its op in Python costs, and a
+    #: catch-up of 1,000,000 events measured 17% more CPU and 71 MB more memory
+    #: coalesced (docs/benchmarks.md, issue 16, target 1). Each op then runs as
+    #: its statement, rendered as it runs.
+    coalesces = False
 
     def __init__(
         self, path: Path | None, *, busy_timeout: float = 30.0, synchronous: str = "NORMAL"
@@ -440,12 +441,14 @@ class SQLiteViewsStore:
     ) -> tuple[int, str] | None:
         cache = self._render_cache
         tables = request.tables
+        definitions = request.definitions or {}
         execute = conn.execute
         for index, ops in enumerate(request.events):
             if stop.is_set():
                 raise _Stopped
             try:
-                for sql, params in ops:
+                for op in ops:
+                    sql, params = op if type(op) is tuple else to_sql(op, definitions)  # type: ignore[arg-type]
                     execute(_render(sql, tables, cache), params)
             except sqlite3.Error as exc:
                 if not _statement_error(exc):
