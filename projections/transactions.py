@@ -430,7 +430,7 @@ def apply_batch(
     pending: bool,
     now_us: int,
     savepoints: bool = False,
-    coalesce: bool = True,
+    coalesce: bool = False,
 ) -> Tx[ApplyOutcome]:
     """Apply events ``first..last`` to each projection, exactly once, checkpoint included.
 
@@ -449,12 +449,12 @@ def apply_batch(
     raises RetryWithSavepoints: the caller rolls back and runs the batch again
     with ``savepoints=True``, which pins each failing event.
 
-    The first try (``savepoints=False``) is coalesced unless ``coalesce`` is
-    False: each row is loaded, folded in memory through the chunk's row ops
-    and written once (:mod:`projections.coalesce`). Any error there is
+    The first try (``savepoints=False``) is coalesced if ``coalesce``: each
+    row is loaded, folded in memory through the chunk's row ops and written
+    once (:mod:`projections.coalesce`). Any error there is
     RetryWithSavepoints too; the retry runs each op as its SQL statement.
-    ``coalesce=False`` runs the statements without savepoints first instead:
-    the reference the coalesced path is tested against.
+    ``coalesce=False`` runs the statements without savepoints first instead
+    (SQLite's default, and the reference the coalesced path is tested against).
     """
     outcome = ApplyOutcome()
     position_column = "pending_position" if pending else "position"
