@@ -1128,6 +1128,7 @@ async def measure_views_floor(
     preparing the statements is timed apart.
     """
     from projections import EventContext, default_projections
+    from projections.row_ops import to_sql_ops
     from projections.transactions import physical_name
 
     projections = default_projections()
@@ -1156,7 +1157,8 @@ async def measure_views_floor(
                     recorded = decode(row)
                     context = EventContext.of(recorded)
                     for number, (projection, ops) in enumerate(zip(projections, work, strict=True)):
-                        for sql, params in projection.ops(recorded, context) or ():
+                        ops_of = projection.ops(recorded, context) or ()
+                        for sql, params in to_sql_ops(ops_of, projection.tables):
                             key = (number, sql)
                             text = rendered.get(key)
                             if text is None:

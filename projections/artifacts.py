@@ -24,6 +24,9 @@ from eventstore import (
 
 from .definition import EventContext, Handler, Op, Projection, Table, to_json
 from .openlineage_artifacts import ARTIFACT_TABLES, artifact_ops
+from .row_ops import NEW, Add, Insert, Ref, RowOp, Upsert, uuid_text
+
+_NEXT_VERSION = Add("last_version", 1)
 
 __all__ = ["ArtifactsProjection"]
 
@@ -93,77 +96,100 @@ class ArtifactsProjection(Projection):
         }
 
     @staticmethod
-    def _run_started(e: RunStarted, c: EventContext) -> Iterable[Op]:
-        yield (
-            "INSERT INTO {artifact_runs} (run_id, pipeline_name, run_name) VALUES (?, ?, ?)",
-            (str(e.run_id), e.pipeline_name, e.run_name),
+    def _run_started(e: RunStarted, c: EventContext) -> Iterable[Op | RowOp]:
+        yield Insert(
+            "artifact_runs",
+            {
+                "run_id": uuid_text(e.run_id),
+                "pipeline_name": e.pipeline_name,
+                "run_name": e.run_name,
+            },
         )
 
     @staticmethod
-    def _step_started(e: StepStarted, c: EventContext) -> Iterable[Op]:
-        yield (
-            "INSERT INTO {artifact_steps} (step_run_id, run_id, step_name) VALUES (?, ?, ?)",
-            (str(e.step_run_id), str(e.run_id), e.step_name),
+    def _step_started(e: StepStarted, c: EventContext) -> Iterable[Op | RowOp]:
+        yield Insert(
+            "artifact_steps",
+            {
+                "step_run_id": uuid_text(e.step_run_id),
+                "run_id": uuid_text(e.run_id),
+                "step_name": e.step_name,
+            },
         )
 
     @staticmethod
-    def _produced(e: ArtifactProduced, c: EventContext) -> Iterable[Op]:
-        artifact_id = str(e.artifact_id)
-        step_run_id = str(e.step_run_id)
-        run_id = str(e.run_id)
+    def _produced(e: ArtifactProduced, c: EventContext) -> Iterable[Op | RowOp]:
+        artifact_id = uuid_text(e.artifact_id)
+        step_run_id = uuid_text(e.step_run_id)
+        run_id = uuid_text(e.run_id)
+        name = e.artifact_name
         # Versions count per name in their own table, which deletions never touch:
         # a version number names one artifact forever, even after its run is deleted.
-        yield (
-            "INSERT INTO {artifact_versions} (name, last_version) VALUES (?, 1) "
-            "ON CONFLICT (name) DO UPDATE SET last_version = {artifact_versions}.last_version + 1",
-            (e.artifact_name,),
+        yield Upsert(
+            "artifact_versions", {"name": name, "last_version": 1}, {"last_version": _NEXT_VERSION}
         )
-        yield (
-            "INSERT INTO {artifacts} (artifact_id, name, version, uri, artifact_type, data_type, "
-            "materializer, content_hash, size_bytes, metadata, run_id, step_run_id, output_name, "
-            "created_at_us, position) VALUES (?, ?, (SELECT last_version FROM "
-            "{artifact_versions} WHERE name = ?), ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                artifact_id,
-                e.artifact_name,
-                e.artifact_name,
-                e.uri,
-                e.artifact_type,
-                e.data_type,
-                e.materializer,
-                e.content_hash,
-                e.size_bytes,
-                to_json(e.metadata),
-                run_id,
-                step_run_id,
-                e.output_name,
-                c.recorded_at_us,
-                c.position,
-            ),
+        yield Insert(
+            "artifacts",
+            {
+                "artifact_id": artifact_id,
+                "name": name,
+                "version": Ref("artifact_versions", name, "last_version"),
+                "uri": e.uri,
+                "artifact_type": e.artifact_type,
+                "data_type": e.data_type,
+                "materializer": e.materializer,
+                "content_hash": e.content_hash,
+                "size_bytes": e.size_bytes,
+                "metadata": to_json(e.metadata),
+                "run_id": run_id,
+                "step_run_id": step_run_id,
+                "output_name": e.output_name,
+                "created_at_us": c.recorded_at_us,
+                "position": c.position,
+            },
         )
-        yield (
-            "INSERT INTO {lineage_edges} (source_id, source_kind, target_id, target_kind, name, "
-            "run_id, position) VALUES (?, 'step', ?, 'artifact', ?, ?, ?) "
-            "ON CONFLICT (source_id, target_id, name) DO NOTHING",
-            (step_run_id, artifact_id, e.output_name, run_id, c.position),
+        yield Upsert(
+            "lineage_edges",
+            {
+                "source_id": step_run_id,
+                "source_kind": "step",
+                "target_id": artifact_id,
+                "target_kind": "artifact",
+                "name": e.output_name,
+                "run_id": run_id,
+                "position": c.position,
+            },
+            {},
         )
 
     @staticmethod
-    def _consumed(e: ArtifactConsumed, c: EventContext) -> Iterable[Op]:
-        artifact_id = str(e.artifact_id)
-        step_run_id = str(e.step_run_id)
-        run_id = str(e.run_id)
-        yield (
-            "INSERT INTO {artifact_consumers} (step_run_id, input_name, artifact_id, run_id, "
-            "position) VALUES (?, ?, ?, ?, ?) ON CONFLICT (step_run_id, input_name) "
-            "DO UPDATE SET artifact_id = excluded.artifact_id, position = excluded.position",
-            (step_run_id, e.input_name, artifact_id, run_id, c.position),
+    def _consumed(e: ArtifactConsumed, c: EventContext) -> Iterable[Op | RowOp]:
+        artifact_id = uuid_text(e.artifact_id)
+        step_run_id = uuid_text(e.step_run_id)
+        run_id = uuid_text(e.run_id)
+        yield Upsert(
+            "artifact_consumers",
+            {
+                "step_run_id": step_run_id,
+                "input_name": e.input_name,
+                "artifact_id": artifact_id,
+                "run_id": run_id,
+                "position": c.position,
+            },
+            {"artifact_id": NEW, "position": NEW},
         )
-        yield (
-            "INSERT INTO {lineage_edges} (source_id, source_kind, target_id, target_kind, name, "
-            "run_id, position) VALUES (?, 'artifact', ?, 'step', ?, ?, ?) "
-            "ON CONFLICT (source_id, target_id, name) DO NOTHING",
-            (artifact_id, step_run_id, e.input_name, run_id, c.position),
+        yield Upsert(
+            "lineage_edges",
+            {
+                "source_id": artifact_id,
+                "source_kind": "artifact",
+                "target_id": step_run_id,
+                "target_kind": "step",
+                "name": e.input_name,
+                "run_id": run_id,
+                "position": c.position,
+            },
+            {},
         )
 
     @staticmethod

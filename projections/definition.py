@@ -1,10 +1,11 @@
 """What a projection is: a name, a version, its tables, and a handler per event type.
 
-Handlers are pure: given an event and its context they return the SQL
-operations that fold it into the tables. They never run SQL themselves, so the
-runner can apply a whole batch of events in one transaction, for every backend,
-and can replay the same handlers into fresh tables (a rebuild) or a scratch
-store (state as of a past position).
+Handlers are pure: given an event and its context they return the
+operations that fold it into the tables: SQL ``Op`` tuples, or row operations
+(:mod:`projections.row_ops`) that the runner coalesces per row across a chunk.
+They never run SQL themselves, so the runner can apply a whole batch of events
+in one transaction, for every backend, and can replay the same handlers into
+fresh tables (a rebuild) or a scratch store (state as of a past position).
 
 SQL is written once, portable between SQLite and PostgreSQL: ``?`` placeholders
 and ``{table}`` names that the views store resolves to the physical tables of
@@ -15,11 +16,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import msgspec
 
 from eventstore import Event, RecordedEvent
+
+if TYPE_CHECKING:
+    from .row_ops import RowOp
 
 __all__ = ["EventContext", "Handler", "Op", "Projection", "Table", "to_json"]
 
@@ -51,8 +55,13 @@ class EventContext:
         )
 
 
-Handler = Callable[[Any, EventContext], Iterable[Op]]
-"""A function folding one event (of the class it is registered for) into SQL ops."""
+Handler = Callable[[Any, EventContext], Iterable["Op | RowOp"]]
+"""A function folding one event (of the class it is registered for) into ops.
+
+An op is a SQL :data:`Op`, or a row operation of :mod:`projections.row_ops`
+(which the runner can coalesce per row across a chunk, and which renders to
+the SQL statement it stands for).
+"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,7 +106,9 @@ class Projection:
     def __init__(self) -> None:
         self._handlers = dict(self.handlers())
 
-    def ops(self, recorded: RecordedEvent, context: EventContext | None = None) -> list[Op] | None:
+    def ops(
+        self, recorded: RecordedEvent, context: EventContext | None = None
+    ) -> list[Op | RowOp] | None:
         """The ops for one recorded event; None when this projection does not handle its type."""
         handler = self._handlers.get(type(recorded.event))  # type: ignore[arg-type]
         if handler is None:

@@ -20,8 +20,9 @@ import anyio
 from eventstore.logs import get_logger
 
 from .errors import ViewsStoreError
+from .row_ops import Layout, to_sql
 from .transaction_driver import drive_async
-from .transactions import STATE_DDL, ApplyOps, Execute, Fetch, OpError, Tx
+from .transactions import STATE_DDL, ApplyOps, Execute, Fetch, LoadRows, OpError, Tx, WriteRows
 
 __all__ = ["PostgresViewsStore", "to_dollar_params"]
 
@@ -87,6 +88,42 @@ def render_literal_sql(sql: str, params: Sequence[Any]) -> str:
     return _QUOTED_OR_MARK.sub(replace, sql)
 
 
+def _pg_bulk_sql(kind: str, table: str, shape: Layout) -> str:
+    """The set-based statement of a coalesced write (or its load), one round trip per table.
+
+    Every row of a kind goes in one statement, as one array per column,
+    expanded by ``unnest``.
+    """
+    columns = ", ".join(shape.columns)
+    key = ", ".join(shape.key)
+    if kind in ("load", "delete"):
+        arrays = ", ".join(
+            f"${n}::{shape.pg_arrays[i]}" for n, i in enumerate(shape.key_index, start=1)
+        )
+        join = " AND ".join(f"t.{c} = k.{c}" for c in shape.key)
+        if kind == "load":
+            picked = ", ".join(f"t.{c}" for c in shape.columns)
+            return f"SELECT {picked} FROM {table} t JOIN unnest({arrays}) AS k({key}) ON {join}"
+        return f"DELETE FROM {table} t USING unnest({arrays}) AS k({key}) WHERE {join}"
+    arrays = ", ".join(f"${n}::{array}" for n, array in enumerate(shape.pg_arrays, start=1))
+    sql = f"INSERT INTO {table} ({columns}) SELECT * FROM unnest({arrays})"
+    if kind == "insert":
+        return sql
+    assert kind == "update"
+    changed = [c for c in shape.columns if c not in shape.key]
+    if not changed:
+        return f"{sql} ON CONFLICT ({key}) DO NOTHING"
+    assignments = ", ".join(f"{c} = excluded.{c}" for c in changed)
+    return f"{sql} ON CONFLICT ({key}) DO UPDATE SET {assignments}"
+
+
+def _columns_of(rows: Sequence[tuple[Any, ...]], width: int) -> list[list[Any]]:
+    """Rows as one list per column (the arrays ``unnest`` takes)."""
+    if not rows:
+        return [[] for _ in range(width)]
+    return [list(column) for column in zip(*rows, strict=True)]
+
+
 def _rowcount(status: str) -> int:
     tail = status.rsplit(" ", 1)[-1]
     return int(tail) if tail.isdigit() else 0
@@ -94,6 +131,10 @@ def _rowcount(status: str) -> int:
 
 class PostgresViewsStore:
     """The views of a PostgreSQL store, in their own schema of the same database."""
+
+    #: Runners coalesce a chunk's row ops before writing them here: one set-based
+    #: statement per table and kind of change instead of one per op.
+    coalesces = True
 
     def __init__(
         self,
@@ -237,8 +278,39 @@ class PostgresViewsStore:
             return await self._apply_ops(conn, request)
         if isinstance(request, Fetch):
             return [tuple(r) for r in await conn.fetch(self._pg(request.sql), *request.params)]
+        if isinstance(request, LoadRows):
+            shape = request.layout
+            sql = self._bulk_sql("load", request.table, shape)
+            width = len(shape.key)
+            keys = _columns_of(request.keys, width) if width > 1 else [request.keys]
+            return [tuple(r) for r in await conn.fetch(sql, *keys)]
+        if isinstance(request, WriteRows):
+            await self._write_rows(conn, request)
+            return None
         assert isinstance(request, Execute)
         return _rowcount(await conn.execute(self._pg(request.sql), *request.params))
+
+    def _bulk_sql(self, kind: str, table: str, shape: Layout) -> str:
+        key = (kind, table, shape.columns, shape.key)
+        sql = self._render_cache.get(key)
+        if sql is None:
+            sql = self._render_cache[key] = _pg_bulk_sql(kind, table, shape)
+        return sql
+
+    async def _write_rows(self, conn: Any, request: WriteRows) -> None:
+        """A table's coalesced rows: one statement per kind of change, each one round trip."""
+        shape, table = request.layout, request.table
+        width = len(shape.columns)
+        if request.deletes:
+            sql = self._bulk_sql("delete", table, shape)
+            await conn.execute(sql, *_columns_of(request.deletes, len(shape.key)))
+        if request.updates:
+            sql = self._bulk_sql("update", table, shape)
+            await conn.execute(sql, *_columns_of(request.updates, width))
+        if request.inserts:
+            # COPY: binary rows, no per-value checks of array parameters; a key
+            # that exists fails it as it fails an INSERT.
+            await conn.copy_records_to_table(table, records=request.inserts, columns=shape.columns)
 
     async def _apply_ops(self, conn: Any, request: ApplyOps) -> tuple[int, str] | None:
         import asyncpg
@@ -261,9 +333,11 @@ class PostgresViewsStore:
                 except asyncpg.PostgresError as exc:
                     return 0, str(exc)  # not exact: the caller redoes it with savepoints
                 return None
+        definitions = request.definitions or {}
         for index, ops in enumerate(request.events):
             try:
-                for sql, params in ops:
+                for op in ops:
+                    sql, params = op if type(op) is tuple else to_sql(op, definitions)  # type: ignore[arg-type]
                     await conn.execute(self._pg(sql.format_map(tables)), *params)
             except lost:
                 raise  # a lost connection is no event's fault
@@ -281,8 +355,10 @@ class PostgresViewsStore:
         cache = self._render_cache
         parts: list[str] = []
         statements: list[str] = []
+        definitions = request.definitions or {}
         for ops in request.events:
-            for sql, params in ops:
+            for op in ops:
+                sql, params = op if type(op) is tuple else to_sql(op, definitions)  # type: ignore[arg-type]
                 key = (sql, request.tables)
                 template = cache.get(key)
                 if template is None:

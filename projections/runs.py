@@ -31,12 +31,16 @@ from eventstore import (
 
 from .definition import EventContext, Handler, Op, Projection, Table, to_json
 from .openlineage import RUN_TABLES, run_ops
+from .row_ops import NEW, Add, Insert, Minus, RowOp, Update, Upsert, When, uuid_text
 
 __all__ = ["STEP_STATUSES", "RunsProjection"]
 
 #: Step statuses, each with a count column on the run (``steps_<status>``).
 STEP_STATUSES = ("running", "completed", "failed", "cached", "skipped", "stopped")
 _COUNT_COLUMNS = ", ".join(f"steps_{s} INTEGER NOT NULL DEFAULT 0" for s in STEP_STATUSES)
+# Shared: expressions are read-only values.
+_ONE_MORE_RUNNING = Add("steps_running", 1)
+_ONE_LESS_RUNNING = Add("steps_running", -1)
 
 
 class RunsProjection(Projection):
@@ -115,113 +119,139 @@ class RunsProjection(Projection):
         }
 
     @staticmethod
-    def _run_stack_described(e: RunStackDescribed, c: EventContext) -> Iterable[Op]:
+    def _run_stack_described(e: RunStackDescribed, c: EventContext) -> Iterable[Op | RowOp]:
         components = [
             {"type": m.type, "flavor": m.flavor, "name": m.name, "configuration": m.configuration}
             for m in e.components
         ]
-        yield (
-            "INSERT INTO {described_stacks} (stack_id, name, components, home, position) "
-            "VALUES (?, ?, ?, ?, ?) ON CONFLICT (stack_id) DO UPDATE SET name = excluded.name, "
-            "components = excluded.components, home = excluded.home, position = excluded.position",
-            (str(e.stack_id), e.name, to_json(components), e.home, c.position),
+        yield Upsert(
+            "described_stacks",
+            {
+                "stack_id": uuid_text(e.stack_id),
+                "name": e.name,
+                "components": to_json(components),
+                "home": e.home,
+                "position": c.position,
+            },
+            {"name": NEW, "components": NEW, "home": NEW, "position": NEW},
         )
 
     @staticmethod
-    def _run_started(e: RunStarted, c: EventContext) -> Iterable[Op]:
-        yield (
-            "INSERT INTO {runs} (run_id, pipeline_name, run_name, stack_id, orchestrator_run_id, "
-            "config, tags, status, started_at_us, position) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, 'running', ?, ?)",
-            (
-                str(e.run_id),
-                e.pipeline_name,
-                e.run_name,
-                None if e.stack_id is None else str(e.stack_id),
-                e.orchestrator_run_id,
-                to_json(e.config),
-                to_json(e.tags),
-                us_from_datetime(e.started_at),
-                c.position,
-            ),
+    def _run_started(e: RunStarted, c: EventContext) -> Iterable[Op | RowOp]:
+        yield Insert(
+            "runs",
+            {
+                "run_id": uuid_text(e.run_id),
+                "pipeline_name": e.pipeline_name,
+                "run_name": e.run_name,
+                "stack_id": None if e.stack_id is None else uuid_text(e.stack_id),
+                "orchestrator_run_id": e.orchestrator_run_id,
+                "config": to_json(e.config),
+                "tags": to_json(e.tags),
+                "status": "running",
+                "started_at_us": us_from_datetime(e.started_at),
+                "position": c.position,
+            },
         )
 
     @staticmethod
-    def _step_started(e: StepStarted, c: EventContext) -> Iterable[Op]:
-        yield (
-            "INSERT INTO {steps} (step_run_id, run_id, step_name, status, started_at_us, "
-            "parameters, cache_key, upstream_steps, position) "
-            "VALUES (?, ?, ?, 'running', ?, ?, ?, ?, ?)",
-            (
-                str(e.step_run_id),
-                str(e.run_id),
-                e.step_name,
-                us_from_datetime(e.started_at),
-                to_json(e.parameters),
-                e.cache_key,
-                to_json(e.upstream_steps),
-                c.position,
-            ),
+    def _step_started(e: StepStarted, c: EventContext) -> Iterable[Op | RowOp]:
+        run_id = uuid_text(e.run_id)
+        yield Insert(
+            "steps",
+            {
+                "step_run_id": uuid_text(e.step_run_id),
+                "run_id": run_id,
+                "step_name": e.step_name,
+                "status": "running",
+                "started_at_us": us_from_datetime(e.started_at),
+                "parameters": to_json(e.parameters),
+                "cache_key": e.cache_key,
+                "upstream_steps": to_json(e.upstream_steps),
+                "position": c.position,
+            },
         )
-        yield (
-            "UPDATE {runs} SET steps_running = steps_running + 1 WHERE run_id = ?",
-            (str(e.run_id),),
+        yield Update("runs", run_id, {"steps_running": _ONE_MORE_RUNNING})
+
+    @staticmethod
+    def _artifact_consumed(e: ArtifactConsumed, c: EventContext) -> Iterable[Op | RowOp]:
+        yield Upsert(
+            "step_inputs",
+            {
+                "step_run_id": uuid_text(e.step_run_id),
+                "input_name": e.input_name,
+                "artifact_id": uuid_text(e.artifact_id),
+                "run_id": uuid_text(e.run_id),
+            },
+            {"artifact_id": NEW},
         )
 
     @staticmethod
-    def _artifact_consumed(e: ArtifactConsumed, c: EventContext) -> Iterable[Op]:
-        yield (
-            "INSERT INTO {step_inputs} (step_run_id, input_name, artifact_id, run_id) "
-            "VALUES (?, ?, ?, ?) ON CONFLICT (step_run_id, input_name) "
-            "DO UPDATE SET artifact_id = excluded.artifact_id",
-            (str(e.step_run_id), e.input_name, str(e.artifact_id), str(e.run_id)),
+    def _artifact_produced(e: ArtifactProduced, c: EventContext) -> Iterable[Op | RowOp]:
+        yield Upsert(
+            "step_outputs",
+            {
+                "step_run_id": uuid_text(e.step_run_id),
+                "output_name": e.output_name,
+                "artifact_id": uuid_text(e.artifact_id),
+                "run_id": uuid_text(e.run_id),
+            },
+            {"artifact_id": NEW},
         )
 
     @staticmethod
-    def _artifact_produced(e: ArtifactProduced, c: EventContext) -> Iterable[Op]:
-        yield (
-            "INSERT INTO {step_outputs} (step_run_id, output_name, artifact_id, run_id) "
-            "VALUES (?, ?, ?, ?) ON CONFLICT (step_run_id, output_name) "
-            "DO UPDATE SET artifact_id = excluded.artifact_id",
-            (str(e.step_run_id), e.output_name, str(e.artifact_id), str(e.run_id)),
-        )
-
-    @staticmethod
-    def _metadata_logged(e: MetadataLogged, c: EventContext) -> Iterable[Op]:
-        step = "" if e.step_run_id is None else str(e.step_run_id)
+    def _metadata_logged(e: MetadataLogged, c: EventContext) -> Iterable[Op | RowOp]:
+        run_id = uuid_text(e.run_id)
+        step = "" if e.step_run_id is None else uuid_text(e.step_run_id)
         for key, value in e.values.items():
-            yield (
-                "INSERT INTO {run_metadata} (run_id, step_run_id, key, value, position) "
-                "VALUES (?, ?, ?, ?, ?) ON CONFLICT (run_id, step_run_id, key) "
-                "DO UPDATE SET value = excluded.value, position = excluded.position",
-                (str(e.run_id), step, key, to_json(value), c.position),
+            yield Upsert(
+                "run_metadata",
+                {
+                    "run_id": run_id,
+                    "step_run_id": step,
+                    "key": key,
+                    "value": to_json(value),
+                    "position": c.position,
+                },
+                {"value": NEW, "position": NEW},
             )
 
     @staticmethod
-    def _step_finished(e: StepFinished, c: EventContext) -> Iterable[Op]:
-        step_run_id = str(e.step_run_id)
+    def _step_finished(e: StepFinished, c: EventContext) -> Iterable[Op | RowOp]:
+        step_run_id = uuid_text(e.step_run_id)
         finished = us_from_datetime(e.finished_at)
         # Counts first, and only if the step still runs: a step finishing twice
         # (possible through raw appends) must not count twice.
-        yield (
-            f"UPDATE {{runs}} SET steps_running = steps_running - 1, "
-            f"steps_{e.status} = steps_{e.status} + 1 WHERE run_id = ? AND EXISTS "
-            "(SELECT 1 FROM {steps} WHERE step_run_id = ? AND status = 'running')",
-            (str(e.run_id), step_run_id),
+        column = f"steps_{e.status}"
+        yield Update(
+            "runs",
+            uuid_text(e.run_id),
+            {"steps_running": _ONE_LESS_RUNNING, column: Add(column, 1)},
+            When("steps", step_run_id, "status", "running"),
         )
-        yield (
-            "UPDATE {steps} SET status = ?, finished_at_us = ?, duration_us = ? - started_at_us, "
-            "error = ? WHERE step_run_id = ?",
-            (e.status, finished, finished, e.error, step_run_id),
+        yield Update(
+            "steps",
+            step_run_id,
+            {
+                "status": e.status,
+                "finished_at_us": finished,
+                "duration_us": Minus(finished, "started_at_us"),
+                "error": e.error,
+            },
         )
 
     @staticmethod
-    def _run_finished(e: RunFinished, c: EventContext) -> Iterable[Op]:
+    def _run_finished(e: RunFinished, c: EventContext) -> Iterable[Op | RowOp]:
         finished = us_from_datetime(e.finished_at)
-        yield (
-            "UPDATE {runs} SET status = ?, finished_at_us = ?, duration_us = ? - started_at_us, "
-            "error = ? WHERE run_id = ?",
-            (e.status, finished, finished, e.error, str(e.run_id)),
+        yield Update(
+            "runs",
+            uuid_text(e.run_id),
+            {
+                "status": e.status,
+                "finished_at_us": finished,
+                "duration_us": Minus(finished, "started_at_us"),
+                "error": e.error,
+            },
         )
 
     @staticmethod

@@ -16,11 +16,13 @@ compare-and-set on the position read.
 
 from __future__ import annotations
 
-from collections.abc import Generator, Sequence
+from collections.abc import Generator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple, TypeVar
 
-from .definition import Op, Projection
+from .coalesce import CoalesceFailed, LoadRows, WriteRows, coalesce_segment, row_ops_only
+from .definition import Op, Projection, Table
+from .row_ops import RowOp, to_sql_ops
 
 __all__ = [
     "STATE_DDL",
@@ -29,11 +31,13 @@ __all__ = [
     "EventWork",
     "Execute",
     "Fetch",
+    "LoadRows",
     "OpError",
     "ProjectionState",
     "ProjectionWork",
     "RetryWithSavepoints",
     "Tx",
+    "WriteRows",
     "abort_rebuild",
     "apply_batch",
     "begin_rebuild",
@@ -72,14 +76,18 @@ class ApplyOps(NamedTuple):
     raised; the driver stops there (the caller rolls back to a savepoint).
     """
 
-    events: Sequence[Sequence[Op]]
+    events: Sequence[Sequence[Op | RowOp]]
     tables: tuple[tuple[str, str], ...]
     #: False: the index of a failing event is not needed (the caller redoes the
     #: batch with savepoints on any error), so a driver may send the ops in bulk.
     exact: bool = True
+    #: The projection's tables, to render row operations to their statements
+    #: (one at a time, as they run: a batch's rendered statements never all
+    #: sit in memory at once).
+    definitions: Mapping[str, Table] | None = None
 
 
-Request = Execute | Fetch | ApplyOps
+Request = Execute | Fetch | ApplyOps | LoadRows | WriteRows
 Tx = Generator[Request, Any, T]
 """A transaction body: yields requests, returns its result."""
 
@@ -347,7 +355,7 @@ class EventWork:
     """One event's work for one projection: its ops, or its handler error, or a skip."""
 
     position: int
-    ops: Sequence[Op] = ()
+    ops: Sequence[Op | RowOp] = ()
     error: str | None = None
     skipped: bool = False
 
@@ -375,6 +383,45 @@ class RetryWithSavepoints(Exception):
     """A batch applied without savepoints hit a SQL error: roll it back, redo it with them."""
 
 
+def _apply_raw(events: list[list[Op]], tables: tuple[tuple[str, str], ...]) -> Tx[None]:
+    result = yield ApplyOps(events, tables, exact=False)
+    if result is not None:
+        raise CoalesceFailed(result[1])
+
+
+def _apply_coalesced(
+    events: Sequence[EventWork], projection: Projection, tables: tuple[tuple[str, str], ...]
+) -> Tx[None]:
+    """A batch's events with their row ops coalesced per row (:mod:`projections.coalesce`).
+
+    Consecutive events whose ops are all row ops form a segment, applied
+    coalesced; an event with a SQL op (a delete by run, OpenLineage) is a
+    barrier: the segment before it is written first, then its statements run
+    (consecutive ones together), and the next segment loads its rows afresh.
+    Raises CoalesceFailed on any error.
+    """
+    definitions = projection.tables
+    physical = dict(tables)
+    segment: list[RowOp] = []
+    raw: list[list[Op]] = []
+    for event in events:
+        ops = event.ops
+        if row_ops_only(ops):
+            if raw:
+                yield from _apply_raw(raw, tables)
+                raw = []
+            segment.extend(ops)  # type: ignore[arg-type]
+        else:
+            if segment:
+                yield from coalesce_segment(segment, definitions, physical)
+                segment = []
+            raw.append(to_sql_ops(ops, definitions))
+    if raw:
+        yield from _apply_raw(raw, tables)
+    if segment:
+        yield from coalesce_segment(segment, definitions, physical)
+
+
 def apply_batch(
     work: Sequence[ProjectionWork],
     first: int,
@@ -383,6 +430,7 @@ def apply_batch(
     pending: bool,
     now_us: int,
     savepoints: bool = False,
+    coalesce: bool = False,
 ) -> Tx[ApplyOutcome]:
     """Apply events ``first..last`` to each projection, exactly once, checkpoint included.
 
@@ -400,6 +448,13 @@ def apply_batch(
     fifth of a catch-up; so a batch first runs without them, and a SQL error
     raises RetryWithSavepoints: the caller rolls back and runs the batch again
     with ``savepoints=True``, which pins each failing event.
+
+    The first try (``savepoints=False``) is coalesced if ``coalesce``: each
+    row is loaded, folded in memory through the chunk's row ops and written
+    once (:mod:`projections.coalesce`). Any error there is
+    RetryWithSavepoints too; the retry runs each op as its SQL statement.
+    ``coalesce=False`` runs the statements without savepoints first instead
+    (SQLite's default, and the reference the coalesced path is tested against).
     """
     outcome = ApplyOutcome()
     position_column = "pending_position" if pending else "position"
@@ -427,11 +482,23 @@ def apply_batch(
         faults = [(e.position, e.error) for e in candidates if e.error is not None]
         events = [e for e in candidates if e.error is None]
         tables = _tables(item.projection, generation)
-        remaining = events
+        if coalesce and not savepoints:
+            try:
+                yield from _apply_coalesced(events, item.projection, tables)
+            except CoalesceFailed as exc:
+                raise RetryWithSavepoints(name) from exc
+            # Applied: their ops need not stay while the next projection's are
+            # (a retry prepares the chunk again from its rows).
+            for event in events:
+                event.ops = ()
+        definitions = item.projection.tables
+        remaining = [] if coalesce and not savepoints else [(e.position, e.ops) for e in events]
         while remaining:
             if savepoints:
                 yield Execute("SAVEPOINT apply_batch")
-            result = yield ApplyOps([e.ops for e in remaining], tables, exact=savepoints)
+            result = yield ApplyOps(
+                [ops for _, ops in remaining], tables, exact=savepoints, definitions=definitions
+            )
             if result is None:
                 if savepoints:
                     yield Execute("RELEASE SAVEPOINT apply_batch")
@@ -442,14 +509,15 @@ def apply_batch(
             # Undo the failing event's partial ops, keep the events before it, go on.
             yield Execute("ROLLBACK TO SAVEPOINT apply_batch")
             if index:
-                again = yield ApplyOps([e.ops for e in remaining[:index]], tables)
+                again = yield ApplyOps(
+                    [ops for _, ops in remaining[:index]], tables, definitions=definitions
+                )
                 if again is not None:
                     raise OpError(
-                        f"events before position {remaining[index].position} failed on "
-                        f"replay: {again[1]}"
+                        f"events before position {remaining[index][0]} failed on replay: {again[1]}"
                     )
             yield Execute("RELEASE SAVEPOINT apply_batch")
-            faults.append((remaining[index].position, f"SQL error: {message}"))
+            faults.append((remaining[index][0], f"SQL error: {message}"))
             remaining = remaining[index + 1 :]
         for fault_position, reason in sorted(faults):
             yield Execute(

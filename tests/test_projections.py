@@ -41,6 +41,7 @@ from projections import (
     open_views,
     views_as_of,
 )
+from projections.row_ops import Insert, RowOp
 from projections.snapshots import MAX_SNAPSHOTS, ViewSnapshots
 
 from .histories import Command, commands, dump, play_all
@@ -468,11 +469,12 @@ class SqlBrokenRuns(RunsProjection):
         handlers = dict(super().handlers())
         original = handlers[RunStarted]
 
-        def broken(event: RunStarted, context: EventContext) -> Iterable[Op]:
+        def broken(event: RunStarted, context: EventContext) -> Iterable[Op | RowOp]:
             ops = list(original(event, context))
             if event.pipeline_name == "poison":
-                sql, params = ops[0]
-                ops[0] = (sql, (params[0], None, *params[2:]))
+                insert = ops[0]
+                assert isinstance(insert, Insert)
+                ops[0] = Insert(insert.table, {**insert.row, "pipeline_name": None})
             return ops
 
         handlers[RunStarted] = broken
