@@ -46,6 +46,7 @@ from .errors import (
     UnknownProjectionError,
     ViewsTimeoutError,
 )
+from .row_ops import to_sql_ops
 from .runs import RunsProjection
 from .stacks import StacksProjection
 from .transactions import (
@@ -295,6 +296,7 @@ class ProjectionRunner:
         handled = [self._handled_types[p.name] for p in targets]
         afters = [after[p.name] for p in targets]
         decode = self.store.decode_row
+        render = not self.coalesce
         for row in rows:
             position = row[0]
             try:
@@ -314,6 +316,10 @@ class ProjectionRunner:
                     continue
                 try:
                     ops = work.projection.ops(recorded, context)
+                    if ops is not None and render:
+                        # Statements now, not at apply: a row op's dict would
+                        # outlive its statement's parameter tuple by the chunk.
+                        ops = to_sql_ops(ops, work.projection.tables)
                 except Exception as exc:  # a handler bug stops this projection only
                     work.events.append(EventWork(position, error=f"{type(exc).__name__}: {exc}"))
                     continue
