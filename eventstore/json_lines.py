@@ -195,7 +195,7 @@ def _event(item: dict[str, Any], codec: EventCodec) -> tuple[Event, str, int, by
     )
     try:
         event = codec.from_builtins(event_type, data)
-        tag, schema_version, payload = codec.encode(event, validated=True)
+        tag, schema_version, payload = codec.encode(event, validated=True, from_json=True)
     except InvalidEventError as exc:
         raise _BadLine(str(exc)) from None
     try:
