@@ -32,7 +32,7 @@ one database.
 
 Size: one ``Backend``, whose one-round-trip and long-way commits, schema set-up
 and reads share the pool, the cached head and the error translation; they stay
-in one module (~770 lines).
+in one module (~820 lines).
 """
 
 from __future__ import annotations
