@@ -426,6 +426,35 @@ async def append_lines(
     parsed = lines if isinstance(lines, ParsedLines) else parse_lines(lines, store.codec)
     if not parsed.lines:
         return AppendLinesResult(0, 0, None, None, 0)
+    with _heap_frozen():
+        return await _check_and_append(store, parsed, progress)
+
+
+@contextlib.contextmanager
+def _heap_frozen() -> Iterator[None]:
+    """Keep the collector off the objects that exist now (the parsed lines) for a while.
+
+    The rules check and the commit allocate enough (the runs' states, the rows)
+    to set off full collections, and each one walked every parsed line again:
+    two of 0.7-1.3 s in a 100,000-line append, measured. ``gc.freeze()`` parks
+    today's objects where no collection looks and ``gc.unfreeze()`` puts them
+    back (both O(1)); the collector goes on with everything made meanwhile, so
+    other tasks' garbage is still collected. Two appends at once may unfreeze
+    each other's lines early: a cost in time only.
+    """
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
+
+
+async def _check_and_append(
+    store: Log | EventStore,
+    parsed: ParsedLines,
+    progress: Callable[[int, int], None] | None,
+) -> AppendLinesResult:
+    """The work of :func:`append_lines` once it has parsed lines: rules, then the append."""
     refused = await _rule_faults(store, parsed.appends)
     if refused:
         raise RuleBreachError(refused[:MAX_REPORTED], len(refused))
