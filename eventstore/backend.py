@@ -77,6 +77,32 @@ class Backend(Protocol):
         """Up to ``limit`` rows with position >= ``from_position`` (of ``types``), in order."""
         ...
 
+    @property
+    def lean_reads(self) -> bool:
+        """Whether :meth:`rows_between_sync` works, so ``read_all`` may read lean rows."""
+        ...
+
+    async def read_lean_rows(
+        self, from_position: int, limit: int, types: Sequence[str] | None = None
+    ) -> list[RowTuple]:
+        """``(position, type, schema_version, data)`` of the rows ``read_rows`` would return.
+
+        What a typed replay needs to decode an event: ``read_all`` reads these
+        while its reader does not look at the rest of the envelope.
+        """
+        ...
+
+    def rows_between_sync(
+        self, first: int, last: int, types: Sequence[str] | None = None
+    ) -> list[RowTuple]:
+        """Whole rows with ``first <= position <= last`` (of ``types``), in order; synchronous.
+
+        Serves the envelope of events read lean, when first looked at, possibly
+        after the handle closed (so it uses no connection of the handle's).
+        Only where ``lean_reads`` is True.
+        """
+        ...
+
     async def read_stream_rows(
         self, stream_id: str, from_version: int, limit: int
     ) -> list[RowTuple]:

@@ -148,6 +148,33 @@ def _encode(builtins: Any, where: str) -> bytes:
         raise (found or InvalidEventError(f"{where}: {exc}")) from exc
 
 
+#: MessagePack type bytes of a map or an array (fixmap, fixarray, 16- and 32-bit):
+#: there are at least as many of them in an encoding as containers nest deep.
+_CONTAINER_MARKERS = bytes([*range(0x80, 0xA0), 0xDC, 0xDD, 0xDE, 0xDF])
+
+
+def _screened(builtins: Any, *, floats: bool) -> bytes | None:
+    """MessagePack of JSON-decoded ``builtins`` when a scan of it proves them storable, else None.
+
+    msgspec's JSON decoder yields no NaN or infinity, no non-string key and no
+    lone surrogate, so only integers, nesting (and, with ``floats``, the floats
+    a lax conversion parsed from strings such as "nan") can break
+    :func:`check_json_compatible`. The encoding holds none of them when it has
+    no uint64 (0xcf, the only form of integers of 2**32 and more), no float
+    (0xca, 0xcb) and at most MAX_NESTING container bytes, counted in C. Anything else
+    (None) gets the full walk, with its exact message.
+    """
+    try:
+        data = _msgpack_encoder.encode(builtins)
+    except (OverflowError, UnicodeEncodeError, TypeError, ValueError, RecursionError):
+        return None
+    if b"\xcf" in data or (floats and (b"\xcb" in data or b"\xca" in data)):
+        return None
+    if len(data) - len(data.translate(None, _CONTAINER_MARKERS)) > MAX_NESTING:
+        return None
+    return data
+
+
 def encode_metadata(metadata: Metadata) -> bytes:
     """The stored bytes of an event's metadata."""
     try:
@@ -204,13 +231,20 @@ class EventCodec:
         }
         self._free_fields = {tag: _free_fields(cls) for tag, cls in self._types.items()}
 
-    def encode(self, event: Event) -> tuple[str, int, bytes]:
+    def encode(
+        self, event: Event, *, validated: bool = False, from_json: bool = False
+    ) -> tuple[str, int, bytes]:
         """Return (type, schema_version, payload bytes) for ``event``.
 
         The payload is decoded back with the event's own typed decoder before it is
         accepted, so a wrongly typed field is refused here and every stored event
         decodes. Raises InvalidEventError naming the fault (a bad value, NaN, a
-        payload over the size limit).
+        payload over the size limit). ``validated`` skips that decode for an event
+        :meth:`from_builtins` made: msgspec built it by validating every field
+        against the same type information, so the check could not fail (importers
+        of large inputs save a decode per event). ``from_json`` says the event was
+        converted from what msgspec's JSON decoder made: a scan of the encoding
+        then stands in for the walk of its values when it proves them sound.
         """
         cls = type(event)
         tag = cls.__struct_config__.tag
@@ -226,18 +260,21 @@ class EventCodec:
         except (TypeError, ValueError) as exc:
             raise InvalidEventError(f"{tag}: {exc}") from exc
         del builtins["event_type"]
-        for name in self._free_fields[tag]:
-            check_json_compatible(builtins.get(name), where=f"{tag}.{name}")
-        data = _encode(builtins, tag)
+        data = _screened(builtins, floats=True) if from_json else None
+        if data is None:
+            for name in self._free_fields[tag]:
+                check_json_compatible(builtins.get(name), where=f"{tag}.{name}")
+            data = _encode(builtins, tag)
         if len(data) > self.max_event_bytes:
             raise InvalidEventError(
                 f"{tag}: the encoded event is {len(data):,} bytes, over the limit of "
                 f"{self.max_event_bytes:,} bytes"
             )
-        try:
-            decoder.decode(data)
-        except msgspec.ValidationError as exc:
-            raise InvalidEventError(f"{tag}: {exc}") from exc
+        if not validated:
+            try:
+                decoder.decode(data)
+            except msgspec.ValidationError as exc:
+                raise InvalidEventError(f"{tag}: {exc}") from exc
         return tag, cls.schema_version, data
 
     def from_builtins(self, event_type: str, data: Any) -> Event:
@@ -315,3 +352,13 @@ class EventCodec:
         """Re-encode builtins produced by :meth:`to_builtins` to the identical payload bytes."""
         check_json_compatible(data, where="data")
         return _encode(data, "data")
+
+    @staticmethod
+    def from_json_builtins_bytes(data: Any) -> bytes:
+        """:meth:`from_builtins_bytes` of what msgspec's JSON decoder made (an import's lines).
+
+        The same bytes and the same errors; most payloads are vouched for by a scan
+        of their encoding instead of a walk of their values (see ``_screened``).
+        """
+        screened = _screened(data, floats=False)
+        return EventCodec.from_builtins_bytes(data) if screened is None else screened

@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, NamedTuple
 from uuid import UUID
@@ -189,6 +190,119 @@ class RecordedEvent(msgspec.Struct, frozen=True, gc=False):
     def metadata(self) -> Metadata:
         """Who and what caused the event (an empty Metadata if unreadable)."""
         return decode_metadata(self.metadata_bytes)
+
+
+class LazyRows:
+    """The whole rows of one chunk a replay read lean, fetched when first asked for.
+
+    ``read_all`` reads whole rows while its reader looks at the envelope and
+    only (position, type, schema_version, data) once it does not: the events of
+    a lean chunk fetch their chunk's rows (one synchronous query, ``load``) the
+    first time any of them is asked for its id, stream, time, metadata or hash.
+    ``touched`` tells ``read_all`` that its reader asked.
+    """
+
+    __slots__ = ("_load", "rows", "touched")
+
+    def __init__(
+        self, rows: list[RowTuple] | None, load: Callable[[], list[RowTuple]] | None = None
+    ) -> None:
+        self.rows = rows
+        self._load = load
+        self.touched = False
+
+    def row(self, index: int) -> RowTuple:
+        """The whole row at ``index`` in the chunk (loading the chunk's rows if needed)."""
+        self.touched = True
+        rows = self.rows
+        if rows is None:
+            assert self._load is not None
+            rows = self.rows = self._load()
+        return rows[index]
+
+
+class _LazyRecordedEvent(RecordedEvent, frozen=True, gc=False):
+    """A RecordedEvent of ``read_all`` whose envelope fields come from its chunk's rows.
+
+    The fields it inherits for them hold placeholders; the properties below
+    shadow them, so every reader of a RecordedEvent sees the stored values.
+    """
+
+    _rows: LazyRows
+    _index: int
+
+    @property  # type: ignore[misc]
+    def event_id_text(self) -> str:
+        """The event's id, as stored."""
+        value: str = self._rows.row(self._index)[1]
+        return value
+
+    @property  # type: ignore[misc]
+    def stream_id(self) -> str:
+        """The event's stream."""
+        value: str = self._rows.row(self._index)[2]
+        return value
+
+    @property  # type: ignore[misc]
+    def stream_version(self) -> int:
+        """The event's version in its stream."""
+        value: int = self._rows.row(self._index)[3]
+        return value
+
+    @property  # type: ignore[misc]
+    def recorded_at_us(self) -> int:
+        """When the store committed the event, microseconds since the epoch."""
+        value: int = self._rows.row(self._index)[6]
+        return value
+
+    @property  # type: ignore[misc]
+    def metadata_bytes(self) -> bytes:
+        """The stored metadata bytes."""
+        value: bytes = self._rows.row(self._index)[7]
+        return value
+
+    @property  # type: ignore[misc]
+    def hash(self) -> bytes:
+        """The event's hash in the log's chain."""
+        value: bytes = self._rows.row(self._index)[9]
+        return value
+
+    def _values(self) -> tuple[Any, ...]:
+        row = self._rows.row(self._index)
+        return (*row[:8], self.event, row[9])
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, RecordedEvent):
+            return NotImplemented
+        return self._values() == _values_of(other)
+
+    def __hash__(self) -> int:
+        return hash(self._values())
+
+    def __repr__(self) -> str:
+        names = RecordedEvent.__struct_fields__
+        values = ", ".join(f"{n}={v!r}" for n, v in zip(names, self._values(), strict=True))
+        return f"RecordedEvent({values})"
+
+
+def _values_of(recorded: RecordedEvent) -> tuple[Any, ...]:
+    if isinstance(recorded, _LazyRecordedEvent):
+        return recorded._values()
+    return msgspec.structs.astuple(recorded)
+
+
+def lazy_recorded_event(
+    position: int,
+    event_type: str,
+    schema_version: int,
+    event: Event | RawEvent,
+    rows: LazyRows,
+    index: int,
+) -> RecordedEvent:
+    """A RecordedEvent whose envelope is row ``index`` of ``rows`` (see :class:`LazyRows`)."""
+    return _LazyRecordedEvent(
+        position, "", "", 0, event_type, schema_version, 0, b"", event, b"", rows, index
+    )
 
 
 def recorded_event(row: RowTuple, event: Event | RawEvent) -> RecordedEvent:

@@ -31,10 +31,12 @@ from .envelope import (
     NO_STREAM,
     AppendResult,
     ExpectedVersion,
+    LazyRows,
     Metadata,
     NewEvent,
     RecordedEvent,
     StoredEvent,
+    _LazyRecordedEvent,
     recorded_event,
     us_from_datetime,
 )
@@ -48,6 +50,9 @@ __all__ = ["DEFAULT_CHUNK", "Log", "ProgressCallback"]
 
 #: Rows fetched per query when reading: large enough to amortise the query.
 DEFAULT_CHUNK = 2000
+# How read_all reads a chunk: whole rows as plain RecordedEvents, whole rows
+# watched for a look at the envelope, or lean rows with the envelope on demand.
+_WHOLE, _TRACKED, _LEAN = 0, 1, 2
 #: Rows per query of ``read_all``, a streaming read: each query is a hop to the
 #: reader thread and back, which on a busy machine costs far more than the
 #: 10,000 rows it brings (a few MB, dropped as the caller iterates).
@@ -304,6 +309,13 @@ class Log:
 
         ``types`` keeps only those event types; ``to_position`` stops there
         (inclusive); ``limit`` caps the count. Fetches in large chunks.
+
+        A long replay reads lean where the backend allows it (SQLite): once a
+        whole chunk went by without its reader looking at any event's id,
+        stream, version, time, metadata or hash, later chunks fetch only the
+        columns decoding needs; the first look at one of those fields fetches
+        its chunk's rows (a synchronous query) and whole rows are read again.
+        Every event still has every field, with its stored value.
         """
         decode = self.codec.decode
         # The common case inline (a payload at its type's current version): one
@@ -312,23 +324,93 @@ class Log:
         current = {t: (v, d) for (t, v), d in self.codec.current_decoders().items()}.get
         unknown = (-1, None)
         errors = (msgspec.DecodeError, msgspec.ValidationError)
-        async for rows in self.read_chunks(
-            from_position,
-            limit=limit,
-            types=types,
-            to_position=to_position,
-            chunk_size=READ_ALL_CHUNK,
-        ):
-            for p, i, s, v, t, sv, r, m, d, h in rows:
-                version, decoder = current(t, unknown)
-                if sv != version or decoder is None:
-                    event = decode(t, sv, d)
+        backend = self.backend
+        # Chunk 1 whole and untracked (a short read never changes); chunk 2 whole and
+        # tracked; then lean while the reader does not look at the envelope.
+        mode = _WHOLE
+        chunks = 0
+        position = max(1, from_position)
+        remaining = limit
+        if position > MAX_INT:  # beyond any position a log can hold: nothing there
+            return
+        while remaining is None or remaining > 0:
+            size = READ_ALL_CHUNK if remaining is None else min(READ_ALL_CHUNK, remaining)
+            if mode == _LEAN:
+                rows = await backend.read_lean_rows(position, size, types)
+            else:
+                rows = await backend.read_rows(position, size, types)
+            fetched = len(rows)
+            if to_position is not None:
+                rows = [row for row in rows if row[0] <= to_position]
+            if not rows:
+                return
+            chunks += 1
+            if mode == _WHOLE:
+                tracker = None
+                for p, i, s, v, t, sv, r, m, d, h in rows:
+                    version, decoder = current(t, unknown)
+                    if sv != version or decoder is None:
+                        event = decode(t, sv, d)
+                    else:
+                        try:
+                            event = decoder.decode(d)
+                        except errors:
+                            event = decode(t, sv, d)  # raises the codec's DecodeError
+                    yield RecordedEvent(p, i, s, v, t, sv, r, m, event, h)
+            else:
+                if mode == _LEAN:
+                    loader = self._whole_rows(rows[0][0], rows[-1][0], types, len(rows))
+                    tracker, lean = LazyRows(None, loader), rows
                 else:
-                    try:
-                        event = decoder.decode(d)
-                    except errors:
-                        event = decode(t, sv, d)  # raises the codec's DecodeError
-                yield RecordedEvent(p, i, s, v, t, sv, r, m, event, h)
+                    tracker = LazyRows(rows)
+                    lean = [(row[0], row[4], row[5], row[8]) for row in rows]
+                for index, (p, t, sv, d) in enumerate(lean):
+                    version, decoder = current(t, unknown)
+                    if sv != version or decoder is None:
+                        event = decode(t, sv, d)
+                    else:
+                        try:
+                            event = decoder.decode(d)
+                        except errors:
+                            event = decode(t, sv, d)
+                    # Placeholders in the envelope fields: the lazy class's properties
+                    # shadow them with the chunk's rows.
+                    yield _LazyRecordedEvent(
+                        p, "", "", 0, t, sv, 0, b"", event, b"", tracker, index
+                    )
+            if remaining is not None:
+                remaining -= len(rows)
+            if fetched < size or (to_position is not None and rows[-1][0] >= to_position):
+                return
+            position = rows[-1][0] + 1
+            mode = self._next_mode(mode, chunks, tracker)
+
+    def _next_mode(self, mode: int, chunks: int, tracker: LazyRows | None) -> int:
+        """How ``read_all`` reads its next chunk (see its docstring)."""
+        if not self.backend.lean_reads:
+            return _WHOLE
+        if mode == _WHOLE:
+            return _TRACKED if chunks == 1 else _WHOLE
+        assert tracker is not None
+        return _WHOLE if tracker.touched else _LEAN
+
+    def _whole_rows(
+        self, first: int, last: int, types: Sequence[str] | None, count: int
+    ) -> Callable[[], list[RowTuple]]:
+        """The loader of a lean chunk's whole rows (``count`` of them, as the lean read saw)."""
+        backend = self.backend
+        wanted = list(types) if types else None
+
+        def load() -> list[RowTuple]:
+            rows = backend.rows_between_sync(first, last, wanted)
+            if len(rows) != count:  # positions never change: a damaged or replaced file
+                raise StoreCorruptError(
+                    f"{self.uri}: positions {first} to {last} hold {len(rows)} events, "
+                    f"not the {count} read a moment ago"
+                )
+            return rows
+
+        return load
 
     async def read_stored(
         self,

@@ -127,8 +127,8 @@ def parse_record(number: int, raw: bytes) -> StoredEvent:
     ):
         raise BadLineError(number, "recorded_at does not match recorded_at_us")
     try:
-        metadata = EventCodec.from_builtins_bytes(line.metadata)
-        data = EventCodec.from_builtins_bytes(line.data)
+        metadata = EventCodec.from_json_builtins_bytes(line.metadata)
+        data = EventCodec.from_json_builtins_bytes(line.data)
     except InvalidEventError as exc:
         raise BadLineError(number, str(exc)) from None
     return StoredEvent(

@@ -360,18 +360,26 @@ def _check_run(state: DomainState, event: Event, event_id: str | None) -> None:
 
 
 def check_event(
-    state: DomainState, stream_id: str, event: Event | RawEvent, event_id: str | None = None
+    state: DomainState,
+    stream_id: str,
+    event: Event | RawEvent,
+    event_id: str | None = None,
+    *,
+    home_checked: bool = False,
 ) -> None:
     """Raise a LifecycleError when ``event`` may not be appended to ``stream_id`` in ``state``.
 
     ``event_id`` (canonical text), when given, is checked where the rules fix it
     (an ``artifact.produced`` lives under :func:`~eventstore.artifact_event_id`).
     An event of a type this release does not know (a RawEvent) passes: the rules
-    cannot judge it and the views skip it.
+    cannot judge it and the views skip it. ``home_checked`` says the caller has
+    already checked the event's stream with :func:`check_home` (``events append``
+    checks each line alone first).
     """
     if isinstance(event, RawEvent):
         return
-    check_home(stream_id, event)
+    if not home_checked:
+        check_home(stream_id, event)
     if _workspace_class(type(event)):
         _check_workspace(state, event)
     elif isinstance(getattr(event, "run_id", None), UUID):
@@ -388,9 +396,16 @@ class RuleChecker:
     def __init__(self, state: DomainState | None = None) -> None:
         self.state = state if state is not None else DomainState.empty()
 
-    def check(self, stream_id: str, event: Event | RawEvent, event_id: str | None = None) -> None:
-        """Check one event, then fold it."""
-        check_event(self.state, stream_id, event, event_id)
+    def check(
+        self,
+        stream_id: str,
+        event: Event | RawEvent,
+        event_id: str | None = None,
+        *,
+        home_checked: bool = False,
+    ) -> None:
+        """Check one event, then fold it (``home_checked``: see :func:`check_event`)."""
+        check_event(self.state, stream_id, event, event_id, home_checked=home_checked)
         if not isinstance(event, RawEvent):
             fold_event(self.state, event)
 

@@ -21,6 +21,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+import eventstore.log
 from eventstore import (
     ANY,
     NO_STREAM,
@@ -31,10 +32,12 @@ from eventstore import (
     InvalidEventError,
     NewEvent,
     RunDeleted,
+    RunStarted,
     StoreClosedError,
     StoreError,
     open_store,
 )
+from eventstore.envelope import recorded_event
 
 
 def tombstone(reason: str = "") -> RunDeleted:
@@ -122,6 +125,86 @@ class BackendContract:
             assert list(range(1, 4501)) == positions
             stream = [e.stream_version async for e in store.read_stream("bulk", 4000)]
             assert list(range(4000, 4501)) == stream
+
+    async def test_read_lean_rows_are_the_decoding_columns_of_read_rows(
+        self, tmp_path: Path
+    ) -> None:
+        """read_lean_rows: (position, type, schema_version, data) of what read_rows returns."""
+        async with self.store(tmp_path) as store:
+            for i in range(6):
+                await store.append(f"s{i % 2}", [tombstone(str(i))])
+            await store.append(
+                "s0",
+                [
+                    RunStarted(
+                        run_id=uuid.uuid4(),
+                        pipeline_name="p",
+                        run_name="n",
+                        started_at=datetime.now(UTC),
+                    )
+                ],
+            )
+            backend = store.backend
+            for start, limit, types in ((1, 100, None), (3, 2, None), (1, 100, ["run.started"])):
+                whole = await backend.read_rows(start, limit, types)
+                lean = await backend.read_lean_rows(start, limit, types)
+                assert [(r[0], r[4], r[5], r[8]) for r in whole] == [tuple(r) for r in lean]
+            assert await backend.read_lean_rows(99, 10) == []
+            if backend.lean_reads:
+                rows = await backend.read_rows(1, 100)
+                assert backend.rows_between_sync(2, 5) == rows[1:5]
+                started = backend.rows_between_sync(1, 7, ["run.started"])
+                assert started == [r for r in rows if r[4] == "run.started"]
+
+    async def test_read_all_past_two_chunks_keeps_every_envelope_field(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """A long replay (lean chunks where the backend can) still shows every stored field.
+
+        Looked at as the events go by, only after the read, after the store
+        closed, or filtered by type: always the stored values.
+        """
+        monkeypatch.setattr(eventstore.log, "READ_ALL_CHUNK", 7)
+        async with self.store(tmp_path) as store:
+            for i in range(60):
+                events: list[Any] = [tombstone(str(i))]
+                if i % 4 == 0:
+                    events.append(
+                        RunStarted(
+                            run_id=uuid.uuid4(),
+                            pipeline_name="p",
+                            run_name=f"n{i}",
+                            started_at=datetime.now(UTC),
+                        )
+                    )
+                await store.append(f"s{i % 5}", events, metadata={"correlation_id": f"c{i}"})
+            stored = {row.position: row async for row in store.read_stored()}
+            untouched = [e async for e in store.read_all()]
+            watched = []
+            async for event in store.read_all():
+                if event.position % 20 == 0:  # an occasional look: back to whole rows
+                    assert event.stream_id == stored[event.position].stream_id
+                watched.append(event)
+            typed = [e async for e in store.read_all(3, types=["run.started"], to_position=50)]
+        assert len(untouched) == len(watched) == len(stored) == 75
+        assert [e.position for e in typed] == [
+            p for p, row in stored.items() if row.type == "run.started" and 3 <= p <= 50
+        ]
+        codec = store.codec
+        for event in [*untouched, *watched, *typed]:  # looked at after the store closed
+            row = stored[event.position]
+            assert (
+                event.event_id_text, event.stream_id, event.stream_version, event.type,
+                event.schema_version, event.recorded_at_us, event.metadata_bytes, event.hash,
+            ) == (
+                row.event_id, row.stream_id, row.stream_version, row.type,
+                row.schema_version, row.recorded_at_us, row.metadata, row.hash,
+            )  # fmt: skip
+            assert event.event == codec.decode(row.type, row.schema_version, row.data)
+            assert event.metadata.correlation_id is not None
+            assert event.recorded_at == row.recorded_at
+            assert event == recorded_event(row, event.event)
+        assert untouched == watched
 
     async def test_read_stream_and_versions(self, tmp_path: Path) -> None:
         """read_stream yields one stream from a version; stream_version tells its length."""

@@ -27,6 +27,7 @@ _TARGETS = {
     "10 tasks x 100-event batches": "A",
     "read_all of": "B-lean",
     "events append of": "API",
+    "import of the export": "API",
     "catch-up of": "A",
     "Queries.runs(limit=50)": "Q",
     "as-of position": "H",

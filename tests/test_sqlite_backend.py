@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+import eventstore.log
 from eventstore import (
     EventStore,
     NotAStoreError,
@@ -199,3 +200,40 @@ class TestOpening:
             await store.append("s", [RunDeleted(run_id=uuid.uuid4())])
             assert (await store.info())["events"] == 1
             assert 1 == synchronous(store)  # NORMAL
+
+
+async def test_a_long_replay_reads_lean_until_its_reader_looks(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Past two chunks nobody looked into, read_all fetches lean rows; a look fetches whole ones.
+
+    The look at an event of a lean chunk loads that chunk's rows once, and later
+    chunks are read whole again.
+    """
+    monkeypatch.setattr(eventstore.log, "READ_ALL_CHUNK", 5)
+    async with open_store(tmp_path / "s", default_stack=False) as store:
+        await store.append("bulk", [tombstone(str(i)) for i in range(40)])
+        calls: dict[str, int] = {"lean": 0, "whole": 0, "sync": 0}
+        backend = store.backend
+        for name, method in (
+            ("lean", "read_lean_rows"),
+            ("whole", "read_rows"),
+            ("sync", "rows_between_sync"),
+        ):
+            original = getattr(backend, method)
+
+            def counted(*args: Any, _name: str = name, _original: Any = original) -> Any:
+                calls[_name] += 1
+                return _original(*args)
+
+            monkeypatch.setattr(backend, method, counted)
+        read = [e async for e in store.read_all()]
+        assert calls == {"lean": 7, "whole": 2, "sync": 0}  # 8 chunks and the empty end
+        assert read[12].stream_id == "bulk"  # chunk 3: its rows are loaded now
+        assert read[13].stream_version == 14
+        assert calls["sync"] == 1
+        calls.update(lean=0, whole=0)
+        async for event in store.read_all():
+            if event.position == 13:
+                assert event.stream_version == 13
+        assert calls == {"lean": 1, "whole": 8, "sync": 2}
