@@ -254,7 +254,7 @@ class GroupCommitWriter:
             if isinstance(outcome, StoreError):
                 log.warning("batch_failed", error=str(outcome), appends=len(batch))
             else:
-                log.error("batch_crashed", appends=len(batch), error=repr(outcome))
+                log.error("batch_crashed", appends=len(batch), exc_info=outcome)
                 outcome = StoreError(f"the append failed: {outcome!r}")
             for _, waiting in batch:
                 _settle(waiting, outcome)
@@ -295,51 +295,16 @@ class GroupCommitWriter:
             size += len(append.events)
         return batch
 
-    async def _commit_atomic(self, group: _Atomic, future: asyncio.Future[Any]) -> None:
-        try:
-            with anyio.CancelScope(shield=True):
-                outcomes = await self._backend.commit(list(group), atomic=True)
-        except Exception as exc:
-            _settle(future, exc if isinstance(exc, StoreError) else StoreError(repr(exc)))
-            return
-        errors = [o for o in outcomes if not isinstance(o, AppendResult)]
-        if errors:
-            _settle(future, errors[0])
-            return
-        results = [o for o in outcomes if isinstance(o, AppendResult)]
-        self.batches += 1
-        self.appends += len(results)
-        _settle(future, results)
-        if results:
-            self._on_commit(max(r.positions[-1] for r in results))
-
     async def _commit(self, batch: list[_Ticket]) -> None:
-        first, future = batch[0]
-        if isinstance(first, _Atomic):
-            await self._commit_atomic(first, future)
-            return
-        appends = [append for append, _ in batch if isinstance(append, PendingAppend)]
+        first = batch[0][0]
+        atomic = isinstance(first, _Atomic)
+        appends = list(first) if isinstance(first, _Atomic) else [a for a, _ in batch]
+        outcome: list[AppendResult | AppendError] | BaseException
         try:
             # Shielded: once a batch is handed to the backend it finishes, so the
             # outcome each caller sees is the truth even while the store closes.
             with anyio.CancelScope(shield=True):
-                outcomes: list[AppendResult | AppendError] = await self._backend.commit(appends)
-        except StoreError as exc:
-            log.warning("batch_failed", error=str(exc), appends=len(batch))
-            for _, future in batch:
-                _settle(future, exc)
-            return
-        except Exception as exc:  # a bug or driver error: fail the batch, keep the writer
-            log.exception("batch_crashed", appends=len(batch))
-            for _, future in batch:
-                _settle(future, StoreError(f"the append failed: {exc!r}"))
-            return
-        self.batches += 1
-        self.appends += len(batch)
-        last = 0
-        for (_, future), outcome in zip(batch, outcomes, strict=True):
-            if isinstance(outcome, AppendResult) and outcome.positions[-1] > last:
-                last = outcome.positions[-1]
-            _settle(future, outcome)
-        if last:
-            self._on_commit(last)
+                outcome = await self._backend.commit(appends, atomic=atomic)  # type: ignore[arg-type]
+        except Exception as exc:  # a store or driver error: fail the batch, keep the writer
+            outcome = exc
+        self._settle_batch(batch, outcome)
