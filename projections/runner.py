@@ -39,14 +39,14 @@ from eventstore.backend import RowTuple
 from eventstore.logs import get_logger
 
 from .artifacts import ArtifactsProjection
-from .definition import EventContext, Projection
+from .definition import EventContext, Op, Projection
 from .errors import (
     ProjectionFailedError,
     RebuildConflictError,
     UnknownProjectionError,
     ViewsTimeoutError,
 )
-from .row_ops import to_sql_ops
+from .row_ops import RowOp, to_sql_ops
 from .runs import RunsProjection
 from .stacks import StacksProjection
 from .transactions import (
@@ -314,6 +314,7 @@ class ProjectionRunner:
                 if raw:
                     work.events.append(EventWork(position, skipped=True))
                     continue
+                ops: Sequence[Op | RowOp] | None
                 try:
                     ops = work.projection.ops(recorded, context)
                     if ops is not None and render:
