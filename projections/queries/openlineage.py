@@ -189,17 +189,37 @@ class OpenLineageQueries(ViewsReader):
         self, namespace: str, job: str, *, limit: int = 100, offset: int = 0
     ) -> tuple[list[OLRun], int]:
         """The job's runs, newest first, and how many it has."""
-        rows = await self.views.fetch(
+        rows, total = await self._page_and_total(
             f"{_RUN_SELECT} WHERE t.namespace = ? AND t.name = ? "
             "ORDER BY s.first_us DESC, t.run_id LIMIT ? OFFSET ?",
             (namespace, job, limit, offset),
-        )
-        [(total,)] = await self.views.fetch(
             "SELECT COUNT(*) FROM ol_run_tree t JOIN ol_run_state s ON s.run_id = t.run_id "
             "WHERE t.namespace = ? AND t.name = ?",
             (namespace, job),
         )
-        return [_run(r) for r in rows], int(total)
+        return [_run(r) for r in rows], total
+
+    async def _page_and_total(
+        self,
+        page_sql: str,
+        page_params: tuple[Any, ...],
+        count_sql: str,
+        count_params: tuple[Any, ...],
+    ) -> tuple[list[tuple[Any, ...]], int]:
+        """A page of rows and the count it is a page of, read in one snapshot.
+
+        Two separate reads could straddle a commit of the views follower (it
+        runs in another process under ``metaledger serve``): a page of 11 with
+        a total of 12.
+        """
+
+        def body() -> Tx[tuple[list[tuple[Any, ...]], int]]:
+            rows = yield Fetch(page_sql, page_params)
+            [(total,)] = yield Fetch(count_sql, count_params)
+            return rows, int(total)
+
+        result: tuple[list[tuple[Any, ...]], int] = await self.views.read(body)
+        return result
 
     async def ol_run(self, run_id: str) -> OLRun:
         """One run by its runId (or the UUID metaledger gave a runId that is not one)."""
@@ -279,15 +299,14 @@ class OpenLineageQueries(ViewsReader):
         self, namespace: str, *, limit: int = 100, offset: int = 0
     ) -> tuple[list[OLDataset], int]:
         """The namespace's datasets, by name, and how many there are."""
-        rows = await self.views.fetch(
+        rows, total = await self._page_and_total(
             "SELECT d.namespace, d.name, d.first_us, d.last_us, (SELECT a.artifact_id FROM "
             "artifacts a WHERE a.name = ? || '/' || d.name AND a.output_name <> 'source' "
             "ORDER BY a.version DESC LIMIT 1) FROM ol_datasets d WHERE d.namespace = ? "
             "ORDER BY d.name LIMIT ? OFFSET ?",
             (namespace.rstrip("/"), namespace, limit, offset),
-        )
-        [(total,)] = await self.views.fetch(
-            "SELECT COUNT(*) FROM ol_datasets WHERE namespace = ?", (namespace,)
+            "SELECT COUNT(*) FROM ol_datasets WHERE namespace = ?",
+            (namespace,),
         )
         return [
             OLDataset(
@@ -310,14 +329,12 @@ class OpenLineageQueries(ViewsReader):
         if not known:
             raise ViewNotFoundError("dataset", f"{namespace}:{name}")
         artifact_name = f"{namespace.rstrip('/')}/{name}"
-        rows = await self.views.fetch(
+        rows, total = await self._page_and_total(
             "SELECT a.artifact_id, a.version, a.content_hash, a.created_at_us, "
             "(SELECT t.raw_run_id FROM ol_artifact_tree t WHERE t.run_id = a.step_run_id) "
             "FROM artifacts a WHERE a.name = ? AND a.output_name <> 'source' "
             "ORDER BY a.version DESC LIMIT ? OFFSET ?",
             (artifact_name, limit, offset),
-        )
-        [(total,)] = await self.views.fetch(
             "SELECT COUNT(*) FROM artifacts WHERE name = ? AND output_name <> 'source'",
             (artifact_name,),
         )
@@ -436,18 +453,19 @@ class OpenLineageQueries(ViewsReader):
             params.append(after_us)
         clause = f"WHERE {' AND '.join(where)}" if where else ""
         order = "ASC" if ascending else "DESC"
-        rows = await self.views.fetch(
+        rows, total = await self._page_and_total(
             f"SELECT position FROM ol_events {clause} ORDER BY time_us {order}, position {order} "
             "LIMIT ? OFFSET ?",
             (*params, limit, offset),
+            f"SELECT COUNT(*) FROM ol_events {clause}",
+            tuple(params),
         )
-        [(total,)] = await self.views.fetch(f"SELECT COUNT(*) FROM ol_events {clause}", params)
         texts: list[str] = []
         for (position,) in rows:
             recorded = await self.store.get_position(position)
             if recorded is not None and isinstance(recorded.event, OpenLineageReceived):
                 texts.append(recorded.event.event)
-        return OLEvents(events=texts, total_count=int(total))
+        return OLEvents(events=texts, total_count=total)
 
 
 def _node_id(node: tuple[str, str, str]) -> str:
