@@ -15,8 +15,9 @@ segment of events whose ops are all row operations (:mod:`projections.row_ops`),
 3. interprets every op in log order on dict rows, with the statements'
    meaning (a conflicting insert, a NULL in a NOT NULL column, an unknown
    column are errors; an update of a missing row does nothing);
-4. writes the difference (:class:`WriteRows`, one request per table): new
-   rows inserted, existing rows changed, deleted rows removed.
+4. writes the difference (:class:`WriteMany`, one request for the segment,
+   a :class:`WriteRows` per table): new rows inserted, existing rows
+   changed, deleted rows removed.
 
 A runner does this on the views stores that ask for it (``coalesces``):
 PostgreSQL, where it replaces a round trip per statement; not SQLite, where
@@ -37,7 +38,7 @@ from typing import Any, NamedTuple
 from .definition import Op, Table
 from .row_ops import NEW, Add, Delete, Insert, Layout, Minus, Ref, RowOp, Update, Upsert, layout
 
-__all__ = ["CoalesceFailed", "LoadRows", "WriteRows", "coalesce_segment"]
+__all__ = ["CoalesceFailed", "LoadRows", "WriteMany", "WriteRows", "coalesce_segment"]
 
 
 class LoadRows(NamedTuple):
@@ -66,12 +67,22 @@ class WriteRows(NamedTuple):
     deletes: list[tuple[Any, ...]]
 
 
+class WriteMany(NamedTuple):
+    """Write a segment's coalesced rows, table by table; the result is None.
+
+    One request for every table a segment wrote, so a driver can send them
+    all in one round trip (PostgreSQL: one statement).
+    """
+
+    writes: tuple[WriteRows, ...]
+
+
 class CoalesceFailed(Exception):
     """The segment cannot be applied coalesced: redo the batch event by event."""
 
 
 Row = dict[str, Any]
-Segment = Generator[LoadRows | WriteRows, Any, None]
+Segment = Generator[LoadRows | WriteMany, Any, None]
 
 
 class _Tables:
@@ -293,6 +304,7 @@ def coalesce_segment(
         raise
     except Exception as exc:  # an op the statements would reject in some other way
         raise CoalesceFailed(f"{type(exc).__name__}: {exc}") from exc
+    writes: list[WriteRows] = []
     for table, keys_written in state.dirty.items():
         if not keys_written:
             continue
@@ -313,15 +325,17 @@ def coalesce_segment(
                 updates.append(values_of(row))
             else:
                 inserts.append(values_of(row))
-        # Written below: the rows need not stay (memory is what bounds a chunk).
+        # The tuples hold the values now: the dict rows need not stay
+        # (memory is what bounds a chunk).
         table_rows.clear()
-        if not (inserts or updates or deletes):
-            continue
-        try:
-            yield WriteRows(physical[table], shape, inserts, updates, deletes)
-        except Exception as exc:
-            raise CoalesceFailed(str(exc)) from exc
-        del inserts, updates, deletes
+        if inserts or updates or deletes:
+            writes.append(WriteRows(physical[table], shape, inserts, updates, deletes))
+    if not writes:
+        return
+    try:
+        yield WriteMany(tuple(writes))
+    except Exception as exc:
+        raise CoalesceFailed(str(exc)) from exc
 
 
 def row_ops_only(ops: Sequence[Op | RowOp]) -> bool:

@@ -62,7 +62,9 @@ from .transactions import (
     LoadRows,
     OpError,
     Request,
+    Script,
     Tx,
+    WriteMany,
     WriteRows,
 )
 
@@ -412,8 +414,14 @@ class SQLiteViewsStore:
             return conn.execute(request.sql, request.params).fetchall()
         if isinstance(request, LoadRows):
             return self._load_rows(conn, request)
-        if isinstance(request, WriteRows):
-            return self._write_rows(conn, request)
+        if isinstance(request, WriteMany):
+            for write in request.writes:
+                self._write_rows(conn, write)
+            return None
+        if isinstance(request, Script):
+            for statement in request.statements:
+                conn.execute(statement)
+            return None
         assert isinstance(request, Execute)
         return conn.execute(request.sql, request.params).rowcount
 
