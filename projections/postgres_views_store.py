@@ -268,9 +268,10 @@ class PostgresViewsStore:
             )
             async with self._pool.acquire() as conn, conn.transaction():
                 await conn.execute("SELECT pg_advisory_xact_lock($1)", self._lock)
-                await conn.execute(f"CREATE SCHEMA IF NOT EXISTS {self._schema}")
-                for statement in STATE_DDL:
-                    await conn.execute(statement)
+                # One round trip (no parameters: the simple query protocol).
+                await conn.execute(
+                    ";\n".join((f"CREATE SCHEMA IF NOT EXISTS {self._schema}", *STATE_DDL))
+                )
                 conforming = await conn.fetchval("SHOW standard_conforming_strings")
                 self._literals_ok = conforming == "on"
         except Exception as exc:

@@ -499,10 +499,10 @@ class ProjectionRunner:
 
     async def _ensure_indexes(self) -> None:
         """Once per runner: build the indexes a first catch-up's bulk load left out."""
-        for projection in self._live():
-            if projection.name not in self._indexed:
-                await self.views.transact(partial(ensure_indexes, projection))
-                self._indexed.add(projection.name)
+        missing = [p for p in self._live() if p.name not in self._indexed]
+        if missing:
+            await self.views.transact(partial(ensure_indexes, missing))
+            self._indexed.update(p.name for p in missing)
 
     async def follow(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
         """Catch up, then apply new events as they are appended, until cancelled."""

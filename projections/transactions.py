@@ -262,14 +262,20 @@ def _script(statements: Sequence[str]) -> Tx[None]:
         yield Script(tuple(statements))
 
 
-def ensure_indexes(projection: Projection) -> Tx[None]:
-    """Build the live generation's secondary indexes if a bulk load left them out.
+def ensure_indexes(projections: Sequence[Projection]) -> Tx[None]:
+    """Build the live generations' secondary indexes if a bulk load left them out.
 
-    The runner calls it once it has caught up; each index that exists is a no-op.
+    The runner calls it once it has caught up, for every projection at once
+    (one transaction, one round trip for the DDL); each index that exists is a
+    no-op.
     """
-    state = yield from _state(projection.name)
-    if state is not None and state.version == projection.version:
-        yield from _script(_index_ddl(projection, state.generation))
+    states = yield from read_states()
+    statements: list[str] = []
+    for projection in projections:
+        state = states.get(projection.name)
+        if state is not None and state.version == projection.version:
+            statements += _index_ddl(projection, state.generation)
+    yield from _script(statements)
 
 
 def ensure_projection(projection: Projection, now_us: int) -> Tx[str]:
