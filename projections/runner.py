@@ -295,6 +295,18 @@ class ProjectionRunner:
         works = [ProjectionWork(p) for p in targets]
         handled = [self._handled_types[p.name] for p in targets]
         afters = [after[p.name] for p in targets]
+        # Per target: where its work goes, its position, and its handlers by
+        # event class when it keeps Projection.ops (looked up here, not through
+        # a method call per event and projection: most events concern one or two).
+        lanes = [
+            (
+                work.events.append,
+                floor,
+                work.projection._handlers if type(work.projection).ops is Projection.ops else None,
+                work.projection,
+            )
+            for work, floor in zip(works, afters, strict=True)
+        ]
         decode = self.store.decode_row
         render = not self.coalesce
         for row in rows:
@@ -306,26 +318,38 @@ class ProjectionRunner:
                     if position > floor and row[4] in types:
                         work.events.append(EventWork(position, error=f"undecodable: {exc}"))
                 continue
-            raw = isinstance(recorded.event, RawEvent)
-            context = None if raw else EventContext.of(recorded)
-            for work, floor in zip(works, afters, strict=True):
+            event = recorded.event
+            kind = type(event)
+            raw = isinstance(event, RawEvent)
+            context: EventContext | None = None
+            for append, floor, handlers, projection in lanes:
                 if position <= floor:
                     continue
                 if raw:
-                    work.events.append(EventWork(position, skipped=True))
+                    append(EventWork(position, skipped=True))
                     continue
+                handler = None
+                if handlers is not None:
+                    handler = handlers.get(kind)  # type: ignore[arg-type]
+                    if handler is None:
+                        continue  # not an event this projection folds
+                if context is None:
+                    context = EventContext.of(recorded)
                 ops: Sequence[Op | RowOp] | None
                 try:
-                    ops = work.projection.ops(recorded, context)
+                    if handler is not None:
+                        ops = list(handler(event, context))
+                    else:
+                        ops = projection.ops(recorded, context)
                     if ops is not None and render:
                         # Statements now, not at apply: a row op's dict would
                         # outlive its statement's parameter tuple by the chunk.
-                        ops = to_sql_ops(ops, work.projection.tables)
+                        ops = to_sql_ops(ops, projection.tables)
                 except Exception as exc:  # a handler bug stops this projection only
-                    work.events.append(EventWork(position, error=f"{type(exc).__name__}: {exc}"))
+                    append(EventWork(position, error=f"{type(exc).__name__}: {exc}"))
                     continue
                 if ops is not None:
-                    work.events.append(EventWork(position, ops))
+                    append(EventWork(position, ops))
         prepared.work = works
         for projection in targets:
             after[projection.name] = last
