@@ -3,13 +3,24 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from eventstore import open_store
+from eventstore.defaults import ensure_default_stack
+from eventstore.demo import run_demo
+from projections import default_projections
+from projections.definition import Table
 from projections.postgres_views_store import to_dollar_params
+from projections.row_ops import layout
+from projections.runner import ProjectionRunner
+from projections.transactions import Execute, OpError, Tx, WriteMany, WriteRows
 from projections.views import live_views_store
+
+from .histories import dump
 
 pytestmark = pytest.mark.postgres
 
@@ -41,3 +52,59 @@ async def test_views_live_in_the_prefixed_schema_without_synchronous_commit(
     assert [(store.location.views_schema, "off")] == rows
     assert store.location.views_schema.endswith("_views")
     assert "on" == log_setting
+
+
+async def test_brand_new_views_prepare_their_first_chunk_while_their_tables_are_created(
+    postgres_uri: str, tmp_path: Path
+) -> None:
+    """Opening views on a log that has events reads and prepares its first chunk beside
+    creating the tables; the first catch-up uses it once, and the views equal a rebuild."""
+    async with open_store(postgres_uri) as store:
+        await ensure_default_stack(store, tmp_path / "a")
+        for _ in range(3):
+            await run_demo(store, artifact_root=tmp_path / "a")
+        views = live_views_store(store)
+        await views.open()
+        try:
+            runner = ProjectionRunner(store, views)
+            await runner.prepare()
+            assert runner._ahead_work is not None
+            assert await store.head() == await runner.catch_up()
+            assert (runner._ahead, runner._ahead_work) == (None, None)
+            caught_up = await dump(views, default_projections())
+            await runner.rebuild()
+            assert caught_up == await dump(views, default_projections())
+        finally:
+            await views.close()
+
+
+async def test_a_value_of_another_type_is_refused_before_anything_is_sent(
+    postgres_uri: str,
+) -> None:
+    """A coalesced row whose value its column does not take (a digit string or a bool for
+    an integer) reaches the transaction as its own error, with nothing written: the
+    caller then runs the batch as statements."""
+    table = Table("n INTEGER NOT NULL, label TEXT", "n")
+    shape = layout(table)
+
+    def write(row: tuple[Any, ...]) -> Callable[[], Tx[str]]:
+        def body() -> Tx[str]:
+            yield Execute("CREATE TABLE IF NOT EXISTS numbers (n INTEGER NOT NULL, label TEXT)")
+            try:
+                yield WriteMany((WriteRows("numbers", shape, [row], [], []),))
+            except OpError as exc:
+                return str(exc)
+            return "written"
+
+        return body
+
+    async with open_store(postgres_uri) as store:
+        views = live_views_store(store)
+        await views.open()
+        try:
+            assert "written" == await views.transact(write((1, "one")))
+            for bad in (("2", "two"), (True, "true"), (3, 3)):
+                assert "another type" in await views.transact(write(bad))
+            assert [(1, "one")] == await views.fetch("SELECT n, label FROM numbers")
+        finally:
+            await views.close()
