@@ -70,7 +70,8 @@ async def test_brand_new_views_prepare_their_first_chunk_while_their_tables_are_
             await runner.prepare()
             assert runner._ahead_work is not None
             assert await store.head() == await runner.catch_up()
-            assert (runner._ahead, runner._ahead_work) == (None, None)
+            leftovers: tuple[Any, ...] = (runner._ahead, runner._ahead_work)
+            assert (None, None) == leftovers
             caught_up = await dump(views, default_projections())
             await runner.rebuild()
             assert caught_up == await dump(views, default_projections())
