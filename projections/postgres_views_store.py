@@ -218,11 +218,6 @@ class PostgresViewsStore:
     #: statement per table and kind of change instead of one per op.
     coalesces = True
 
-    #: Brand-new views read and prepare the log's first chunk while their tables
-    #: are created (a server's DDL leaves this process idle; SQLite's takes
-    #: milliseconds, and preparing belongs on its views thread).
-    prepares_ahead = True
-
     def __init__(
         self,
         dsn: str,

@@ -24,13 +24,12 @@ from __future__ import annotations
 
 import gc
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import anyio
-import anyio.lowlevel
 import anyio.to_thread
 import msgspec
 from anyio.abc import TaskStatus
@@ -62,6 +61,7 @@ from .transactions import (
     begin_rebuild,
     ensure_indexes,
     ensure_projection,
+    ensure_projections,
     read_faults,
     read_meta,
     read_states,
@@ -101,9 +101,6 @@ ProgressCallback = Callable[[int, int], None]
 
 #: A backlog is applied in transactions of this many batches.
 BACKLOG_BATCHES = 5
-
-#: Events prepared between two yields to the event loop when preparing ahead.
-_AHEAD_STEP = 1_000
 
 
 def default_projections() -> list[Projection]:
@@ -185,10 +182,6 @@ class ProjectionRunner:
         self._following = False
         # Projections whose live indexes this runner has made sure of.
         self._indexed: set[str] = set()
-        # The log's first chunk, read and prepared while brand-new views were
-        # created (prepare), for the first catch-up.
-        self._ahead: Sequence[RowTuple] | None = None
-        self._ahead_work: _Prepared | None = None
         self._handled_types = {
             name: {t for t, cls in EVENT_TYPES.items() if cls in p._handlers}
             for name, p in self.projections.items()
@@ -259,23 +252,15 @@ class ProjectionRunner:
         if stale:
             log.warning("views_reset", views=self.views.location, reason="another log's views")
             await self.views.transact(partial(reset_all, list(self.projections.values())))
-        outdated: list[str] = []
-        async with anyio.create_task_group() as group:
-            if not states and head > 0 and getattr(self.views, "prepares_ahead", False):
-                # Brand-new views (a first open after a copy, say): their first
-                # chunk of the log is read and turned into work while their
-                # tables are created (on PostgreSQL each takes about a tenth of
-                # a second for 20,000 events; the server creates, this process
-                # prepares).
-                group.start_soon(self._read_ahead, head)
-            meta = {"log_store_id": log_id, "schema_version": str(VIEWS_SCHEMA_VERSION)}
-            await self.views.transact(partial(write_meta, meta))
-            for projection in self.projections.values():
-                action = await self.views.transact(
-                    partial(ensure_projection, projection, _now_us())
-                )
-                if action == "outdated":
-                    outdated.append(projection.name)
+        meta = {"log_store_id": log_id, "schema_version": str(VIEWS_SCHEMA_VERSION)}
+
+        def open_views() -> Tx[dict[str, str]]:
+            # One transaction, every new projection's tables in one request.
+            yield from write_meta(meta)
+            return (yield from ensure_projections(list(self.projections.values()), _now_us()))
+
+        actions = await self.views.transact(open_views)
+        outdated = [name for name, action in actions.items() if action == "outdated"]
         await self.refresh()
         if auto_rebuild:
             for name in outdated:
@@ -288,95 +273,6 @@ class ProjectionRunner:
                 )
                 await self.rebuild(name, progress=progress)
         return outdated if auto_rebuild else []
-
-    async def _read_ahead(self, head: int) -> None:
-        """Read and prepare the log's first chunk for the first catch-up; best effort.
-
-        The catch-up uses them if it starts there (:meth:`_chunks`,
-        :meth:`_take_prepared`); otherwise it reads and prepares again.
-        """
-        size = self.backlog_batch_size if head > self.batch_size else self.batch_size
-        try:
-            # limit: one chunk, and the reader ends by itself.
-            async for chunk in self.store.read_chunks(
-                1, limit=size, to_position=head, chunk_size=size
-            ):
-                self._ahead = chunk
-        except Exception as exc:  # the catch-up reads it again, and reports what fails
-            log.debug("read_ahead_failed", error=str(exc))
-            return
-        rows = self._ahead
-        if not rows:
-            return
-        # The projections all start at 0 (brand-new views): prepare them all.
-        targets = list(self.projections.values())
-        after = dict.fromkeys(self.projections, 0)
-        prepared: _Prepared | None = None
-        enabled = gc.isenabled()
-        gc.disable()  # as in _prepare_and_apply: the chunk's objects make no cycles
-        try:
-            for offset in range(0, len(rows), _AHEAD_STEP):
-                part = self._prepare(
-                    rows[offset : offset + _AHEAD_STEP], targets, after, pending=False
-                )
-                if prepared is None:
-                    prepared = part
-                else:
-                    for whole, more in zip(prepared.work, part.work, strict=True):
-                        whole.events += more.events
-                    prepared.last = part.last
-                # Between steps the tables' creation goes on (its round trips).
-                await anyio.lowlevel.checkpoint()
-        finally:
-            if enabled:
-                gc.enable()
-        self._ahead_work = prepared
-
-    def _take_prepared(
-        self,
-        rows: Sequence[RowTuple],
-        targets: Sequence[Projection],
-        after: dict[str, int],
-        pending: bool,
-    ) -> _Prepared | None:
-        """The work read ahead for exactly this chunk and these projections from 0, once."""
-        prepared, self._ahead_work = self._ahead_work, None
-        if (
-            prepared is None
-            or pending
-            or prepared.first != rows[0][0]
-            or prepared.last != rows[-1][0]
-            or any(after[p.name] != 0 for p in targets)
-            or [w.projection for w in prepared.work] != list(targets)
-        ):
-            return None
-        for projection in targets:
-            after[projection.name] = prepared.last
-        return prepared
-
-    async def _chunks(
-        self, start: int, target: int, chunk_size: int
-    ) -> AsyncIterator[Sequence[RowTuple]]:
-        """The log from ``start`` to ``target`` in chunks, the first one read ahead if it was.
-
-        The log's rows never change and positions have no gaps, so a chunk read
-        earlier is the chunk read now; it is used once, by the first catch-up
-        that starts where it starts, and dropped by any other.
-        """
-        ahead, self._ahead = self._ahead, None
-        if not ahead or ahead[0][0] != start:
-            self._ahead_work = None
-        if ahead and ahead[0][0] == start:
-            rows = [row for row in ahead if row[0] <= target]
-            del ahead
-            if rows:
-                start = rows[-1][0] + 1
-                yield rows
-                del rows
-            if start > target:
-                return
-        async for rows in self.store.read_chunks(start, to_position=target, chunk_size=chunk_size):
-            yield rows
 
     # -- applying --------------------------------------------------------------
 
@@ -482,9 +378,7 @@ class ProjectionRunner:
         enabled = gc.isenabled()
         gc.disable()
         try:
-            prepared = self._take_prepared(rows, targets, after, pending) or self._prepare(
-                rows, targets, after, pending=pending
-            )
+            prepared = self._prepare(rows, targets, after, pending=pending)
             if not prepared.work:
                 return ApplyOutcome()
             outcome = yield from apply_batch(
@@ -593,8 +487,10 @@ class ProjectionRunner:
                 return
             failed: ApplyOutcome | None = None
             backlog = target - start + 1 > self.batch_size
-            async for rows in self._chunks(
-                start, target, self.backlog_batch_size if backlog else self.batch_size
+            async for rows in self.store.read_chunks(
+                start,
+                to_position=target,
+                chunk_size=self.backlog_batch_size if backlog else self.batch_size,
             ):
                 outcome = await self._apply_chunk(rows, targets, after, pending)
                 if not pending:

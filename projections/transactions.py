@@ -56,6 +56,7 @@ __all__ = [
     "begin_rebuild",
     "ensure_indexes",
     "ensure_projection",
+    "ensure_projections",
     "physical_name",
     "read_faults",
     "read_meta",
@@ -284,19 +285,40 @@ def ensure_projection(projection: Projection, now_us: int) -> Tx[str]:
     Returns ``"created"``, ``"current"``, or ``"outdated"`` (its stored version
     differs from the code's, or a rebuild was left half done).
     """
-    state = yield from _state(projection.name)
-    if state is None:
+    actions = yield from ensure_projections([projection], now_us)
+    return actions[projection.name]
+
+
+def ensure_projections(projections: Sequence[Projection], now_us: int) -> Tx[dict[str, str]]:
+    """:func:`ensure_projection` for several projections in one transaction, by name.
+
+    The tables and views of every new one are created by one request (one
+    round trip on PostgreSQL).
+    """
+    states = yield from read_states()
+    actions: dict[str, str] = {}
+    created: list[Projection] = []
+    for projection in projections:
+        state = states.get(projection.name)
+        if state is None:
+            created.append(projection)
+            actions[projection.name] = "created"
+        elif state.version != projection.version or state.pending_generation is not None:
+            actions[projection.name] = "outdated"
+        else:
+            actions[projection.name] = "current"
+    statements: list[str] = []
+    for projection in created:
         yield from _forget_faults(projection, 1)
-        yield from _script(_create_generation_ddl(projection, 1) + _point_views_ddl(projection, 1))
+        statements += _create_generation_ddl(projection, 1) + _point_views_ddl(projection, 1)
+    yield from _script(statements)
+    for projection in created:
         yield Execute(
             f"INSERT INTO projection_state ({_STATE_COLUMNS}) "
             "VALUES (?, ?, 1, 0, 'live', NULL, NULL, 0, ?, NULL, NULL, NULL, 0)",
             (projection.name, projection.version, now_us),
         )
-        return "created"
-    if state.version != projection.version or state.pending_generation is not None:
-        return "outdated"
-    return "current"
+    return actions
 
 
 def begin_rebuild(projection: Projection) -> Tx[ProjectionState]:

@@ -4,23 +4,16 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from eventstore import open_store
-from eventstore.defaults import ensure_default_stack
-from eventstore.demo import run_demo
-from projections import default_projections
 from projections.definition import Table
 from projections.postgres_views_store import to_dollar_params
 from projections.row_ops import layout
-from projections.runner import ProjectionRunner
 from projections.transactions import Execute, OpError, Tx, WriteMany, WriteRows
 from projections.views import live_views_store
-
-from .histories import dump
 
 pytestmark = pytest.mark.postgres
 
@@ -52,31 +45,6 @@ async def test_views_live_in_the_prefixed_schema_without_synchronous_commit(
     assert [(store.location.views_schema, "off")] == rows
     assert store.location.views_schema.endswith("_views")
     assert "on" == log_setting
-
-
-async def test_brand_new_views_prepare_their_first_chunk_while_their_tables_are_created(
-    postgres_uri: str, tmp_path: Path
-) -> None:
-    """Opening views on a log that has events reads and prepares its first chunk beside
-    creating the tables; the first catch-up uses it once, and the views equal a rebuild."""
-    async with open_store(postgres_uri) as store:
-        await ensure_default_stack(store, tmp_path / "a")
-        for _ in range(3):
-            await run_demo(store, artifact_root=tmp_path / "a")
-        views = live_views_store(store)
-        await views.open()
-        try:
-            runner = ProjectionRunner(store, views)
-            await runner.prepare()
-            assert runner._ahead_work is not None
-            assert await store.head() == await runner.catch_up()
-            leftovers: tuple[Any, ...] = (runner._ahead, runner._ahead_work)
-            assert (None, None) == leftovers
-            caught_up = await dump(views, default_projections())
-            await runner.rebuild()
-            assert caught_up == await dump(views, default_projections())
-        finally:
-            await views.close()
 
 
 async def test_a_value_of_another_type_is_refused_before_anything_is_sent(
