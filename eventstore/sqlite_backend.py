@@ -83,6 +83,8 @@ _ROW_OVERHEAD = 200
 _COLUMNS = SQL_COLUMNS
 #: What a typed replay needs of a row to decode it (``read_all`` reading lean).
 _LEAN_COLUMNS = "position, type, schema_version, data"
+#: The same without the position, for a span of positions known to be whole.
+_SPAN_COLUMNS = "type, schema_version, data"
 _INSERT = f"INSERT INTO events ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 _ROW_MARKS = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 #: Largest multi-row INSERT of a commit: 10 parameters a row, far under SQLite's 32,766.
@@ -855,6 +857,17 @@ class SQLiteBackend:
         return await self._fetch(
             f"SELECT {_LEAN_COLUMNS} FROM events WHERE position >= ? ORDER BY position LIMIT ?",
             (from_position, limit),
+        )
+
+    async def read_lean_span(self, first: int, last: int) -> list[RowTuple]:
+        """(type, schema_version, data) of the events from ``first`` to ``last``, in order.
+
+        Python's ``sqlite3`` releases and retakes the GIL around every column of
+        every row: a column less is a good part of a replay's cost per event.
+        """
+        return await self._fetch(
+            f"SELECT {_SPAN_COLUMNS} FROM events WHERE position BETWEEN ? AND ? ORDER BY position",
+            (first, last),
         )
 
     def rows_between_sync(
