@@ -273,9 +273,11 @@ async def test_a_lean_replay_over_a_gap_in_positions_reads_them(
                 assert event.stream_version == 4
             watched.append(event)
         tail = [e async for e in store.read_all(12, to_position=45)]
+        limited = [e.position async for e in store.read_all(2, limit=33)]
     assert [*range(1, 29), 33, *range(40, 47), 52] == [e.position for e in untouched]
     assert [e.position for e in watched] == [e.position for e in untouched]
     assert [p for p in stored if 12 <= p <= 45] == [e.position for e in tail]
+    assert [p for p in stored if p >= 2][:33] == limited
     for event in [*untouched, *watched, *tail]:
         row = stored[event.position]
         assert (event.event_id_text, event.stream_id, event.stream_version, event.hash) == (
