@@ -358,8 +358,19 @@ async def _import_body(path: Path, scan: ExportScan) -> tuple[ImportResult, str]
     async def nothing_imported() -> str:
         return "Nothing was imported; the store is as it was (run the import again)."
 
-    async with open_store_for(create=True) as store:
-        with stage_bars({"importing": "importing"}, _big_file) as progress:
-            async with interrupted_after(nothing_imported):
-                result = await import_log(store, path, scan=scan, progress=progress)
-        return result, store.location.display
+    import anyio
+
+    done: list[tuple[ImportResult, str]] = []
+    try:
+        async with open_store_for(create=True) as store:
+            with stage_bars({"importing": "importing"}, _big_file) as progress:
+                async with interrupted_after(nothing_imported):
+                    result = await import_log(store, path, scan=scan, progress=progress)
+            done.append((result, store.location.display))
+    except anyio.get_cancelled_exc_class():
+        if not done:
+            raise
+        # Ctrl-C after the import committed, while the store closed (its WAL
+        # checkpointed into the file; the close itself is shielded and ran to
+        # the end): the import happened, and the command reports it as done.
+    return done[0]
