@@ -46,6 +46,7 @@ from .errors import (
     UnknownProjectionError,
     ViewsTimeoutError,
 )
+from .fold import folder_for
 from .row_ops import RowOp, to_sql_ops
 from .runs import RunsProjection
 from .stacks import StacksProjection
@@ -160,6 +161,7 @@ class ProjectionRunner:
         batch_size: int = 10_000,
         snapshots: ViewSnapshots | None = None,
         coalesce: bool | None = None,
+        fold: bool | None = None,
     ) -> None:
         self.store = store
         self.views = views
@@ -173,6 +175,12 @@ class ProjectionRunner:
         #: about what interpreting it in Python costs, it measured slower.
         self.coalesce: bool = (
             bool(getattr(views, "coalesces", False)) if coalesce is None else coalesce
+        )
+        #: Whether a batch's first try folds the run lifecycle projections' events
+        #: straight into rows (:mod:`projections.fold`). None: as the views store
+        #: prefers (``folds``: SQLite), unless this runner coalesces.
+        self.fold: bool = (
+            bool(getattr(views, "folds", False)) and not self.coalesce if fold is None else fold
         )
         #: Where the live views leave periodic snapshots for as-of (None: they leave none).
         self.snapshots = snapshots
@@ -280,21 +288,29 @@ class ProjectionRunner:
         after: dict[str, int],
         *,
         pending: bool,
+        fold: bool = False,
     ) -> _Prepared:
         """Decode a chunk once and turn it into each target projection's work.
 
         ``after`` holds each projection's position before this chunk; events at
         or below it are left out (the transaction re-checks against the
         checkpoint it reads, so a stale ``after`` can never double-apply).
+        With ``fold``, a projection that has a fold (:mod:`projections.fold`)
+        gets its events decoded, not their ops: the transaction folds them.
         """
         first, last = rows[0][0], rows[-1][0]
         targets = [p for p in targets if after[p.name] < last]
         prepared = _Prepared(first, last, [], pending)
         if not targets:
             return prepared
-        works = [ProjectionWork(p) for p in targets]
+        works = [ProjectionWork(p, fold=folder_for(p) if fold else None) for p in targets]
         handled = [self._handled_types[p.name] for p in targets]
         afters = [after[p.name] for p in targets]
+        # Per target: the event classes its fold takes (None: it takes ops).
+        folded = [None if w.fold is None else w.projection._handlers for w in works]
+        # One context shared by the projections that take ops (two or more); a
+        # single one makes its own, only for the events it handles.
+        contexts = sum(f is None for f in folded) > 1
         decode = self.store.decode_row
         render = not self.coalesce
         for row in rows:
@@ -307,12 +323,16 @@ class ProjectionRunner:
                         work.events.append(EventWork(position, error=f"undecodable: {exc}"))
                 continue
             raw = isinstance(recorded.event, RawEvent)
-            context = None if raw else EventContext.of(recorded)
-            for work, floor in zip(works, afters, strict=True):
+            context = None if raw or not contexts else EventContext.of(recorded)
+            for work, floor, takes in zip(works, afters, folded, strict=True):
                 if position <= floor:
                     continue
                 if raw:
                     work.events.append(EventWork(position, skipped=True))
+                    continue
+                if takes is not None:
+                    if type(recorded.event) in takes:
+                        work.events.append(EventWork(position, event=recorded))
                     continue
                 ops: Sequence[Op | RowOp] | None
                 try:
@@ -351,7 +371,9 @@ class ProjectionRunner:
         enabled = gc.isenabled()
         gc.disable()
         try:
-            prepared = self._prepare(rows, targets, after, pending=pending)
+            # A retry (savepoints) takes the per-event path, which pins a failing event.
+            fold = self.fold and not savepoints
+            prepared = self._prepare(rows, targets, after, pending=pending, fold=fold)
             if not prepared.work:
                 return ApplyOutcome()
             outcome = yield from apply_batch(

@@ -26,6 +26,7 @@ from typing import Any, NamedTuple, TypeVar
 
 from .coalesce import CoalesceFailed, LoadRows, WriteRows, coalesce_segment, row_ops_only
 from .definition import Op, Projection, Table
+from .fold import ExecuteMany, Folder, FoldFailed
 from .row_ops import RowOp, to_sql_ops
 
 __all__ = [
@@ -34,6 +35,7 @@ __all__ = [
     "ApplyOutcome",
     "EventWork",
     "Execute",
+    "ExecuteMany",
     "Fetch",
     "LoadRows",
     "OpError",
@@ -91,7 +93,7 @@ class ApplyOps(NamedTuple):
     definitions: Mapping[str, Table] | None = None
 
 
-Request = Execute | Fetch | ApplyOps | LoadRows | WriteRows
+Request = Execute | Fetch | ApplyOps | LoadRows | WriteRows | ExecuteMany
 Tx = Generator[Request, Any, T]
 """A transaction body: yields requests, returns its result."""
 
@@ -356,12 +358,17 @@ def _drop_generation_views(projection: Projection) -> Tx[None]:
 
 @dataclass(slots=True)
 class EventWork:
-    """One event's work for one projection: its ops, or its handler error, or a skip."""
+    """One event's work for one projection: its ops, or its handler error, or a skip.
+
+    For a projection whose chunk is folded (:mod:`projections.fold`), ``event``
+    holds the decoded event instead of its ops.
+    """
 
     position: int
     ops: Sequence[Op | RowOp] = ()
     error: str | None = None
     skipped: bool = False
+    event: Any = None
 
 
 @dataclass(slots=True)
@@ -370,6 +377,8 @@ class ProjectionWork:
 
     projection: Projection
     events: list[EventWork] = field(default_factory=list)
+    #: The fold that applies the events (they carry no ops then), or None.
+    fold: Folder | None = None
 
 
 @dataclass(slots=True)
@@ -458,7 +467,12 @@ def apply_batch(
     once (:mod:`projections.coalesce`). Any error there is
     RetryWithSavepoints too; the retry runs each op as its SQL statement.
     ``coalesce=False`` runs the statements without savepoints first instead
-    (SQLite's default, and the reference the coalesced path is tested against).
+    (the reference the coalesced path is tested against).
+
+    A projection whose work carries a fold (``ProjectionWork.fold``: SQLite's
+    default for the run lifecycle projections, :mod:`projections.fold`) is
+    folded at the first try instead; any error there is RetryWithSavepoints
+    as well, and the runner prepares the retry's ops event by event.
     """
     outcome = ApplyOutcome()
     position_column = "pending_position" if pending else "position"
@@ -486,7 +500,16 @@ def apply_batch(
         faults = [(e.position, e.error) for e in candidates if e.error is not None]
         events = [e for e in candidates if e.error is None]
         tables = _tables(item.projection, generation)
-        if coalesce and not savepoints:
+        folded = item.fold is not None and not savepoints
+        if folded:
+            assert item.fold is not None
+            try:
+                yield from item.fold(events, item.projection, tables)
+            except FoldFailed as exc:
+                raise RetryWithSavepoints(name) from exc
+            for event in events:
+                event.event = None
+        elif coalesce and not savepoints:
             try:
                 yield from _apply_coalesced(events, item.projection, tables)
             except CoalesceFailed as exc:
@@ -496,7 +519,9 @@ def apply_batch(
             for event in events:
                 event.ops = ()
         definitions = item.projection.tables
-        remaining = [] if coalesce and not savepoints else [(e.position, e.ops) for e in events]
+        remaining = (
+            [] if folded or (coalesce and not savepoints) else [(e.position, e.ops) for e in events]
+        )
         while remaining:
             if savepoints:
                 yield Execute("SAVEPOINT apply_batch")

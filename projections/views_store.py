@@ -58,6 +58,7 @@ from .transactions import (
     STATE_DDL,
     ApplyOps,
     Execute,
+    ExecuteMany,
     Fetch,
     LoadRows,
     OpError,
@@ -227,6 +228,10 @@ class SQLiteViewsStore:
     #: coalesced (docs/benchmarks.md, issue 16, target 1). Each op then runs as
     #: its statement, rendered as it runs.
     coalesces = False
+    #: Whether a runner folds the run lifecycle projections' events straight into
+    #: rows at a batch's first try (:mod:`projections.fold`): a few
+    #: ``executemany`` a chunk instead of a statement per op.
+    folds = True
 
     def __init__(
         self, path: Path | None, *, busy_timeout: float = 30.0, synchronous: str = "NORMAL"
@@ -414,6 +419,9 @@ class SQLiteViewsStore:
             return self._load_rows(conn, request)
         if isinstance(request, WriteRows):
             return self._write_rows(conn, request)
+        if isinstance(request, ExecuteMany):
+            conn.executemany(request.sql, request.rows)
+            return None
         assert isinstance(request, Execute)
         return conn.execute(request.sql, request.params).rowcount
 
