@@ -38,27 +38,26 @@ per-event path).
 from __future__ import annotations
 
 from collections.abc import Callable, Generator, Sequence
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import Any, NamedTuple
 
 from eventstore import (
     ArtifactConsumed,
     ArtifactProduced,
     MetadataLogged,
+    RunFinished,
     RunStackDescribed,
     RunStarted,
     StepFinished,
     StepStarted,
     us_from_datetime,
 )
-from eventstore import RunFinished as _RunFinished
+from eventstore.backend import RowTuple
+from eventstore.envelope import recorded_event
 
 from .artifacts import ArtifactsProjection
 from .definition import EventContext, Projection, to_json
 from .row_ops import to_sql_ops, uuid_text
 from .runs import STEP_STATUSES, RunsProjection
-
-if TYPE_CHECKING:
-    from .transactions import EventWork
 
 __all__ = [
     "FOLDED_VERSIONS",
@@ -81,7 +80,11 @@ class FoldFailed(Exception):
 
 
 Fold = Generator[Any, Any, None]
-Folder = Callable[[Sequence["EventWork"], Projection, tuple[tuple[str, str], ...]], Fold]
+FoldEvent = tuple[RowTuple, Any]
+"""An event to fold: its stored row and its decoded event."""
+Folder = Callable[[Sequence[FoldEvent], Projection, tuple[tuple[str, str], ...]], Fold]
+"""A fold: a chunk's events (those after the checkpoint that the projection handles,
+in log order), the projection, and its tables' physical names."""
 
 #: The projection version each fold mirrors: another version takes the per-event path.
 FOLDED_VERSIONS: dict[type[Projection], int] = {RunsProjection: 6, ArtifactsProjection: 3}
@@ -89,11 +92,13 @@ FOLDED_VERSIONS: dict[type[Projection], int] = {RunsProjection: 6, ArtifactsProj
 _MISSING: Any = object()
 
 
-def _barrier(work: EventWork, projection: Projection, tables: tuple[tuple[str, str], ...]) -> Fold:
+def _barrier(
+    row: RowTuple, event: Any, projection: Projection, tables: tuple[tuple[str, str], ...]
+) -> Fold:
     """Run the statements of an event the fold does not model (after a flush)."""
     from .transactions import ApplyOps
 
-    recorded = work.event
+    recorded = recorded_event(row, event)
     try:
         ops = projection.ops(recorded, EventContext.of(recorded)) or ()
         statements = to_sql_ops(ops, projection.tables)
@@ -160,7 +165,7 @@ def _as_update(row: list[Any]) -> tuple[Any, ...]:
 
 
 def fold_runs(
-    events: Sequence[EventWork], projection: Projection, tables: tuple[tuple[str, str], ...]
+    events: Sequence[FoldEvent], projection: Projection, tables: tuple[tuple[str, str], ...]
 ) -> Fold:
     """The ``runs`` projection (version 6) folded over a chunk; see the module docstring."""
     names = dict(tables)
@@ -220,13 +225,9 @@ def fold_runs(
 
     inputs, outputs, metadata = rows["step_inputs"], rows["step_outputs"], rows["run_metadata"]
     try:
-        for work in events:
-            recorded = work.event
-            if recorded is None:
-                continue  # a skipped (undecodable-type) event: nothing to fold
-            e = recorded.event
+        for row, e in events:
             kind = type(e)
-            position = work.position
+            position = row[0]
             if kind is StepStarted:
                 step_id = uuid_text(e.step_run_id)
                 if steps.get(step_id) is not None:
@@ -331,7 +332,7 @@ def fold_runs(
                     position,
                 ]
                 runs_new[run_id] = None
-            elif kind is _RunFinished:
+            elif kind is RunFinished:
                 run_id = uuid_text(e.run_id)
                 finished = us_from_datetime(e.finished_at)
                 run = runs.get(run_id, _MISSING)
@@ -360,7 +361,7 @@ def fold_runs(
                 )
             else:
                 yield from flush()
-                yield from _barrier(work, projection, tables)
+                yield from _barrier(row, e, projection, tables)
     except FoldFailed:
         raise
     except Exception as exc:  # what a handler would raise: the per-event path records it
@@ -377,7 +378,7 @@ _ARTIFACT_COLUMNS = (
 
 
 def fold_artifacts(
-    events: Sequence[EventWork], projection: Projection, tables: tuple[tuple[str, str], ...]
+    events: Sequence[FoldEvent], projection: Projection, tables: tuple[tuple[str, str], ...]
 ) -> Fold:
     """The ``artifacts`` projection (version 3) folded over a chunk; see the module docstring."""
     names = dict(tables)
@@ -428,13 +429,9 @@ def fold_artifacts(
     runs, steps, artifacts = rows["artifact_runs"], rows["artifact_steps"], rows["artifacts"]
     consumers, edges = rows["artifact_consumers"], rows["lineage_edges"]
     try:
-        for work in events:
-            recorded = work.event
-            if recorded is None:
-                continue
-            e = recorded.event
+        for row, e in events:
             kind = type(e)
-            position = work.position
+            position = row[0]
             if kind is ArtifactProduced:
                 artifact_id = uuid_text(e.artifact_id)
                 step_run_id = uuid_text(e.step_run_id)
@@ -467,7 +464,7 @@ def fold_artifacts(
                         run_id,
                         step_run_id,
                         e.output_name,
-                        recorded.recorded_at_us,
+                        row[6],
                         position,
                     )
                 )
@@ -488,7 +485,7 @@ def fold_artifacts(
                 runs.append((uuid_text(e.run_id), e.pipeline_name, e.run_name))
             else:
                 yield from flush()
-                yield from _barrier(work, projection, tables)
+                yield from _barrier(row, e, projection, tables)
     except FoldFailed:
         raise
     except Exception as exc:
@@ -511,7 +508,7 @@ _MIRRORED: dict[type[Projection], dict[type, str]] = {
         ArtifactProduced: "_artifact_produced",
         MetadataLogged: "_metadata_logged",
         StepFinished: "_step_finished",
-        _RunFinished: "_run_finished",
+        RunFinished: "_run_finished",
     },
     ArtifactsProjection: {
         RunStarted: "_run_started",

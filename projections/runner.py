@@ -34,8 +34,9 @@ import anyio.to_thread
 import msgspec
 from anyio.abc import TaskStatus
 
-from eventstore import EVENT_TYPES, DecodeError, EventStore, RawEvent
+from eventstore import EVENT_TYPES, DecodeError, EventStore, RawEvent, RecordedEvent
 from eventstore.backend import RowTuple
+from eventstore.envelope import recorded_event
 from eventstore.logs import get_logger
 
 from .artifacts import ArtifactsProjection
@@ -306,34 +307,58 @@ class ProjectionRunner:
         works = [ProjectionWork(p, fold=folder_for(p) if fold else None) for p in targets]
         handled = [self._handled_types[p.name] for p in targets]
         afters = [after[p.name] for p in targets]
-        # Per target: the event classes its fold takes (None: it takes ops).
+        # Per target: the event classes its fold takes (None: it takes ops), and
+        # the event classes each projection handles at all.
         folded = [None if w.fold is None else w.projection._handlers for w in works]
+        takes_ops = [w.projection._handlers for w in works]
         # One context shared by the projections that take ops (two or more); a
         # single one makes its own, only for the events it handles.
         contexts = sum(f is None for f in folded) > 1
-        decode = self.store.decode_row
+        codec = self.store.codec
+        # Payloads at their type's current version (nearly all) decode with their
+        # typed decoder alone, as read_all does; the rest through the codec.
+        current = {t: (v, d) for (t, v), d in codec.current_decoders().items()}.get
+        unknown = (-1, None)
+        errors = (msgspec.DecodeError, msgspec.ValidationError)
         render = not self.coalesce
         for row in rows:
             position = row[0]
+            event_type, schema_version, data = row[4], row[5], row[8]
             try:
-                recorded = decode(row)
+                version, decoder = current(event_type, unknown)
+                if schema_version != version or decoder is None:
+                    event = codec.decode(event_type, schema_version, data)
+                else:
+                    try:
+                        event = decoder.decode(data)
+                    except errors:
+                        event = codec.decode(event_type, schema_version, data)
             except DecodeError as exc:
                 for work, types, floor in zip(works, handled, afters, strict=True):
-                    if position > floor and row[4] in types:
+                    if position > floor and event_type in types:
                         work.events.append(EventWork(position, error=f"undecodable: {exc}"))
                 continue
-            raw = isinstance(recorded.event, RawEvent)
-            context = None if raw or not contexts else EventContext.of(recorded)
-            for work, floor, takes in zip(works, afters, folded, strict=True):
+            raw = isinstance(event, RawEvent)
+            kind = type(event)
+            # The RecordedEvent only for projections that take ops (a fold reads the row).
+            recorded: RecordedEvent | None = None
+            context = None
+            for work, floor, takes, handles in zip(works, afters, folded, takes_ops, strict=True):
                 if position <= floor:
                     continue
                 if raw:
                     work.events.append(EventWork(position, skipped=True))
                     continue
                 if takes is not None:
-                    if type(recorded.event) in takes:
-                        work.events.append(EventWork(position, event=recorded))
+                    if kind in takes:
+                        work.folded.append((row, event))
                     continue
+                if kind not in handles:
+                    continue
+                if recorded is None:
+                    recorded = recorded_event(row, event)
+                    if contexts:
+                        context = EventContext.of(recorded)
                 ops: Sequence[Op | RowOp] | None
                 try:
                     ops = work.projection.ops(recorded, context)

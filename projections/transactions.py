@@ -358,17 +358,12 @@ def _drop_generation_views(projection: Projection) -> Tx[None]:
 
 @dataclass(slots=True)
 class EventWork:
-    """One event's work for one projection: its ops, or its handler error, or a skip.
-
-    For a projection whose chunk is folded (:mod:`projections.fold`), ``event``
-    holds the decoded event instead of its ops.
-    """
+    """One event's work for one projection: its ops, or its handler error, or a skip."""
 
     position: int
     ops: Sequence[Op | RowOp] = ()
     error: str | None = None
     skipped: bool = False
-    event: Any = None
 
 
 @dataclass(slots=True)
@@ -377,8 +372,12 @@ class ProjectionWork:
 
     projection: Projection
     events: list[EventWork] = field(default_factory=list)
-    #: The fold that applies the events (they carry no ops then), or None.
+    #: The fold that applies the events in ``folded`` (:mod:`projections.fold`), or
+    #: None. ``events`` then holds only the events that have no ops (skipped, or
+    #: with an error).
     fold: Folder | None = None
+    #: The events the fold takes, in log order: (stored row, decoded event).
+    folded: list[tuple[tuple[Any, ...], Any]] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -503,12 +502,16 @@ def apply_batch(
         folded = item.fold is not None and not savepoints
         if folded:
             assert item.fold is not None
+            batch = item.folded
+            if batch and batch[0][0][0] <= position:
+                batch = [e for e in batch if e[0][0] > position]
             try:
-                yield from item.fold(events, item.projection, tables)
+                yield from item.fold(batch, item.projection, tables)
             except FoldFailed as exc:
                 raise RetryWithSavepoints(name) from exc
-            for event in events:
-                event.event = None
+            # Applied: the events need not stay while the next projection's are.
+            item.folded = []
+            del batch
         elif coalesce and not savepoints:
             try:
                 yield from _apply_coalesced(events, item.projection, tables)
