@@ -16,7 +16,7 @@ stay current. Unknown event types are skipped and counted.
 - :meth:`ProjectionRunner.wait_for` gives read-your-writes after an append.
 - :meth:`ProjectionRunner.rebuild` refills a projection blue/green.
 
-Size: one class (~600 lines): catch-up, follow, rebuild and status share the
+Size: one class (~700 lines): catch-up, follow, rebuild and status share the
 runner's checkpoints, its wake-up signal and its preparation of batches.
 """
 
@@ -178,10 +178,10 @@ class ProjectionRunner:
             bool(getattr(views, "coalesces", False)) if coalesce is None else coalesce
         )
         #: Whether a batch's first try folds the run lifecycle projections' events
-        #: straight into rows (:mod:`projections.fold`). None: as the views store
-        #: prefers (``folds``: SQLite), unless this runner coalesces.
-        self.fold: bool = (
-            bool(getattr(views, "folds", False)) and not self.coalesce if fold is None else fold
+        #: straight into rows (:mod:`projections.fold`): only on a views store that
+        #: can (``folds``: SQLite); None: there, unless this runner coalesces.
+        self.fold: bool = bool(getattr(views, "folds", False)) and (
+            not self.coalesce if fold is None else fold
         )
         #: Where the live views leave periodic snapshots for as-of (None: they leave none).
         self.snapshots = snapshots

@@ -20,13 +20,14 @@ first try belong together (the fallback must run exactly the same events).
 
 from __future__ import annotations
 
-from collections.abc import Generator, Mapping, Sequence
+from collections.abc import Generator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple, TypeVar
+from typing import Any, TypeVar
 
 from .coalesce import CoalesceFailed, LoadRows, WriteRows, coalesce_segment, row_ops_only
-from .definition import Op, Projection, Table
-from .fold import ExecuteMany, Folder, FoldFailed
+from .definition import Op, Projection
+from .fold import Folder, FoldFailed
+from .requests import ApplyOps, Execute, ExecuteMany, Fetch
 from .row_ops import RowOp, to_sql_ops
 
 __all__ = [
@@ -59,38 +60,6 @@ __all__ = [
 ]
 
 T = TypeVar("T")
-
-
-class Execute(NamedTuple):
-    """Run one statement; the result is its row count."""
-
-    sql: str
-    params: tuple[Any, ...] = ()
-
-
-class Fetch(NamedTuple):
-    """Run one query; the result is its rows as tuples."""
-
-    sql: str
-    params: tuple[Any, ...] = ()
-
-
-class ApplyOps(NamedTuple):
-    """Run each event's ops in order, rendering ``{table}`` names with ``tables``.
-
-    The result is None, or ``(index, message)`` of the first event whose ops
-    raised; the driver stops there (the caller rolls back to a savepoint).
-    """
-
-    events: Sequence[Sequence[Op | RowOp]]
-    tables: tuple[tuple[str, str], ...]
-    #: False: the index of a failing event is not needed (the caller redoes the
-    #: batch with savepoints on any error), so a driver may send the ops in bulk.
-    exact: bool = True
-    #: The projection's tables, to render row operations to their statements
-    #: (one at a time, as they run: a batch's rendered statements never all
-    #: sit in memory at once).
-    definitions: Mapping[str, Table] | None = None
 
 
 Request = Execute | Fetch | ApplyOps | LoadRows | WriteRows | ExecuteMany
