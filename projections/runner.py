@@ -310,7 +310,11 @@ class ProjectionRunner:
         # Per target: the event classes its fold takes (None: it takes ops), and
         # the event classes each projection handles at all.
         folded = [None if w.fold is None else w.projection._handlers for w in works]
-        takes_ops = [w.projection._handlers for w in works]
+        # (A projection that overrides ops() is asked about every event, as ever.)
+        takes_ops = [
+            w.projection._handlers if type(w.projection).ops is Projection.ops else None
+            for w in works
+        ]
         # One context shared by the projections that take ops (two or more); a
         # single one makes its own, only for the events it handles.
         contexts = sum(f is None for f in folded) > 1
@@ -353,7 +357,7 @@ class ProjectionRunner:
                     if kind in takes:
                         work.folded.append((row, event))
                     continue
-                if kind not in handles:
+                if handles is not None and kind not in handles:
                     continue
                 if recorded is None:
                     recorded = recorded_event(row, event)

@@ -12,6 +12,7 @@ folded one.
 
 from __future__ import annotations
 
+import json
 import uuid
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,7 @@ from hypothesis import strategies as st
 from eventstore import DescribedComponent, Event, RunStackDescribed, open_store
 from eventstore.defaults import ensure_default_stack
 from eventstore.demo import run_demo
+from eventstore.openlineage import ingest
 from projections import default_projections
 from projections import runner as runner_module
 from projections.fold import folder_for
@@ -31,6 +33,7 @@ from projections.runs import RunsProjection
 from projections.views_store import SQLiteViewsStore
 
 from .histories import dump
+from .openlineage_events import dag_run_events
 from .test_coalesce_property import RUNS, events
 
 _described = st.builds(
@@ -152,3 +155,46 @@ def test_a_changed_projection_is_not_folded() -> None:
     newer = RunsProjection()
     setattr(newer, "version", RunsProjection.version + 1)  # noqa: B010 (a ClassVar)
     assert folder_for(newer) is None
+
+
+@pytest.mark.parametrize("batch_size", [3, 8, 1000])
+async def test_openlineage_events_are_barriers_of_the_fold(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, batch_size: int
+) -> None:
+    """OpenLineage events between native runs (their statements run between the folded
+    rows) are folded at the first try and leave the views the statements leave,
+    whatever the chunk size."""
+    retries: list[bool] = []
+    original = runner_module.apply_batch
+
+    def spy(work: Any, *args: Any, **kwargs: Any) -> Any:
+        if any(w.fold for w in work) or kwargs["savepoints"]:
+            retries.append(kwargs["savepoints"])
+        return original(work, *args, **kwargs)
+
+    monkeypatch.setattr(runner_module, "apply_batch", spy)
+    async with open_store(tmp_path / "s") as store:
+        await ensure_default_stack(store)
+        await run_demo(store, artifact_root=tmp_path / "a")
+        for event in dag_run_events()["events"]:
+            await ingest(store, json.dumps(event).encode())
+        await run_demo(store, artifact_root=tmp_path / "a")
+        folded, reference = await _views(), await _views()
+        try:
+            runners = [
+                ProjectionRunner(store, folded, batch_size=batch_size, fold=True),
+                ProjectionRunner(store, reference, batch_size=batch_size, fold=False),
+            ]
+            for runner in runners:
+                await runner.prepare()
+                await runner.catch_up()
+            assert retries
+            assert not any(retries)
+            projections = default_projections()
+            rows = await dump(folded, projections)
+            assert [] not in (rows["runs"], rows["steps"], rows["ol_run_state"])
+            assert await dump(reference, projections) == rows
+            assert [] == await runners[0].faults()
+        finally:
+            await folded.close()
+            await reference.close()
