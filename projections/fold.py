@@ -44,6 +44,8 @@ from __future__ import annotations
 from collections.abc import Callable, Generator, Sequence
 from typing import Any
 
+import msgspec
+
 from eventstore import (
     ArtifactConsumed,
     ArtifactProduced,
@@ -59,9 +61,9 @@ from eventstore.backend import RowTuple
 from eventstore.envelope import recorded_event
 
 from .artifacts import ArtifactsProjection
-from .definition import EventContext, Projection, to_json
+from .definition import EventContext, Projection
 from .requests import ApplyOps, ExecuteMany, Fetch
-from .row_ops import to_sql_ops, uuid_text
+from .row_ops import to_sql_ops
 from .runs import STEP_STATUSES, RunsProjection
 
 __all__ = [
@@ -87,6 +89,10 @@ in log order), the projection, and its tables' physical names."""
 FOLDED_VERSIONS: dict[type[Projection], int] = {RunsProjection: 6, ArtifactsProjection: 3}
 
 _MISSING: Any = object()
+# ``uuid_text`` and ``to_json`` without their Python frames (a few calls an event):
+# ``_uuid(u)`` is ``uuid_text(u)``, ``_json(v).decode()`` is ``to_json(v)``.
+_uuid = msgspec.to_builtins
+_json = msgspec.json.Encoder().encode
 
 
 def _barrier(
@@ -222,10 +228,10 @@ def fold_runs(
             kind = type(e)
             position = row[0]
             if kind is StepStarted:
-                step_id = uuid_text(e.step_run_id)
+                step_id = _uuid(e.step_run_id)
                 if steps.get(step_id) is not None:
                     raise FoldFailed(f"steps: the key {step_id} exists")
-                run_id = uuid_text(e.run_id)
+                run_id = _uuid(e.run_id)
                 steps[step_id] = [
                     step_id,
                     run_id,
@@ -234,9 +240,9 @@ def fold_runs(
                     us_from_datetime(e.started_at),
                     None,
                     None,
-                    to_json(e.parameters),
+                    _json(e.parameters).decode(),
                     e.cache_key,
-                    to_json(e.upstream_steps),
+                    _json(e.upstream_steps).decode(),
                     None,
                     position,
                 ]
@@ -249,8 +255,8 @@ def fold_runs(
                     if run_id not in runs_new:
                         runs_changed[run_id] = None
             elif kind is StepFinished:
-                step_id = uuid_text(e.step_run_id)
-                run_id = uuid_text(e.run_id)
+                step_id = _uuid(e.step_run_id)
+                run_id = _uuid(e.run_id)
                 finished = us_from_datetime(e.finished_at)
                 count = _R_COUNT.get(f"steps_{e.status}")
                 if count is None:
@@ -279,38 +285,38 @@ def fold_runs(
             elif kind is ArtifactProduced:
                 outputs.append(
                     (
-                        uuid_text(e.step_run_id),
+                        _uuid(e.step_run_id),
                         e.output_name,
-                        uuid_text(e.artifact_id),
-                        uuid_text(e.run_id),
+                        _uuid(e.artifact_id),
+                        _uuid(e.run_id),
                     )
                 )
             elif kind is MetadataLogged:
-                run_id = uuid_text(e.run_id)
-                step_text = "" if e.step_run_id is None else uuid_text(e.step_run_id)
+                run_id = _uuid(e.run_id)
+                step_text = "" if e.step_run_id is None else _uuid(e.step_run_id)
                 for key, value in e.values.items():
-                    metadata.append((run_id, step_text, key, to_json(value), position))
+                    metadata.append((run_id, step_text, key, _json(value).decode(), position))
             elif kind is ArtifactConsumed:
                 inputs.append(
                     (
-                        uuid_text(e.step_run_id),
+                        _uuid(e.step_run_id),
                         e.input_name,
-                        uuid_text(e.artifact_id),
-                        uuid_text(e.run_id),
+                        _uuid(e.artifact_id),
+                        _uuid(e.run_id),
                     )
                 )
             elif kind is RunStarted:
-                run_id = uuid_text(e.run_id)
+                run_id = _uuid(e.run_id)
                 if runs.get(run_id) is not None:
                     raise FoldFailed(f"runs: the key {run_id} exists")
                 runs[run_id] = [
                     run_id,
                     e.pipeline_name,
                     e.run_name,
-                    None if e.stack_id is None else uuid_text(e.stack_id),
+                    None if e.stack_id is None else _uuid(e.stack_id),
                     e.orchestrator_run_id,
-                    to_json(e.config),
-                    to_json(e.tags),
+                    _json(e.config).decode(),
+                    _json(e.tags).decode(),
                     "running",
                     us_from_datetime(e.started_at),
                     None,
@@ -326,7 +332,7 @@ def fold_runs(
                 ]
                 runs_new[run_id] = None
             elif kind is RunFinished:
-                run_id = uuid_text(e.run_id)
+                run_id = _uuid(e.run_id)
                 finished = us_from_datetime(e.finished_at)
                 run = runs.get(run_id, _MISSING)
                 if run is _MISSING:
@@ -350,7 +356,7 @@ def fold_runs(
                     for m in e.components
                 ]
                 rows["described_stacks"].append(
-                    (uuid_text(e.stack_id), e.name, to_json(components), e.home, position)
+                    (_uuid(e.stack_id), e.name, _json(components).decode(), e.home, position)
                 )
             else:
                 yield from flush()
@@ -426,9 +432,9 @@ def fold_artifacts(
             kind = type(e)
             position = row[0]
             if kind is ArtifactProduced:
-                artifact_id = uuid_text(e.artifact_id)
-                step_run_id = uuid_text(e.step_run_id)
-                run_id = uuid_text(e.run_id)
+                artifact_id = _uuid(e.artifact_id)
+                step_run_id = _uuid(e.step_run_id)
+                run_id = _uuid(e.run_id)
                 name = e.artifact_name
                 version = versions.get(name, _MISSING)
                 if version is _MISSING:
@@ -453,7 +459,7 @@ def fold_artifacts(
                         e.materializer,
                         e.content_hash,
                         e.size_bytes,
-                        to_json(e.metadata),
+                        _json(e.metadata).decode(),
                         run_id,
                         step_run_id,
                         e.output_name,
@@ -465,17 +471,17 @@ def fold_artifacts(
                     (step_run_id, "step", artifact_id, "artifact", e.output_name, run_id, position)
                 )
             elif kind is StepStarted:
-                steps.append((uuid_text(e.step_run_id), uuid_text(e.run_id), e.step_name))
+                steps.append((_uuid(e.step_run_id), _uuid(e.run_id), e.step_name))
             elif kind is ArtifactConsumed:
-                artifact_id = uuid_text(e.artifact_id)
-                step_run_id = uuid_text(e.step_run_id)
-                run_id = uuid_text(e.run_id)
+                artifact_id = _uuid(e.artifact_id)
+                step_run_id = _uuid(e.step_run_id)
+                run_id = _uuid(e.run_id)
                 consumers.append((step_run_id, e.input_name, artifact_id, run_id, position))
                 edges.append(
                     (artifact_id, "artifact", step_run_id, "step", e.input_name, run_id, position)
                 )
             elif kind is RunStarted:
-                runs.append((uuid_text(e.run_id), e.pipeline_name, e.run_name))
+                runs.append((_uuid(e.run_id), e.pipeline_name, e.run_name))
             else:
                 yield from flush()
                 yield from _barrier(row, e, projection, tables)

@@ -325,6 +325,7 @@ class ProjectionRunner:
         unknown = (-1, None)
         errors = (msgspec.DecodeError, msgspec.ValidationError)
         render = not self.coalesce
+        plan = list(zip(works, afters, folded, takes_ops, strict=True))
         for row in rows:
             position = row[0]
             event_type, schema_version, data = row[4], row[5], row[8]
@@ -347,7 +348,7 @@ class ProjectionRunner:
             # The RecordedEvent only for projections that take ops (a fold reads the row).
             recorded: RecordedEvent | None = None
             context = None
-            for work, floor, takes, handles in zip(works, afters, folded, takes_ops, strict=True):
+            for work, floor, takes, handles in plan:
                 if position <= floor:
                     continue
                 if raw:

@@ -28,6 +28,7 @@ from eventstore.openlineage import ingest
 from projections import default_projections
 from projections import runner as runner_module
 from projections.fold import folder_for
+from projections.row_ops import uuid_text
 from projections.runner import ProjectionRunner
 from projections.runs import RunsProjection
 from projections.views_store import SQLiteViewsStore
@@ -198,3 +199,10 @@ async def test_openlineage_events_are_barriers_of_the_fold(
         finally:
             await folded.close()
             await reference.close()
+
+
+@given(st.integers(0, (1 << 128) - 1))
+def test_uuid_text_is_the_canonical_text(number: int) -> None:
+    """``uuid_text`` (msgspec's C encoder) writes what ``str(UUID)`` writes."""
+    value = uuid.UUID(int=number)
+    assert str(value) == uuid_text(value)
