@@ -30,8 +30,9 @@ SQLite and what the store adds on top.
 
 Options: ``--quick`` (small sizes), ``--json`` (machine-readable results on
 stdout), ``--read-events N`` (size of the big store), ``--dir PATH`` (where the
-scratch stores go), ``--keep`` (leave them), ``--skip-projections`` or
-``--only-projections``. It is a report, not a test: pytest does not collect it
+scratch stores go), ``--keep`` (leave them), ``--skip-projections``,
+``--only-projections``, ``--postgres URI`` (add the PostgreSQL part) and
+``--only-postgres`` (that part alone). It is a report, not a test: pytest does not collect it
 and it exits 0 whether or not the targets are met.
 """
 
@@ -1869,6 +1870,12 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="run floor A and the projections only (no log write/read benchmarks)",
     )
+    only.add_argument(
+        "--only-postgres",
+        action="store_true",
+        help="run the PostgreSQL part only (needs --postgres): floor PG, the emitters, "
+        "the views' catch-up",
+    )
     parser.add_argument(
         "--postgres",
         metavar="URI",
@@ -1939,12 +1946,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     if args.read_events is not None and args.read_events < 1:
         _parser().error("--read-events must be at least 1")
+    if args.only_postgres and not args.postgres:
+        _parser().error("--only-postgres needs --postgres URI")
     sizes = Sizes.quick(args.read_events) if args.quick else Sizes.full(args.read_events)
     sections: tuple[Section, ...] = SECTIONS
     if args.skip_projections:
         sections = ("log",)
     elif args.only_projections:
         sections = ("projections",)
+    elif args.only_postgres:
+        sections = ()
     # First, while this process is still small: see RssProbe.
     probe = RssProbe() if "log" in sections else None
     if args.dir is not None:
@@ -1952,7 +1963,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     root = Path(tempfile.mkdtemp(prefix="metaledger-bench-", dir=args.dir))
     started = time.perf_counter()
     try:
-        figures = run_benchmarks(sizes, root, probe, sections)
+        figures = run_benchmarks(sizes, root, probe, sections) if sections else []
         if args.postgres:
             figures += postgres_figures(args.postgres, 5_000 if args.quick else 20_000)
     finally:

@@ -92,6 +92,17 @@ class Backend(Protocol):
         """
         ...
 
+    async def read_lean_span(self, first: int, last: int) -> list[RowTuple]:
+        """``(type, schema_version, data)`` of the events from ``first`` to ``last``, in order.
+
+        Without their positions: when it returns ``last - first + 1`` rows, they
+        are the events at ``first``, ``first + 1``... ``last`` (positions are
+        unique integers), so ``read_all`` need not fetch them. Fewer rows (the
+        end of the log, or a gap) and the caller reads positions again with
+        :meth:`read_lean_rows`.
+        """
+        ...
+
     def rows_between_sync(
         self, first: int, last: int, types: Sequence[str] | None = None
     ) -> list[RowTuple]:

@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, NamedTuple
@@ -196,9 +197,9 @@ class LazyRows:
     """The whole rows of one chunk a replay read lean, fetched when first asked for.
 
     ``read_all`` reads whole rows while its reader looks at the envelope and
-    only (position, type, schema_version, data) once it does not: the events of
-    a lean chunk fetch their chunk's rows (one synchronous query, ``load``) the
-    first time any of them is asked for its id, stream, time, metadata or hash.
+    only (type, schema_version, data) once it does not: the events of a lean
+    chunk fetch their chunk's rows (one synchronous query, ``load``) the first
+    time any of them is asked for its id, stream, time, metadata or hash.
     ``touched`` tells ``read_all`` that its reader asked.
     """
 
@@ -211,14 +212,26 @@ class LazyRows:
         self._load = load
         self.touched = False
 
-    def row(self, index: int) -> RowTuple:
-        """The whole row at ``index`` in the chunk (loading the chunk's rows if needed)."""
+    def row(self, position: int) -> RowTuple:
+        """The whole row of the event at ``position`` (loading the chunk's rows if needed)."""
         self.touched = True
         rows = self.rows
         if rows is None:
             assert self._load is not None
             rows = self.rows = self._load()
-        return rows[index]
+        # Found by position, so an event need not carry its index in the chunk: a
+        # field less to set on each of a replay's events. Positions ascend; a
+        # chunk read by type (or over a gap) skips some, hence the bisection.
+        index = position - rows[0][0]
+        if not (0 <= index < len(rows) and rows[index][0] == position):
+            index = bisect_left(rows, position, key=_position_of)
+        row: RowTuple = rows[index]
+        return row
+
+
+def _position_of(row: RowTuple) -> int:
+    position: int = row[0]
+    return position
 
 
 class _LazyRecordedEvent(RecordedEvent, frozen=True, gc=False):
@@ -229,46 +242,45 @@ class _LazyRecordedEvent(RecordedEvent, frozen=True, gc=False):
     """
 
     _rows: LazyRows
-    _index: int
 
     @property  # type: ignore[misc]
     def event_id_text(self) -> str:
         """The event's id, as stored."""
-        value: str = self._rows.row(self._index)[1]
+        value: str = self._rows.row(self.position)[1]
         return value
 
     @property  # type: ignore[misc]
     def stream_id(self) -> str:
         """The event's stream."""
-        value: str = self._rows.row(self._index)[2]
+        value: str = self._rows.row(self.position)[2]
         return value
 
     @property  # type: ignore[misc]
     def stream_version(self) -> int:
         """The event's version in its stream."""
-        value: int = self._rows.row(self._index)[3]
+        value: int = self._rows.row(self.position)[3]
         return value
 
     @property  # type: ignore[misc]
     def recorded_at_us(self) -> int:
         """When the store committed the event, microseconds since the epoch."""
-        value: int = self._rows.row(self._index)[6]
+        value: int = self._rows.row(self.position)[6]
         return value
 
     @property  # type: ignore[misc]
     def metadata_bytes(self) -> bytes:
         """The stored metadata bytes."""
-        value: bytes = self._rows.row(self._index)[7]
+        value: bytes = self._rows.row(self.position)[7]
         return value
 
     @property  # type: ignore[misc]
     def hash(self) -> bytes:
         """The event's hash in the log's chain."""
-        value: bytes = self._rows.row(self._index)[9]
+        value: bytes = self._rows.row(self.position)[9]
         return value
 
     def _values(self) -> tuple[Any, ...]:
-        row = self._rows.row(self._index)
+        row = self._rows.row(self.position)
         return (*row[:8], self.event, row[9])
 
     def __eq__(self, other: object) -> bool:
@@ -297,11 +309,10 @@ def lazy_recorded_event(
     schema_version: int,
     event: Event | RawEvent,
     rows: LazyRows,
-    index: int,
 ) -> RecordedEvent:
-    """A RecordedEvent whose envelope is row ``index`` of ``rows`` (see :class:`LazyRows`)."""
+    """A RecordedEvent whose envelope is the row at ``position`` in ``rows`` (:class:`LazyRows`)."""
     return _LazyRecordedEvent(
-        position, "", "", 0, event_type, schema_version, 0, b"", event, b"", rows, index
+        position, "", "", 0, event_type, schema_version, 0, b"", event, b"", rows
     )
 
 

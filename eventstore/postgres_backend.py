@@ -711,6 +711,16 @@ class PostgresBackend:
             )
         return [tuple(r) for r in rows]
 
+    async def read_lean_span(self, first: int, last: int) -> list[RowTuple]:
+        """(type, schema_version, data) of the events from ``first`` to ``last``, in order."""
+        rows = await self._fetch(
+            f"SELECT type, schema_version, data FROM {self.schema}.events "
+            "WHERE position BETWEEN $1 AND $2 ORDER BY position",
+            first,
+            last,
+        )
+        return [tuple(r) for r in rows]
+
     def rows_between_sync(
         self, first: int, last: int, types: Sequence[str] | None = None
     ) -> list[RowTuple]:

@@ -19,6 +19,8 @@ connections and the error translation, so they stay in one module (~870 lines).
 from __future__ import annotations
 
 import contextlib
+import functools
+import json
 import os
 import shutil
 import sqlite3
@@ -72,11 +74,29 @@ SCHEMA_VERSION = 1
 
 _SQLITE_HEADER = b"SQLite format 3\x00"
 _IN_CHUNK = 500  # bound parameters per IN (...) list, far under SQLite's limit
+#: Bytes committed between two background checkpoints: about SQLite's own
+#: automatic checkpoint (1,000 pages of 4 KiB).
+CHECKPOINT_BYTES = 4 * 1024 * 1024
+#: What a row costs the WAL beyond its payload and metadata (ids, index entries).
+_ROW_OVERHEAD = 200
 
 _COLUMNS = SQL_COLUMNS
 #: What a typed replay needs of a row to decode it (``read_all`` reading lean).
 _LEAN_COLUMNS = "position, type, schema_version, data"
+#: The same without the position, for a span of positions known to be whole.
+_SPAN_COLUMNS = "type, schema_version, data"
 _INSERT = f"INSERT INTO events ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+_ROW_MARKS = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+#: Largest multi-row INSERT of a commit: 10 parameters a row, far under SQLite's 32,766.
+_INSERT_ROWS_MAX = 512
+#: The newest version of each of a JSON array of streams, as one JSON object (one row).
+_VERSIONS = (
+    "SELECT json_group_object(stream_id, version) FROM ("
+    " SELECT s.value AS stream_id,"
+    " (SELECT stream_version FROM events WHERE stream_id = s.value"
+    "  ORDER BY stream_version DESC LIMIT 1) AS version"
+    " FROM json_each(?) AS s) WHERE version IS NOT NULL"
+)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS ledger_meta (
@@ -117,6 +137,32 @@ def _is_busy(exc: sqlite3.Error) -> bool:
 def _chunks(items: Sequence[str], size: int = _IN_CHUNK) -> Iterator[Sequence[str]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
+
+
+@functools.cache
+def _insert_rows_sql(count: int) -> str:
+    return f"INSERT INTO events ({_COLUMNS}) VALUES " + ", ".join([_ROW_MARKS] * count)
+
+
+def _insert_rows(conn: sqlite3.Connection, rows: Sequence[RowTuple]) -> None:
+    """Insert ``rows`` in a few multi-row statements rather than one step a row.
+
+    The committing thread releases the GIL around every ``sqlite3_step`` and
+    must win it back from a busy event loop each time (up to the switch
+    interval): one step a row made a 20-append commit wait for the GIL some 40
+    times. Chunks are powers of two, so few distinct statements are prepared.
+    """
+    start = 0
+    total = len(rows)
+    while start < total:
+        left = total - start
+        size = _INSERT_ROWS_MAX if left >= _INSERT_ROWS_MAX else 1 << (left.bit_length() - 1)
+        if size == 1:
+            conn.execute(_INSERT, rows[start])
+        else:
+            params = [value for row in rows[start : start + size] for value in row]
+            conn.execute(_insert_rows_sql(size), params)
+        start += size
 
 
 class SQLiteBackend:
@@ -165,6 +211,12 @@ class SQLiteBackend:
         # else has appended, which the head (read under the write lock) tells.
         self._versions_cache: dict[str, int] = {}
         self._cache_head = -1
+        # Checkpoints away from the commit path (see start_background_checkpoints):
+        # bytes committed since the last one, and the connection that runs them.
+        self._background_checkpoints = False
+        self._wal_bytes = 0
+        self._checkpointer: sqlite3.Connection | None = None
+        self._checkpointer_busy = threading.Lock()
 
     # -- opening ---------------------------------------------------------------
 
@@ -488,6 +540,9 @@ class SQLiteBackend:
         writer, self._writer = self._writer, None
         if writer is not None:
             await close_when_idle(writer, self._writer_busy)
+        checkpointer, self._checkpointer = self._checkpointer, None
+        if checkpointer is not None:
+            await close_when_idle(checkpointer, self._checkpointer_busy)
         salvage, self._salvage_dir = self._salvage_dir, None
         if salvage is not None:
             shutil.rmtree(salvage, ignore_errors=True)
@@ -528,6 +583,66 @@ class SQLiteBackend:
             raise ReadOnlyStoreError(self.read_only_reason)
         return self._commit_sync(appends, atomic)
 
+    # -- checkpoints -----------------------------------------------------------
+
+    def start_background_checkpoints(self) -> None:
+        """Stop checkpointing from the commit path: the writer asks for :meth:`checkpoint_blocking`.
+
+        SQLite checkpoints a WAL from inside the COMMIT that grows it past 1,000
+        pages: that commit also writes some 4 MB into the database file and
+        fsyncs it twice, and every append waiting for it waits for that too (a
+        busy server's slowest requests). The group-commit writer, which commits
+        from a thread of its own, calls this once and then runs the checkpoints
+        on another thread when :meth:`checkpoint_due` says so. PASSIVE
+        checkpoints never block a commit.
+        """
+        if self.read_only or self._immutable:
+            return
+        with self._writer_busy:
+            self._writer_conn().execute("PRAGMA wal_autocheckpoint = 0")
+        self._background_checkpoints = True
+
+    def stop_background_checkpoints(self) -> None:
+        """Give checkpoints back to the commit path (the writer stopped)."""
+        if not self._background_checkpoints:
+            return
+        self._background_checkpoints = False
+        with self._writer_busy:
+            if self._writer is not None:
+                self._writer.execute("PRAGMA wal_autocheckpoint = 1000")
+
+    def checkpoint_due(self) -> bool:
+        """Whether enough was committed since the last checkpoint to run one.
+
+        True once per :data:`CHECKPOINT_BYTES` committed: the count starts again.
+        """
+        if self._background_checkpoints and self._wal_bytes >= CHECKPOINT_BYTES:
+            self._wal_bytes = 0
+            return True
+        return False
+
+    def checkpoint_blocking(self) -> None:
+        """A PASSIVE checkpoint on a connection of its own; problems are logged, not raised.
+
+        A checkpoint that cannot finish (a reader holds an old snapshot) copies
+        what it can; the next one copies the rest, as SQLite's own would.
+        """
+        with self._checkpointer_busy:
+            try:
+                if self._checkpointer is None:
+                    if self._writer is None:
+                        return  # closing
+                    self._checkpointer = sqlite3.connect(
+                        self._sqlite_uri(read_only=False),
+                        uri=True,
+                        timeout=self._busy_timeout,
+                        isolation_level=None,
+                        check_same_thread=False,
+                    )
+                self._checkpointer.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+            except sqlite3.Error as exc:
+                log.warning("checkpoint_failed", path=str(self.path), error=str(exc))
+
     def _writer_conn(self) -> sqlite3.Connection:
         if self._writer is None:
             raise StoreClosedError(f"{self.uri} is closed")
@@ -557,7 +672,7 @@ class SQLiteBackend:
                 conn.execute("ROLLBACK")
                 return plan.outcomes
             if plan.rows:
-                conn.executemany(_INSERT, plan.rows)
+                _insert_rows(conn, plan.rows)
             conn.execute("COMMIT")
         except sqlite3.IntegrityError as exc:
             conn.execute("ROLLBACK")
@@ -580,6 +695,7 @@ class SQLiteBackend:
             raise
         for row in plan.rows:
             self._versions_cache[row[2]] = row[3]
+            self._wal_bytes += len(row[7]) + len(row[8]) + _ROW_OVERHEAD
         assert plan.head is not None
         self._cache_head = plan.head.position
         return plan.outcomes
@@ -623,17 +739,12 @@ class SQLiteBackend:
 
     @staticmethod
     def _versions_sync(conn: sqlite3.Connection, streams: Sequence[str]) -> dict[str, int]:
-        # One indexed probe per stream: SQLite plans ``IN (...) GROUP BY`` as a scan.
-        versions: dict[str, int] = {}
-        for stream_id in streams:
-            row = conn.execute(
-                "SELECT stream_version FROM events WHERE stream_id = ? "
-                "ORDER BY stream_version DESC LIMIT 1",
-                (stream_id,),
-            ).fetchone()
-            if row is not None:
-                versions[stream_id] = row[0]
-        return versions
+        # One indexed probe per stream (SQLite plans ``IN (...) GROUP BY`` as a
+        # scan), all in one statement answering one row: every row fetched is a
+        # step that gives the GIL away (see _insert_rows).
+        row = conn.execute(_VERSIONS, (json.dumps(list(streams)),)).fetchone()
+        found: dict[str, int] = json.loads(row[0]) if row and row[0] else {}
+        return found
 
     async def import_rows(self, rows: Iterable[RowTuple]) -> int:
         """Insert rows verbatim in one transaction, continuing the log exactly."""
@@ -746,6 +857,17 @@ class SQLiteBackend:
         return await self._fetch(
             f"SELECT {_LEAN_COLUMNS} FROM events WHERE position >= ? ORDER BY position LIMIT ?",
             (from_position, limit),
+        )
+
+    async def read_lean_span(self, first: int, last: int) -> list[RowTuple]:
+        """(type, schema_version, data) of the events from ``first`` to ``last``, in order.
+
+        Python's ``sqlite3`` releases and retakes the GIL around every column of
+        every row: a column less is a good part of a replay's cost per event.
+        """
+        return await self._fetch(
+            f"SELECT {_SPAN_COLUMNS} FROM events WHERE position BETWEEN ? AND ? ORDER BY position",
+            (first, last),
         )
 
     def rows_between_sync(

@@ -61,6 +61,15 @@ class _BlockingCommit(Protocol):
     ) -> list[AppendResult | AppendError]: ...
 
 
+class _BackgroundCheckpoints(Protocol):
+    """A backend that checkpoints away from the commit path (SQLite's WAL)."""
+
+    def start_background_checkpoints(self) -> None: ...
+    def stop_background_checkpoints(self) -> None: ...
+    def checkpoint_due(self) -> bool: ...
+    def checkpoint_blocking(self) -> None: ...
+
+
 def _settle(future: asyncio.Future[Any], outcome: _Outcome) -> None:
     if future.done():  # the caller was cancelled and went away
         return
@@ -92,6 +101,8 @@ class GroupCommitWriter:
         # threading.Event.set per append cost the loop a lock and a notify each).
         self._thread_idle = False
         self._thread_stop = False
+        # Set from the committing thread when the backend wants a checkpoint.
+        self._checkpoint_wanted = anyio.Event()
         self._closed = False
         self._running = False
         #: Counters for benchmarks and ``store describe``.
@@ -207,21 +218,47 @@ class GroupCommitWriter:
                         self._thread_wakeup.set()
 
                 group.start_soon(stop_thread_when_cancelled)
+                checkpoints = self._checkpoints()
+                if checkpoints is not None:
+                    checkpoints.start_background_checkpoints()
+                    group.start_soon(self._run_checkpoints, checkpoints)
                 # A limiter of its own: this thread lives as long as the store.
                 await anyio.to_thread.run_sync(
                     self._thread_main, commit, loop, limiter=anyio.CapacityLimiter(1)
                 )
                 group.cancel_scope.cancel()
         finally:
+            checkpoints = self._checkpoints()
+            if checkpoints is not None:
+                checkpoints.stop_background_checkpoints()
             self._running = False
             self._closed = True
             error = StoreClosedError("the store closed before this append was committed")
             while self._queue:
                 _settle(self._queue.popleft()[1], error)
 
+    def _checkpoints(self) -> _BackgroundCheckpoints | None:
+        backend = self._backend
+        if hasattr(backend, "start_background_checkpoints"):
+            return backend  # type: ignore[return-value]
+        return None
+
+    async def _run_checkpoints(self, backend: _BackgroundCheckpoints) -> None:
+        """Run the backend's checkpoints on a thread of their own, one at a time.
+
+        Cancelled (the writer stopping), a checkpoint under way finishes first:
+        the thread is never abandoned, so the backend closes after it.
+        """
+        limiter = anyio.CapacityLimiter(1)
+        while True:
+            await self._checkpoint_wanted.wait()
+            self._checkpoint_wanted = anyio.Event()
+            await anyio.to_thread.run_sync(backend.checkpoint_blocking, limiter=limiter)
+
     def _thread_main(self, commit: _BlockingCommit, loop: asyncio.AbstractEventLoop) -> None:
         """The committing thread: take what is queued, commit it, hand the outcomes over."""
         wakeup = self._thread_wakeup
+        checkpoints = self._checkpoints()
         while not self._thread_stop:
             if not self._queue:
                 if self._closed:
@@ -244,6 +281,8 @@ class GroupCommitWriter:
             except Exception as exc:
                 outcome = exc
             loop.call_soon_threadsafe(self._settle_batch, batch, outcome)
+            if checkpoints is not None and checkpoints.checkpoint_due():
+                loop.call_soon_threadsafe(self._checkpoint_wanted.set)
 
     def _settle_batch(
         self, batch: list[_Ticket], outcome: list[AppendResult | AppendError] | BaseException

@@ -15,8 +15,9 @@ segment of events whose ops are all row operations (:mod:`projections.row_ops`),
 3. interprets every op in log order on dict rows, with the statements'
    meaning (a conflicting insert, a NULL in a NOT NULL column, an unknown
    column are errors; an update of a missing row does nothing);
-4. writes the difference (:class:`WriteRows`, one request per table): new
-   rows inserted, existing rows changed, deleted rows removed.
+4. writes the difference (:class:`WriteMany`, one request for the segment,
+   a :class:`WriteRows` per table): new rows inserted, existing rows
+   changed, deleted rows removed.
 
 A runner does this on the views stores that ask for it (``coalesces``):
 PostgreSQL, where it replaces a round trip per statement; not SQLite, where
@@ -37,7 +38,7 @@ from typing import Any, NamedTuple
 from .definition import Op, Table
 from .row_ops import NEW, Add, Delete, Insert, Layout, Minus, Ref, RowOp, Update, Upsert, layout
 
-__all__ = ["CoalesceFailed", "LoadRows", "WriteRows", "coalesce_segment"]
+__all__ = ["CoalesceFailed", "LoadRows", "WriteMany", "WriteRows", "coalesce_segment"]
 
 
 class LoadRows(NamedTuple):
@@ -66,12 +67,22 @@ class WriteRows(NamedTuple):
     deletes: list[tuple[Any, ...]]
 
 
+class WriteMany(NamedTuple):
+    """Write a segment's coalesced rows, table by table; the result is None.
+
+    One request for every table a segment wrote, so a driver can send them
+    all in one round trip (PostgreSQL: one statement).
+    """
+
+    writes: tuple[WriteRows, ...]
+
+
 class CoalesceFailed(Exception):
     """The segment cannot be applied coalesced: redo the batch event by event."""
 
 
 Row = dict[str, Any]
-Segment = Generator[LoadRows | WriteRows, Any, None]
+Segment = Generator[LoadRows | WriteMany, Any, None]
 
 
 class _Tables:
@@ -85,6 +96,8 @@ class _Tables:
         self.existed: dict[str, set[Any]] = {}
         #: Keys written, per table, in the order first written.
         self.dirty: dict[str, dict[Any, None]] = {}
+        #: Inserts and upserts (by id) with a Ref: their rows are completed as they run.
+        self.with_refs: set[int] = set()
 
     def add(self, table: str) -> Layout:
         shape = self.layouts[table] = layout(self.definitions[table])
@@ -100,6 +113,7 @@ def _plan(ops: Sequence[RowOp], tables: _Tables) -> dict[str, list[Any]]:
     first: dict[str, dict[Any, bool]] = {}
     deleted: set[tuple[str, Any]] = set()
     layouts = tables.layouts
+    with_refs = tables.with_refs
     for table in tables.definitions:
         first[table] = {}
     for op in ops:
@@ -113,12 +127,16 @@ def _plan(ops: Sequence[RowOp], tables: _Tables) -> dict[str, list[Any]]:
         elif kind is Insert or kind is Upsert:
             assert isinstance(op, Insert | Upsert)
             row = op.row
+            table = op.table
+            shape = layouts.get(table) or tables.add(table)
             if _REF in map(type, row.values()):
+                with_refs.add(id(op))
                 for value in row.values():
                     if type(value) is Ref:
                         first[value.table].setdefault(value.key, False)
-            table = op.table
-            shape = layouts.get(table) or tables.add(table)
+            else:
+                # Its row depends on nothing else: complete it now, once.
+                _complete(row, shape, table)
             key = op.key = shape.key_of(row)
             first[table].setdefault(key, kind is Insert)
         else:
@@ -140,30 +158,36 @@ def _plan(ops: Sequence[RowOp], tables: _Tables) -> dict[str, list[Any]]:
 _REF = Ref
 
 
-def _full_row(
-    op: Insert | Upsert, shape: Layout, rows: Mapping[str, Mapping[Any, Row | None]]
-) -> Row:
-    given = op.row
-    if _REF in map(type, given.values()):
-        row = {**shape.defaults, **given}
-        for column, value in given.items():
-            if type(value) is Ref:
-                other = rows[value.table].get(value.key)
-                row[column] = None if other is None else other[value.column]
-    else:
-        # The op's own dict becomes the row (half the memory of a copy): the
-        # defaults it gains say, if the op is ever rendered to SQL after all,
-        # what the statement's column defaults would have said.
-        row = given
-        if len(row) != len(shape.columns):
-            for column, default in shape.defaults.items():
-                if column not in row:
-                    row[column] = default
+def _complete(row: Row, shape: Layout, table: str) -> None:
+    """Give ``row`` its columns' defaults and check it as the INSERT would, in place.
+
+    The op's own dict becomes the row (half the memory of a copy): the
+    defaults it gains say, if the op is ever rendered to SQL after all, what
+    the statement's column defaults would have said.
+    """
     if len(row) != len(shape.columns):
-        raise CoalesceFailed(f"an unknown column in {op.table}")
+        for column, default in shape.defaults.items():
+            if column not in row:
+                row[column] = default
+        if len(row) != len(shape.columns):
+            raise CoalesceFailed(f"an unknown column in {table}")
     # A required column not given is None here too (its default is NULL).
     if None in shape.not_null_of(row):
-        raise CoalesceFailed(f"NULL in a NOT NULL column of {op.table}")
+        raise CoalesceFailed(f"NULL in a NOT NULL column of {table}")
+
+
+def _full_row(op: Insert | Upsert, shape: Layout, tables: _Tables) -> Row:
+    """The row an insert or upsert proposes: completed by :func:`_plan`, unless it has a Ref."""
+    if id(op) not in tables.with_refs:
+        return op.row
+    given = op.row
+    rows = tables.rows
+    row = {**shape.defaults, **given}
+    for column, value in given.items():
+        if type(value) is Ref:
+            other = rows[value.table].get(value.key)
+            row[column] = None if other is None else other[value.column]
+    _complete(row, shape, op.table)
     return row
 
 
@@ -208,6 +232,7 @@ def _interpret(ops: Sequence[RowOp], tables: _Tables) -> None:
     rows = tables.rows
     dirty = tables.dirty
     layouts = tables.layouts
+    with_refs = tables.with_refs
     for op in ops:
         kind = type(op)
         if kind is Insert:
@@ -217,7 +242,7 @@ def _interpret(ops: Sequence[RowOp], tables: _Tables) -> None:
             table_rows = rows[table]
             if table_rows.get(key) is not None:
                 raise CoalesceFailed(f"{table}: the key {key} exists")
-            table_rows[key] = _full_row(op, layouts[table], rows)
+            table_rows[key] = _full_row(op, layouts[table], tables) if with_refs else op.row
             dirty[table][key] = None
         elif kind is Update:
             assert isinstance(op, Update)
@@ -239,7 +264,7 @@ def _interpret(ops: Sequence[RowOp], tables: _Tables) -> None:
             assert isinstance(op, Upsert)
             table = op.table
             shape = layouts[table]
-            proposed = _full_row(op, shape, rows)
+            proposed = _full_row(op, shape, tables) if with_refs else op.row
             key = op.key
             table_rows = rows[table]
             old = table_rows.get(key)
@@ -293,6 +318,7 @@ def coalesce_segment(
         raise
     except Exception as exc:  # an op the statements would reject in some other way
         raise CoalesceFailed(f"{type(exc).__name__}: {exc}") from exc
+    writes: list[WriteRows] = []
     for table, keys_written in state.dirty.items():
         if not keys_written:
             continue
@@ -313,15 +339,17 @@ def coalesce_segment(
                 updates.append(values_of(row))
             else:
                 inserts.append(values_of(row))
-        # Written below: the rows need not stay (memory is what bounds a chunk).
+        # The tuples hold the values now: the dict rows need not stay
+        # (memory is what bounds a chunk).
         table_rows.clear()
-        if not (inserts or updates or deletes):
-            continue
-        try:
-            yield WriteRows(physical[table], shape, inserts, updates, deletes)
-        except Exception as exc:
-            raise CoalesceFailed(str(exc)) from exc
-        del inserts, updates, deletes
+        if inserts or updates or deletes:
+            writes.append(WriteRows(physical[table], shape, inserts, updates, deletes))
+    if not writes:
+        return
+    try:
+        yield WriteMany(tuple(writes))
+    except Exception as exc:
+        raise CoalesceFailed(str(exc)) from exc
 
 
 def row_ops_only(ops: Sequence[Op | RowOp]) -> bool:

@@ -12,17 +12,28 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import anyio
+import msgspec
 
 from eventstore.logs import get_logger
 
 from .errors import ViewsStoreError
 from .row_ops import Layout, to_sql
 from .transaction_driver import drive_async
-from .transactions import STATE_DDL, ApplyOps, Execute, Fetch, LoadRows, OpError, Tx, WriteRows
+from .transactions import (
+    STATE_DDL,
+    ApplyOps,
+    Execute,
+    Fetch,
+    LoadRows,
+    OpError,
+    Script,
+    Tx,
+    WriteMany,
+)
 
 __all__ = ["PostgresViewsStore", "to_dollar_params"]
 
@@ -88,28 +99,88 @@ def render_literal_sql(sql: str, params: Sequence[Any]) -> str:
     return _QUOTED_OR_MARK.sub(replace, sql)
 
 
-def _pg_bulk_sql(kind: str, table: str, shape: Layout) -> str:
-    """The set-based statement of a coalesced write (or its load), one round trip per table.
+_json_text = msgspec.json.Encoder().encode
 
-    Every row of a kind goes in one statement, as one array per column,
-    expanded by ``unnest``.
-    """
-    columns = ", ".join(shape.columns)
-    key = ", ".join(shape.key)
-    if kind in ("load", "delete"):
-        arrays = ", ".join(
-            f"${n}::{shape.pg_arrays[i]}" for n, i in enumerate(shape.key_index, start=1)
+#: The Python types a coalesced value may have in a column of each type, exactly
+#: (a bool is not taken for an integer): what asyncpg's own encoders took when
+#: rows went as typed arrays. JSON would let a digit string into a BIGINT
+#: column where the statement fails, so anything else is refused before
+#: anything is sent, and the batch runs as statements, which report it.
+_TAKES = {
+    "text": frozenset({str, type(None)}),
+    "int8": frozenset({int, type(None)}),
+    "int4": frozenset({int, type(None)}),
+}
+
+
+class _Refused(Exception):
+    """A coalesced value of a type its column does not take: nothing was sent."""
+
+
+def _json_rows(rows: Sequence[Sequence[Any]], types: Sequence[str]) -> str:
+    """Rows as one JSON array of arrays, after checking each column's value types."""
+    for column, kind in zip(zip(*rows, strict=True), types, strict=True):
+        if not _TAKES[kind].issuperset(map(type, column)):
+            raise _Refused(f"a value of another type than {kind}")
+    return _json_text(rows).decode()
+
+
+def _json_keys(keys: Sequence[Any], types: Sequence[str]) -> str:
+    """A load's keys (values of a one-column key, else tuples) as one JSON array."""
+    if len(types) == 1:
+        if not _TAKES[types[0]].issuperset(map(type, keys)):
+            raise _Refused(f"a key of another type than {types[0]}")
+        return _json_text(keys).decode()
+    return _json_rows(keys, types)
+
+
+def _from_json(value: str, kind: str) -> str:
+    """The SQL of a JSON text ``value`` as a column of type ``kind``."""
+    return value if kind == "text" else f"({value})::{kind}"
+
+
+def _column_types(shape: Layout, indexes: Iterable[int]) -> tuple[str, ...]:
+    return tuple(shape.pg_arrays[i].removesuffix("[]") for i in indexes)
+
+
+def _shape_key(shape: Layout) -> tuple[Any, ...]:
+    """What a statement's text depends on in a layout (a layout holds a dict: unhashable)."""
+    return shape.columns, shape.key, shape.pg_arrays
+
+
+def _pg_load_sql(table: str, shape: Layout) -> str:
+    """The rows of ``table`` at the keys of parameter $1 (a JSON array), one round trip."""
+    picked = ", ".join(f"t.{c}" for c in shape.columns)
+    types = _column_types(shape, shape.key_index)
+    if len(types) == 1:
+        on = f"t.{shape.key[0]} = {_from_json('k.v', types[0])}"
+        keys = "jsonb_array_elements_text($1::jsonb) AS k(v)"
+    else:
+        on = " AND ".join(
+            f"t.{c} = {_from_json(f'k.v ->> {n}', kind)}"
+            for n, (c, kind) in enumerate(zip(shape.key, types, strict=True))
         )
-        join = " AND ".join(f"t.{c} = k.{c}" for c in shape.key)
-        if kind == "load":
-            picked = ", ".join(f"t.{c}" for c in shape.columns)
-            return f"SELECT {picked} FROM {table} t JOIN unnest({arrays}) AS k({key}) ON {join}"
-        return f"DELETE FROM {table} t USING unnest({arrays}) AS k({key}) WHERE {join}"
-    arrays = ", ".join(f"${n}::{array}" for n, array in enumerate(shape.pg_arrays, start=1))
-    sql = f"INSERT INTO {table} ({columns}) SELECT * FROM unnest({arrays})"
+        keys = "jsonb_array_elements($1::jsonb) AS k(v)"
+    return f"SELECT {picked} FROM {table} t JOIN {keys} ON {on}"
+
+
+def _pg_write_sql(kind: str, table: str, shape: Layout, number: int) -> str:
+    """One kind of coalesced write to ``table``: its rows are the JSON array of ``$number``."""
+    rows = f"jsonb_array_elements(${number}::jsonb) AS r(v)"
+    if kind == "delete":
+        types = _column_types(shape, shape.key_index)
+        where = " AND ".join(
+            f"t.{c} = {_from_json(f'r.v ->> {n}', column_type)}"
+            for n, (c, column_type) in enumerate(zip(shape.key, types, strict=True))
+        )
+        return f"DELETE FROM {table} t USING {rows} WHERE {where}"
+    types = _column_types(shape, range(len(shape.columns)))
+    values = ", ".join(_from_json(f"r.v ->> {n}", t) for n, t in enumerate(types))
+    sql = f"INSERT INTO {table} ({', '.join(shape.columns)}) SELECT {values} FROM {rows}"
     if kind == "insert":
         return sql
     assert kind == "update"
+    key = ", ".join(shape.key)
     changed = [c for c in shape.columns if c not in shape.key]
     if not changed:
         return f"{sql} ON CONFLICT ({key}) DO NOTHING"
@@ -117,11 +188,22 @@ def _pg_bulk_sql(kind: str, table: str, shape: Layout) -> str:
     return f"{sql} ON CONFLICT ({key}) DO UPDATE SET {assignments}"
 
 
-def _columns_of(rows: Sequence[tuple[Any, ...]], width: int) -> list[list[Any]]:
-    """Rows as one list per column (the arrays ``unnest`` takes)."""
-    if not rows:
-        return [[] for _ in range(width)]
-    return [list(column) for column in zip(*rows, strict=True)]
+def _pg_write_many_sql(parts: Sequence[tuple[str, str, Layout]]) -> str:
+    """A segment's writes as one statement: each but the last a data-modifying ``WITH`` part.
+
+    Every part runs, to completion, whether or not the statement reads it;
+    they write different tables, or different keys of one table (a key is
+    deleted, updated or inserted, never two of these), so their order does
+    not matter.
+    """
+    statements = [
+        _pg_write_sql(kind, table, shape, number)
+        for number, (kind, table, shape) in enumerate(parts, start=1)
+    ]
+    if len(statements) == 1:
+        return statements[0]
+    with_parts = ", ".join(f"w{n} AS ({sql})" for n, sql in enumerate(statements[:-1], start=1))
+    return f"WITH {with_parts} {statements[-1]}"
 
 
 def _rowcount(status: str) -> int:
@@ -186,9 +268,10 @@ class PostgresViewsStore:
             )
             async with self._pool.acquire() as conn, conn.transaction():
                 await conn.execute("SELECT pg_advisory_xact_lock($1)", self._lock)
-                await conn.execute(f"CREATE SCHEMA IF NOT EXISTS {self._schema}")
-                for statement in STATE_DDL:
-                    await conn.execute(statement)
+                # One round trip (no parameters: the simple query protocol).
+                await conn.execute(
+                    ";\n".join((f"CREATE SCHEMA IF NOT EXISTS {self._schema}", *STATE_DDL))
+                )
                 conforming = await conn.fetchval("SHOW standard_conforming_strings")
                 self._literals_ok = conforming == "on"
         except Exception as exc:
@@ -241,7 +324,10 @@ class PostgresViewsStore:
 
         def op_error(exc: BaseException) -> bool:
             # A lost connection is not the transaction's fault: never a handler's error.
-            return isinstance(exc, asyncpg.PostgresError) and not isinstance(exc, lost)
+            # A refused value is (nothing was sent: the coalesced path falls back).
+            return isinstance(exc, _Refused) or (
+                isinstance(exc, asyncpg.PostgresError) and not isinstance(exc, lost)
+            )
 
         async with self._pool.acquire() as conn:
             transaction = conn.transaction()
@@ -280,40 +366,53 @@ class PostgresViewsStore:
             return [tuple(r) for r in await conn.fetch(self._pg(request.sql), *request.params)]
         if isinstance(request, LoadRows):
             shape = request.layout
-            sql = self._bulk_sql("load", request.table, shape)
-            width = len(shape.key)
-            keys = _columns_of(request.keys, width) if width > 1 else [request.keys]
-            return [tuple(r) for r in await conn.fetch(sql, *keys)]
-        if isinstance(request, WriteRows):
-            await self._write_rows(conn, request)
+            key = ("load", request.table, _shape_key(shape))
+            sql = self._cached(key, _pg_load_sql, request.table, shape)
+            keys = _json_keys(request.keys, _column_types(shape, shape.key_index))
+            return [tuple(r) for r in await conn.fetch(sql, keys)]
+        if isinstance(request, WriteMany):
+            await self._write_many(conn, request)
+            return None
+        if isinstance(request, Script):
+            # No parameters: the simple query protocol, every statement in one round trip.
+            await conn.execute(";\n".join(request.statements))
             return None
         assert isinstance(request, Execute)
         return _rowcount(await conn.execute(self._pg(request.sql), *request.params))
 
-    def _bulk_sql(self, kind: str, table: str, shape: Layout) -> str:
-        key = (kind, table, shape.columns, shape.key)
+    def _cached(self, key: Any, render: Callable[..., str], *args: Any) -> str:
         sql = self._render_cache.get(key)
         if sql is None:
-            sql = self._render_cache[key] = _pg_bulk_sql(kind, table, shape)
+            sql = self._render_cache[key] = render(*args)
         return sql
 
-    async def _write_rows(self, conn: Any, request: WriteRows) -> None:
-        """A table's coalesced rows: one statement per kind of change, each one round trip."""
-        shape, table = request.layout, request.table
-        width = len(shape.columns)
-        if request.deletes:
-            sql = self._bulk_sql("delete", table, shape)
-            await conn.execute(sql, *_columns_of(request.deletes, len(shape.key)))
-        if request.updates:
-            sql = self._bulk_sql("update", table, shape)
-            await conn.execute(sql, *_columns_of(request.updates, width))
-        if request.inserts:
-            # unnest, not COPY: COPY was faster (asyncpg checks every array
-            # element), but a backend killed mid-COPY left asyncpg a future whose
-            # error nobody retrieved (1 run in 10 of the reconnect test). A key
-            # that exists fails this INSERT, as it must.
-            sql = self._bulk_sql("insert", table, shape)
-            await conn.execute(sql, *_columns_of(request.inserts, width))
+    async def _write_many(self, conn: Any, request: WriteMany) -> None:
+        """A segment's coalesced rows: every table and kind of change in one statement.
+
+        The rows go as JSON (one array of arrays per table and kind), not as a
+        typed array per column through ``unnest``: asyncpg checks each array
+        element with Python-level calls, which cost more than the server's JSON
+        parse. Not COPY either: a backend killed mid-COPY left asyncpg a future
+        whose error nobody retrieved (1 run in 10 of the reconnect test).
+        A key that exists fails an insert, as it must.
+        """
+        parts: list[tuple[str, str, Layout]] = []
+        params: list[str] = []
+        for write in request.writes:
+            shape = write.layout
+            for kind, rows in (
+                ("delete", write.deletes),
+                ("update", write.updates),
+                ("insert", write.inserts),
+            ):
+                if rows:
+                    indexes = shape.key_index if kind == "delete" else range(len(shape.columns))
+                    params.append(_json_rows(rows, _column_types(shape, indexes)))
+                    parts.append((kind, write.table, shape))
+        if parts:
+            key = tuple((kind, table, _shape_key(shape)) for kind, table, shape in parts)
+            sql = self._cached(key, _pg_write_many_sql, parts)
+            await conn.execute(sql, *params)
 
     async def _apply_ops(self, conn: Any, request: ApplyOps) -> tuple[int, str] | None:
         import asyncpg

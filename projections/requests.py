@@ -13,7 +13,7 @@ if TYPE_CHECKING:
     from .definition import Op, Table
     from .row_ops import RowOp
 
-__all__ = ["ApplyOps", "Execute", "ExecuteMany", "Fetch"]
+__all__ = ["ApplyOps", "Execute", "ExecuteMany", "Fetch", "Script"]
 
 
 class Execute(NamedTuple):
@@ -21,6 +21,19 @@ class Execute(NamedTuple):
 
     sql: str
     params: tuple[Any, ...] = ()
+
+
+class Script(NamedTuple):
+    """Run statements without parameters (DDL), in order; the result is None.
+
+    A driver may send them in one round trip (PostgreSQL's simple query
+    protocol takes several statements at once): one statement a round trip,
+    a first open's tables, views and indexes took 0.15 to 0.45 s of a
+    20,000-event first catch-up on PostgreSQL (1 to 2 s; the most on a busy
+    machine).
+    """
+
+    statements: tuple[str, ...]
 
 
 class Fetch(NamedTuple):

@@ -63,6 +63,7 @@ from .transactions import (
     begin_rebuild,
     ensure_indexes,
     ensure_projection,
+    ensure_projections,
     read_faults,
     read_meta,
     read_states,
@@ -261,12 +262,14 @@ class ProjectionRunner:
             log.warning("views_reset", views=self.views.location, reason="another log's views")
             await self.views.transact(partial(reset_all, list(self.projections.values())))
         meta = {"log_store_id": log_id, "schema_version": str(VIEWS_SCHEMA_VERSION)}
-        await self.views.transact(partial(write_meta, meta))
-        outdated: list[str] = []
-        for projection in self.projections.values():
-            action = await self.views.transact(partial(ensure_projection, projection, _now_us()))
-            if action == "outdated":
-                outdated.append(projection.name)
+
+        def open_views() -> Tx[dict[str, str]]:
+            # One transaction, every new projection's tables in one request.
+            yield from write_meta(meta)
+            return (yield from ensure_projections(list(self.projections.values()), _now_us()))
+
+        actions = await self.views.transact(open_views)
+        outdated = [name for name, action in actions.items() if action == "outdated"]
         await self.refresh()
         if auto_rebuild:
             for name in outdated:
@@ -307,17 +310,21 @@ class ProjectionRunner:
         works = [ProjectionWork(p, fold=folder_for(p) if fold else None) for p in targets]
         handled = [self._handled_types[p.name] for p in targets]
         afters = [after[p.name] for p in targets]
-        # Per target: the event classes its fold takes (None: it takes ops), and
-        # the event classes each projection handles at all.
-        folded = [None if w.fold is None else w.projection._handlers for w in works]
-        # (A projection that overrides ops() is asked about every event, as ever.)
-        takes_ops = [
-            w.projection._handlers if type(w.projection).ops is Projection.ops else None
-            for w in works
+        # Per target: its work, where its events go, its position, the event
+        # classes its fold takes (None: it takes ops), and its handlers by event
+        # class when it keeps Projection.ops (looked up here, not through a method
+        # call per event and projection: most events concern one or two).
+        lanes = [
+            (
+                work,
+                work.events.append,
+                floor,
+                None if work.fold is None else work.projection._handlers,
+                work.projection._handlers if type(work.projection).ops is Projection.ops else None,
+                work.projection,
+            )
+            for work, floor in zip(works, afters, strict=True)
         ]
-        # One context shared by the projections that take ops (two or more); a
-        # single one makes its own, only for the events it handles.
-        contexts = sum(f is None for f in folded) > 1
         codec = self.store.codec
         # Payloads at their type's current version (nearly all) decode with their
         # typed decoder alone, as read_all does; the rest through the codec.
@@ -325,7 +332,6 @@ class ProjectionRunner:
         unknown = (-1, None)
         errors = (msgspec.DecodeError, msgspec.ValidationError)
         render = not self.coalesce
-        plan = list(zip(works, afters, folded, takes_ops, strict=True))
         for row in rows:
             position = row[0]
             event_type, schema_version, data = row[4], row[5], row[8]
@@ -343,39 +349,46 @@ class ProjectionRunner:
                     if position > floor and event_type in types:
                         work.events.append(EventWork(position, error=f"undecodable: {exc}"))
                 continue
-            raw = isinstance(event, RawEvent)
             kind = type(event)
-            # The RecordedEvent only for projections that take ops (a fold reads the row).
+            raw = isinstance(event, RawEvent)
+            # The RecordedEvent and its context only for projections that take ops
+            # (a fold reads the row), built once for all of them.
             recorded: RecordedEvent | None = None
-            context = None
-            for work, floor, takes, handles in plan:
+            context: EventContext | None = None
+            for work, append, floor, takes, handlers, projection in lanes:
                 if position <= floor:
                     continue
                 if raw:
-                    work.events.append(EventWork(position, skipped=True))
+                    append(EventWork(position, skipped=True))
                     continue
                 if takes is not None:
                     if kind in takes:
                         work.folded.append((row, event))
                     continue
-                if handles is not None and kind not in handles:
-                    continue
+                handler = None
+                if handlers is not None:
+                    handler = handlers.get(kind)  # type: ignore[arg-type]
+                    if handler is None:
+                        continue  # not an event this projection handles
                 if recorded is None:
                     recorded = recorded_event(row, event)
-                    if contexts:
-                        context = EventContext.of(recorded)
+                    context = EventContext.of(recorded)
+                assert context is not None
                 ops: Sequence[Op | RowOp] | None
                 try:
-                    ops = work.projection.ops(recorded, context)
+                    if handler is not None:
+                        ops = list(handler(event, context))
+                    else:
+                        ops = projection.ops(recorded, context)
                     if ops is not None and render:
                         # Statements now, not at apply: a row op's dict would
                         # outlive its statement's parameter tuple by the chunk.
-                        ops = to_sql_ops(ops, work.projection.tables)
+                        ops = to_sql_ops(ops, projection.tables)
                 except Exception as exc:  # a handler bug stops this projection only
-                    work.events.append(EventWork(position, error=f"{type(exc).__name__}: {exc}"))
+                    append(EventWork(position, error=f"{type(exc).__name__}: {exc}"))
                     continue
                 if ops is not None:
-                    work.events.append(EventWork(position, ops))
+                    append(EventWork(position, ops))
         prepared.work = works
         for projection in targets:
             after[projection.name] = last
@@ -551,10 +564,10 @@ class ProjectionRunner:
 
     async def _ensure_indexes(self) -> None:
         """Once per runner: build the indexes a first catch-up's bulk load left out."""
-        for projection in self._live():
-            if projection.name not in self._indexed:
-                await self.views.transact(partial(ensure_indexes, projection))
-                self._indexed.add(projection.name)
+        missing = [p for p in self._live() if p.name not in self._indexed]
+        if missing:
+            await self.views.transact(partial(ensure_indexes, missing))
+            self._indexed.update(p.name for p in missing)
 
     async def follow(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
         """Catch up, then apply new events as they are appended, until cancelled."""

@@ -13,9 +13,10 @@ lock. Events at or below the checkpoint are skipped, so a second runner that
 lost the race applies nothing twice; the checkpoint update is a
 compare-and-set on the position read.
 
-Size: one module (~540 lines) because every transaction shares the request
+Size: one module (~590 lines) because every transaction shares the request
 vocabulary and the checkpoint rules above; ``apply_batch`` and its coalesced
-first try belong together (the fallback must run exactly the same events).
+or folded first try belong together (the fallback must run exactly the same
+events).
 """
 
 from __future__ import annotations
@@ -24,10 +25,17 @@ from collections.abc import Generator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from .coalesce import CoalesceFailed, LoadRows, WriteRows, coalesce_segment, row_ops_only
+from .coalesce import (
+    CoalesceFailed,
+    LoadRows,
+    WriteMany,
+    WriteRows,
+    coalesce_segment,
+    row_ops_only,
+)
 from .definition import Op, Projection
 from .fold import Folder, FoldFailed
-from .requests import ApplyOps, Execute, ExecuteMany, Fetch
+from .requests import ApplyOps, Execute, ExecuteMany, Fetch, Script
 from .row_ops import RowOp, to_sql_ops
 
 __all__ = [
@@ -43,13 +51,16 @@ __all__ = [
     "ProjectionState",
     "ProjectionWork",
     "RetryWithSavepoints",
+    "Script",
     "Tx",
+    "WriteMany",
     "WriteRows",
     "abort_rebuild",
     "apply_batch",
     "begin_rebuild",
     "ensure_indexes",
     "ensure_projection",
+    "ensure_projections",
     "physical_name",
     "read_faults",
     "read_meta",
@@ -62,7 +73,7 @@ __all__ = [
 T = TypeVar("T")
 
 
-Request = Execute | Fetch | ApplyOps | LoadRows | WriteRows | ExecuteMany
+Request = Execute | Script | Fetch | ApplyOps | LoadRows | WriteMany | ExecuteMany
 Tx = Generator[Request, Any, T]
 """A transaction body: yields requests, returns its result."""
 
@@ -166,7 +177,7 @@ def read_faults() -> Tx[list[tuple[str, int, str, int]]]:
     return [(str(r[0]), int(r[1]), str(r[2]), int(r[3])) for r in rows]
 
 
-def _create_generation(projection: Projection, generation: int) -> Tx[None]:
+def _create_generation_ddl(projection: Projection, generation: int) -> list[str]:
     """Fresh tables for a generation, WITHOUT their secondary indexes.
 
     A new generation is about to be bulk loaded (a first catch-up, a rebuild):
@@ -175,41 +186,57 @@ def _create_generation(projection: Projection, generation: int) -> Tx[None]:
     loading. The primary keys exist from the start: the handlers' updates find
     their rows through them.
     """
-    yield from _forget_faults(projection, generation)
+    statements: list[str] = []
     for table, definition in projection.tables.items():
         name = physical_name(table, generation)
-        yield Execute(f"DROP TABLE IF EXISTS {name}")
-        for statement in definition.create_statements(name, indexes=False):
-            yield Execute(statement)
+        statements.append(f"DROP TABLE IF EXISTS {name}")
+        statements += definition.create_statements(name, indexes=False)
+    return statements
 
 
-def _create_indexes(projection: Projection, generation: int) -> Tx[None]:
-    for table, definition in projection.tables.items():
-        for statement in definition.index_statements(physical_name(table, generation)):
-            yield Execute(statement)
+def _index_ddl(projection: Projection, generation: int) -> list[str]:
+    return [
+        statement
+        for table, definition in projection.tables.items()
+        for statement in definition.index_statements(physical_name(table, generation))
+    ]
 
 
-def ensure_indexes(projection: Projection) -> Tx[None]:
-    """Build the live generation's secondary indexes if a bulk load left them out.
-
-    The runner calls it once it has caught up; each index that exists is a no-op.
-    """
-    state = yield from _state(projection.name)
-    if state is not None and state.version == projection.version:
-        yield from _create_indexes(projection, state.generation)
+def _drop_generation_ddl(projection: Projection, generation: int) -> list[str]:
+    return [
+        f"DROP TABLE IF EXISTS {physical_name(table, generation)}" for table in projection.tables
+    ]
 
 
-def _drop_generation(projection: Projection, generation: int) -> Tx[None]:
-    yield from _forget_faults(projection, generation)
-    for table in projection.tables:
-        yield Execute(f"DROP TABLE IF EXISTS {physical_name(table, generation)}")
-
-
-def _point_views(projection: Projection, generation: int) -> Tx[None]:
+def _point_views_ddl(projection: Projection, generation: int) -> list[str]:
     """Make each logical view name show ``generation``: the swap readers see atomically."""
+    statements: list[str] = []
     for table in projection.tables:
-        yield Execute(f"DROP VIEW IF EXISTS {table}")
-        yield Execute(f"CREATE VIEW {table} AS SELECT * FROM {physical_name(table, generation)}")
+        statements.append(f"DROP VIEW IF EXISTS {table}")
+        physical = physical_name(table, generation)
+        statements.append(f"CREATE VIEW {table} AS SELECT * FROM {physical}")
+    return statements
+
+
+def _script(statements: Sequence[str]) -> Tx[None]:
+    if statements:
+        yield Script(tuple(statements))
+
+
+def ensure_indexes(projections: Sequence[Projection]) -> Tx[None]:
+    """Build the live generations' secondary indexes if a bulk load left them out.
+
+    The runner calls it once it has caught up, for every projection at once
+    (one transaction, one round trip for the DDL); each index that exists is a
+    no-op.
+    """
+    states = yield from read_states()
+    statements: list[str] = []
+    for projection in projections:
+        state = states.get(projection.name)
+        if state is not None and state.version == projection.version:
+            statements += _index_ddl(projection, state.generation)
+    yield from _script(statements)
 
 
 def ensure_projection(projection: Projection, now_us: int) -> Tx[str]:
@@ -218,19 +245,40 @@ def ensure_projection(projection: Projection, now_us: int) -> Tx[str]:
     Returns ``"created"``, ``"current"``, or ``"outdated"`` (its stored version
     differs from the code's, or a rebuild was left half done).
     """
-    state = yield from _state(projection.name)
-    if state is None:
-        yield from _create_generation(projection, 1)
-        yield from _point_views(projection, 1)
+    actions = yield from ensure_projections([projection], now_us)
+    return actions[projection.name]
+
+
+def ensure_projections(projections: Sequence[Projection], now_us: int) -> Tx[dict[str, str]]:
+    """:func:`ensure_projection` for several projections in one transaction, by name.
+
+    The tables and views of every new one are created by one request (one
+    round trip on PostgreSQL).
+    """
+    states = yield from read_states()
+    actions: dict[str, str] = {}
+    created: list[Projection] = []
+    for projection in projections:
+        state = states.get(projection.name)
+        if state is None:
+            created.append(projection)
+            actions[projection.name] = "created"
+        elif state.version != projection.version or state.pending_generation is not None:
+            actions[projection.name] = "outdated"
+        else:
+            actions[projection.name] = "current"
+    statements: list[str] = []
+    for projection in created:
+        yield from _forget_faults(projection, 1)
+        statements += _create_generation_ddl(projection, 1) + _point_views_ddl(projection, 1)
+    yield from _script(statements)
+    for projection in created:
         yield Execute(
             f"INSERT INTO projection_state ({_STATE_COLUMNS}) "
             "VALUES (?, ?, 1, 0, 'live', NULL, NULL, 0, ?, NULL, NULL, NULL, 0)",
             (projection.name, projection.version, now_us),
         )
-        return "created"
-    if state.version != projection.version or state.pending_generation is not None:
-        return "outdated"
-    return "current"
+    return actions
 
 
 def begin_rebuild(projection: Projection) -> Tx[ProjectionState]:
@@ -240,9 +288,13 @@ def begin_rebuild(projection: Projection) -> Tx[ProjectionState]:
     if state.pending_generation is not None:
         if state.pending_version == projection.version:
             return state  # resume: its rows and position were committed together
-        yield from _drop_generation(projection, state.pending_generation)
+        yield from _forget_faults(projection, state.pending_generation)
+        dropped = _drop_generation_ddl(projection, state.pending_generation)
+    else:
+        dropped = []
     generation = max(state.generation, state.pending_generation or 0) + 1
-    yield from _create_generation(projection, generation)
+    yield from _forget_faults(projection, generation)
+    yield from _script(dropped + _create_generation_ddl(projection, generation))
     yield Execute(
         "UPDATE projection_state SET pending_version = ?, pending_generation = ?, "
         "pending_position = 0, pending_skipped = 0 WHERE name = ?",
@@ -257,7 +309,8 @@ def abort_rebuild(projection: Projection) -> Tx[None]:
     """Drop a green generation that cannot be finished; the live one stays as it was."""
     state = yield from _state(projection.name)
     if state is not None and state.pending_generation is not None:
-        yield from _drop_generation(projection, state.pending_generation)
+        yield from _forget_faults(projection, state.pending_generation)
+        yield from _script(_drop_generation_ddl(projection, state.pending_generation))
         yield Execute(
             "UPDATE projection_state SET pending_version = NULL, pending_generation = NULL, "
             "pending_position = NULL, pending_skipped = 0 WHERE name = ?",
@@ -286,9 +339,12 @@ def swap_in_rebuild(projection: Projection, now_us: int, generation: int | None 
         return False  # the live runner applied events green has not seen yet
     # Green was bulk loaded without its secondary indexes: build them before
     # readers see it, in the swap's own transaction.
-    yield from _create_indexes(projection, state.pending_generation)
-    yield from _point_views(projection, state.pending_generation)
-    yield from _drop_generation(projection, state.generation)
+    yield from _forget_faults(projection, state.generation)
+    yield from _script(
+        _index_ddl(projection, state.pending_generation)
+        + _point_views_ddl(projection, state.pending_generation)
+        + _drop_generation_ddl(projection, state.generation)
+    )
     yield Execute(
         "UPDATE projection_state SET version = ?, generation = ?, position = ?, status = 'live', "
         "error = NULL, error_position = NULL, skipped = ?, updated_at_us = ?, "
@@ -309,20 +365,17 @@ def swap_in_rebuild(projection: Projection, now_us: int, generation: int | None 
 def reset_all(projections: Sequence[Projection]) -> Tx[None]:
     """Forget every projection (views of another log, or an unreadable views store)."""
     states = yield from read_states()
+    statements: list[str] = []
     for projection in projections:
-        yield from _drop_generation_views(projection)
+        statements += [f"DROP VIEW IF EXISTS {table}" for table in projection.tables]
         state = states.get(projection.name)
         if state is not None:
-            yield from _drop_generation(projection, state.generation)
+            statements += _drop_generation_ddl(projection, state.generation)
             if state.pending_generation is not None:
-                yield from _drop_generation(projection, state.pending_generation)
+                statements += _drop_generation_ddl(projection, state.pending_generation)
+    yield from _script(statements)
     yield Execute("DELETE FROM projection_state")
     yield Execute("DELETE FROM projection_faults")
-
-
-def _drop_generation_views(projection: Projection) -> Tx[None]:
-    for table in projection.tables:
-        yield Execute(f"DROP VIEW IF EXISTS {table}")
 
 
 @dataclass(slots=True)

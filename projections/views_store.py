@@ -19,8 +19,9 @@ by SQLite's progress handler; a read that runs over, or meets a lock, is
 interrupted, rolled back and run again on the read thread. The loop is thus
 never blocked for longer than the budget, and small reads skip the hop.
 
-Size: one class (~580 lines): the writer thread, the inline reads, snapshots
-and the coalesced writes all share one connection's life and its locking.
+Size: one class (~660 lines): the writer thread, the inline reads, snapshots,
+the coalesced writes and the background checkpoints all share one
+connection's life and its locking.
 """
 
 from __future__ import annotations
@@ -63,7 +64,9 @@ from .transactions import (
     LoadRows,
     OpError,
     Request,
+    Script,
     Tx,
+    WriteMany,
     WriteRows,
 )
 
@@ -483,8 +486,14 @@ class SQLiteViewsStore:
             return conn.execute(request.sql, request.params).fetchall()
         if isinstance(request, LoadRows):
             return self._load_rows(conn, request)
-        if isinstance(request, WriteRows):
-            return self._write_rows(conn, request)
+        if isinstance(request, WriteMany):
+            for write in request.writes:
+                self._write_rows(conn, write)
+            return None
+        if isinstance(request, Script):
+            for statement in request.statements:
+                conn.execute(statement)
+            return None
         if isinstance(request, ExecuteMany):
             conn.executemany(request.sql, request.rows)
             return None

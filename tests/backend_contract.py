@@ -129,7 +129,10 @@ class BackendContract:
     async def test_read_lean_rows_are_the_decoding_columns_of_read_rows(
         self, tmp_path: Path
     ) -> None:
-        """read_lean_rows: (position, type, schema_version, data) of what read_rows returns."""
+        """read_lean_rows: (position, type, schema_version, data) of what read_rows returns.
+
+        read_lean_span: (type, schema_version, data) of the rows in a span of positions.
+        """
         async with self.store(tmp_path) as store:
             for i in range(6):
                 await store.append(f"s{i % 2}", [tombstone(str(i))])
@@ -150,6 +153,11 @@ class BackendContract:
                 lean = await backend.read_lean_rows(start, limit, types)
                 assert [(r[0], r[4], r[5], r[8]) for r in whole] == [tuple(r) for r in lean]
             assert await backend.read_lean_rows(99, 10) == []
+            rows = await backend.read_rows(1, 100)
+            for first, last in ((1, 7), (3, 5), (6, 6), (5, 12), (8, 20), (4, 2)):
+                span = await backend.read_lean_span(first, last)
+                wanted = [(r[4], r[5], r[8]) for r in rows if first <= r[0] <= last]
+                assert wanted == [tuple(r) for r in span]
             if backend.lean_reads:
                 rows = await backend.read_rows(1, 100)
                 assert backend.rows_between_sync(2, 5) == rows[1:5]
@@ -165,6 +173,7 @@ class BackendContract:
         closed, or filtered by type: always the stored values.
         """
         monkeypatch.setattr(eventstore.log, "READ_ALL_CHUNK", 7)
+        monkeypatch.setattr(eventstore.log, "READ_ALL_LEAN_CHUNK", 7)
         async with self.store(tmp_path) as store:
             for i in range(60):
                 events: list[Any] = [tombstone(str(i))]

@@ -70,7 +70,8 @@ def test_quick_bench_reports_every_target_as_a_judged_ratio(tmp_path: Path) -> N
 
 
 def test_bench_table_and_bad_arguments(tmp_path: Path) -> None:
-    """The table names its columns; a bad size is a usage error, not a traceback."""
+    """The table names its columns; a bad size (or ``--only-postgres`` without a server) is a
+    usage error, not a traceback."""
     done = _bench(tmp_path, "--skip-projections")
     assert 0 == done.returncode, done.stderr
     assert "ratio" in done.stdout
@@ -86,6 +87,16 @@ def test_bench_table_and_bad_arguments(tmp_path: Path) -> None:
     assert 2 == bad.returncode
     assert "--read-events must be at least 1" in bad.stderr
     assert "Traceback" not in bad.stderr
+    alone = subprocess.run(
+        [sys.executable, "-m", "benchmarks.bench", "--only-postgres"],
+        cwd=_CHECKOUT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert 2 == alone.returncode
+    assert "--only-postgres needs --postgres URI" in alone.stderr
 
 
 def test_soak_runs_and_checks_live_views_against_a_replay(tmp_path: Path) -> None:

@@ -42,11 +42,16 @@ def test_cli_smoke_on_the_server(postgres_uri: str) -> None:
 
 
 def test_copy_sqlite_to_postgres_then_verify(tmp_path: Path, postgres_uri: str) -> None:
-    """A SQLite store copied up: identical events, ids, positions and hashes; it verifies."""
+    """A SQLite store copied up: identical events, ids, positions and hashes; it verifies,
+    and its views are current before the first read."""
     local = str(tmp_path / "local")
     run(local, "demo")
     run(local, "demo")
     run(local, "copy", "--to", postgres_uri)
+    # The copy built its views: they are at the head before any read catches them up.
+    status = json.loads(run(postgres_uri, "projections", "status", "--json").stdout)
+    assert ["stacks", "runs", "artifacts"] == [p["name"] for p in status]
+    assert all((0, "live") == (p["lag"], p["state"]) for p in status), status
     assert json.loads(run(postgres_uri, "verify", "--json").stdout)["ok"]
     listing = ("events", "list", "--json", "--limit", "0")
     assert run(local, *listing).stdout == run(postgres_uri, *listing).stdout

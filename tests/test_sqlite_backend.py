@@ -211,11 +211,13 @@ async def test_a_long_replay_reads_lean_until_its_reader_looks(
     chunks are read whole again.
     """
     monkeypatch.setattr(eventstore.log, "READ_ALL_CHUNK", 5)
+    monkeypatch.setattr(eventstore.log, "READ_ALL_LEAN_CHUNK", 5)
     async with open_store(tmp_path / "s", default_stack=False) as store:
         await store.append("bulk", [tombstone(str(i)) for i in range(40)])
-        calls: dict[str, int] = {"lean": 0, "whole": 0, "sync": 0}
+        calls: dict[str, int] = {"span": 0, "lean": 0, "whole": 0, "sync": 0}
         backend = store.backend
         for name, method in (
+            ("span", "read_lean_span"),
             ("lean", "read_lean_rows"),
             ("whole", "read_rows"),
             ("sync", "rows_between_sync"),
@@ -228,12 +230,59 @@ async def test_a_long_replay_reads_lean_until_its_reader_looks(
 
             monkeypatch.setattr(backend, method, counted)
         read = [e async for e in store.read_all()]
-        assert calls == {"lean": 7, "whole": 2, "sync": 0}  # 8 chunks and the empty end
+        # 8 chunks: 2 whole, 6 lean spans; then an empty span and the end read with positions
+        assert calls == {"span": 7, "lean": 1, "whole": 2, "sync": 0}
         assert read[12].stream_id == "bulk"  # chunk 3: its rows are loaded now
         assert read[13].stream_version == 14
         assert calls["sync"] == 1
-        calls.update(lean=0, whole=0)
+        calls.update(span=0, lean=0, whole=0)
         async for event in store.read_all():
             if event.position == 13:
                 assert event.stream_version == 13
-        assert calls == {"lean": 1, "whole": 8, "sync": 2}
+        assert calls == {"span": 1, "lean": 0, "whole": 8, "sync": 2}
+
+
+async def test_a_lean_replay_over_a_gap_in_positions_reads_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A lean span that a gap leaves short is read again with positions: nothing shifts.
+
+    The log is gapless by construction; a file written otherwise (here with raw
+    sqlite3) must still read back at its stored positions, looked at or not.
+    """
+    monkeypatch.setattr(eventstore.log, "READ_ALL_CHUNK", 5)
+    monkeypatch.setattr(eventstore.log, "READ_ALL_LEAN_CHUNK", 5)
+    path = tmp_path / "s"
+    async with open_store(path, default_stack=False) as store:
+        await store.append("bulk", [tombstone(str(i)) for i in range(28)])
+    conn = sqlite3.connect(path / LEDGER_FILE)
+    with conn:
+        last = conn.execute("SELECT * FROM events WHERE position = 28").fetchone()
+        for offset, position in enumerate((33, 40, 41, 42, 43, 44, 45, 46, 52)):
+            conn.execute(
+                "INSERT INTO events VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (position, str(uuid.uuid4()), "late", offset + 1, *last[4:]),
+            )
+    conn.close()
+    async with open_store(path, create=False) as store:
+        stored = {row.position: row async for row in store.read_stored()}
+        untouched = [e async for e in store.read_all()]
+        watched = []
+        async for event in store.read_all():
+            if event.position == 42:
+                assert event.stream_version == 4
+            watched.append(event)
+        tail = [e async for e in store.read_all(12, to_position=45)]
+        limited = [e.position async for e in store.read_all(2, limit=33)]
+    assert [*range(1, 29), 33, *range(40, 47), 52] == [e.position for e in untouched]
+    assert [e.position for e in watched] == [e.position for e in untouched]
+    assert [p for p in stored if 12 <= p <= 45] == [e.position for e in tail]
+    assert [p for p in stored if p >= 2][:33] == limited
+    for event in [*untouched, *watched, *tail]:
+        row = stored[event.position]
+        assert (event.event_id_text, event.stream_id, event.stream_version, event.hash) == (
+            row.event_id,
+            row.stream_id,
+            row.stream_version,
+            row.hash,
+        )
