@@ -16,7 +16,7 @@ stay current. Unknown event types are skipped and counted.
 - :meth:`ProjectionRunner.wait_for` gives read-your-writes after an append.
 - :meth:`ProjectionRunner.rebuild` refills a projection blue/green.
 
-Size: one class (~600 lines): catch-up, follow, rebuild and status share the
+Size: one class (~700 lines): catch-up, follow, rebuild and status share the
 runner's checkpoints, its wake-up signal and its preparation of batches.
 """
 
@@ -34,8 +34,9 @@ import anyio.to_thread
 import msgspec
 from anyio.abc import TaskStatus
 
-from eventstore import EVENT_TYPES, DecodeError, EventStore, RawEvent
+from eventstore import EVENT_TYPES, DecodeError, EventStore, RawEvent, RecordedEvent
 from eventstore.backend import RowTuple
+from eventstore.envelope import recorded_event
 from eventstore.logs import get_logger
 
 from .artifacts import ArtifactsProjection
@@ -46,6 +47,7 @@ from .errors import (
     UnknownProjectionError,
     ViewsTimeoutError,
 )
+from .fold import folder_for
 from .row_ops import RowOp, to_sql_ops
 from .runs import RunsProjection
 from .stacks import StacksProjection
@@ -161,6 +163,7 @@ class ProjectionRunner:
         batch_size: int = 10_000,
         snapshots: ViewSnapshots | None = None,
         coalesce: bool | None = None,
+        fold: bool | None = None,
     ) -> None:
         self.store = store
         self.views = views
@@ -174,6 +177,12 @@ class ProjectionRunner:
         #: about what interpreting it in Python costs, it measured slower.
         self.coalesce: bool = (
             bool(getattr(views, "coalesces", False)) if coalesce is None else coalesce
+        )
+        #: Whether a batch's first try folds the run lifecycle projections' events
+        #: straight into rows (:mod:`projections.fold`): only on a views store that
+        #: can (``folds``: SQLite); None: there, unless this runner coalesces.
+        self.fold: bool = bool(getattr(views, "folds", False)) and (
+            not self.coalesce if fold is None else fold
         )
         #: Where the live views leave periodic snapshots for as-of (None: they leave none).
         self.snapshots = snapshots
@@ -283,61 +292,88 @@ class ProjectionRunner:
         after: dict[str, int],
         *,
         pending: bool,
+        fold: bool = False,
     ) -> _Prepared:
         """Decode a chunk once and turn it into each target projection's work.
 
         ``after`` holds each projection's position before this chunk; events at
         or below it are left out (the transaction re-checks against the
         checkpoint it reads, so a stale ``after`` can never double-apply).
+        With ``fold``, a projection that has a fold (:mod:`projections.fold`)
+        gets its events decoded, not their ops: the transaction folds them.
         """
         first, last = rows[0][0], rows[-1][0]
         targets = [p for p in targets if after[p.name] < last]
         prepared = _Prepared(first, last, [], pending)
         if not targets:
             return prepared
-        works = [ProjectionWork(p) for p in targets]
+        works = [ProjectionWork(p, fold=folder_for(p) if fold else None) for p in targets]
         handled = [self._handled_types[p.name] for p in targets]
         afters = [after[p.name] for p in targets]
-        # Per target: where its work goes, its position, and its handlers by
-        # event class when it keeps Projection.ops (looked up here, not through
-        # a method call per event and projection: most events concern one or two).
+        # Per target: its work, where its events go, its position, the event
+        # classes its fold takes (None: it takes ops), and its handlers by event
+        # class when it keeps Projection.ops (looked up here, not through a method
+        # call per event and projection: most events concern one or two).
         lanes = [
             (
+                work,
                 work.events.append,
                 floor,
+                None if work.fold is None else work.projection._handlers,
                 work.projection._handlers if type(work.projection).ops is Projection.ops else None,
                 work.projection,
             )
             for work, floor in zip(works, afters, strict=True)
         ]
-        decode = self.store.decode_row
+        codec = self.store.codec
+        # Payloads at their type's current version (nearly all) decode with their
+        # typed decoder alone, as read_all does; the rest through the codec.
+        current = {t: (v, d) for (t, v), d in codec.current_decoders().items()}.get
+        unknown = (-1, None)
+        errors = (msgspec.DecodeError, msgspec.ValidationError)
         render = not self.coalesce
         for row in rows:
             position = row[0]
+            event_type, schema_version, data = row[4], row[5], row[8]
             try:
-                recorded = decode(row)
+                version, decoder = current(event_type, unknown)
+                if schema_version != version or decoder is None:
+                    event = codec.decode(event_type, schema_version, data)
+                else:
+                    try:
+                        event = decoder.decode(data)
+                    except errors:
+                        event = codec.decode(event_type, schema_version, data)
             except DecodeError as exc:
                 for work, types, floor in zip(works, handled, afters, strict=True):
-                    if position > floor and row[4] in types:
+                    if position > floor and event_type in types:
                         work.events.append(EventWork(position, error=f"undecodable: {exc}"))
                 continue
-            event = recorded.event
             kind = type(event)
             raw = isinstance(event, RawEvent)
+            # The RecordedEvent and its context only for projections that take ops
+            # (a fold reads the row), built once for all of them.
+            recorded: RecordedEvent | None = None
             context: EventContext | None = None
-            for append, floor, handlers, projection in lanes:
+            for work, append, floor, takes, handlers, projection in lanes:
                 if position <= floor:
                     continue
                 if raw:
                     append(EventWork(position, skipped=True))
                     continue
+                if takes is not None:
+                    if kind in takes:
+                        work.folded.append((row, event))
+                    continue
                 handler = None
                 if handlers is not None:
                     handler = handlers.get(kind)  # type: ignore[arg-type]
                     if handler is None:
-                        continue  # not an event this projection folds
-                if context is None:
+                        continue  # not an event this projection handles
+                if recorded is None:
+                    recorded = recorded_event(row, event)
                     context = EventContext.of(recorded)
+                assert context is not None
                 ops: Sequence[Op | RowOp] | None
                 try:
                     if handler is not None:
@@ -378,7 +414,9 @@ class ProjectionRunner:
         enabled = gc.isenabled()
         gc.disable()
         try:
-            prepared = self._prepare(rows, targets, after, pending=pending)
+            # A retry (savepoints) takes the per-event path, which pins a failing event.
+            fold = self.fold and not savepoints
+            prepared = self._prepare(rows, targets, after, pending=pending, fold=fold)
             if not prepared.work:
                 return ApplyOutcome()
             outcome = yield from apply_batch(

@@ -13,16 +13,17 @@ lock. Events at or below the checkpoint are skipped, so a second runner that
 lost the race applies nothing twice; the checkpoint update is a
 compare-and-set on the position read.
 
-Size: one module (~540 lines) because every transaction shares the request
+Size: one module (~590 lines) because every transaction shares the request
 vocabulary and the checkpoint rules above; ``apply_batch`` and its coalesced
-first try belong together (the fallback must run exactly the same events).
+or folded first try belong together (the fallback must run exactly the same
+events).
 """
 
 from __future__ import annotations
 
-from collections.abc import Generator, Mapping, Sequence
+from collections.abc import Generator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple, TypeVar
+from typing import Any, TypeVar
 
 from .coalesce import (
     CoalesceFailed,
@@ -32,7 +33,9 @@ from .coalesce import (
     coalesce_segment,
     row_ops_only,
 )
-from .definition import Op, Projection, Table
+from .definition import Op, Projection
+from .fold import Folder, FoldFailed
+from .requests import ApplyOps, Execute, ExecuteMany, Fetch, Script
 from .row_ops import RowOp, to_sql_ops
 
 __all__ = [
@@ -41,6 +44,7 @@ __all__ = [
     "ApplyOutcome",
     "EventWork",
     "Execute",
+    "ExecuteMany",
     "Fetch",
     "LoadRows",
     "OpError",
@@ -69,52 +73,7 @@ __all__ = [
 T = TypeVar("T")
 
 
-class Execute(NamedTuple):
-    """Run one statement; the result is its row count."""
-
-    sql: str
-    params: tuple[Any, ...] = ()
-
-
-class Script(NamedTuple):
-    """Run statements without parameters (DDL), in order; the result is None.
-
-    A driver may send them in one round trip (PostgreSQL's simple query
-    protocol takes several statements at once): one statement a round trip,
-    a first open's tables, views and indexes took 0.15 to 0.45 s of a
-    20,000-event first catch-up on PostgreSQL (1 to 2 s; the most on a busy
-    machine).
-    """
-
-    statements: tuple[str, ...]
-
-
-class Fetch(NamedTuple):
-    """Run one query; the result is its rows as tuples."""
-
-    sql: str
-    params: tuple[Any, ...] = ()
-
-
-class ApplyOps(NamedTuple):
-    """Run each event's ops in order, rendering ``{table}`` names with ``tables``.
-
-    The result is None, or ``(index, message)`` of the first event whose ops
-    raised; the driver stops there (the caller rolls back to a savepoint).
-    """
-
-    events: Sequence[Sequence[Op | RowOp]]
-    tables: tuple[tuple[str, str], ...]
-    #: False: the index of a failing event is not needed (the caller redoes the
-    #: batch with savepoints on any error), so a driver may send the ops in bulk.
-    exact: bool = True
-    #: The projection's tables, to render row operations to their statements
-    #: (one at a time, as they run: a batch's rendered statements never all
-    #: sit in memory at once).
-    definitions: Mapping[str, Table] | None = None
-
-
-Request = Execute | Script | Fetch | ApplyOps | LoadRows | WriteMany
+Request = Execute | Script | Fetch | ApplyOps | LoadRows | WriteMany | ExecuteMany
 Tx = Generator[Request, Any, T]
 """A transaction body: yields requests, returns its result."""
 
@@ -435,6 +394,12 @@ class ProjectionWork:
 
     projection: Projection
     events: list[EventWork] = field(default_factory=list)
+    #: The fold that applies the events in ``folded`` (:mod:`projections.fold`), or
+    #: None. ``events`` then holds only the events that have no ops (skipped, or
+    #: with an error).
+    fold: Folder | None = None
+    #: The events the fold takes, in log order: (stored row, decoded event).
+    folded: list[tuple[tuple[Any, ...], Any]] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -523,7 +488,12 @@ def apply_batch(
     once (:mod:`projections.coalesce`). Any error there is
     RetryWithSavepoints too; the retry runs each op as its SQL statement.
     ``coalesce=False`` runs the statements without savepoints first instead
-    (SQLite's default, and the reference the coalesced path is tested against).
+    (the reference the coalesced path is tested against).
+
+    A projection whose work carries a fold (``ProjectionWork.fold``: SQLite's
+    default for the run lifecycle projections, :mod:`projections.fold`) is
+    folded at the first try instead; any error there is RetryWithSavepoints
+    as well, and the runner prepares the retry's ops event by event.
     """
     outcome = ApplyOutcome()
     position_column = "pending_position" if pending else "position"
@@ -551,7 +521,20 @@ def apply_batch(
         faults = [(e.position, e.error) for e in candidates if e.error is not None]
         events = [e for e in candidates if e.error is None]
         tables = _tables(item.projection, generation)
-        if coalesce and not savepoints:
+        folded = item.fold is not None and not savepoints
+        if folded:
+            assert item.fold is not None
+            batch = item.folded
+            if batch and batch[0][0][0] <= position:
+                batch = [e for e in batch if e[0][0] > position]
+            try:
+                yield from item.fold(batch, item.projection, tables)
+            except FoldFailed as exc:
+                raise RetryWithSavepoints(name) from exc
+            # Applied: the events need not stay while the next projection's are.
+            item.folded = []
+            del batch
+        elif coalesce and not savepoints:
             try:
                 yield from _apply_coalesced(events, item.projection, tables)
             except CoalesceFailed as exc:
@@ -561,7 +544,9 @@ def apply_batch(
             for event in events:
                 event.ops = ()
         definitions = item.projection.tables
-        remaining = [] if coalesce and not savepoints else [(e.position, e.ops) for e in events]
+        remaining = (
+            [] if folded or (coalesce and not savepoints) else [(e.position, e.ops) for e in events]
+        )
         while remaining:
             if savepoints:
                 yield Execute("SAVEPOINT apply_batch")

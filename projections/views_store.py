@@ -19,8 +19,9 @@ by SQLite's progress handler; a read that runs over, or meets a lock, is
 interrupted, rolled back and run again on the read thread. The loop is thus
 never blocked for longer than the budget, and small reads skip the hop.
 
-Size: one class (~580 lines): the writer thread, the inline reads, snapshots
-and the coalesced writes all share one connection's life and its locking.
+Size: one class (~660 lines): the writer thread, the inline reads, snapshots,
+the coalesced writes and the background checkpoints all share one
+connection's life and its locking.
 """
 
 from __future__ import annotations
@@ -58,6 +59,7 @@ from .transactions import (
     STATE_DDL,
     ApplyOps,
     Execute,
+    ExecuteMany,
     Fetch,
     LoadRows,
     OpError,
@@ -89,6 +91,9 @@ VIEWS_SCHEMA_VERSION = 1
 INLINE_BUDGET_S = 0.001
 #: SQLite virtual-machine steps between two budget checks (a check costs ~0.1 us).
 _PROGRESS_STEPS = 1_000
+#: Rows written between two background checkpoints: about the 4 MB of SQLite's own
+#: automatic checkpoint (1,000 pages), at a few hundred bytes a row and its keys.
+CHECKPOINT_ROWS = 10_000
 
 
 #: Errors of the file or the machine, not of one event's SQL: they fail the whole
@@ -229,6 +234,10 @@ class SQLiteViewsStore:
     #: coalesced (docs/benchmarks.md, issue 16, target 1). Each op then runs as
     #: its statement, rendered as it runs.
     coalesces = False
+    #: Whether a runner folds the run lifecycle projections' events straight into
+    #: rows at a batch's first try (:mod:`projections.fold`): a few
+    #: ``executemany`` a chunk instead of a statement per op.
+    folds = True
 
     def __init__(
         self, path: Path | None, *, busy_timeout: float = 30.0, synchronous: str = "NORMAL"
@@ -252,6 +261,16 @@ class SQLiteViewsStore:
         # dedicated thread costs a third of what a pooled worker hop costs, and a
         # list query is mostly that hop.
         self._read_executor = concurrent.futures.ThreadPoolExecutor(1, "metaledger-views-read")
+        # Checkpoints beside the commits, not inside them (a file-backed store):
+        # the writer's automatic checkpoint is off, and a PASSIVE checkpoint runs
+        # on a thread and connection of its own once CHECKPOINT_ROWS rows were
+        # written. Inside the COMMIT that crossed 1,000 WAL pages it copied a whole
+        # chunk's pages into the file and fsynced while nothing else could run on
+        # the writer: about 4 s of a 1,000,000-event catch-up.
+        self._checkpoint_executor: concurrent.futures.ThreadPoolExecutor | None = None
+        self._checkpoint_running: concurrent.futures.Future[None] | None = None
+        self._checkpointer: sqlite3.Connection | None = None
+        self._changes_at_checkpoint = 0
         self._render_cache: dict[Any, str] = {}
 
     # -- lifecycle -------------------------------------------------------------
@@ -281,6 +300,7 @@ class SQLiteViewsStore:
             if self.path is not None:
                 self._switch_to_wal(writer)
                 writer.execute(f"PRAGMA synchronous = {self._synchronous}")
+                writer.execute("PRAGMA wal_autocheckpoint = 0")  # see __init__
             # View index pages are touched at random (UUID keys): a larger cache
             # keeps catch-up off the system-call path.
             writer.execute("PRAGMA cache_size = -65536")
@@ -297,6 +317,9 @@ class SQLiteViewsStore:
         if self.path is not None:
             self._reader.execute("PRAGMA query_only = 1")
             self._inline = self._connect_inline()
+            self._checkpoint_executor = concurrent.futures.ThreadPoolExecutor(
+                1, "metaledger-views-checkpoint"
+            )
         if self._reader is writer:
             self._read_limiter = self._write_limiter
             self._reader_busy = self._writer_busy
@@ -341,6 +364,7 @@ class SQLiteViewsStore:
         if inline is not None:
             inline.close()  # used on the event loop only: nothing runs on it now
         with anyio.CancelScope(shield=True):
+            await self._stop_checkpoints()
             if reader is not None and reader is not writer:
                 await close_when_idle(reader, self._reader_busy, interrupt=True)
             if writer is not None:
@@ -396,7 +420,55 @@ class SQLiteViewsStore:
         except sqlite3.Error as exc:
             self._rollback(conn)
             raise views_error(self.location, exc) from exc
+        self._checkpoint_if_due(conn)
         return value
+
+    # -- checkpoints -------------------------------------------------------------
+
+    def _checkpoint_if_due(self, conn: sqlite3.Connection) -> None:
+        """Start a background checkpoint once enough rows were written (see ``__init__``)."""
+        executor = self._checkpoint_executor
+        if executor is None:
+            return
+        changes = conn.total_changes
+        if changes - self._changes_at_checkpoint < CHECKPOINT_ROWS:
+            return
+        running = self._checkpoint_running
+        if running is not None and not running.done():
+            return  # the next commit asks again
+        self._changes_at_checkpoint = changes
+        self._checkpoint_running = executor.submit(self._checkpoint)
+
+    def _checkpoint(self) -> None:
+        """A PASSIVE checkpoint on a connection of its own; a failure is logged, not raised.
+
+        PASSIVE never waits for the writer or a reader: what it cannot copy yet
+        (pages a reader's snapshot still needs) the next one copies.
+        """
+        if self._writer is None or self.path is None:
+            return  # closing
+        try:
+            if self._checkpointer is None:
+                self._checkpointer = sqlite3.connect(
+                    str(self.path), timeout=0, isolation_level=None, check_same_thread=False
+                )
+            self._checkpointer.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+        except sqlite3.Error as exc:
+            if self._writer is not None:  # not the interrupt of a close
+                log.warning("views_checkpoint_failed", views=self.location, error=str(exc))
+
+    async def _stop_checkpoints(self) -> None:
+        """Interrupt a running checkpoint, wait for its thread, close its connection."""
+        executor, self._checkpoint_executor = self._checkpoint_executor, None
+        if executor is None:
+            return
+        checkpointer = self._checkpointer
+        if checkpointer is not None:
+            checkpointer.interrupt()
+        await anyio.to_thread.run_sync(executor.shutdown)
+        checkpointer, self._checkpointer = self._checkpointer, None
+        if checkpointer is not None:
+            checkpointer.close()
 
     @staticmethod
     def _rollback(conn: sqlite3.Connection) -> None:
@@ -421,6 +493,9 @@ class SQLiteViewsStore:
         if isinstance(request, Script):
             for statement in request.statements:
                 conn.execute(statement)
+            return None
+        if isinstance(request, ExecuteMany):
+            conn.executemany(request.sql, request.rows)
             return None
         assert isinstance(request, Execute)
         return conn.execute(request.sql, request.params).rowcount

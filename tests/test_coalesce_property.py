@@ -116,7 +116,7 @@ async def _compare(
     async with make("c") as coalesced, make("r") as reference:
         runners = [
             ProjectionRunner(store, coalesced, batch_size=batch_size, coalesce=True),
-            ProjectionRunner(store, reference, batch_size=batch_size, coalesce=False),
+            ProjectionRunner(store, reference, batch_size=batch_size, coalesce=False, fold=False),
         ]
         for runner in runners:
             await runner.prepare()
@@ -220,7 +220,7 @@ async def test_a_clean_history_is_applied_coalesced_at_the_first_try(
             await coalesced.catch_up()
             assert tries
             assert all(not savepoints and coalesce for savepoints, coalesce in tries)
-            reference = ProjectionRunner(store, views[1], batch_size=7, coalesce=False)
+            reference = ProjectionRunner(store, views[1], batch_size=7, coalesce=False, fold=False)
             await reference.prepare()
             await reference.catch_up()
             projections = default_projections()

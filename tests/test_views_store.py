@@ -82,3 +82,43 @@ async def test_reads_after_close_raise(views: SQLiteViewsStore) -> None:
     await views.close()
     with pytest.raises(ViewsStoreError, match="closed"):
         await views.fetch("SELECT 1")
+
+
+async def test_checkpoints_run_beside_the_commits(views: SQLiteViewsStore) -> None:
+    """The writer's COMMITs never checkpoint: once enough rows were written, a PASSIVE
+    checkpoint runs on a thread of its own, and closing stops that thread."""
+    from projections.transactions import Execute, ExecuteMany
+    from projections.views_store import CHECKPOINT_ROWS
+
+    def write() -> Tx[Any]:
+        rows = yield Fetch("PRAGMA wal_autocheckpoint")
+        yield Execute("CREATE TABLE t (n INTEGER PRIMARY KEY, s TEXT NOT NULL)")
+        yield ExecuteMany(
+            "INSERT INTO t (n, s) VALUES (?, ?)",
+            [(n, "x" * 100) for n in range(CHECKPOINT_ROWS + 1)],
+        )
+        return rows[0][0]
+
+    assert 0 == await views.transact(write)
+    running = views._checkpoint_running
+    assert running is not None
+    running.result(timeout=30)
+
+    # Only a checkpoint moves pages from the WAL into the file itself.
+    assert views.path is not None
+    assert views.path.stat().st_size > CHECKPOINT_ROWS * 100
+    await views.close()
+    names = [thread.name for thread in threading.enumerate()]
+    assert not any(name.startswith("metaledger-views-checkpoint") for name in names)
+    assert [(CHECKPOINT_ROWS + 1,)] == await _count(views.path)
+
+
+async def _count(path: Path | None) -> Any:
+    import sqlite3
+
+    assert path is not None
+    conn = sqlite3.connect(path)
+    try:
+        return conn.execute("SELECT count(*) FROM t").fetchall()
+    finally:
+        conn.close()

@@ -1,0 +1,531 @@
+"""Folding a chunk of run lifecycle events straight into rows: SQLite's first try.
+
+The per-event path turns each event into row operations, renders each to its
+SQL statement and runs the statements one by one: on SQLite that is about
+three statements and some thirty microseconds of Python an event. For the two
+projections a lifecycle log is made of (``runs`` and ``artifacts``), a chunk's
+first try instead folds the decoded events directly into rows, in plain lists
+and dicts, with no op objects, and writes them with a few ``executemany``:
+
+- rows a chunk inserts and then updates (a run, its counts and its end; a
+  step and its end; an artifact name's version counter) are kept in memory as
+  lists in column order, changed in place as each event comes, and written
+  once: new rows by ``INSERT``, rows that existed before the chunk by
+  ``UPDATE``. A row the chunk updates without having inserted it is read when
+  first needed (one query by primary key: the database still holds its state
+  before the chunk, since nothing is written until the end);
+- rows of tables that no other statement of the projection reads (inputs,
+  outputs, metadata, lineage edges, consumers...) are written by the very
+  statement the handler's op renders to, one ``executemany`` per table in log
+  order: their relative order across tables cannot change what they store.
+
+Everything mirrors the handlers of the projection's version
+(:data:`FOLDED_VERSIONS`); an event the fold does not model (a deletion,
+OpenLineage) flushes the rows folded so far and runs its own statements, and
+the fold goes on from the database's state. Anything unexpected (a handler
+that would raise, a duplicate key, any SQL error) raises :class:`FoldFailed`:
+the runner rolls the transaction back and applies the chunk again event by
+event with savepoints, which records the failing event as a fault. So the fold
+only has to agree with the statements on success, and a property test checks
+that it does (tests/test_fold_property.py).
+
+Which views stores fold: those with ``folds = True`` (SQLite). A projection
+folds only if it is exactly one of the classes here at the version its fold
+mirrors, with its own handlers (a subclass or a patched handler takes the
+per-event path).
+
+Size: one module (~520 lines) for the two folds, because they share their
+requests, their barrier and their failure rule, and each reads best beside the
+handlers it mirrors, one branch per event type.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Generator, Sequence
+from typing import Any
+
+import msgspec
+
+from eventstore import (
+    ArtifactConsumed,
+    ArtifactProduced,
+    MetadataLogged,
+    RunFinished,
+    RunStackDescribed,
+    RunStarted,
+    StepFinished,
+    StepStarted,
+    us_from_datetime,
+)
+from eventstore.backend import RowTuple
+from eventstore.envelope import recorded_event
+
+from .artifacts import ArtifactsProjection
+from .definition import EventContext, Projection
+from .requests import ApplyOps, ExecuteMany, Fetch
+from .row_ops import to_sql_ops
+from .runs import STEP_STATUSES, RunsProjection
+
+__all__ = [
+    "FOLDED_VERSIONS",
+    "FoldFailed",
+    "Folder",
+    "folder_for",
+]
+
+
+class FoldFailed(Exception):
+    """The chunk cannot be applied folded: redo it event by event."""
+
+
+Fold = Generator[Any, Any, None]
+FoldEvent = tuple[RowTuple, Any]
+"""An event to fold: its stored row and its decoded event."""
+Folder = Callable[[Sequence[FoldEvent], Projection, tuple[tuple[str, str], ...]], Fold]
+"""A fold: a chunk's events (those after the checkpoint that the projection handles,
+in log order), the projection, and its tables' physical names."""
+
+#: The projection version each fold mirrors: another version takes the per-event path.
+FOLDED_VERSIONS: dict[type[Projection], int] = {RunsProjection: 6, ArtifactsProjection: 3}
+
+_MISSING: Any = object()
+# ``uuid_text`` and ``to_json`` without their Python frames (a few calls an event):
+# ``_uuid(u)`` is ``uuid_text(u)``, ``_json(v).decode()`` is ``to_json(v)``.
+_uuid = msgspec.to_builtins
+_json = msgspec.json.Encoder().encode
+
+
+def _barrier(
+    row: RowTuple, event: Any, projection: Projection, tables: tuple[tuple[str, str], ...]
+) -> Fold:
+    """Run the statements of an event the fold does not model (after a flush)."""
+    recorded = recorded_event(row, event)
+    try:
+        ops = projection.ops(recorded, EventContext.of(recorded)) or ()
+        statements = to_sql_ops(ops, projection.tables)
+    except Exception as exc:  # the per-event path records it as a fault
+        raise FoldFailed(f"{type(exc).__name__}: {exc}") from exc
+    if statements:
+        result = yield ApplyOps([statements], tables, exact=False)
+        if result is not None:
+            raise FoldFailed(result[1])
+
+
+def _many(sql: str, rows: list[tuple[Any, ...]]) -> Fold:
+    """An executemany; a failing statement (an OpError thrown in) is a FoldFailed."""
+    if not rows:
+        return
+    try:
+        yield ExecuteMany(sql, rows)
+    except Exception as exc:
+        raise FoldFailed(str(exc)) from exc
+
+
+def _fetch_one(sql: str, key: Any) -> Generator[Any, Any, Any]:
+    try:
+        rows = yield Fetch(sql, (key,))
+    except Exception as exc:
+        raise FoldFailed(str(exc)) from exc
+    return list(rows[0]) if rows else None
+
+
+# -- runs -----------------------------------------------------------------------------
+
+_RUN_COLUMNS = (
+    "run_id, pipeline_name, run_name, stack_id, orchestrator_run_id, config, tags, status, "
+    "started_at_us, finished_at_us, duration_us, error, "
+    + ", ".join(f"steps_{s}" for s in STEP_STATUSES)
+    + ", position"
+)
+_STEP_COLUMNS = (
+    "step_run_id, run_id, step_name, status, started_at_us, finished_at_us, duration_us, "
+    "parameters, cache_key, upstream_steps, error, position"
+)
+# Column indexes in those orders.
+_R_STATUS, _R_STARTED, _R_FINISHED, _R_DURATION, _R_ERROR = 7, 8, 9, 10, 11
+_R_RUNNING = 12
+_R_COUNT = {f"steps_{s}": 12 + n for n, s in enumerate(STEP_STATUSES)}
+_S_STATUS, _S_STARTED, _S_FINISHED, _S_DURATION, _S_ERROR = 3, 4, 5, 6, 10
+
+
+def _marks(columns: str) -> str:
+    return ", ".join("?" for _ in columns.split(","))
+
+
+def _update_sql(table: str, columns: str) -> str:
+    names = [c.strip() for c in columns.split(",")]
+    key, rest = names[0], names[1:]
+    return f"UPDATE {table} SET {', '.join(f'{c} = ?' for c in rest)} WHERE {key} = ?"
+
+
+def _as_update(row: list[Any]) -> tuple[Any, ...]:
+    """A row's values for :func:`_update_sql`: its columns after the key, then the key."""
+    return (*row[1:], row[0])
+
+
+def fold_runs(
+    events: Sequence[FoldEvent], projection: Projection, tables: tuple[tuple[str, str], ...]
+) -> Fold:
+    """The ``runs`` projection (version 6) folded over a chunk; see the module docstring."""
+    names = dict(tables)
+    runs_t, steps_t = names["runs"], names["steps"]
+    load_run = f"SELECT {_RUN_COLUMNS} FROM {runs_t} WHERE run_id = ?"
+    load_step = f"SELECT {_STEP_COLUMNS} FROM {steps_t} WHERE step_run_id = ?"
+    upserts = {
+        "step_inputs": (
+            f"INSERT INTO {names['step_inputs']} (step_run_id, input_name, artifact_id, run_id) "
+            "VALUES (?, ?, ?, ?) ON CONFLICT (step_run_id, input_name) "
+            "DO UPDATE SET artifact_id = excluded.artifact_id"
+        ),
+        "step_outputs": (
+            f"INSERT INTO {names['step_outputs']} (step_run_id, output_name, artifact_id, run_id) "
+            "VALUES (?, ?, ?, ?) ON CONFLICT (step_run_id, output_name) "
+            "DO UPDATE SET artifact_id = excluded.artifact_id"
+        ),
+        "run_metadata": (
+            f"INSERT INTO {names['run_metadata']} (run_id, step_run_id, key, value, position) "
+            "VALUES (?, ?, ?, ?, ?) ON CONFLICT (run_id, step_run_id, key) "
+            "DO UPDATE SET value = excluded.value, position = excluded.position"
+        ),
+        "described_stacks": (
+            f"INSERT INTO {names['described_stacks']} (stack_id, name, components, home, "
+            "position) VALUES (?, ?, ?, ?, ?) ON CONFLICT (stack_id) DO UPDATE SET "
+            "name = excluded.name, components = excluded.components, home = excluded.home, "
+            "position = excluded.position"
+        ),
+    }
+    writes: dict[str, str] = {
+        "runs_new": f"INSERT INTO {runs_t} ({_RUN_COLUMNS}) VALUES ({_marks(_RUN_COLUMNS)})",
+        "runs_old": _update_sql(runs_t, _RUN_COLUMNS),
+        "steps_new": f"INSERT INTO {steps_t} ({_STEP_COLUMNS}) VALUES ({_marks(_STEP_COLUMNS)})",
+        "steps_old": _update_sql(steps_t, _STEP_COLUMNS),
+    }
+    # Per table: key -> row (a list in column order), or None once known absent.
+    runs: dict[str, list[Any] | None] = {}
+    steps: dict[str, list[Any] | None] = {}
+    # Keys whose row existed before the chunk (loaded) and changed since.
+    runs_changed: dict[str, None] = {}
+    steps_changed: dict[str, None] = {}
+    # Keys inserted by the chunk, in order.
+    runs_new: dict[str, None] = {}
+    steps_new: dict[str, None] = {}
+    rows: dict[str, list[tuple[Any, ...]]] = {table: [] for table in upserts}
+
+    def flush() -> Fold:
+        yield from _many(writes["runs_new"], [tuple(runs[k]) for k in runs_new])  # type: ignore[arg-type]
+        yield from _many(writes["runs_old"], [_as_update(runs[k]) for k in runs_changed])  # type: ignore[arg-type]
+        yield from _many(writes["steps_new"], [tuple(steps[k]) for k in steps_new])  # type: ignore[arg-type]
+        yield from _many(writes["steps_old"], [_as_update(steps[k]) for k in steps_changed])  # type: ignore[arg-type]
+        for table, sql in upserts.items():
+            yield from _many(sql, rows[table])
+            rows[table].clear()
+        for state in (runs, steps, runs_changed, steps_changed, runs_new, steps_new):
+            state.clear()
+
+    inputs, outputs, metadata = rows["step_inputs"], rows["step_outputs"], rows["run_metadata"]
+    try:
+        for row, e in events:
+            kind = type(e)
+            position = row[0]
+            if kind is StepStarted:
+                step_id = _uuid(e.step_run_id)
+                if steps.get(step_id) is not None:
+                    raise FoldFailed(f"steps: the key {step_id} exists")
+                run_id = _uuid(e.run_id)
+                steps[step_id] = [
+                    step_id,
+                    run_id,
+                    e.step_name,
+                    "running",
+                    us_from_datetime(e.started_at),
+                    None,
+                    None,
+                    _json(e.parameters).decode(),
+                    e.cache_key,
+                    _json(e.upstream_steps).decode(),
+                    None,
+                    position,
+                ]
+                steps_new[step_id] = None
+                run = runs.get(run_id, _MISSING)
+                if run is _MISSING:
+                    run = runs[run_id] = yield from _fetch_one(load_run, run_id)
+                if run is not None:
+                    run[_R_RUNNING] += 1
+                    if run_id not in runs_new:
+                        runs_changed[run_id] = None
+            elif kind is StepFinished:
+                step_id = _uuid(e.step_run_id)
+                run_id = _uuid(e.run_id)
+                finished = us_from_datetime(e.finished_at)
+                count = _R_COUNT.get(f"steps_{e.status}")
+                if count is None:
+                    raise FoldFailed(f"no such column: steps_{e.status}")
+                run = runs.get(run_id, _MISSING)
+                if run is _MISSING:
+                    run = runs[run_id] = yield from _fetch_one(load_run, run_id)
+                step = steps.get(step_id, _MISSING)
+                if step is _MISSING:
+                    step = steps[step_id] = yield from _fetch_one(load_step, step_id)
+                # The run's counts first, and only while the step still runs (as the
+                # statement's EXISTS reads the step before the step's own update).
+                if run is not None and step is not None and step[_S_STATUS] == "running":
+                    run[_R_RUNNING] -= 1
+                    run[count] += 1
+                    if run_id not in runs_new:
+                        runs_changed[run_id] = None
+                if step is not None:
+                    step[_S_STATUS] = e.status
+                    step[_S_FINISHED] = finished
+                    started = step[_S_STARTED]
+                    step[_S_DURATION] = None if started is None else finished - started
+                    step[_S_ERROR] = e.error
+                    if step_id not in steps_new:
+                        steps_changed[step_id] = None
+            elif kind is ArtifactProduced:
+                outputs.append(
+                    (
+                        _uuid(e.step_run_id),
+                        e.output_name,
+                        _uuid(e.artifact_id),
+                        _uuid(e.run_id),
+                    )
+                )
+            elif kind is MetadataLogged:
+                run_id = _uuid(e.run_id)
+                step_text = "" if e.step_run_id is None else _uuid(e.step_run_id)
+                for key, value in e.values.items():
+                    metadata.append((run_id, step_text, key, _json(value).decode(), position))
+            elif kind is ArtifactConsumed:
+                inputs.append(
+                    (
+                        _uuid(e.step_run_id),
+                        e.input_name,
+                        _uuid(e.artifact_id),
+                        _uuid(e.run_id),
+                    )
+                )
+            elif kind is RunStarted:
+                run_id = _uuid(e.run_id)
+                if runs.get(run_id) is not None:
+                    raise FoldFailed(f"runs: the key {run_id} exists")
+                runs[run_id] = [
+                    run_id,
+                    e.pipeline_name,
+                    e.run_name,
+                    None if e.stack_id is None else _uuid(e.stack_id),
+                    e.orchestrator_run_id,
+                    _json(e.config).decode(),
+                    _json(e.tags).decode(),
+                    "running",
+                    us_from_datetime(e.started_at),
+                    None,
+                    None,
+                    None,
+                    0,
+                    0,
+                    0,
+                    0,
+                    0,
+                    0,
+                    position,
+                ]
+                runs_new[run_id] = None
+            elif kind is RunFinished:
+                run_id = _uuid(e.run_id)
+                finished = us_from_datetime(e.finished_at)
+                run = runs.get(run_id, _MISSING)
+                if run is _MISSING:
+                    run = runs[run_id] = yield from _fetch_one(load_run, run_id)
+                if run is not None:
+                    run[_R_STATUS] = e.status
+                    run[_R_FINISHED] = finished
+                    started = run[_R_STARTED]
+                    run[_R_DURATION] = None if started is None else finished - started
+                    run[_R_ERROR] = e.error
+                    if run_id not in runs_new:
+                        runs_changed[run_id] = None
+            elif kind is RunStackDescribed:
+                components = [
+                    {
+                        "type": m.type,
+                        "flavor": m.flavor,
+                        "name": m.name,
+                        "configuration": m.configuration,
+                    }
+                    for m in e.components
+                ]
+                rows["described_stacks"].append(
+                    (_uuid(e.stack_id), e.name, _json(components).decode(), e.home, position)
+                )
+            else:
+                yield from flush()
+                yield from _barrier(row, e, projection, tables)
+    except FoldFailed:
+        raise
+    except Exception as exc:  # what a handler would raise: the per-event path records it
+        raise FoldFailed(f"{type(exc).__name__}: {exc}") from exc
+    yield from flush()
+
+
+# -- artifacts ------------------------------------------------------------------------
+
+_ARTIFACT_COLUMNS = (
+    "artifact_id, name, version, uri, artifact_type, data_type, materializer, content_hash, "
+    "size_bytes, metadata, run_id, step_run_id, output_name, created_at_us, position"
+)
+
+
+def fold_artifacts(
+    events: Sequence[FoldEvent], projection: Projection, tables: tuple[tuple[str, str], ...]
+) -> Fold:
+    """The ``artifacts`` projection (version 3) folded over a chunk; see the module docstring."""
+    names = dict(tables)
+    versions_t = names["artifact_versions"]
+    load_version = f"SELECT last_version FROM {versions_t} WHERE name = ?"
+    sqls = {
+        "artifact_runs": (
+            f"INSERT INTO {names['artifact_runs']} (run_id, pipeline_name, run_name) "
+            "VALUES (?, ?, ?)"
+        ),
+        "artifact_steps": (
+            f"INSERT INTO {names['artifact_steps']} (step_run_id, run_id, step_name) "
+            "VALUES (?, ?, ?)"
+        ),
+        "artifacts": (
+            f"INSERT INTO {names['artifacts']} ({_ARTIFACT_COLUMNS}) "
+            f"VALUES ({_marks(_ARTIFACT_COLUMNS)})"
+        ),
+        "artifact_consumers": (
+            f"INSERT INTO {names['artifact_consumers']} (step_run_id, input_name, artifact_id, "
+            "run_id, position) VALUES (?, ?, ?, ?, ?) ON CONFLICT (step_run_id, input_name) "
+            "DO UPDATE SET artifact_id = excluded.artifact_id, position = excluded.position"
+        ),
+        "lineage_edges": (
+            f"INSERT INTO {names['lineage_edges']} (source_id, source_kind, target_id, "
+            "target_kind, name, run_id, position) VALUES (?, ?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT (source_id, target_id, name) DO NOTHING"
+        ),
+    }
+    insert_version = f"INSERT INTO {versions_t} (name, last_version) VALUES (?, ?)"
+    update_version = f"UPDATE {versions_t} SET last_version = ? WHERE name = ?"
+    # name -> last version, or None once known absent.
+    versions: dict[str, int | None] = {}
+    versions_new: dict[str, None] = {}
+    versions_changed: dict[str, None] = {}
+    rows: dict[str, list[tuple[Any, ...]]] = {table: [] for table in sqls}
+
+    def flush() -> Fold:
+        # Versions first: nothing in SQL reads them, but their order is the handlers'.
+        yield from _many(insert_version, [(n, versions[n]) for n in versions_new])
+        yield from _many(update_version, [(versions[n], n) for n in versions_changed])
+        for table, sql in sqls.items():
+            yield from _many(sql, rows[table])
+            rows[table].clear()
+        for state in (versions, versions_new, versions_changed):
+            state.clear()
+
+    runs, steps, artifacts = rows["artifact_runs"], rows["artifact_steps"], rows["artifacts"]
+    consumers, edges = rows["artifact_consumers"], rows["lineage_edges"]
+    try:
+        for row, e in events:
+            kind = type(e)
+            position = row[0]
+            if kind is ArtifactProduced:
+                artifact_id = _uuid(e.artifact_id)
+                step_run_id = _uuid(e.step_run_id)
+                run_id = _uuid(e.run_id)
+                name = e.artifact_name
+                version = versions.get(name, _MISSING)
+                if version is _MISSING:
+                    found = yield from _fetch_one(load_version, name)
+                    version = None if found is None else found[0]
+                if version is None:
+                    version = 1
+                    versions_new[name] = None
+                else:
+                    version += 1
+                    if name not in versions_new:
+                        versions_changed[name] = None
+                versions[name] = version
+                artifacts.append(
+                    (
+                        artifact_id,
+                        name,
+                        version,
+                        e.uri,
+                        e.artifact_type,
+                        e.data_type,
+                        e.materializer,
+                        e.content_hash,
+                        e.size_bytes,
+                        _json(e.metadata).decode(),
+                        run_id,
+                        step_run_id,
+                        e.output_name,
+                        row[6],
+                        position,
+                    )
+                )
+                edges.append(
+                    (step_run_id, "step", artifact_id, "artifact", e.output_name, run_id, position)
+                )
+            elif kind is StepStarted:
+                steps.append((_uuid(e.step_run_id), _uuid(e.run_id), e.step_name))
+            elif kind is ArtifactConsumed:
+                artifact_id = _uuid(e.artifact_id)
+                step_run_id = _uuid(e.step_run_id)
+                run_id = _uuid(e.run_id)
+                consumers.append((step_run_id, e.input_name, artifact_id, run_id, position))
+                edges.append(
+                    (artifact_id, "artifact", step_run_id, "step", e.input_name, run_id, position)
+                )
+            elif kind is RunStarted:
+                runs.append((_uuid(e.run_id), e.pipeline_name, e.run_name))
+            else:
+                yield from flush()
+                yield from _barrier(row, e, projection, tables)
+    except FoldFailed:
+        raise
+    except Exception as exc:
+        raise FoldFailed(f"{type(exc).__name__}: {exc}") from exc
+    yield from flush()
+
+
+_FOLDERS: dict[type[Projection], Folder] = {
+    RunsProjection: fold_runs,
+    ArtifactsProjection: fold_artifacts,
+}
+# The handlers each fold mirrors, by event class: a projection whose handlers differ
+# (a patched instance) must take the per-event path.
+_MIRRORED: dict[type[Projection], dict[type, str]] = {
+    RunsProjection: {
+        RunStackDescribed: "_run_stack_described",
+        RunStarted: "_run_started",
+        StepStarted: "_step_started",
+        ArtifactConsumed: "_artifact_consumed",
+        ArtifactProduced: "_artifact_produced",
+        MetadataLogged: "_metadata_logged",
+        StepFinished: "_step_finished",
+        RunFinished: "_run_finished",
+    },
+    ArtifactsProjection: {
+        RunStarted: "_run_started",
+        StepStarted: "_step_started",
+        ArtifactProduced: "_produced",
+        ArtifactConsumed: "_consumed",
+    },
+}
+
+
+def folder_for(projection: Projection) -> Folder | None:
+    """The fold of ``projection``, or None when it must take the per-event path."""
+    cls = type(projection)
+    folder = _FOLDERS.get(cls)
+    if folder is None or FOLDED_VERSIONS[cls] != projection.version:
+        return None
+    handlers = projection._handlers
+    for event_class, attribute in _MIRRORED[cls].items():
+        if handlers.get(event_class) is not getattr(cls, attribute):
+            return None
+    return folder
