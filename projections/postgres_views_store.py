@@ -6,6 +6,10 @@ Each write transaction first takes an advisory lock on the views schema, so one
 runner at a time applies events (the way SQLite's write lock does it); the
 others wait their turn or serve reads. Reads run in a REPEATABLE READ
 transaction: one snapshot per query group.
+
+Size: one class (~500 lines): the connection pool's life, the advisory lock,
+the request driver and the coalesced writes (each segment one statement, its
+rows as JSON, their types checked first) share one transaction's state.
 """
 
 from __future__ import annotations
