@@ -271,6 +271,8 @@ class SQLiteViewsStore:
         self._checkpoint_running: concurrent.futures.Future[None] | None = None
         self._checkpointer: sqlite3.Connection | None = None
         self._changes_at_checkpoint = 0
+        # Set by a background checkpoint that ran: the writer finishes it (_finish_checkpoint).
+        self._checkpoint_ran = False
         self._render_cache: dict[Any, str] = {}
 
     # -- lifecycle -------------------------------------------------------------
@@ -400,6 +402,8 @@ class SQLiteViewsStore:
         conn = self._writer
         if conn is None:
             raise ViewsStoreError(f"the views at {self.location} are closed")
+        if self._checkpoint_ran:
+            self._finish_checkpoint(conn)
         try:
             conn.execute("BEGIN IMMEDIATE")
         except sqlite3.Error as exc:
@@ -456,6 +460,23 @@ class SQLiteViewsStore:
         except sqlite3.Error as exc:
             if self._writer is not None:  # not the interrupt of a close
                 log.warning("views_checkpoint_failed", views=self.location, error=str(exc))
+        else:
+            self._checkpoint_ran = True
+
+    def _finish_checkpoint(self, conn: sqlite3.Connection) -> None:
+        """Copy what was committed since the background checkpoint, on the writer itself.
+
+        SQLite writes the WAL from its beginning again only when a writer opens
+        a transaction with every frame already copied; a checkpoint running
+        beside the commits rarely sees that, so under steady writes (a server's
+        views following a busy log) the WAL would only grow. Run before the
+        next transaction, this copies just the frames committed meanwhile.
+        """
+        self._checkpoint_ran = False
+        try:
+            conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+        except sqlite3.Error as exc:
+            log.warning("views_checkpoint_failed", views=self.location, error=str(exc))
 
     async def _stop_checkpoints(self) -> None:
         """Interrupt a running checkpoint, wait for its thread, close its connection."""

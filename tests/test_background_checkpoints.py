@@ -65,3 +65,27 @@ async def test_closing_during_a_checkpoint_loses_nothing(tmp_path: Path) -> None
             if isinstance(recorded.event, OpenLineageReceived):
                 found += 1
         assert found == appended
+
+
+async def test_the_wal_starts_again_under_steady_appends(tmp_path: Path) -> None:
+    """Commits that never pause still let the WAL restart: its file stays small.
+
+    A checkpoint beside the commits never sees every frame copied, which SQLite
+    needs before it writes the WAL from its beginning again; the writer
+    finishes each background checkpoint between two commits.
+    """
+    wal = tmp_path / f"{LEDGER_FILE}-wal"
+    tasks, each = 8, 80  # 8 appends a commit at most: many commits, back to back
+    largest = 0
+
+    async def emitter(task: int) -> None:
+        nonlocal largest
+        for index in range(each):
+            await store.append(f"ol-{task}-{index}", [_received(task * each + index)])
+            largest = max(largest, wal.stat().st_size)
+
+    async with open_store(tmp_path) as store, anyio.create_task_group() as group:
+        for task in range(tasks):
+            group.start_soon(emitter, task)
+    assert tasks * each * len(_BIG) > 32 * CHECKPOINT_BYTES
+    assert largest < 8 * CHECKPOINT_BYTES
