@@ -60,6 +60,7 @@ from .planner import (
     plan_batch,
 )
 from .sqlite_errors import is_disk_full_oserror, sqlite_error_kind
+from .wal_checkpoints import WalCheckpointer
 
 __all__ = ["APPLICATION_ID", "LEDGER_FILE", "SCHEMA_VERSION", "SQLiteBackend"]
 
@@ -214,13 +215,9 @@ class SQLiteBackend:
         self._versions_cache: dict[str, int] = {}
         self._cache_head = -1
         # Checkpoints away from the commit path (see start_background_checkpoints):
-        # bytes committed since the last one, and the connection that runs them.
-        self._background_checkpoints = False
+        # row bytes committed since the last one, and what runs them.
         self._wal_bytes = 0
-        self._checkpointer: sqlite3.Connection | None = None
-        self._checkpointer_busy = threading.Lock()
-        # Set once a background checkpoint ran: the writer finishes it (see _finish_checkpoint).
-        self._checkpoint_ran = False
+        self._checkpoints: WalCheckpointer | None = None
 
     # -- opening ---------------------------------------------------------------
 
@@ -544,9 +541,10 @@ class SQLiteBackend:
         writer, self._writer = self._writer, None
         if writer is not None:
             await close_when_idle(writer, self._writer_busy)
-        checkpointer, self._checkpointer = self._checkpointer, None
-        if checkpointer is not None:
-            await close_when_idle(checkpointer, self._checkpointer_busy)
+        checkpoints, self._checkpoints = self._checkpoints, None
+        if checkpoints is not None:
+            with anyio.CancelScope(shield=True):
+                await anyio.to_thread.run_sync(checkpoints.close)
         salvage, self._salvage_dir = self._salvage_dir, None
         if salvage is not None:
             shutil.rmtree(salvage, ignore_errors=True)
@@ -593,24 +591,23 @@ class SQLiteBackend:
         """Stop checkpointing from the commit path: the writer asks for :meth:`checkpoint_blocking`.
 
         SQLite checkpoints a WAL from inside the COMMIT that grows it past 1,000
-        pages: that commit also writes some 4 MB into the database file and
-        fsyncs it twice, and every append waiting for it waits for that too (a
-        busy server's slowest requests). The group-commit writer, which commits
-        from a thread of its own, calls this once and then runs the checkpoints
-        on another thread when :meth:`checkpoint_due` says so. PASSIVE
-        checkpoints never block a commit.
+        pages, and every append waiting for that commit waits for the copy and
+        its two fsyncs (see :mod:`eventstore.wal_checkpoints`). The group-commit
+        writer, which commits from a thread of its own, calls this once and then
+        runs the checkpoints on another thread when :meth:`checkpoint_due` says
+        so; each commit first finishes the last one. PASSIVE checkpoints never
+        block a commit.
         """
         if self.read_only or self._immutable:
             return
         with self._writer_busy:
             self._writer_conn().execute("PRAGMA wal_autocheckpoint = 0")
-        self._background_checkpoints = True
+        self._checkpoints = WalCheckpointer(self._connect_checkpointer, self._checkpoint_failed)
 
     def stop_background_checkpoints(self) -> None:
         """Give checkpoints back to the commit path (the writer stopped)."""
-        if not self._background_checkpoints:
+        if self._checkpoints is None:
             return
-        self._background_checkpoints = False
         with self._writer_busy:
             if self._writer is not None:
                 self._writer.execute("PRAGMA wal_autocheckpoint = 1000")
@@ -620,50 +617,28 @@ class SQLiteBackend:
 
         True once per :data:`CHECKPOINT_BYTES` committed: the count starts again.
         """
-        if self._background_checkpoints and self._wal_bytes >= CHECKPOINT_BYTES:
+        if self._checkpoints is not None and self._wal_bytes >= CHECKPOINT_BYTES:
             self._wal_bytes = 0
             return True
         return False
 
     def checkpoint_blocking(self) -> None:
-        """A PASSIVE checkpoint on a connection of its own; problems are logged, not raised.
+        """A PASSIVE checkpoint on a connection of its own; problems are logged, not raised."""
+        checkpoints = self._checkpoints
+        if checkpoints is not None and self._writer is not None:
+            checkpoints.run()
 
-        A checkpoint that cannot finish (a reader holds an old snapshot) copies
-        what it can; the next one copies the rest, as SQLite's own would.
-        """
-        with self._checkpointer_busy:
-            try:
-                if self._checkpointer is None:
-                    if self._writer is None:
-                        return  # closing
-                    self._checkpointer = sqlite3.connect(
-                        self._sqlite_uri(read_only=False),
-                        uri=True,
-                        timeout=self._busy_timeout,
-                        isolation_level=None,
-                        check_same_thread=False,
-                    )
-                self._checkpointer.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
-            except sqlite3.Error as exc:
-                log.warning("checkpoint_failed", path=str(self.path), error=str(exc))
-            else:
-                self._checkpoint_ran = True
+    def _connect_checkpointer(self) -> sqlite3.Connection:
+        return sqlite3.connect(
+            self._sqlite_uri(read_only=False),
+            uri=True,
+            timeout=self._busy_timeout,
+            isolation_level=None,
+            check_same_thread=False,
+        )
 
-    def _finish_checkpoint(self, conn: sqlite3.Connection) -> None:
-        """Copy what was committed since the background checkpoint, from the writer itself.
-
-        SQLite starts the WAL again from its beginning only when a writer opens
-        a transaction with every frame already copied into the database. A
-        checkpoint running beside the commits never sees that (commits go on
-        while it copies), so under steady load the WAL grew by every commit:
-        248 MB after 5 s of a busy server. Run between two commits, on the
-        writer's connection, this copies only the last few commits' frames.
-        """
-        self._checkpoint_ran = False
-        try:
-            conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
-        except sqlite3.Error as exc:
-            log.warning("checkpoint_failed", path=str(self.path), error=str(exc))
+    def _checkpoint_failed(self, exc: sqlite3.Error) -> None:
+        log.warning("checkpoint_failed", path=str(self.path), error=str(exc))
 
     def _writer_conn(self) -> sqlite3.Connection:
         if self._writer is None:
@@ -680,8 +655,8 @@ class SQLiteBackend:
         self, appends: Sequence[PendingAppend], atomic: bool = False
     ) -> list[AppendResult | AppendError]:
         conn = self._writer_conn()
-        if self._checkpoint_ran:
-            self._finish_checkpoint(conn)
+        if self._checkpoints is not None:
+            self._checkpoints.finish(conn)
         try:
             self._begin_immediate(conn)
         except sqlite3.Error as exc:

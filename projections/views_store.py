@@ -45,6 +45,7 @@ from eventstore import store_factories
 from eventstore.interruptible import close_when_idle, run_sync_interruptibly
 from eventstore.logs import get_logger
 from eventstore.sqlite_errors import is_disk_full_oserror, sqlite_error_kind
+from eventstore.wal_checkpoints import WalCheckpointer
 
 from .errors import (
     ViewsBusyError,
@@ -269,10 +270,8 @@ class SQLiteViewsStore:
         # the writer: about 4 s of a 1,000,000-event catch-up.
         self._checkpoint_executor: concurrent.futures.ThreadPoolExecutor | None = None
         self._checkpoint_running: concurrent.futures.Future[None] | None = None
-        self._checkpointer: sqlite3.Connection | None = None
+        self._checkpoints: WalCheckpointer | None = None
         self._changes_at_checkpoint = 0
-        # Set by a background checkpoint that ran: the writer finishes it (_finish_checkpoint).
-        self._checkpoint_ran = False
         self._render_cache: dict[Any, str] = {}
 
     # -- lifecycle -------------------------------------------------------------
@@ -322,6 +321,7 @@ class SQLiteViewsStore:
             self._checkpoint_executor = concurrent.futures.ThreadPoolExecutor(
                 1, "metaledger-views-checkpoint"
             )
+            self._checkpoints = WalCheckpointer(self._connect_checkpointer, self._checkpoint_failed)
         if self._reader is writer:
             self._read_limiter = self._write_limiter
             self._reader_busy = self._writer_busy
@@ -402,8 +402,8 @@ class SQLiteViewsStore:
         conn = self._writer
         if conn is None:
             raise ViewsStoreError(f"the views at {self.location} are closed")
-        if self._checkpoint_ran:
-            self._finish_checkpoint(conn)
+        if self._checkpoints is not None:
+            self._checkpoints.finish(conn)
         try:
             conn.execute("BEGIN IMMEDIATE")
         except sqlite3.Error as exc:
@@ -444,38 +444,18 @@ class SQLiteViewsStore:
         self._checkpoint_running = executor.submit(self._checkpoint)
 
     def _checkpoint(self) -> None:
-        """A PASSIVE checkpoint on a connection of its own; a failure is logged, not raised.
+        """A PASSIVE checkpoint on a connection of its own (:mod:`eventstore.wal_checkpoints`)."""
+        checkpoints = self._checkpoints
+        if checkpoints is not None and self._writer is not None:
+            checkpoints.run()
 
-        PASSIVE never waits for the writer or a reader: what it cannot copy yet
-        (pages a reader's snapshot still needs) the next one copies.
-        """
-        if self._writer is None or self.path is None:
-            return  # closing
-        try:
-            if self._checkpointer is None:
-                self._checkpointer = sqlite3.connect(
-                    str(self.path), timeout=0, isolation_level=None, check_same_thread=False
-                )
-            self._checkpointer.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
-        except sqlite3.Error as exc:
-            if self._writer is not None:  # not the interrupt of a close
-                log.warning("views_checkpoint_failed", views=self.location, error=str(exc))
-        else:
-            self._checkpoint_ran = True
+    def _connect_checkpointer(self) -> sqlite3.Connection:
+        return sqlite3.connect(
+            str(self.path), timeout=0, isolation_level=None, check_same_thread=False
+        )
 
-    def _finish_checkpoint(self, conn: sqlite3.Connection) -> None:
-        """Copy what was committed since the background checkpoint, on the writer itself.
-
-        SQLite writes the WAL from its beginning again only when a writer opens
-        a transaction with every frame already copied; a checkpoint running
-        beside the commits rarely sees that, so under steady writes (a server's
-        views following a busy log) the WAL would only grow. Run before the
-        next transaction, this copies just the frames committed meanwhile.
-        """
-        self._checkpoint_ran = False
-        try:
-            conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
-        except sqlite3.Error as exc:
+    def _checkpoint_failed(self, exc: sqlite3.Error) -> None:
+        if self._writer is not None:  # not the interrupt of a close
             log.warning("views_checkpoint_failed", views=self.location, error=str(exc))
 
     async def _stop_checkpoints(self) -> None:
@@ -483,13 +463,12 @@ class SQLiteViewsStore:
         executor, self._checkpoint_executor = self._checkpoint_executor, None
         if executor is None:
             return
-        checkpointer = self._checkpointer
-        if checkpointer is not None:
-            checkpointer.interrupt()
+        checkpoints, self._checkpoints = self._checkpoints, None
+        if checkpoints is not None:
+            checkpoints.interrupt()
         await anyio.to_thread.run_sync(executor.shutdown)
-        checkpointer, self._checkpointer = self._checkpointer, None
-        if checkpointer is not None:
-            checkpointer.close()
+        if checkpoints is not None:
+            checkpoints.close()
 
     @staticmethod
     def _rollback(conn: sqlite3.Connection) -> None:
