@@ -670,22 +670,7 @@ class PostgresBackend:
         self, from_position: int, limit: int, types: Sequence[str] | None = None
     ) -> list[RowTuple]:
         """Rows from ``from_position`` on, in position order."""
-        if types:
-            rows = await self._fetch(
-                f"SELECT {_COLUMNS} FROM {self.schema}.events WHERE position >= $1 "
-                "AND type = ANY($2::text[]) ORDER BY position LIMIT $3",
-                from_position,
-                list(types),
-                limit,
-            )
-        else:
-            rows = await self._fetch(
-                f"SELECT {_COLUMNS} FROM {self.schema}.events WHERE position >= $1 "
-                "ORDER BY position LIMIT $2",
-                from_position,
-                limit,
-            )
-        return [_row(r) for r in rows]
+        return [_row(r) for r in await self._select(_COLUMNS, from_position, limit, types)]
 
     #: Whole rows only: the lazy envelope of a lean read needs a synchronous reader.
     lean_reads = False
@@ -694,22 +679,26 @@ class PostgresBackend:
         self, from_position: int, limit: int, types: Sequence[str] | None = None
     ) -> list[RowTuple]:
         """(position, type, schema_version, data) of the rows :meth:`read_rows` would return."""
+        columns = "position, type, schema_version, data"
+        return [tuple(r) for r in await self._select(columns, from_position, limit, types)]
+
+    async def _select(
+        self, columns: str, from_position: int, limit: int, types: Sequence[str] | None
+    ) -> list[Any]:
         if types:
-            rows = await self._fetch(
-                f"SELECT position, type, schema_version, data FROM {self.schema}.events "
-                "WHERE position >= $1 AND type = ANY($2::text[]) ORDER BY position LIMIT $3",
+            return await self._fetch(
+                f"SELECT {columns} FROM {self.schema}.events WHERE position >= $1 "
+                "AND type = ANY($2::text[]) ORDER BY position LIMIT $3",
                 from_position,
                 list(types),
                 limit,
             )
-        else:
-            rows = await self._fetch(
-                f"SELECT position, type, schema_version, data FROM {self.schema}.events "
-                "WHERE position >= $1 ORDER BY position LIMIT $2",
-                from_position,
-                limit,
-            )
-        return [tuple(r) for r in rows]
+        return await self._fetch(
+            f"SELECT {columns} FROM {self.schema}.events WHERE position >= $1 "
+            "ORDER BY position LIMIT $2",
+            from_position,
+            limit,
+        )
 
     async def read_lean_span(self, first: int, last: int) -> list[RowTuple]:
         """(type, schema_version, data) of the events from ``first`` to ``last``, in order."""
