@@ -122,11 +122,15 @@ async def _soak(uri: str, seconds: float, emitters: int, processes: int) -> int:
         stop = anyio.Event()
         async with anyio.create_task_group() as group:
             await group.start(views.follow)
-            for n in range(emitters):
-                group.start_soon(_emit, store, stop, counters, f"main{n}")
             group.start_soon(_read, views, stop, counters)
-            await anyio.sleep(seconds)
-            stop.set()
+            # The emitters finish the run they are in after the stop: the head is
+            # read only once they all returned, or a late append would be in the
+            # replay and not in the live views (which stop at that head).
+            async with anyio.create_task_group() as emitting:
+                for n in range(emitters):
+                    emitting.start_soon(_emit, store, stop, counters, f"main{n}")
+                await anyio.sleep(seconds)
+                stop.set()
             for child in children:
                 out, _ = await anyio.to_thread.run_sync(child.communicate)
                 runs, errors = (int(x) for x in out.split())
