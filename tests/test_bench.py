@@ -76,26 +76,10 @@ def test_bench_table_and_bad_arguments(tmp_path: Path) -> None:
     assert 0 == done.returncode, done.stderr
     assert "ratio" in done.stdout
     assert "50 tasks x 1-event appends" in done.stdout
-    bad = subprocess.run(
-        [sys.executable, "-m", "benchmarks.bench", "--read-events", "0"],
-        cwd=_CHECKOUT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert 2 == bad.returncode
+    bad = _bench_usage_error("--read-events", "0")
     assert "--read-events must be at least 1" in bad.stderr
     assert "Traceback" not in bad.stderr
-    alone = subprocess.run(
-        [sys.executable, "-m", "benchmarks.bench", "--only-postgres"],
-        cwd=_CHECKOUT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert 2 == alone.returncode
+    alone = _bench_usage_error("--only-postgres")
     assert "--only-postgres needs --postgres URI" in alone.stderr
 
 
@@ -141,3 +125,17 @@ async def test_postgres_bench_measures_and_drops_its_schemas(postgres_server: st
         assert figures[key] > 0, key
     assert figures["p50_ms"] <= figures["p99_ms"]
     assert before == await bench_schemas()
+
+
+def _bench_usage_error(*args: str) -> subprocess.CompletedProcess[str]:
+    """``python -m benchmarks.bench ARGS``, which must refuse them as a usage error (exit 2)."""
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks.bench", *args],
+        cwd=_CHECKOUT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert 2 == done.returncode, done.stderr
+    return done
