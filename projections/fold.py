@@ -41,6 +41,7 @@ handlers it mirrors, one branch per event type.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Generator, Sequence
 from typing import Any
 
@@ -62,8 +63,8 @@ from eventstore.envelope import recorded_event
 
 from .artifacts import ArtifactsProjection
 from .definition import EventContext, Projection
-from .requests import ApplyOps, ExecuteMany, Fetch
-from .row_ops import to_sql_ops
+from .requests import ApplyOps, BulkRows, ExecuteMany, Fetch
+from .row_ops import layout, to_sql_ops
 from .runs import STEP_STATUSES, RunsProjection
 
 __all__ = [
@@ -111,12 +112,52 @@ def _barrier(
             raise FoldFailed(result[1])
 
 
-def _many(sql: str, rows: list[tuple[Any, ...]]) -> Fold:
+Write = tuple[str, BulkRows]
+"""A statement the fold runs once per row, with its shape for drivers that send rows in bulk."""
+
+_CONFLICT_TARGET = re.compile(r"ON CONFLICT \(([^)]*)\)")
+
+
+def _names(columns: str) -> tuple[str, ...]:
+    return tuple(c.strip() for c in columns.split(","))
+
+
+def _types(projection: Projection, table: str, columns: Sequence[str]) -> tuple[str, ...]:
+    """The PostgreSQL types of ``columns`` of the projection's ``table``."""
+    shape = layout(projection.tables[table])
+    return tuple(shape.pg_arrays[shape.columns.index(c)].removesuffix("[]") for c in columns)
+
+
+def _insert(
+    projection: Projection, names: dict[str, str], table: str, columns: str, conflict: str = ""
+) -> Write:
+    """``INSERT INTO table (columns) VALUES (?, ...) [conflict]`` and its shape."""
+    physical, listed = names[table], _names(columns)
+    sql = f"INSERT INTO {physical} ({', '.join(listed)}) VALUES ({_marks(columns)})"
+    key: tuple[int, ...] = ()
+    if conflict:
+        sql = f"{sql} {conflict}"
+        target = _CONFLICT_TARGET.match(conflict)
+        assert target is not None, conflict
+        key = tuple(listed.index(c) for c in _names(target.group(1)))
+    return sql, BulkRows(physical, listed, _types(projection, table, listed), key, False, conflict)
+
+
+def _update(projection: Projection, names: dict[str, str], table: str, columns: str) -> Write:
+    """``UPDATE table SET (the other columns) WHERE first = ?``: rows as :func:`_as_update`."""
+    physical, listed = names[table], _names(columns)
+    key, rest = listed[0], listed[1:]
+    sql = f"UPDATE {physical} SET {', '.join(f'{c} = ?' for c in rest)} WHERE {key} = ?"
+    order = (*rest, key)
+    return sql, BulkRows(physical, order, _types(projection, table, order), (len(rest),), True)
+
+
+def _many(write: Write, rows: list[tuple[Any, ...]]) -> Fold:
     """An executemany; a failing statement (an OpError thrown in) is a FoldFailed."""
     if not rows:
         return
     try:
-        yield ExecuteMany(sql, rows)
+        yield ExecuteMany(write[0], rows, write[1])
     except Exception as exc:
         raise FoldFailed(str(exc)) from exc
 
@@ -152,12 +193,6 @@ def _marks(columns: str) -> str:
     return ", ".join("?" for _ in columns.split(","))
 
 
-def _update_sql(table: str, columns: str) -> str:
-    names = [c.strip() for c in columns.split(",")]
-    key, rest = names[0], names[1:]
-    return f"UPDATE {table} SET {', '.join(f'{c} = ?' for c in rest)} WHERE {key} = ?"
-
-
 def _as_update(row: list[Any]) -> tuple[Any, ...]:
     """A row's values for :func:`_update_sql`: its columns after the key, then the key."""
     return (*row[1:], row[0])
@@ -172,33 +207,44 @@ def fold_runs(
     load_run = f"SELECT {_RUN_COLUMNS} FROM {runs_t} WHERE run_id = ?"
     load_step = f"SELECT {_STEP_COLUMNS} FROM {steps_t} WHERE step_run_id = ?"
     upserts = {
-        "step_inputs": (
-            f"INSERT INTO {names['step_inputs']} (step_run_id, input_name, artifact_id, run_id) "
-            "VALUES (?, ?, ?, ?) ON CONFLICT (step_run_id, input_name) "
-            "DO UPDATE SET artifact_id = excluded.artifact_id"
+        "step_inputs": _insert(
+            projection,
+            names,
+            "step_inputs",
+            "step_run_id, input_name, artifact_id, run_id",
+            "ON CONFLICT (step_run_id, input_name) "
+            "DO UPDATE SET artifact_id = excluded.artifact_id",
         ),
-        "step_outputs": (
-            f"INSERT INTO {names['step_outputs']} (step_run_id, output_name, artifact_id, run_id) "
-            "VALUES (?, ?, ?, ?) ON CONFLICT (step_run_id, output_name) "
-            "DO UPDATE SET artifact_id = excluded.artifact_id"
+        "step_outputs": _insert(
+            projection,
+            names,
+            "step_outputs",
+            "step_run_id, output_name, artifact_id, run_id",
+            "ON CONFLICT (step_run_id, output_name) "
+            "DO UPDATE SET artifact_id = excluded.artifact_id",
         ),
-        "run_metadata": (
-            f"INSERT INTO {names['run_metadata']} (run_id, step_run_id, key, value, position) "
-            "VALUES (?, ?, ?, ?, ?) ON CONFLICT (run_id, step_run_id, key) "
-            "DO UPDATE SET value = excluded.value, position = excluded.position"
+        "run_metadata": _insert(
+            projection,
+            names,
+            "run_metadata",
+            "run_id, step_run_id, key, value, position",
+            "ON CONFLICT (run_id, step_run_id, key) "
+            "DO UPDATE SET value = excluded.value, position = excluded.position",
         ),
-        "described_stacks": (
-            f"INSERT INTO {names['described_stacks']} (stack_id, name, components, home, "
-            "position) VALUES (?, ?, ?, ?, ?) ON CONFLICT (stack_id) DO UPDATE SET "
-            "name = excluded.name, components = excluded.components, home = excluded.home, "
-            "position = excluded.position"
+        "described_stacks": _insert(
+            projection,
+            names,
+            "described_stacks",
+            "stack_id, name, components, home, position",
+            "ON CONFLICT (stack_id) DO UPDATE SET name = excluded.name, "
+            "components = excluded.components, home = excluded.home, position = excluded.position",
         ),
     }
-    writes: dict[str, str] = {
-        "runs_new": f"INSERT INTO {runs_t} ({_RUN_COLUMNS}) VALUES ({_marks(_RUN_COLUMNS)})",
-        "runs_old": _update_sql(runs_t, _RUN_COLUMNS),
-        "steps_new": f"INSERT INTO {steps_t} ({_STEP_COLUMNS}) VALUES ({_marks(_STEP_COLUMNS)})",
-        "steps_old": _update_sql(steps_t, _STEP_COLUMNS),
+    writes = {
+        "runs_new": _insert(projection, names, "runs", _RUN_COLUMNS),
+        "runs_old": _update(projection, names, "runs", _RUN_COLUMNS),
+        "steps_new": _insert(projection, names, "steps", _STEP_COLUMNS),
+        "steps_old": _update(projection, names, "steps", _STEP_COLUMNS),
     }
     # Per table: key -> row (a list in column order), or None once known absent.
     runs: dict[str, list[Any] | None] = {}
@@ -216,8 +262,8 @@ def fold_runs(
         yield from _many(writes["runs_old"], [_as_update(runs[k]) for k in runs_changed])  # type: ignore[arg-type]
         yield from _many(writes["steps_new"], [tuple(steps[k]) for k in steps_new])  # type: ignore[arg-type]
         yield from _many(writes["steps_old"], [_as_update(steps[k]) for k in steps_changed])  # type: ignore[arg-type]
-        for table, sql in upserts.items():
-            yield from _many(sql, rows[table])
+        for table, write in upserts.items():
+            yield from _many(write, rows[table])
             rows[table].clear()
         for state in (runs, steps, runs_changed, steps_changed, runs_new, steps_new):
             state.clear()
@@ -383,44 +429,44 @@ def fold_artifacts(
     names = dict(tables)
     versions_t = names["artifact_versions"]
     load_version = f"SELECT last_version FROM {versions_t} WHERE name = ?"
-    sqls = {
-        "artifact_runs": (
-            f"INSERT INTO {names['artifact_runs']} (run_id, pipeline_name, run_name) "
-            "VALUES (?, ?, ?)"
+    writes = {
+        "artifact_runs": _insert(
+            projection, names, "artifact_runs", "run_id, pipeline_name, run_name"
         ),
-        "artifact_steps": (
-            f"INSERT INTO {names['artifact_steps']} (step_run_id, run_id, step_name) "
-            "VALUES (?, ?, ?)"
+        "artifact_steps": _insert(
+            projection, names, "artifact_steps", "step_run_id, run_id, step_name"
         ),
-        "artifacts": (
-            f"INSERT INTO {names['artifacts']} ({_ARTIFACT_COLUMNS}) "
-            f"VALUES ({_marks(_ARTIFACT_COLUMNS)})"
+        "artifacts": _insert(projection, names, "artifacts", _ARTIFACT_COLUMNS),
+        "artifact_consumers": _insert(
+            projection,
+            names,
+            "artifact_consumers",
+            "step_run_id, input_name, artifact_id, run_id, position",
+            "ON CONFLICT (step_run_id, input_name) "
+            "DO UPDATE SET artifact_id = excluded.artifact_id, position = excluded.position",
         ),
-        "artifact_consumers": (
-            f"INSERT INTO {names['artifact_consumers']} (step_run_id, input_name, artifact_id, "
-            "run_id, position) VALUES (?, ?, ?, ?, ?) ON CONFLICT (step_run_id, input_name) "
-            "DO UPDATE SET artifact_id = excluded.artifact_id, position = excluded.position"
-        ),
-        "lineage_edges": (
-            f"INSERT INTO {names['lineage_edges']} (source_id, source_kind, target_id, "
-            "target_kind, name, run_id, position) VALUES (?, ?, ?, ?, ?, ?, ?) "
-            "ON CONFLICT (source_id, target_id, name) DO NOTHING"
+        "lineage_edges": _insert(
+            projection,
+            names,
+            "lineage_edges",
+            "source_id, source_kind, target_id, target_kind, name, run_id, position",
+            "ON CONFLICT (source_id, target_id, name) DO NOTHING",
         ),
     }
-    insert_version = f"INSERT INTO {versions_t} (name, last_version) VALUES (?, ?)"
-    update_version = f"UPDATE {versions_t} SET last_version = ? WHERE name = ?"
+    insert_version = _insert(projection, names, "artifact_versions", "name, last_version")
+    update_version = _update(projection, names, "artifact_versions", "name, last_version")
     # name -> last version, or None once known absent.
     versions: dict[str, int | None] = {}
     versions_new: dict[str, None] = {}
     versions_changed: dict[str, None] = {}
-    rows: dict[str, list[tuple[Any, ...]]] = {table: [] for table in sqls}
+    rows: dict[str, list[tuple[Any, ...]]] = {table: [] for table in writes}
 
     def flush() -> Fold:
         # Versions first: nothing in SQL reads them, but their order is the handlers'.
         yield from _many(insert_version, [(n, versions[n]) for n in versions_new])
         yield from _many(update_version, [(versions[n], n) for n in versions_changed])
-        for table, sql in sqls.items():
-            yield from _many(sql, rows[table])
+        for table, write in writes.items():
+            yield from _many(write, rows[table])
             rows[table].clear()
         for state in (versions, versions_new, versions_changed):
             state.clear()

@@ -15,6 +15,7 @@ rows as JSON, their types checked first) share one transaction's state.
 from __future__ import annotations
 
 import hashlib
+import operator
 import re
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
@@ -25,6 +26,7 @@ import msgspec
 from eventstore.logs import get_logger
 
 from .errors import ViewsStoreError
+from .requests import BulkRows, ExecuteMany
 from .row_ops import Layout, to_sql
 from .transaction_driver import drive_async
 from .transactions import (
@@ -210,6 +212,44 @@ def _pg_write_many_sql(parts: Sequence[tuple[str, str, Layout]]) -> str:
     return f"WITH {with_parts} {statements[-1]}"
 
 
+def _pg_bulk_sql(bulk: BulkRows) -> str:
+    """An ExecuteMany's statement for all its rows at once: parameter $1 is their JSON array."""
+    rows = "jsonb_array_elements($1::jsonb) AS r(v)"
+    values = [_from_json(f"r.v ->> {n}", kind) for n, kind in enumerate(bulk.types)]
+    if bulk.update:
+        assignments = ", ".join(
+            f"{column} = {value}"
+            for n, (column, value) in enumerate(zip(bulk.columns, values, strict=True))
+            if n not in bulk.key
+        )
+        where = " AND ".join(f"t.{bulk.columns[n]} = {values[n]}" for n in bulk.key)
+        return f"UPDATE {bulk.table} AS t SET {assignments} FROM {rows} WHERE {where}"
+    columns = ", ".join(bulk.columns)
+    sql = f"INSERT INTO {bulk.table} ({columns}) SELECT {', '.join(values)} FROM {rows}"
+    return f"{sql} {bulk.conflict}" if bulk.conflict else sql
+
+
+def _rounds(rows: list[tuple[Any, ...]], key: tuple[int, ...]) -> list[list[tuple[Any, ...]]]:
+    """``rows`` split so that no part holds two rows of one key, each key's rows in order.
+
+    Rows of different keys commute, so running the parts in order does what
+    running the rows one by one does; nearly always there is one part.
+    """
+    if not key:
+        return [rows]
+    get = operator.itemgetter(*key)
+    seen: dict[Any, int] = {}
+    parts: list[list[tuple[Any, ...]]] = [[]]
+    for row in rows:
+        k = get(row)
+        n = seen.get(k, 0)
+        seen[k] = n + 1
+        if n == len(parts):
+            parts.append([])
+        parts[n].append(row)
+    return parts
+
+
 def _rowcount(status: str) -> int:
     tail = status.rsplit(" ", 1)[-1]
     return int(tail) if tail.isdigit() else 0
@@ -221,6 +261,9 @@ class PostgresViewsStore:
     #: Runners coalesce a chunk's row ops before writing them here: one set-based
     #: statement per table and kind of change instead of one per op.
     coalesces = True
+    #: Runners fold the run lifecycle projections' events straight into rows
+    #: (:mod:`projections.fold`), sent one statement a table (:class:`BulkRows`).
+    folds = True
 
     def __init__(
         self,
@@ -377,6 +420,9 @@ class PostgresViewsStore:
         if isinstance(request, WriteMany):
             await self._write_many(conn, request)
             return None
+        if isinstance(request, ExecuteMany):
+            await self._execute_many(conn, request)
+            return None
         if isinstance(request, Script):
             # No parameters: the simple query protocol, every statement in one round trip.
             await conn.execute(";\n".join(request.statements))
@@ -417,6 +463,22 @@ class PostgresViewsStore:
             key = tuple((kind, table, _shape_key(shape)) for kind, table, shape in parts)
             sql = self._cached(key, _pg_write_many_sql, parts)
             await conn.execute(sql, *params)
+
+    async def _execute_many(self, conn: Any, request: ExecuteMany) -> None:
+        """A fold's rows (:mod:`projections.fold`): one statement a table, not one a row.
+
+        The rows go as JSON, as a segment's coalesced writes do (see
+        :meth:`_write_many`); a value of a type its column does not take is
+        refused before anything is sent (the fold then fails and the chunk
+        is applied event by event).
+        """
+        bulk = request.bulk
+        if bulk is None:
+            await conn.executemany(self._pg(request.sql), request.rows)
+            return
+        sql = self._cached(("bulk", bulk), _pg_bulk_sql, bulk)
+        for part in _rounds(request.rows, bulk.key):
+            await conn.execute(sql, _json_rows(part, bulk.types))
 
     async def _apply_ops(self, conn: Any, request: ApplyOps) -> tuple[int, str] | None:
         import asyncpg

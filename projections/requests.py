@@ -13,7 +13,7 @@ if TYPE_CHECKING:
     from .definition import Op, Table
     from .row_ops import RowOp
 
-__all__ = ["ApplyOps", "Execute", "ExecuteMany", "Fetch", "Script"]
+__all__ = ["ApplyOps", "BulkRows", "Execute", "ExecuteMany", "Fetch", "Script"]
 
 
 class Execute(NamedTuple):
@@ -61,6 +61,31 @@ class ApplyOps(NamedTuple):
     definitions: Mapping[str, Table] | None = None
 
 
+class BulkRows(NamedTuple):
+    """What an :class:`ExecuteMany`'s statement does, for a driver that sends all its rows at once.
+
+    A driver that pays a round trip per row (PostgreSQL) sends the rows as one
+    set-based statement built from this instead of running ``sql`` once per
+    row; SQLite runs ``sql`` with ``executemany``, which costs no round trips.
+    """
+
+    #: The physical table.
+    table: str
+    #: The column each parameter sets, in parameter order.
+    columns: tuple[str, ...]
+    #: Their PostgreSQL types (``text``, ``int8``...), from the table's definition.
+    types: tuple[str, ...]
+    #: Parameter indexes of the key that tells which row a tuple writes: tuples
+    #: sharing a key must be applied one after the other, in order (a set-based
+    #: upsert cannot touch one row twice). Empty: no tuple can share a row with
+    #: another without failing either way (a plain insert).
+    key: tuple[int, ...] = ()
+    #: ``UPDATE`` the other columns of the row whose ``key`` columns match (else ``INSERT``).
+    update: bool = False
+    #: An insert's ``ON CONFLICT ...`` clause, exactly as in ``sql``.
+    conflict: str = ""
+
+
 class ExecuteMany(NamedTuple):
     """Run one statement (table names already physical) once per parameter tuple, in order.
 
@@ -70,3 +95,5 @@ class ExecuteMany(NamedTuple):
 
     sql: str
     rows: list[tuple[Any, ...]]
+    #: The statement's shape, for a driver that sends the rows in bulk (None: it cannot).
+    bulk: BulkRows | None = None

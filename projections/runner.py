@@ -180,9 +180,12 @@ class ProjectionRunner:
         )
         #: Whether a batch's first try folds the run lifecycle projections' events
         #: straight into rows (:mod:`projections.fold`): only on a views store that
-        #: can (``folds``: SQLite); None: there, unless this runner coalesces.
+        #: can (``folds``: SQLite and PostgreSQL); None: there, unless this runner
+        #: was asked to coalesce (``coalesce=True``: the coalescer then takes every
+        #: projection, as its tests want). Projections without a fold still
+        #: coalesce where the store prefers it.
         self.fold: bool = bool(getattr(views, "folds", False)) and (
-            not self.coalesce if fold is None else fold
+            coalesce is not True if fold is None else fold
         )
         #: Where the live views leave periodic snapshots for as-of (None: they leave none).
         self.snapshots = snapshots

@@ -1,7 +1,8 @@
 """The folded first try gives exactly the views and faults of the statement-by-statement path.
 
-SQLite folds the run lifecycle projections' events straight into rows
-(:mod:`projections.fold`). Random raw histories over a few runs, steps and
+SQLite and PostgreSQL fold the run lifecycle projections' events straight into
+rows (:mod:`projections.fold`; PostgreSQL sends each table's rows as one
+statement). Random raw histories over a few runs, steps and
 artifacts (duplicates, events out of order, events about rows that do not
 exist, run deletions, stacks described by runs), appended in rounds and caught
 up after each round in small chunks, so runs straddle chunk and transaction
@@ -14,6 +15,8 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -21,17 +24,25 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from eventstore import DescribedComponent, Event, RunStackDescribed, open_store
+from eventstore import (
+    ArtifactConsumed,
+    DescribedComponent,
+    Event,
+    MetadataLogged,
+    RunStackDescribed,
+    open_store,
+)
 from eventstore.defaults import ensure_default_stack
 from eventstore.demo import run_demo
 from eventstore.openlineage import ingest
 from projections import default_projections
 from projections import runner as runner_module
 from projections.fold import folder_for
+from projections.postgres_views_store import PostgresViewsStore
 from projections.row_ops import uuid_text
 from projections.runner import ProjectionRunner
 from projections.runs import RunsProjection
-from projections.views_store import SQLiteViewsStore
+from projections.views_store import SQLiteViewsStore, ViewsStore
 
 from .histories import dump
 from .openlineage_events import dag_run_events
@@ -58,56 +69,109 @@ _rounds = st.lists(
 )
 
 
-async def _views() -> SQLiteViewsStore:
+Make = Callable[[], AbstractAsyncContextManager[ViewsStore]]
+
+
+@asynccontextmanager
+async def _sqlite_views() -> AsyncIterator[ViewsStore]:
     views = SQLiteViewsStore(None)
     await views.open()
-    return views
+    try:
+        yield views
+    finally:
+        await views.close()
 
 
-@settings(
-    max_examples=80,
-    deadline=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-)
+def _postgres_views(server: str) -> Make:
+    @asynccontextmanager
+    async def postgres() -> AsyncIterator[ViewsStore]:
+        import asyncpg
+
+        schema = f"f{uuid.uuid4().hex[:12]}_views"
+        views = PostgresViewsStore(server, schema, pool_size=1)
+        await views.open()
+        try:
+            yield views
+        finally:
+            await views.close()
+            conn = await asyncpg.connect(server)
+            try:
+                await conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+            finally:
+                await conn.close()
+
+    return postgres
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def make_views(request: pytest.FixtureRequest) -> Make:
+    """Fresh empty views stores of one backend: in-memory SQLite, or a PostgreSQL schema."""
+    if request.param == "sqlite":
+        return _sqlite_views
+    return _postgres_views(request.getfixturevalue("postgres_server"))
+
+
+async def _check_folded(
+    tmp_path: Path, make_views: Make, history: list[list[Event]], batch_size: int
+) -> None:
+    """A folding runner and a statement-by-statement one leave the same tables and faults."""
+    async with (
+        open_store(tmp_path / f"s{uuid.uuid4().hex}", default_stack=False) as store,
+        make_views() as folded,
+        make_views() as reference,
+    ):
+        runners = [
+            ProjectionRunner(store, folded, batch_size=batch_size, fold=True),
+            ProjectionRunner(store, reference, batch_size=batch_size, coalesce=False, fold=False),
+        ]
+        for runner in runners:
+            await runner.prepare()
+        projections = default_projections()
+        for events_ in history:
+            for event in events_:
+                await store.append("history", [event])
+            for runner in runners:
+                await runner.catch_up()
+            got, expected = [await dump(r.views, projections) for r in runners]
+            assert expected == got
+            faults = [
+                [(f.projection, f.position, f.reason) for f in await r.faults()] for r in runners
+            ]
+            assert faults[1] == faults[0]
+        await runners[0].rebuild()
+        assert await dump(reference, projections) == await dump(folded, projections)
+
+
+_SETTINGS = {
+    "deadline": None,
+    "suppress_health_check": [HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+}
+
+
+@settings(max_examples=80, **_SETTINGS)  # type: ignore[arg-type]
 @given(_rounds, st.integers(1, 6))
-async def test_folded_equals_statements(
+async def test_folded_equals_statements_on_sqlite(
     tmp_path: Path, history: list[list[Event]], batch_size: int
 ) -> None:
-    """The folded first try leaves the tables and faults the statements leave."""
-    async with open_store(tmp_path / f"s{uuid.uuid4().hex}", default_stack=False) as store:
-        folded, reference = await _views(), await _views()
-        try:
-            runners = [
-                ProjectionRunner(store, folded, batch_size=batch_size, fold=True),
-                ProjectionRunner(store, reference, batch_size=batch_size, fold=False),
-            ]
-            for runner in runners:
-                await runner.prepare()
-            projections = default_projections()
-            for events_ in history:
-                for event in events_:
-                    await store.append("history", [event])
-                for runner in runners:
-                    await runner.catch_up()
-                got, expected = [await dump(r.views, projections) for r in runners]
-                assert expected == got
-                faults = [
-                    [(f.projection, f.position, f.reason) for f in await r.faults()]
-                    for r in runners
-                ]
-                assert faults[1] == faults[0]
-            await runners[0].rebuild()
-            assert await dump(reference, projections) == await dump(folded, projections)
-        finally:
-            await folded.close()
-            await reference.close()
+    """SQLite: the folded first try leaves the tables and faults the statements leave."""
+    await _check_folded(tmp_path, _sqlite_views, history, batch_size)
+
+
+@pytest.mark.postgres
+@settings(max_examples=20, **_SETTINGS)  # type: ignore[arg-type]
+@given(_rounds, st.integers(1, 6))
+async def test_folded_equals_statements_on_postgres(
+    tmp_path: Path, postgres_server: str, history: list[list[Event]], batch_size: int
+) -> None:
+    """PostgreSQL (each table's folded rows sent as one statement): the same tables and faults."""
+    await _check_folded(tmp_path, _postgres_views(postgres_server), history, batch_size)
 
 
 async def test_a_clean_history_is_folded_at_the_first_try(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, make_views: Make
 ) -> None:
     """Valid runs (the demo, twice) are folded without a retry, and leave the tables
-    the statements leave; SQLite folds by default."""
+    the statements leave; SQLite and PostgreSQL fold by default."""
     tries: list[tuple[bool, list[str]]] = []
     original = runner_module.apply_batch
 
@@ -116,29 +180,77 @@ async def test_a_clean_history_is_folded_at_the_first_try(
         return original(work, *args, **kwargs)
 
     monkeypatch.setattr(runner_module, "apply_batch", spy)
-    async with open_store(tmp_path / "s") as store:
+    async with open_store(tmp_path / "s") as store, make_views() as folded, make_views() as ref:
         await ensure_default_stack(store)
         for _ in range(2):
             await run_demo(store, artifact_root=tmp_path / "a")
-        folded, reference = await _views(), await _views()
-        try:
-            runner = ProjectionRunner(store, folded, batch_size=7)
-            assert runner.fold
+        runner = ProjectionRunner(store, folded, batch_size=7)
+        assert runner.fold
+        await runner.prepare()
+        await runner.catch_up()
+        assert tries
+        assert all(not savepoints for savepoints, _ in tries)
+        assert any(names == ["runs", "artifacts"] for _, names in tries)
+        plain = ProjectionRunner(store, ref, batch_size=7, coalesce=False, fold=False)
+        await plain.prepare()
+        await plain.catch_up()
+        projections = default_projections()
+        rows = await dump(folded, projections)
+        assert [] not in (rows["runs"], rows["steps"], rows["artifacts"])
+        assert await dump(ref, projections) == rows
+
+
+async def test_rows_of_one_key_in_one_chunk_are_folded_at_the_first_try(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, make_views: Make
+) -> None:
+    """A chunk that upserts one row several times (an input consumed twice by two runs,
+    a metadata key logged twice, one lineage edge twice) is folded without a retry:
+    PostgreSQL sends such rows in successive statements, in log order, since one
+    set-based upsert cannot touch a row twice; the tables are the statements'."""
+    retries: list[bool] = []
+    original = runner_module.apply_batch
+
+    def spy(work: Any, *args: Any, **kwargs: Any) -> Any:
+        retries.append(kwargs["savepoints"])
+        return original(work, *args, **kwargs)
+
+    monkeypatch.setattr(runner_module, "apply_batch", spy)
+    runs = [uuid.UUID(int=1), uuid.UUID(int=2)]
+    step, artifacts = uuid.UUID(int=10), [uuid.UUID(int=20), uuid.UUID(int=21)]
+
+    def consumed(run: int, artifact: int) -> ArtifactConsumed:
+        return ArtifactConsumed(
+            run_id=runs[run], step_run_id=step, input_name="x", artifact_id=artifacts[artifact]
+        )
+
+    history: list[Event] = [
+        consumed(0, 0),
+        MetadataLogged(run_id=runs[0], values={"k": 1, "j": 0}),
+        consumed(1, 1),
+        MetadataLogged(run_id=runs[0], values={"k": 2}),
+        consumed(1, 0),
+        MetadataLogged(run_id=runs[0], values={"k": 3}),
+    ]
+    async with (
+        open_store(tmp_path / "s", default_stack=False) as store,
+        make_views() as folded,
+        make_views() as ref,
+    ):
+        for event in history:
+            await store.append("history", [event])
+        runners = [
+            ProjectionRunner(store, folded, fold=True),
+            ProjectionRunner(store, ref, coalesce=False, fold=False),
+        ]
+        for runner in runners:
             await runner.prepare()
             await runner.catch_up()
-            assert tries
-            assert all(not savepoints for savepoints, _ in tries)
-            assert any(names == ["runs", "artifacts"] for _, names in tries)
-            plain = ProjectionRunner(store, reference, batch_size=7, fold=False)
-            await plain.prepare()
-            await plain.catch_up()
-            projections = default_projections()
-            rows = await dump(folded, projections)
-            assert [] not in (rows["runs"], rows["steps"], rows["artifacts"])
-            assert await dump(reference, projections) == rows
-        finally:
-            await folded.close()
-            await reference.close()
+        assert retries
+        assert not any(retries)
+        projections = default_projections()
+        rows = await dump(folded, projections)
+        assert len(rows["run_metadata"]) == 2
+        assert await dump(ref, projections) == rows
 
 
 def test_a_changed_projection_is_not_folded() -> None:
@@ -160,7 +272,7 @@ def test_a_changed_projection_is_not_folded() -> None:
 
 @pytest.mark.parametrize("batch_size", [3, 8, 1000])
 async def test_openlineage_events_are_barriers_of_the_fold(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, batch_size: int
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, make_views: Make, batch_size: int
 ) -> None:
     """OpenLineage events between native runs (their statements run between the folded
     rows) are folded at the first try and leave the views the statements leave,
@@ -174,31 +286,26 @@ async def test_openlineage_events_are_barriers_of_the_fold(
         return original(work, *args, **kwargs)
 
     monkeypatch.setattr(runner_module, "apply_batch", spy)
-    async with open_store(tmp_path / "s") as store:
+    async with open_store(tmp_path / "s") as store, make_views() as folded, make_views() as ref:
         await ensure_default_stack(store)
         await run_demo(store, artifact_root=tmp_path / "a")
         for event in dag_run_events()["events"]:
             await ingest(store, json.dumps(event).encode())
         await run_demo(store, artifact_root=tmp_path / "a")
-        folded, reference = await _views(), await _views()
-        try:
-            runners = [
-                ProjectionRunner(store, folded, batch_size=batch_size, fold=True),
-                ProjectionRunner(store, reference, batch_size=batch_size, fold=False),
-            ]
-            for runner in runners:
-                await runner.prepare()
-                await runner.catch_up()
-            assert retries
-            assert not any(retries)
-            projections = default_projections()
-            rows = await dump(folded, projections)
-            assert [] not in (rows["runs"], rows["steps"], rows["ol_run_state"])
-            assert await dump(reference, projections) == rows
-            assert [] == await runners[0].faults()
-        finally:
-            await folded.close()
-            await reference.close()
+        runners = [
+            ProjectionRunner(store, folded, batch_size=batch_size, fold=True),
+            ProjectionRunner(store, ref, batch_size=batch_size, coalesce=False, fold=False),
+        ]
+        for runner in runners:
+            await runner.prepare()
+            await runner.catch_up()
+        assert retries
+        assert not any(retries)
+        projections = default_projections()
+        rows = await dump(folded, projections)
+        assert [] not in (rows["runs"], rows["steps"], rows["ol_run_state"])
+        assert await dump(ref, projections) == rows
+        assert [] == await runners[0].faults()
 
 
 @given(st.integers(0, (1 << 128) - 1))
