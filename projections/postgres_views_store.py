@@ -238,6 +238,8 @@ def _rounds(rows: list[tuple[Any, ...]], key: tuple[int, ...]) -> list[list[tupl
     if not key:
         return [rows]
     get = operator.itemgetter(*key)
+    if len(set(map(get, rows))) == len(rows):
+        return [rows]  # every key once: the common case, checked at C speed
     seen: dict[Any, int] = {}
     parts: list[list[tuple[Any, ...]]] = [[]]
     for row in rows:
