@@ -22,6 +22,7 @@ runner's checkpoints, its wake-up signal and its preparation of batches.
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import time
 from collections.abc import Callable, Sequence
@@ -283,7 +284,7 @@ class ProjectionRunner:
                     stored=state.version,
                     code=self.projections[name].version,
                 )
-                await self.rebuild(name, progress=progress)
+            await self._rebuild_selected([self.projections[n] for n in outdated], progress)
         return outdated if auto_rebuild else []
 
     # -- applying --------------------------------------------------------------
@@ -498,14 +499,14 @@ class ProjectionRunner:
         if take is not None:
             await take(snapshots)
 
-    def _targets(self, rebuilding: Projection | None) -> list[Projection]:
-        return [rebuilding] if rebuilding is not None else self._live()
+    def _targets(self, rebuilding: Sequence[Projection] | None) -> list[Projection]:
+        return list(rebuilding) if rebuilding is not None else self._live()
 
     async def _apply_rows(
         self, rows: Sequence[RowTuple], *, rebuilding: Projection | None = None
     ) -> ApplyOutcome:
         pending = rebuilding is not None
-        targets = self._targets(rebuilding)
+        targets = self._targets(None if rebuilding is None else [rebuilding])
         after = {p.name: self._position(p.name, pending=pending) for p in targets}
         return await self._apply_chunk(rows, targets, after, pending)
 
@@ -513,10 +514,14 @@ class ProjectionRunner:
         self,
         target: int,
         *,
-        rebuilding: Projection | None = None,
+        rebuilding: Sequence[Projection] | None = None,
         progress: ProgressCallback | None = None,
     ) -> None:
-        """Apply the log up to ``target`` in chunks, one views transaction each."""
+        """Apply the log up to ``target`` in chunks, one views transaction each.
+
+        ``rebuilding``: fill these projections' pending generations instead of
+        the live ones (one read of the log feeds them all).
+        """
         pending = rebuilding is not None
         while True:
             targets = self._targets(rebuilding)
@@ -527,6 +532,10 @@ class ProjectionRunner:
             if start > target:
                 return
             failed: ApplyOutcome | None = None
+            if pending and progress is not None:
+                # A rebuild is long work: its bar shows from the start, not after
+                # its first chunk (of up to 50,000 events).
+                progress(start - 1, target)
             backlog = target - start + 1 > self.batch_size
             async for rows in self.store.read_chunks(
                 start,
@@ -538,8 +547,10 @@ class ProjectionRunner:
                     await self._maybe_snapshot(rows[-1][0])
                 if progress is not None:
                     progress(rows[-1][0], target)
-                if rebuilding is not None and rebuilding.name not in outcome.positions:
-                    # The pending generation is gone (another process swapped it in or
+                if rebuilding is not None and any(
+                    p.name not in outcome.positions for p in rebuilding
+                ):
+                    # A pending generation is gone (another process swapped it in or
                     # replaced it): reading on would apply nothing; rebuild() decides.
                     return
                 if outcome.behind or (pending and outcome.failed):
@@ -547,9 +558,10 @@ class ProjectionRunner:
                     break
             if failed is None:
                 return
-            if rebuilding is not None and rebuilding.name in failed.failed:
-                position, error = failed.failed[rebuilding.name]
-                raise ProjectionFailedError(rebuilding.name, position, error)
+            for projection in rebuilding or ():
+                if projection.name in failed.failed:
+                    position, error = failed.failed[projection.name]
+                    raise ProjectionFailedError(projection.name, position, error)
 
     async def catch_up(
         self, *, to_position: int | None = None, progress: ProgressCallback | None = None
@@ -635,8 +647,20 @@ class ProjectionRunner:
         cancel) resumes where it stopped; one that hits a handler error is
         dropped, leaving the live tables as they were, and raises
         ProjectionFailedError.
+
+        Several projections (all, by default) are filled by one read of the log
+        (:meth:`_fill_together`): one at a time, a rebuild of all read the whole
+        log once per projection. Each is then swapped in on its own, in order,
+        as before.
         """
-        for projection in self._select(name):
+        await self._rebuild_selected(self._select(name), progress)
+
+    async def _rebuild_selected(
+        self, selected: Sequence[Projection], progress: ProgressCallback | None
+    ) -> None:
+        if len(selected) > 1:
+            await self._fill_together(selected, progress)
+        for index, projection in enumerate(selected):
             started = time.perf_counter()
             state: ProjectionState = await self.views.transact(partial(begin_rebuild, projection))
             self._states[projection.name] = state
@@ -649,7 +673,10 @@ class ProjectionRunner:
             try:
                 await self._rebuild_until_swapped(projection, state, progress)
             except ProjectionFailedError:
-                await self.views.transact(partial(abort_rebuild, projection))
+                # The later ones were begun by the shared fill only: a rebuild
+                # that stops here leaves them as one that never began them.
+                for dropped in selected[index:]:
+                    await self.views.transact(partial(abort_rebuild, dropped))
                 await self.refresh()
                 raise
             # The swap committed: bookkeeping finishes even if the caller is being
@@ -666,6 +693,22 @@ class ProjectionRunner:
                 position=self._states[projection.name].position,
                 seconds=round(time.perf_counter() - started, 3),
             )
+
+    async def _fill_together(
+        self, projections: Sequence[Projection], progress: ProgressCallback | None
+    ) -> None:
+        """Begin (or resume) each rebuild, then fill every pending generation in one pass.
+
+        Best effort: whatever stops the shared pass (a failing event, a
+        generation another process swapped in or replaced) is met again, and
+        handled, by the projection's own pass in :meth:`rebuild`, which then
+        only resumes from where this one left it.
+        """
+        for projection in projections:
+            state = await self.views.transact(partial(begin_rebuild, projection))
+            self._states[projection.name] = state
+        with contextlib.suppress(ProjectionFailedError):
+            await self._run_to(await self.store.head(), rebuilding=projections, progress=progress)
 
     async def _rebuild_until_swapped(
         self, projection: Projection, state: ProjectionState, progress: ProgressCallback | None
@@ -689,7 +732,7 @@ class ProjectionRunner:
         generation = state.pending_generation
         restarts = 0
         while True:
-            await self._run_to(await self.store.head(), rebuilding=projection, progress=progress)
+            await self._run_to(await self.store.head(), rebuilding=[projection], progress=progress)
             swapped = await self.views.transact(
                 partial(swap_in_rebuild, projection, _now_us(), generation)
             )

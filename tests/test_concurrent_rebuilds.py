@@ -107,7 +107,7 @@ async def _leave_a_rebuild_pending(uri: str) -> None:
             for projection in runner.projections.values():
                 await views_store.transact(partial(begin_rebuild, projection))
                 await runner.refresh()
-                await runner._run_to(head // 2, rebuilding=projection)
+                await runner._run_to(head // 2, rebuilding=[projection])
             states = await views_store.read(read_states)
         finally:
             await views_store.close()

@@ -325,6 +325,41 @@ class TestBlueGreen:
                     store
                 )
 
+    async def test_a_rebuild_of_all_reads_the_log_once(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """Every projection's new tables are filled by one read of the log (one at a
+        time, each read it whole), and hold what a rebuild from scratch gives."""
+        async with open_store(tmp_path / "store") as store:
+            await ensure_default_stack(store, tmp_path / "a")
+            for _ in range(5):
+                await run_demo(store, artifact_root=tmp_path / "a")
+            async with open_views(store) as views:
+                await views.catch_up()
+                views.runner.batch_size = 10
+                read: list[int] = []
+                original = store.read_chunks
+
+                def counted(*args: Any, **kwargs: Any) -> Any:
+                    async def chunks() -> Any:
+                        async for rows in original(*args, **kwargs):
+                            read.extend(row[0] for row in rows)
+                            yield rows
+
+                    return chunks()
+
+                monkeypatch.setattr(store, "read_chunks", counted)
+                reported: list[tuple[int, int]] = []
+                await views.rebuild(progress=lambda done, total: reported.append((done, total)))
+                head = await store.head()
+                assert len(views.runner.projections) > 1
+                assert list(range(1, head + 1)) == read
+                assert (0, head) == reported[0]  # the bar shows from the start
+                assert (head, head) == reported[-1]
+                assert await dump(views.views_store, default_projections()) == await _rebuilt_dump(
+                    store
+                )
+
 
 class BrokenRuns(RunsProjection):
     """A runs projection whose handler fails on a run of pipeline 'poison'."""
