@@ -161,19 +161,21 @@ def _now_us() -> int:
     return time.time_ns() // 1000
 
 
+#: The row columns as a read selects them: the event id as text and the time as
+#: microseconds since the epoch, converted by the server. Converted here (a UUID
+#: and a datetime built per row, then turned into str and int) they cost about
+#: 2 us a row, a fifth of reading a chunk. Exact on every version: whole
+#: seconds times 10^6 plus the microseconds within the second, both integers.
+_READ_COLUMNS = _COLUMNS.replace("event_id", "event_id::text").replace(
+    "recorded_at",
+    "(EXTRACT(EPOCH FROM date_trunc('second', recorded_at))::int8 * 1000000"
+    " + EXTRACT(MICROSECONDS FROM recorded_at)::int8 % 1000000)",
+)
+
+
 def _row(record: Any) -> RowTuple:
-    return (
-        record[0],
-        str(record[1]),
-        record[2],
-        record[3],
-        record[4],
-        record[5],
-        us_from_datetime(record[6]),
-        bytes(record[7]),
-        bytes(record[8]),
-        bytes(record[9]),
-    )
+    """A row read with :data:`_READ_COLUMNS` as the backend protocol's tuple."""
+    return tuple(record)
 
 
 def _pg_row(row: Sequence[Any]) -> tuple[Any, ...]:
@@ -670,7 +672,7 @@ class PostgresBackend:
         self, from_position: int, limit: int, types: Sequence[str] | None = None
     ) -> list[RowTuple]:
         """Rows from ``from_position`` on, in position order."""
-        return [_row(r) for r in await self._select(_COLUMNS, from_position, limit, types)]
+        return list(map(tuple, await self._select(_READ_COLUMNS, from_position, limit, types)))
 
     #: Whole rows only: the lazy envelope of a lean read needs a synchronous reader.
     lean_reads = False
@@ -721,7 +723,7 @@ class PostgresBackend:
     ) -> list[RowTuple]:
         """One stream's rows from ``from_version`` on, in version order."""
         rows = await self._fetch(
-            f"SELECT {_COLUMNS} FROM {self.schema}.events WHERE stream_id = $1 "
+            f"SELECT {_READ_COLUMNS} FROM {self.schema}.events WHERE stream_id = $1 "
             "AND stream_version >= $2 ORDER BY stream_version LIMIT $3",
             stream_id,
             from_version,
@@ -744,7 +746,7 @@ class PostgresBackend:
         except ValueError:
             return None
         rows = await self._fetch(
-            f"SELECT {_COLUMNS} FROM {self.schema}.events WHERE event_id = $1", key
+            f"SELECT {_READ_COLUMNS} FROM {self.schema}.events WHERE event_id = $1", key
         )
         return _row(rows[0]) if rows else None
 
@@ -759,7 +761,8 @@ class PostgresBackend:
         if not keys:
             return []
         rows = await self._fetch(
-            f"SELECT {_COLUMNS} FROM {self.schema}.events WHERE event_id = ANY($1::uuid[])", keys
+            f"SELECT {_READ_COLUMNS} FROM {self.schema}.events WHERE event_id = ANY($1::uuid[])",
+            keys,
         )
         return [_row(r) for r in rows]
 
