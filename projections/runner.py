@@ -529,13 +529,13 @@ class ProjectionRunner:
                 return
             after = {p.name: self._position(p.name, pending=pending) for p in targets}
             start = min(after.values()) + 1
+            if pending and progress is not None:
+                # A rebuild is long work: its bar shows from the start, not after
+                # its first chunk (of up to 50,000 events), even with nothing left.
+                progress(min(start - 1, target), target)
             if start > target:
                 return
             failed: ApplyOutcome | None = None
-            if pending and progress is not None:
-                # A rebuild is long work: its bar shows from the start, not after
-                # its first chunk (of up to 50,000 events).
-                progress(start - 1, target)
             backlog = target - start + 1 > self.batch_size
             async for rows in self.store.read_chunks(
                 start,
