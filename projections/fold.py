@@ -1,4 +1,4 @@
-"""Folding a chunk of run lifecycle events straight into rows: SQLite's first try.
+"""Folding a chunk of run lifecycle events straight into rows: a batch's first try.
 
 The per-event path turns each event into row operations, renders each to its
 SQL statement and runs the statements one by one: on SQLite that is about
@@ -29,10 +29,12 @@ event with savepoints, which records the failing event as a fault. So the fold
 only has to agree with the statements on success, and a property test checks
 that it does (tests/test_fold_property.py).
 
-Which views stores fold: those with ``folds = True`` (SQLite). A projection
-folds only if it is exactly one of the classes here at the version its fold
-mirrors, with its own handlers (a subclass or a patched handler takes the
-per-event path).
+Which views stores fold: those with ``folds = True`` (SQLite and PostgreSQL).
+Each ``executemany`` carries its shape (:class:`~projections.requests.BulkRows`),
+from which PostgreSQL, where a statement a row would cost a round trip each,
+builds one set-based statement for all the rows. A projection folds only if
+it is exactly one of the classes here at the version its fold mirrors, with
+its own handlers (a subclass or a patched handler takes the per-event path).
 
 Size: one module (~520 lines) for the two folds, because they share their
 requests, their barrier and their failure rule, and each reads best beside the
@@ -194,7 +196,7 @@ def _marks(columns: str) -> str:
 
 
 def _as_update(row: list[Any]) -> tuple[Any, ...]:
-    """A row's values for :func:`_update_sql`: its columns after the key, then the key."""
+    """A row's values for :func:`_update`: its columns after the key, then the key."""
     return (*row[1:], row[0])
 
 
