@@ -318,7 +318,7 @@ def rebuild(name: str | None, fmt: Format) -> None:
             # Rebuilt together (one read of the log): one line says it.
             names = ", ".join(f"{item['name']} (v{item['version']})" for item in results)
             first = results[0]
-            say(f"Rebuilt {names} up to position {first['position']} in {first['seconds']:.2f} s.")
+            say(f"Rebuilt {names}: position {first['position']}, {first['seconds']:.2f} s.")
             return
         for item in results:
             say(
