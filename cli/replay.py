@@ -314,7 +314,7 @@ def rebuild(name: str | None, fmt: Format) -> None:
     results = run_async(body)
 
     def text() -> None:
-        if len({item["position"] for item in results}) == 1:
+        if len(results) > 1 and len({item["position"] for item in results}) == 1:
             # Rebuilt together (one read of the log): one line says it.
             names = ", ".join(f"{item['name']} (v{item['version']})" for item in results)
             first = results[0]
