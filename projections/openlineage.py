@@ -40,6 +40,7 @@ operations); ``openlineage_artifacts.py`` the artifacts projection's part.
 from __future__ import annotations
 
 import functools
+import threading
 import uuid
 from collections.abc import Iterable, Iterator
 
@@ -102,19 +103,30 @@ def artifact_id_for(kind: str, *parts: str) -> str:
     return str(uuid.uuid5(OPENLINEAGE_NAMESPACE, "\n".join((kind, *parts))))
 
 
-#: The last event read by :func:`facts_of` and what it says: the runs and the
-#: artifacts projections read each event in turn, so the second gets it free.
-_last_facts: tuple[OpenLineageReceived | None, RunFacts | None] = (None, None)
+#: What :func:`facts_of` read from the events most recently asked about, per thread
+#: (an as-of replay runs beside the live views): id -> (event, facts). The runs
+#: and the artifacts projections both read every event, the fold hands each of
+#: them a whole chunk in turn, so one entry missed every time and each event was
+#: parsed twice.
+_recent_facts = threading.local()
+#: Events remembered per thread: a follower's batches, and the end of a long chunk.
+_RECENT_FACTS = 2048
 
 
 def facts_of(event: OpenLineageReceived) -> RunFacts | None:
     """What a stored RunEvent says about its run (None for static events or odd shapes)."""
-    global _last_facts
-    last = _last_facts  # one read: another thread (an as-of replay) may replace it
-    if last[0] is event:
-        return last[1]
+    recent: dict[int, tuple[OpenLineageReceived, RunFacts | None]] | None = getattr(
+        _recent_facts, "entries", None
+    )
+    if recent is None:
+        recent = _recent_facts.entries = {}
+    found = recent.get(id(event))
+    if found is not None and found[0] is event:  # the id of a live object is its own
+        return found[1]
     facts = _read_facts(event)
-    _last_facts = (event, facts)
+    if len(recent) >= _RECENT_FACTS:
+        del recent[next(iter(recent))]  # the oldest: dicts keep insertion order
+    recent[id(event)] = (event, facts)
     return facts
 
 
