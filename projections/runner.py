@@ -486,8 +486,13 @@ class ProjectionRunner:
         self._signal()
         return outcome
 
-    async def _maybe_snapshot(self, position: int) -> None:
-        """Leave a snapshot for as-of when one is due and every projection is live there."""
+    def _maybe_snapshot(self, position: int) -> None:
+        """Start a snapshot for as-of when one is due and every projection is live there.
+
+        The views store copies beside the next chunks (``start_snapshot``) and
+        keeps the copy only if every projection stands live at one position in
+        it; the check here only saves a copy that could not be kept.
+        """
         snapshots = self.snapshots
         if snapshots is None or not snapshots.due(position):
             return
@@ -495,9 +500,9 @@ class ProjectionRunner:
             self._states[name].position != position for name in self.projections
         ):
             return  # a failed, outdated or lagging projection: no snapshot of that
-        take = getattr(self.views, "take_snapshot", None)
-        if take is not None:
-            await take(snapshots)
+        start = getattr(self.views, "start_snapshot", None)
+        if start is not None:
+            start(snapshots, {name: p.version for name, p in self.projections.items()})
 
     def _targets(self, rebuilding: Sequence[Projection] | None) -> list[Projection]:
         return list(rebuilding) if rebuilding is not None else self._live()
@@ -544,7 +549,7 @@ class ProjectionRunner:
             ):
                 outcome = await self._apply_chunk(rows, targets, after, pending)
                 if not pending:
-                    await self._maybe_snapshot(rows[-1][0])
+                    self._maybe_snapshot(rows[-1][0])
                 if progress is not None:
                     progress(rows[-1][0], target)
                 if rebuilding is not None and any(

@@ -20,6 +20,12 @@ position // TARGET_COUNT)`` past the newest one, so a log of any size keeps
 about ``TARGET_COUNT`` of them spread over its length (older, denser ones are
 pruned down to ``MAX_SNAPSHOTS``); an as-of then replays at most about a tenth
 of the log.
+
+Beside the writes: :meth:`ViewSnapshots.take` copies on a connection of its
+own (the views store runs it on a thread of its own), in one read transaction
+of the WAL, so the views' writer goes on committing while the file is copied;
+the copy is kept only if every projection in it stands live at one position,
+which names it.
 """
 
 from __future__ import annotations
@@ -29,12 +35,22 @@ import itertools
 import os
 import re
 import sqlite3
+import tempfile
+import threading
 from collections.abc import Mapping
 from pathlib import Path
 
 from eventstore.logs import get_logger
 
-__all__ = ["MAX_SNAPSHOTS", "MIN_SPACING", "TARGET_COUNT", "ViewSnapshots"]
+__all__ = [
+    "COPY_STEP_PAGES",
+    "MAX_SNAPSHOTS",
+    "MIN_SPACING",
+    "TARGET_COUNT",
+    "SnapshotStopped",
+    "ViewSnapshots",
+    "agreed_position",
+]
 
 log = get_logger("projections.snapshots")
 
@@ -45,7 +61,51 @@ TARGET_COUNT = 10
 #: Snapshots kept at most; the densest pair loses its older member first.
 MAX_SNAPSHOTS = 12
 
+#: Pages copied between two looks at the stop flag (16 MB of 4 KB pages: a few ms).
+COPY_STEP_PAGES = 4096
+
 _NAME = re.compile(r"^at-(\d+)\.db$")
+# A copy under way (or left by a process that died): partial-<pid>-<random>.db.
+_PARTIAL = re.compile(r"^partial-(\d+)-[^.]*\.db$")
+
+
+class SnapshotStopped(Exception):
+    """Raised when a snapshot's copy was stopped (its views store is closing); nothing is kept."""
+
+
+_STATES = "SELECT name, version, status, pending_generation, position FROM projection_state"
+
+
+def agreed_position(conn: sqlite3.Connection, versions: Mapping[str, int] | None) -> int | None:
+    """The position at which every projection in ``conn``'s views stands live, or None.
+
+    Every projection of ``versions`` (name to version; None: every projection
+    in the file) must be there, at that version, live, with no rebuild
+    pending, and all at one position: a copy of anything else would give an
+    as-of from it a state the live views never had.
+    """
+    states = {
+        name: (version, status, pending, position)
+        for name, version, status, pending, position in conn.execute(_STATES)
+    }
+    wanted = versions if versions is not None else {n: s[0] for n, s in states.items()}
+    positions = set()
+    for name, version in wanted.items():
+        state = states.get(name)
+        if state is None or state[:3] != (version, "live", None):
+            return None
+        positions.add(int(state[3]))
+    return positions.pop() if len(positions) == 1 else None
+
+
+def _dead(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except OSError:
+        return False  # another user's process: alive
+    return False
 
 
 class ViewSnapshots:
@@ -77,33 +137,80 @@ class ViewSnapshots:
         older = [p for p in self.positions() if p <= position]
         return position - (older[-1] if older else 0) >= self.spacing(position)
 
-    def take(self, source: sqlite3.Connection) -> int | None:
+    def take(
+        self,
+        source: sqlite3.Connection,
+        versions: Mapping[str, int] | None = None,
+        *,
+        stop: threading.Event | None = None,
+    ) -> int | None:
         """Copy the views behind ``source`` (no transaction open) into a new snapshot.
 
-        The backup API copies the pages in one step, under one read snapshot.
-        The file is named by the highest checkpoint it holds, read from the
-        copy itself, so an as-of never starts from a state past its point.
-        Returns that position (None if the copy holds no projection).
+        ``source`` is a connection of the caller's own, not the writer's: the
+        copy runs in one read transaction on it (every step of the backup API
+        reads that one WAL snapshot, and a writer committing meanwhile neither
+        waits nor restarts the copy). The file is named by the position at
+        which every projection of ``versions`` stands live in that snapshot
+        (:func:`agreed_position`), checked again on the copy itself; without
+        one, nothing is copied or kept. ``stop``, once set, ends the copy
+        between two steps (:class:`SnapshotStopped`) and removes its file.
+        Returns the snapshot's position, or None.
         """
         self.directory.mkdir(exist_ok=True)
-        partial = self.directory / f"partial-{os.getpid()}.db"
-        partial.unlink(missing_ok=True)
-        target = sqlite3.connect(partial)
+        source.execute("BEGIN")
         try:
-            source.backup(target)
-            row = target.execute("SELECT max(position) FROM projection_state").fetchone()
+            position = agreed_position(source, versions)  # opens the read transaction
+            if position is None:
+                log.info("views_snapshot_skipped", reason="projections not live at one position")
+                return None
+            copied = self._copy(source, versions, stop)
         finally:
-            target.close()
-        position = None if row is None or row[0] is None else int(row[0])
-        if position is None:
+            if source.in_transaction:
+                source.execute("COMMIT")
+        if copied is None:
+            return None
+        partial, checked = copied
+        if checked != position:
+            # Cannot happen with one read transaction; never keep what it would mean.
             partial.unlink(missing_ok=True)
+            log.warning("views_snapshot_discarded", position=position, copy=checked)
             return None
         os.replace(partial, self.path_at(position))
         self._prune()
         log.info("views_snapshot", position=position, path=str(self.path_at(position)))
         return position
 
+    def _copy(
+        self,
+        source: sqlite3.Connection,
+        versions: Mapping[str, int] | None,
+        stop: threading.Event | None,
+    ) -> tuple[Path, int | None] | None:
+        """Copy ``source``'s read snapshot into a partial file: it and its agreed position."""
+        handle, name = tempfile.mkstemp(
+            prefix=f"partial-{os.getpid()}-", suffix=".db", dir=self.directory
+        )
+        os.close(handle)
+        partial = Path(name)
+
+        def progress(status: int, remaining: int, total: int) -> None:
+            if stop is not None and stop.is_set():
+                raise SnapshotStopped
+
+        try:
+            target = sqlite3.connect(partial)
+            try:
+                source.backup(target, pages=COPY_STEP_PAGES, progress=progress)
+                checked = agreed_position(target, versions)
+            finally:
+                target.close()
+        except BaseException:
+            partial.unlink(missing_ok=True)
+            raise
+        return partial, checked
+
     def _prune(self) -> None:
+        self._remove_orphans()
         positions = self.positions()
         while len(positions) > MAX_SNAPSHOTS:
             # Drop the older member of the closest pair: the spacing stays even.
@@ -111,6 +218,18 @@ class ViewSnapshots:
             _, index = min(gaps)
             self.path_at(positions[index]).unlink(missing_ok=True)
             del positions[index]
+
+    def _remove_orphans(self) -> None:
+        """Remove the partial copies of processes that died while copying."""
+        try:
+            names = os.listdir(self.directory)
+        except OSError:
+            return
+        for name in names:
+            match = _PARTIAL.match(name)
+            if match and _dead(int(match.group(1))):
+                with contextlib.suppress(OSError):
+                    (self.directory / name).unlink()
 
     def best(self, position: int, versions: Mapping[str, int], log_id: str) -> Path | None:
         """The newest usable snapshot at or before ``position``, or None.

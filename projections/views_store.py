@@ -19,9 +19,9 @@ by SQLite's progress handler; a read that runs over, or meets a lock, is
 interrupted, rolled back and run again on the read thread. The loop is thus
 never blocked for longer than the budget, and small reads skip the hop.
 
-Size: one class (~660 lines): the writer thread, the inline reads, snapshots,
-the coalesced writes and the background checkpoints all share one
-connection's life and its locking.
+Size: one class (~720 lines): the writer thread, the inline reads, snapshots,
+the coalesced writes and the background checkpoints and snapshots all share
+one connection's life and its locking.
 """
 
 from __future__ import annotations
@@ -33,9 +33,9 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 import anyio
 import anyio.to_thread
@@ -55,6 +55,7 @@ from .errors import (
     ViewsStoreError,
 )
 from .row_ops import Layout, to_sql
+from .snapshots import SnapshotStopped, ViewSnapshots
 from .transaction_driver import drive
 from .transactions import (
     STATE_DDL,
@@ -70,9 +71,6 @@ from .transactions import (
     WriteMany,
     WriteRows,
 )
-
-if TYPE_CHECKING:
-    from .snapshots import ViewSnapshots
 
 __all__ = [
     "INLINE_BUDGET_S",
@@ -272,6 +270,10 @@ class SQLiteViewsStore:
         self._checkpoint_running: concurrent.futures.Future[None] | None = None
         self._checkpoints: WalCheckpointer | None = None
         self._changes_at_checkpoint = 0
+        # Snapshots for as-of beside the writes, one at a time (start_snapshot).
+        self._snapshot_executor: concurrent.futures.ThreadPoolExecutor | None = None
+        self._snapshot_running: concurrent.futures.Future[int | None] | None = None
+        self._snapshot_stop = threading.Event()
         self._render_cache: dict[Any, str] = {}
 
     # -- lifecycle -------------------------------------------------------------
@@ -366,6 +368,9 @@ class SQLiteViewsStore:
         if inline is not None:
             inline.close()  # used on the event loop only: nothing runs on it now
         with anyio.CancelScope(shield=True):
+            # First: a copy's read transaction would keep the writer's close from
+            # checkpointing and removing the WAL.
+            await self._stop_snapshots()
             await self._stop_checkpoints()
             if reader is not None and reader is not writer:
                 await close_when_idle(reader, self._reader_busy, interrupt=True)
@@ -544,23 +549,75 @@ class SQLiteViewsStore:
 
     # -- snapshots ---------------------------------------------------------------
 
-    async def take_snapshot(self, snapshots: ViewSnapshots) -> int | None:
-        """Leave a snapshot of these views (between two transactions); its position."""
-        conn = self._writer
-        if conn is None or self.path is None:
+    def start_snapshot(
+        self, snapshots: ViewSnapshots, versions: Mapping[str, int] | None = None
+    ) -> bool:
+        """Start leaving a snapshot of these views beside the writes; whether it started.
+
+        The copy runs on a thread and connection of its own, in one read
+        transaction (:meth:`ViewSnapshots.take`): transactions go on meanwhile.
+        At most one copy runs: while one does, this starts none (the caller
+        asks again later). It is kept only if every projection of
+        ``versions`` stands live at one position in it; a failure only logs a
+        warning (a snapshot is an optimisation); :meth:`close` stops it.
+        """
+        if self._writer is None or self.path is None:
+            return False
+        running = self._snapshot_running
+        if running is not None and not running.done():
+            return False
+        if self._snapshot_executor is None:
+            self._snapshot_executor = concurrent.futures.ThreadPoolExecutor(
+                1, "metaledger-views-snapshot"
+            )
+        self._snapshot_running = self._snapshot_executor.submit(
+            self._snapshot, snapshots, versions, self._snapshot_stop
+        )
+        return True
+
+    async def wait_snapshot(self) -> int | None:
+        """Wait for the snapshot under way, if any: its position (None: none kept)."""
+        running = self._snapshot_running
+        if running is None:
+            return None
+        # Shielded: a waiter that is cancelled leaves the copy to its store.
+        return await asyncio.shield(asyncio.wrap_future(running))
+
+    async def take_snapshot(
+        self, snapshots: ViewSnapshots, versions: Mapping[str, int] | None = None
+    ) -> int | None:
+        """Leave a snapshot of these views and wait for it; its position (None: none kept)."""
+        await self.wait_snapshot()
+        if not self.start_snapshot(snapshots, versions):
+            return None
+        return await self.wait_snapshot()
+
+    def _snapshot(
+        self,
+        snapshots: ViewSnapshots,
+        versions: Mapping[str, int] | None,
+        stop: threading.Event,
+    ) -> int | None:
+        """On the snapshot thread: one copy, on a connection opened and closed for it."""
+        try:
+            conn = self._connect_checkpointer()
+            try:
+                return snapshots.take(conn, versions, stop=stop)
+            finally:
+                conn.close()
+        except SnapshotStopped:
+            return None
+        except (sqlite3.Error, OSError) as exc:
+            # A snapshot is an optimisation: the views are fine without it.
+            log.warning("views_snapshot_failed", views=self.location, error=str(exc))
             return None
 
-        def take() -> int | None:
-            with self._writer_busy:
-                return snapshots.take(conn)
-
-        async with self._write_limiter:
-            try:
-                return await anyio.to_thread.run_sync(take)
-            except (sqlite3.Error, OSError) as exc:
-                # A snapshot is an optimisation: the views are fine without it.
-                log.warning("views_snapshot_failed", error=str(exc))
-                return None
+    async def _stop_snapshots(self) -> None:
+        """Stop a copy under way (its file is removed) and wait for its thread."""
+        executor, self._snapshot_executor = self._snapshot_executor, None
+        self._snapshot_stop.set()
+        if executor is not None:
+            await anyio.to_thread.run_sync(executor.shutdown)
 
     async def restore(self, snapshot: Path) -> None:
         """Replace this (scratch) store's content with a snapshot's, page for page."""

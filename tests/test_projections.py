@@ -115,6 +115,8 @@ async def test_as_of_from_snapshots_equals_live_views_then(
                 seen[head] = await dump(views.views_store, default_projections())
 
             await play_all(store, history, between)
+            # The copies ran beside the catch-ups; the last one may still be under way.
+            await live.wait_snapshot()
             taken = views.runner.snapshots.positions()
             assert len(taken) <= MAX_SNAPSHOTS
             assert not seen or max(seen) < spacing or taken
@@ -136,6 +138,7 @@ async def test_as_of_into_a_directory_starts_from_a_snapshot(tmp_path: Path) -> 
         for _ in range(2):
             await run_demo(store, artifact_root=tmp_path / "a")
             await views.catch_up()
+            await live.wait_snapshot()
         taken = views.runner.snapshots.positions()
         assert taken
         expected = await dump(views.views_store, default_projections())
