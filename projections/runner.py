@@ -690,7 +690,11 @@ class ProjectionRunner:
                 await self.refresh()
                 self._signal()
                 if self.snapshots is not None:
-                    # They hold the old version: as-of would skip them anyway.
+                    # They hold the old version: as-of would skip them anyway. A copy
+                    # still under way (started before the swap) lands first.
+                    wait = getattr(self.views, "wait_snapshot", None)
+                    if wait is not None:
+                        await wait()
                     await anyio.to_thread.run_sync(self.snapshots.discard)
             log.info(
                 "rebuild_finished",
