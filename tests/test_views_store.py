@@ -148,9 +148,13 @@ async def test_the_wal_starts_again_under_steady_writes(views: SQLiteViewsStore)
         )
 
     await views.transact(create)
-    largest = 0
-    for batch in range(40):
+    largest, batches = 0, 80
+    for batch in range(batches):
         await views.transact(lambda batch=batch: write(batch * rows_each))
         largest = max(largest, wal.stat().st_size)
-    written = 40 * rows_each * len(text)
-    assert largest < written // 4, (largest, written)
+    written = batches * rows_each * len(text)
+    # A WAL that never starts again holds everything written (more, with its
+    # frame headers: the check fails without the writer's finishing step); one
+    # that does stays a few checkpoints' worth, more on a loaded machine where
+    # checkpoints run late (a bound of a fifth failed about one run in five).
+    assert largest < written // 2, (largest, written)
