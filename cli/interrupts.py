@@ -52,10 +52,30 @@ async def run_interruptibly(function: Callable[..., Awaitable[T]], *args: Any) -
             installed = True
         try:
             return await function(*args)
+        except anyio.get_cancelled_exc_class() as exc:
+            # The block said what committed (InterruptedAfter), then an await of
+            # its clean-up (a store closing) was cancelled again, which replaced
+            # that report: it is still true, so it is what the user reads.
+            reported = _reported(exc)
+            if reported is not None:
+                raise reported from None
+            raise
         finally:
             if installed:
                 loop.remove_signal_handler(signal.SIGINT)
     raise KeyboardInterrupt
+
+
+def _reported(exc: BaseException) -> InterruptedAfter | None:
+    """The InterruptedAfter that ``exc`` was raised while handling, if any."""
+    seen: set[int] = set()
+    current = exc.__context__
+    while current is not None and id(current) not in seen:
+        if isinstance(current, InterruptedAfter):
+            return current
+        seen.add(id(current))
+        current = current.__context__
+    return None
 
 
 @contextlib.asynccontextmanager
