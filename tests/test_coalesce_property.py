@@ -14,8 +14,8 @@ doing it.)
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -41,11 +41,11 @@ from eventstore.defaults import ensure_default_stack
 from eventstore.demo import run_demo
 from projections import ViewsStore, default_projections
 from projections import runner as runner_module
-from projections.postgres_views_store import PostgresViewsStore
 from projections.runner import ProjectionRunner
 from projections.views_store import SQLiteViewsStore
 
 from .histories import dump
+from .views_stores import postgres_views, sqlite_views
 
 RUNS = [uuid.UUID(int=1 + n) for n in range(3)]
 STEPS = [uuid.UUID(int=100 + n) for n in range(4)]
@@ -147,14 +147,8 @@ async def test_coalesced_equals_statements_on_sqlite(
 ) -> None:
     """SQLite: the coalesced apply leaves the same tables and faults as the statements."""
 
-    @asynccontextmanager
-    async def make(_: str) -> AsyncIterator[ViewsStore]:
-        views = SQLiteViewsStore(None)
-        await views.open()
-        try:
-            yield views
-        finally:
-            await views.close()
+    def make(_: str) -> AbstractAsyncContextManager[ViewsStore]:
+        return sqlite_views()
 
     async with open_store(tmp_path / f"s{uuid.uuid4().hex}", default_stack=False) as store:
         await _compare(store, history, batch_size, make)
@@ -173,22 +167,8 @@ async def test_coalesced_equals_statements_on_postgres(
     """PostgreSQL: the coalesced apply (unnest writes) leaves the same tables and faults."""
     prefix = f"c{uuid.uuid4().hex[:12]}"
 
-    @asynccontextmanager
-    async def make(kind: str) -> AsyncIterator[ViewsStore]:
-        import asyncpg
-
-        schema = f"{prefix}_{kind}"
-        views = PostgresViewsStore(postgres_server, schema, pool_size=1)
-        await views.open()
-        try:
-            yield views
-        finally:
-            await views.close()
-            conn = await asyncpg.connect(postgres_server)
-            try:
-                await conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
-            finally:
-                await conn.close()
+    def make(kind: str) -> AbstractAsyncContextManager[ViewsStore]:
+        return postgres_views(postgres_server, f"{prefix}_{kind}")
 
     async with open_store(tmp_path / f"s{uuid.uuid4().hex}", default_stack=False) as store:
         await _compare(store, history, batch_size, make)

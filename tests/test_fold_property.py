@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import AsyncIterator, Callable
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +28,7 @@ from eventstore import (
     ArtifactConsumed,
     DescribedComponent,
     Event,
+    EventStore,
     MetadataLogged,
     RunStackDescribed,
     open_store,
@@ -38,15 +39,15 @@ from eventstore.openlineage import ingest
 from projections import default_projections
 from projections import runner as runner_module
 from projections.fold import folder_for
-from projections.postgres_views_store import PostgresViewsStore
 from projections.row_ops import uuid_text
 from projections.runner import ProjectionRunner
 from projections.runs import RunsProjection
-from projections.views_store import SQLiteViewsStore, ViewsStore
+from projections.views_store import ViewsStore
 
 from .histories import dump
 from .openlineage_events import dag_run_events
 from .test_coalesce_property import RUNS, events
+from .views_stores import postgres_views, sqlite_views
 
 _described = st.builds(
     RunStackDescribed,
@@ -72,42 +73,15 @@ _rounds = st.lists(
 Make = Callable[[], AbstractAsyncContextManager[ViewsStore]]
 
 
-@asynccontextmanager
-async def _sqlite_views() -> AsyncIterator[ViewsStore]:
-    views = SQLiteViewsStore(None)
-    await views.open()
-    try:
-        yield views
-    finally:
-        await views.close()
-
-
 def _postgres_views(server: str) -> Make:
-    @asynccontextmanager
-    async def postgres() -> AsyncIterator[ViewsStore]:
-        import asyncpg
-
-        schema = f"f{uuid.uuid4().hex[:12]}_views"
-        views = PostgresViewsStore(server, schema, pool_size=1)
-        await views.open()
-        try:
-            yield views
-        finally:
-            await views.close()
-            conn = await asyncpg.connect(server)
-            try:
-                await conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
-            finally:
-                await conn.close()
-
-    return postgres
+    return lambda: postgres_views(server, f"f{uuid.uuid4().hex[:12]}_views")
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def make_views(request: pytest.FixtureRequest) -> Make:
     """Fresh empty views stores of one backend: in-memory SQLite, or a PostgreSQL schema."""
     if request.param == "sqlite":
-        return _sqlite_views
+        return sqlite_views
     return _postgres_views(request.getfixturevalue("postgres_server"))
 
 
@@ -154,7 +128,7 @@ async def test_folded_equals_statements_on_sqlite(
     tmp_path: Path, history: list[list[Event]], batch_size: int
 ) -> None:
     """SQLite: the folded first try leaves the tables and faults the statements leave."""
-    await _check_folded(tmp_path, _sqlite_views, history, batch_size)
+    await _check_folded(tmp_path, sqlite_views, history, batch_size)
 
 
 @pytest.mark.postgres
@@ -165,6 +139,31 @@ async def test_folded_equals_statements_on_postgres(
 ) -> None:
     """PostgreSQL (each table's folded rows sent as one statement): the same tables and faults."""
     await _check_folded(tmp_path, _postgres_views(postgres_server), history, batch_size)
+
+
+async def _folded_and_statements_agree(
+    store: EventStore,
+    folded: ViewsStore,
+    reference: ViewsStore,
+    retries: list[bool],
+    batch_size: int = 10_000,
+) -> dict[str, list[tuple[Any, ...]]]:
+    """Catch both up (one folding, one statement by statement); the fold never retried,
+    recorded no fault, and left the statements' tables, which are returned."""
+    runners = [
+        ProjectionRunner(store, folded, batch_size=batch_size, fold=True),
+        ProjectionRunner(store, reference, batch_size=batch_size, coalesce=False, fold=False),
+    ]
+    for runner in runners:
+        await runner.prepare()
+        await runner.catch_up()
+    assert retries
+    assert not any(retries)
+    assert [] == await runners[0].faults()
+    projections = default_projections()
+    rows = await dump(folded, projections)
+    assert await dump(reference, projections) == rows
+    return rows
 
 
 async def test_a_clean_history_is_folded_at_the_first_try(
@@ -238,19 +237,8 @@ async def test_rows_of_one_key_in_one_chunk_are_folded_at_the_first_try(
     ):
         for event in history:
             await store.append("history", [event])
-        runners = [
-            ProjectionRunner(store, folded, fold=True),
-            ProjectionRunner(store, ref, coalesce=False, fold=False),
-        ]
-        for runner in runners:
-            await runner.prepare()
-            await runner.catch_up()
-        assert retries
-        assert not any(retries)
-        projections = default_projections()
-        rows = await dump(folded, projections)
+        rows = await _folded_and_statements_agree(store, folded, ref, retries)
         assert len(rows["run_metadata"]) == 2
-        assert await dump(ref, projections) == rows
 
 
 def test_a_changed_projection_is_not_folded() -> None:
@@ -292,20 +280,8 @@ async def test_openlineage_events_are_barriers_of_the_fold(
         for event in dag_run_events()["events"]:
             await ingest(store, json.dumps(event).encode())
         await run_demo(store, artifact_root=tmp_path / "a")
-        runners = [
-            ProjectionRunner(store, folded, batch_size=batch_size, fold=True),
-            ProjectionRunner(store, ref, batch_size=batch_size, coalesce=False, fold=False),
-        ]
-        for runner in runners:
-            await runner.prepare()
-            await runner.catch_up()
-        assert retries
-        assert not any(retries)
-        projections = default_projections()
-        rows = await dump(folded, projections)
+        rows = await _folded_and_statements_agree(store, folded, ref, retries, batch_size)
         assert [] not in (rows["runs"], rows["steps"], rows["ol_run_state"])
-        assert await dump(ref, projections) == rows
-        assert [] == await runners[0].faults()
 
 
 @given(st.integers(0, (1 << 128) - 1))
