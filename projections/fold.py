@@ -53,6 +53,7 @@ from eventstore import (
     ArtifactConsumed,
     ArtifactProduced,
     MetadataLogged,
+    OpenLineageReceived,
     RunFinished,
     RunStackDescribed,
     RunStarted,
@@ -65,6 +66,8 @@ from eventstore.envelope import recorded_event
 
 from .artifacts import ArtifactsProjection
 from .definition import EventContext, Projection
+from .openlineage import REFRESH_RUNS, facts_of, refresh_runs, run_ops, run_ops_deferred
+from .openlineage_artifacts import artifact_ops, artifact_ops_deferred, normalise_artifacts
 from .requests import ApplyOps, BulkRows, ExecuteMany, Fetch
 from .row_ops import layout, to_sql_ops
 from .runs import STEP_STATUSES, RunsProjection
@@ -112,6 +115,91 @@ def _barrier(
         result = yield ApplyOps([statements], tables, exact=False)
         if result is not None:
             raise FoldFailed(result[1])
+
+
+#: The OpenLineage handler of each folded projection, its variant that leaves the
+#: rewrite of the run tree's derived rows for later, and that rewrite for up to
+#: REFRESH_RUNS runs' trees.
+_DEFERRED: dict[
+    type[Projection], tuple[Callable[..., Any], Callable[..., Any], Callable[..., Any]]
+] = {
+    RunsProjection: (run_ops, run_ops_deferred, refresh_runs),
+    ArtifactsProjection: (artifact_ops, artifact_ops_deferred, normalise_artifacts),
+}
+#: OpenLineage events whose statements a fold sends together.
+_OPENLINEAGE_BATCH = 256
+
+
+class _OpenLineageEvents:
+    """The OpenLineage events of a fold: each tree's derived rows rewritten once.
+
+    Run one by one (:func:`_barrier`), each event of a DAG run rewrote its
+    whole tree's derived rows (the root's run row, its placeholders' steps):
+    about a third of an event's statements. Here each event's own statements
+    run as they come, in batches, with its run marked ``dirty``; the trees they
+    touched are rewritten together when the fold reaches an event of another
+    kind, or the chunk's end (:meth:`settle`). Each tree's rewrite reads only
+    that tree's merged state, so the rows are those the per-event path writes.
+    """
+
+    def __init__(self, projection: Projection, tables: tuple[tuple[str, str], ...]) -> None:
+        self._projection = projection
+        self._tables = tables
+        handler, deferred, refresh = _DEFERRED.get(type(projection), (None, None, None))
+        # A projection whose handler differs (a patched instance) keeps the barrier.
+        if projection._handlers.get(OpenLineageReceived) is not handler or handler is None:
+            deferred = refresh = None
+        self._deferred = deferred
+        self._refresh = refresh
+        self._statements: list[Sequence[Any]] = []
+        self._runs: dict[str, None] = {}
+
+    def takes(self, kind: type) -> bool:
+        """Whether events of ``kind`` go through :meth:`add`."""
+        return kind is OpenLineageReceived and self._deferred is not None
+
+    @property
+    def pending(self) -> bool:
+        """Whether statements or tree rewrites wait for :meth:`settle`."""
+        return bool(self._statements or self._runs)
+
+    def add(self, row: RowTuple, event: Any) -> Fold:
+        """Take one event: its statements, its run's tree to rewrite later."""
+        assert self._deferred is not None
+        recorded = recorded_event(row, event)
+        try:
+            ops = list(self._deferred(event, EventContext.of(recorded)))
+            statements = to_sql_ops(ops, self._projection.tables)
+            facts = facts_of(event)
+        except Exception as exc:  # the per-event path records it as a fault
+            raise FoldFailed(f"{type(exc).__name__}: {exc}") from exc
+        if statements:
+            self._statements.append(statements)
+        if facts is not None:
+            self._runs[facts.run_id] = None
+        if len(self._statements) >= _OPENLINEAGE_BATCH:
+            yield from self._send()
+
+    def _send(self) -> Fold:
+        if self._statements:
+            result = yield ApplyOps(self._statements, self._tables, exact=False)
+            self._statements = []
+            if result is not None:
+                raise FoldFailed(result[1])
+
+    def settle(self) -> Fold:
+        """Run what waits: the events' statements, then their trees' rewrites."""
+        yield from self._send()
+        runs = list(self._runs)
+        self._runs.clear()
+        assert self._refresh is not None or not runs
+        for start in range(0, len(runs), REFRESH_RUNS):
+            ops = list(self._refresh(runs[start : start + REFRESH_RUNS]))  # type: ignore[misc]
+            result = yield ApplyOps(
+                [to_sql_ops(ops, self._projection.tables)], self._tables, exact=False
+            )
+            if result is not None:
+                raise FoldFailed(result[1])
 
 
 Write = tuple[str, BulkRows]
@@ -271,10 +359,13 @@ def fold_runs(
             state.clear()
 
     inputs, outputs, metadata = rows["step_inputs"], rows["step_outputs"], rows["run_metadata"]
+    lineage = _OpenLineageEvents(projection, tables)
     try:
         for row, e in events:
             kind = type(e)
             position = row[0]
+            if lineage.pending and kind is not OpenLineageReceived:
+                yield from lineage.settle()
             if kind is StepStarted:
                 step_id = _uuid(e.step_run_id)
                 if steps.get(step_id) is not None:
@@ -408,12 +499,16 @@ def fold_runs(
                 )
             else:
                 yield from flush()
-                yield from _barrier(row, e, projection, tables)
+                if lineage.takes(kind):
+                    yield from lineage.add(row, e)
+                else:
+                    yield from _barrier(row, e, projection, tables)
     except FoldFailed:
         raise
     except Exception as exc:  # what a handler would raise: the per-event path records it
         raise FoldFailed(f"{type(exc).__name__}: {exc}") from exc
     yield from flush()
+    yield from lineage.settle()
 
 
 # -- artifacts ------------------------------------------------------------------------
@@ -475,10 +570,13 @@ def fold_artifacts(
 
     runs, steps, artifacts = rows["artifact_runs"], rows["artifact_steps"], rows["artifacts"]
     consumers, edges = rows["artifact_consumers"], rows["lineage_edges"]
+    lineage = _OpenLineageEvents(projection, tables)
     try:
         for row, e in events:
             kind = type(e)
             position = row[0]
+            if lineage.pending and kind is not OpenLineageReceived:
+                yield from lineage.settle()
             if kind is ArtifactProduced:
                 artifact_id = _uuid(e.artifact_id)
                 step_run_id = _uuid(e.step_run_id)
@@ -532,12 +630,16 @@ def fold_artifacts(
                 runs.append((_uuid(e.run_id), e.pipeline_name, e.run_name))
             else:
                 yield from flush()
-                yield from _barrier(row, e, projection, tables)
+                if lineage.takes(kind):
+                    yield from lineage.add(row, e)
+                else:
+                    yield from _barrier(row, e, projection, tables)
     except FoldFailed:
         raise
     except Exception as exc:
         raise FoldFailed(f"{type(exc).__name__}: {exc}") from exc
     yield from flush()
+    yield from lineage.settle()
 
 
 _FOLDERS: dict[type[Projection], Folder] = {
@@ -564,6 +666,13 @@ _MIRRORED: dict[type[Projection], dict[type, str]] = {
         ArtifactConsumed: "_consumed",
     },
 }
+
+
+def takes_statements(projection: Projection, events: Sequence[FoldEvent]) -> bool:
+    """Whether the fold of ``projection`` runs some of ``events`` as SQL statements
+    (an event it does not model: an OpenLineage event, a run deletion)."""
+    modeled = _MIRRORED.get(type(projection), {})
+    return any(type(event) not in modeled for _, event in events)
 
 
 def folder_for(projection: Projection) -> Folder | None:

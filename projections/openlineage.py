@@ -42,7 +42,7 @@ from __future__ import annotations
 import functools
 import threading
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 
 from eventstore import OpenLineageReceived
 from eventstore.openlineage import (
@@ -56,13 +56,18 @@ from eventstore.openlineage import (
 from .definition import EventContext, Op, Table, to_json
 
 __all__ = [
+    "REFRESH_RUNS",
     "RUN_TABLES",
     "TREE_COLUMNS",
     "artifact_id_for",
     "event_time",
     "facts_of",
+    "padded",
+    "refresh_runs",
     "root_of",
+    "roots_of",
     "run_ops",
+    "run_ops_deferred",
     "tree_ops",
 ]
 
@@ -226,6 +231,21 @@ def root_of(tree: str) -> str:
 
 def run_ops(e: OpenLineageReceived, c: EventContext) -> Iterable[Op]:
     """Fold one OpenLineage event into the runs views (runs, steps, run metadata)."""
+    return _run_ops(e, c, deferred=False)
+
+
+def run_ops_deferred(e: OpenLineageReceived, c: EventContext) -> Iterable[Op]:
+    """:func:`run_ops` but the rewrite of the run tree's derived rows, left to
+    :func:`refresh_runs`: the run is marked ``dirty`` instead.
+
+    A fold (:mod:`projections.fold`) takes consecutive OpenLineage events this
+    way and refreshes each tree they touched once, not once an event: a DAG
+    run's tasks each rewrote the whole tree's derived rows.
+    """
+    return _run_ops(e, c, deferred=True)
+
+
+def _run_ops(e: OpenLineageReceived, c: EventContext, *, deferred: bool) -> Iterator[Op]:
     f = facts_of(e)
     time_us = f.time_us if f is not None else event_time(e)
     if time_us is not None:
@@ -286,7 +306,122 @@ def run_ops(e: OpenLineageReceived, c: EventContext) -> Iterable[Op]:
                 f.run_id,
             ),
         )
-    yield from _refresh_runs(f.run_id)
+    if deferred:
+        yield ("UPDATE {ol_run_tree} SET dirty = 1 WHERE run_id = ?", (f.run_id,))
+    else:
+        yield from _refresh_runs(f.run_id)
+
+
+#: Runs a deferred refresh names in one statement (padded with NULLs: one text).
+REFRESH_RUNS = 64
+
+
+def padded(runs: Sequence[str]) -> tuple[str | None, ...]:
+    """``runs`` and NULLs up to :data:`REFRESH_RUNS`: the parameters of :func:`roots_of`."""
+    if len(runs) > REFRESH_RUNS:
+        raise ValueError(f"at most {REFRESH_RUNS} runs a refresh, not {len(runs)}")
+    return (*runs, *(None,) * (REFRESH_RUNS - len(runs)))
+
+
+def roots_of(tree: str) -> str:
+    """SQL for the roots of the :data:`REFRESH_RUNS` runs bound to its ``?`` (NULLs match none)."""
+    marks = ", ".join(["?"] * REFRESH_RUNS)
+    return f"SELECT root_run_id FROM {{{tree}}} WHERE run_id IN ({marks})"
+
+
+def refresh_runs(runs: Sequence[str]) -> Iterator[Op]:
+    """:func:`_refresh_runs` for the trees of ``runs`` at once (up to :data:`REFRESH_RUNS`).
+
+    After their events' :func:`run_ops_deferred`: the derived rows of every run
+    marked ``dirty`` in those trees and of their placeholders, then each root's
+    run row, from the merged state, as the events' own refreshes would have
+    left them (each tree's refresh reads only its tree's state).
+    """
+    ids = padded(runs)
+    roots = roots_of("ol_run_tree")
+    changed = (
+        f"SELECT run_id FROM {{ol_run_tree}} WHERE root_run_id IN ({roots}) "
+        "AND (dirty = 1 OR seen = 0)"
+    )
+    tree_min = (
+        "(SELECT MIN(m.first_us) FROM {ol_run_state} m JOIN {ol_run_tree} mt "
+        "ON mt.run_id = m.run_id WHERE mt.root_run_id = t.root_run_id)"
+    )
+    # Former roots now inside a tree stop being pipeline runs.
+    yield (f"DELETE FROM {{runs}} WHERE run_id IN ({changed} AND run_id <> root_run_id)", ids)
+    yield (f"DELETE FROM {{steps}} WHERE step_run_id IN ({changed})", ids)
+    yield (f"DELETE FROM {{run_metadata}} WHERE step_run_id IN ({changed})", ids)
+    yield (
+        f"DELETE FROM {{run_metadata}} WHERE run_id IN ({changed}) AND step_run_id = ''",
+        ids,
+    )
+    yield (
+        "UPDATE {step_outputs} SET run_id = (SELECT r.root_run_id FROM {ol_run_tree} r "
+        f"WHERE r.run_id = {{step_outputs}}.step_run_id) WHERE step_run_id IN ({changed})",
+        ids,
+    )
+    started = f"COALESCE(s.start_us, s.first_us, {tree_min})"
+    duration = f"CASE WHEN s.term_us >= {started} THEN s.term_us - {started} END"
+    yield (_step_rows_insert(started, duration, changed), ("{}", "[]", *ids))
+    yield (f"DELETE FROM {{runs}} WHERE run_id IN ({roots})", ids)
+    yield (
+        _root_run_insert(started, duration) + f"WHERE t.run_id IN ({roots})",
+        ("{}", '["openlineage"]', *ids),
+    )
+    yield (
+        "INSERT INTO {run_metadata} (run_id, step_run_id, key, value, position) "
+        "SELECT t.root_run_id, CASE WHEN o.run_id = t.root_run_id THEN '' ELSE o.run_id END, "
+        "o.key, o.value, 0 FROM {ol_run_shown} o JOIN {ol_run_tree} t ON t.run_id = o.run_id "
+        f"WHERE o.run_id IN ({changed})",
+        ids,
+    )
+    yield (
+        f"UPDATE {{ol_run_tree}} SET dirty = 0 WHERE dirty = 1 AND root_run_id IN ({roots})",
+        ids,
+    )
+
+
+def _step_rows_insert(started: str, duration: str, changed: str) -> str:
+    """The step rows of the runs ``changed`` (SQL) that are not their tree's root.
+
+    ``started`` and ``duration`` are SQL over their state ``s``; the parameters
+    are theirs, the parameters and the upstream steps, then ``changed``'s.
+    """
+    return (
+        "INSERT INTO {steps} (step_run_id, run_id, step_name, status, started_at_us, "
+        "finished_at_us, duration_us, parameters, cache_key, upstream_steps, error, position) "
+        f"SELECT t.run_id, t.root_run_id, t.name, COALESCE(s.term_status, 'running'), {started}, "
+        f"s.term_us, {duration}, ?, NULL, ?, s.error, COALESCE(s.position, 0) "
+        "FROM {ol_run_tree} t LEFT JOIN {ol_run_state} s ON s.run_id = t.run_id "
+        f"WHERE t.run_id IN ({changed}) AND t.run_id <> t.root_run_id"
+    )
+
+
+def _root_run_insert(started: str, duration: str) -> str:
+    """The run row of a tree's root ``t``, from its state ``s`` and its steps (add a WHERE).
+
+    ``started`` and ``duration`` are SQL over ``s`` (the tree's earliest time
+    when the root has none); its parameters are the config and tags, then theirs.
+    """
+    counts = ", ".join(
+        f"(SELECT COUNT(*) FROM {{steps}} WHERE run_id = t.run_id AND status = '{status}')"
+        for status in _STEP_STATUSES
+    )
+    return (
+        "INSERT INTO {runs} (run_id, pipeline_name, run_name, stack_id, orchestrator_run_id, "
+        "config, tags, status, started_at_us, finished_at_us, duration_us, error, "
+        + ", ".join(f"steps_{status}" for status in _STEP_STATUSES)
+        + ", position) "
+        "SELECT t.run_id, t.namespace || '/' || t.name, t.raw_run_id, NULL, t.raw_run_id, ?, ?, "
+        "CASE WHEN s.term_status IS NOT NULL THEN s.term_status "
+        "WHEN EXISTS (SELECT 1 FROM {steps} WHERE run_id = t.run_id) AND NOT EXISTS "
+        "(SELECT 1 FROM {steps} WHERE run_id = t.run_id AND status = 'running') "
+        f"THEN 'open' ELSE 'running' END, {started}, s.term_us, {duration}, "
+        f"s.error, {counts}, COALESCE(s.position, (SELECT MIN(m.position) FROM "
+        "{ol_run_state} m JOIN {ol_run_tree} mt ON mt.run_id = m.run_id "
+        "WHERE mt.root_run_id = t.run_id)) "
+        "FROM {ol_run_tree} t LEFT JOIN {ol_run_state} s ON s.run_id = t.run_id "
+    )
 
 
 def _refresh_runs(x: str) -> Iterator[Op]:
@@ -327,34 +462,12 @@ def _refresh_runs(x: str) -> Iterator[Op]:
     # A producer's clock can stamp the end before the start: no duration beats a negative one.
     duration = f"CASE WHEN s.term_us >= {started} THEN s.term_us - {started} END"
     yield (
-        "INSERT INTO {steps} (step_run_id, run_id, step_name, status, started_at_us, "
-        "finished_at_us, duration_us, parameters, cache_key, upstream_steps, error, position) "
-        f"SELECT t.run_id, t.root_run_id, t.name, COALESCE(s.term_status, 'running'), {started}, "
-        f"s.term_us, {duration}, ?, NULL, ?, s.error, COALESCE(s.position, 0) "
-        "FROM {ol_run_tree} t LEFT JOIN {ol_run_state} s ON s.run_id = t.run_id "
-        f"WHERE t.run_id IN ({changed}) AND t.run_id <> t.root_run_id",
+        _step_rows_insert(started, duration, changed),
         (x, x, x, "{}", "[]", x, x),  # started, then twice in the duration
     )
     yield (f"DELETE FROM {{runs}} WHERE run_id = {root}", (x,))
-    counts = ", ".join(
-        f"(SELECT COUNT(*) FROM {{steps}} WHERE run_id = t.run_id AND status = '{status}')"
-        for status in _STEP_STATUSES
-    )
     yield (
-        "INSERT INTO {runs} (run_id, pipeline_name, run_name, stack_id, orchestrator_run_id, "
-        "config, tags, status, started_at_us, finished_at_us, duration_us, error, "
-        + ", ".join(f"steps_{status}" for status in _STEP_STATUSES)
-        + ", position) "
-        "SELECT t.run_id, t.namespace || '/' || t.name, t.raw_run_id, NULL, t.raw_run_id, ?, ?, "
-        "CASE WHEN s.term_status IS NOT NULL THEN s.term_status "
-        "WHEN EXISTS (SELECT 1 FROM {steps} WHERE run_id = t.run_id) AND NOT EXISTS "
-        "(SELECT 1 FROM {steps} WHERE run_id = t.run_id AND status = 'running') "
-        f"THEN 'open' ELSE 'running' END, {started}, s.term_us, {duration}, "
-        f"s.error, {counts}, COALESCE(s.position, (SELECT MIN(m.position) FROM "
-        "{ol_run_state} m JOIN {ol_run_tree} mt ON mt.run_id = m.run_id "
-        "WHERE mt.root_run_id = t.run_id)) "
-        "FROM {ol_run_tree} t LEFT JOIN {ol_run_state} s ON s.run_id = t.run_id "
-        f"WHERE t.run_id = {root}",
+        _root_run_insert(started, duration) + f"WHERE t.run_id = {root}",
         ("{}", '["openlineage"]', x, x, x, x),
     )
     yield (

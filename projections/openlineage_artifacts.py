@@ -11,7 +11,7 @@ dataset list and the job/dataset graph the Marquez reads answer from.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 
 from eventstore import OpenLineageReceived
 from eventstore.openlineage import (
@@ -23,9 +23,17 @@ from eventstore.openlineage import (
 from eventstore.openlineage.facts import datasets as _datasets
 
 from .definition import EventContext, Op, Table, to_json
-from .openlineage import TREE_COLUMNS, artifact_id_for, facts_of, root_of, tree_ops
+from .openlineage import (
+    TREE_COLUMNS,
+    artifact_id_for,
+    facts_of,
+    padded,
+    root_of,
+    roots_of,
+    tree_ops,
+)
 
-__all__ = ["ARTIFACT_TABLES", "artifact_ops"]
+__all__ = ["ARTIFACT_TABLES", "artifact_ops", "artifact_ops_deferred", "normalise_artifacts"]
 
 
 ARTIFACT_TABLES = {
@@ -96,6 +104,16 @@ def _static_ops(e: OpenLineageReceived) -> Iterator[Op]:
 
 def artifact_ops(e: OpenLineageReceived, c: EventContext) -> Iterable[Op]:
     """Fold one OpenLineage event into the artifacts views (artifacts and lineage edges)."""
+    return _artifact_ops(e, c, deferred=False)
+
+
+def artifact_ops_deferred(e: OpenLineageReceived, c: EventContext) -> Iterable[Op]:
+    """:func:`artifact_ops` but the root run ids of the run's tree, left to
+    :func:`normalise_artifacts` (see :func:`~projections.openlineage.run_ops_deferred`)."""
+    return _artifact_ops(e, c, deferred=True)
+
+
+def _artifact_ops(e: OpenLineageReceived, c: EventContext, *, deferred: bool) -> Iterator[Op]:
     f = facts_of(e)
     if f is None:
         yield from _static_ops(e)
@@ -150,7 +168,10 @@ def artifact_ops(e: OpenLineageReceived, c: EventContext) -> Iterable[Op]:
         )
     for d in f.inputs:
         yield from _consumed(d.namespace, d.name, d.artifact_name, x, f.time_us, c)
-    yield from _normalise_artifacts(x)
+    if deferred:
+        yield ("UPDATE {ol_artifact_tree} SET dirty = 1 WHERE run_id = ?", (x,))
+    else:
+        yield from _normalise_artifacts(x)
 
 
 def _consumed(
@@ -305,4 +326,37 @@ def _normalise_artifacts(x: str) -> Iterator[Op]:
     yield (
         f"UPDATE {{ol_artifact_tree}} SET dirty = 0 WHERE dirty = 1 AND root_run_id = {root}",
         (x,),
+    )
+
+
+def normalise_artifacts(runs: Sequence[str]) -> Iterator[Op]:
+    """:func:`_normalise_artifacts` for the trees of ``runs`` at once (up to
+    :data:`~projections.openlineage.REFRESH_RUNS`), after their events'
+    :func:`artifact_ops_deferred`: each row of a run marked ``dirty`` or a
+    placeholder in those trees gets its own root's run id, each root its name.
+    """
+    ids = padded(runs)
+    roots = roots_of("ol_artifact_tree")
+    changed = (
+        f"SELECT run_id FROM {{ol_artifact_tree}} WHERE root_run_id IN ({roots}) "
+        "AND (dirty = 1 OR seen = 0)"
+    )
+    for table in ("artifacts", "artifact_consumers", "artifact_steps", "lineage_edges"):
+        yield (
+            f"UPDATE {{{table}}} SET run_id = (SELECT r.root_run_id FROM {{ol_artifact_tree}} r "
+            f"WHERE r.run_id = {{{table}}}.run_id) "
+            f"WHERE run_id IN ({changed} AND run_id <> root_run_id)",
+            ids,
+        )
+    yield (f"DELETE FROM {{artifact_runs}} WHERE run_id IN ({changed})", ids)
+    yield (f"DELETE FROM {{artifact_runs}} WHERE run_id IN ({roots})", ids)
+    yield (
+        "INSERT INTO {artifact_runs} (run_id, pipeline_name, run_name) "
+        "SELECT t.run_id, t.namespace || '/' || t.name, t.raw_run_id FROM {ol_artifact_tree} t "
+        f"WHERE t.run_id IN ({roots})",
+        ids,
+    )
+    yield (
+        f"UPDATE {{ol_artifact_tree}} SET dirty = 0 WHERE dirty = 1 AND root_run_id IN ({roots})",
+        ids,
     )

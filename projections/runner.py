@@ -195,6 +195,8 @@ class ProjectionRunner:
         self._following = False
         # Projections whose live indexes this runner has made sure of.
         self._indexed: set[str] = set()
+        # (projection, generation) pairs a batch gave their indexes (apply_batch).
+        self._indexed_generations: set[tuple[str, int]] = set()
         self._handled_types = {
             name: {t for t, cls in EVENT_TYPES.items() if cls in p._handlers}
             for name, p in self.projections.items()
@@ -431,6 +433,7 @@ class ProjectionRunner:
                 now_us=_now_us(),
                 savepoints=savepoints,
                 coalesce=self.coalesce,
+                indexed=self._indexed_generations,
             )
         finally:
             if enabled:
@@ -461,6 +464,7 @@ class ProjectionRunner:
             outcome: ApplyOutcome = await self.views.transact(attempt(False))
         except RetryWithSavepoints:
             outcome = await self.views.transact(attempt(True))
+        self._indexed_generations |= outcome.indexed
         for name, position in outcome.positions.items():
             state = self._states[name]
             if pending:

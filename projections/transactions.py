@@ -21,7 +21,7 @@ events).
 
 from __future__ import annotations
 
-from collections.abc import Generator, Sequence
+from collections.abc import Container, Generator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -34,7 +34,7 @@ from .coalesce import (
     row_ops_only,
 )
 from .definition import Op, Projection
-from .fold import Folder, FoldFailed
+from .fold import Folder, FoldFailed, takes_statements
 from .requests import ApplyOps, Execute, ExecuteMany, Fetch, Script
 from .row_ops import RowOp, to_sql_ops
 
@@ -411,6 +411,8 @@ class ApplyOutcome:
     behind: dict[str, int] = field(default_factory=dict)
     #: Events each projection could not apply in this batch: (position, reason).
     faults: dict[str, list[tuple[int, str]]] = field(default_factory=dict)
+    #: The (projection, generation) pairs whose secondary indexes this batch built.
+    indexed: set[tuple[str, int]] = field(default_factory=set)
 
 
 class RetryWithSavepoints(Exception):
@@ -465,6 +467,7 @@ def apply_batch(
     now_us: int,
     savepoints: bool = False,
     coalesce: bool = False,
+    indexed: Container[tuple[str, int]] = frozenset(),
 ) -> Tx[ApplyOutcome]:
     """Apply events ``first..last`` to each projection, exactly once, checkpoint included.
 
@@ -494,6 +497,14 @@ def apply_batch(
     default for the run lifecycle projections, :mod:`projections.fold`) is
     folded at the first try instead; any error there is RetryWithSavepoints
     as well, and the runner prepares the retry's ops event by event.
+
+    A generation bulk loaded without its secondary indexes (a first catch-up, a
+    rebuild) gets them before any of its events is applied as SQL statements
+    (OpenLineage events, a retry, a projection that is not folded): those
+    statements find rows by secondary keys, and without the indexes each one
+    scanned its table (a first catch-up of 5,000 OpenLineage events took 34 s).
+    ``indexed`` holds the (projection, generation) pairs known to have them;
+    the pairs this batch indexed are in the outcome's ``indexed``.
     """
     outcome = ApplyOutcome()
     position_column = "pending_position" if pending else "position"
@@ -522,6 +533,12 @@ def apply_batch(
         events = [e for e in candidates if e.error is None]
         tables = _tables(item.projection, generation)
         folded = item.fold is not None and not savepoints
+        if (name, generation) not in indexed and (
+            (folded and takes_statements(item.projection, item.folded))
+            or (not folded and not (coalesce and not savepoints) and events)
+        ):
+            yield from _script(_index_ddl(item.projection, generation))
+            outcome.indexed.add((name, generation))
         if folded:
             assert item.fold is not None
             batch = item.folded
