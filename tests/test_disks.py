@@ -237,7 +237,8 @@ def test_replay_into_a_full_disk_exits_6_and_leaves_no_scratch(tmp_path: Path) -
 
 def test_a_full_disk_never_sets_the_views_aside(tmp_path: Path) -> None:
     """Views on a disk with no room at all: ViewsFullError, the file stays where it is."""
-    with tmpfs(tmp_path / "disk", "2m") as disk:
+    # Room for the views of a new store (about 1.3 MB in 16 KiB pages) and its WAL.
+    with tmpfs(tmp_path / "disk", "6m") as disk:
         views_path = disk / VIEWS_FILE
 
         async def main() -> None:
