@@ -671,7 +671,7 @@ class ProjectionRunner:
             await self._fill_together(selected, progress)
         for index, projection in enumerate(selected):
             started = time.perf_counter()
-            state: ProjectionState = await self.views.transact(partial(begin_rebuild, projection))
+            state: ProjectionState = await self._begin_rebuild(projection)
             self._states[projection.name] = state
             log.info(
                 "rebuild_started",
@@ -707,6 +707,18 @@ class ProjectionRunner:
                 seconds=round(time.perf_counter() - started, 3),
             )
 
+    async def _begin_rebuild(self, projection: Projection) -> ProjectionState:
+        """Begin (or resume) the green generation of ``projection``.
+
+        Its generation number may be one a dropped rebuild used before, so
+        what this runner knew of that number's indexes is forgotten.
+        """
+        state: ProjectionState = await self.views.transact(partial(begin_rebuild, projection))
+        self._indexed_generations = {
+            pair for pair in self._indexed_generations if pair[0] != projection.name
+        }
+        return state
+
     async def _fill_together(
         self, projections: Sequence[Projection], progress: ProgressCallback | None
     ) -> None:
@@ -718,7 +730,7 @@ class ProjectionRunner:
         only resumes from where this one left it.
         """
         for projection in projections:
-            state = await self.views.transact(partial(begin_rebuild, projection))
+            state = await self._begin_rebuild(projection)
             self._states[projection.name] = state
         with contextlib.suppress(ProjectionFailedError):
             await self._run_to(await self.store.head(), rebuilding=projections, progress=progress)
@@ -778,7 +790,7 @@ class ProjectionRunner:
                 )
             if now is None:
                 await self.views.transact(partial(ensure_projection, projection, _now_us()))
-            state = await self.views.transact(partial(begin_rebuild, projection))
+            state = await self._begin_rebuild(projection)
             self._states[name] = state
             generation = state.pending_generation
             log.info("rebuild_restarted", projection=name, generation=generation)

@@ -15,6 +15,7 @@ from eventstore import open_store
 from eventstore.demo import run_demo
 from eventstore.openlineage import ingest, run_uuid
 from projections import Views, default_projections, open_views
+from projections import runner as runner_module
 from projections.runner import ProjectionRunner
 
 from .openlineage_events import dag_run_events, ndjson, run_event
@@ -228,4 +229,32 @@ async def test_a_first_catch_up_indexes_before_openlineage_statements(
             await views.catch_up()
             assert ["ol_run_tree_g1_i0"] == await _secondary_indexes(views)
             (run,) = [r for r in await views.query.runs() if r.run_name == DAG["dag"]]
+            assert "completed" == run.status
+
+
+async def test_a_rebuild_indexes_its_generation_before_openlineage_statements(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A rebuild fills a generation without its secondary indexes too: the batch that
+    first applies OpenLineage statements to it builds them (the swap would, too late);
+    after the rebuild, a second one of the same projection does so again."""
+    indexed: list[tuple[str, int]] = []
+    original = runner_module.apply_batch
+
+    def spy(*args: Any, **kwargs: Any) -> Any:
+        outcome = yield from original(*args, **kwargs)
+        indexed.extend(sorted(outcome.indexed))
+        return outcome
+
+    monkeypatch.setattr(runner_module, "apply_batch", spy)
+    async with open_store(tmp_path / "s") as store:
+        await ingest(store, ndjson(DAG["events"]))
+        async with open_views(store) as views:
+            await views.catch_up()
+            assert ("runs", 1) in indexed
+            for expected in (("runs", 2), ("runs", 3)):
+                indexed.clear()
+                await views.rebuild("runs")
+                assert [expected] == indexed
+            (run,) = await views.query.runs()
             assert "completed" == run.status
