@@ -153,15 +153,13 @@ class _OpenLineageEvents:
         self._refresh = refresh
         self._statements: list[Sequence[Any]] = []
         self._runs: dict[str, None] = {}
+        #: Whether statements or tree rewrites wait for :meth:`settle` (an
+        #: attribute, not a property: the fold reads it once an event).
+        self.pending = False
 
     def takes(self, kind: type) -> bool:
         """Whether events of ``kind`` go through :meth:`add`."""
         return kind is OpenLineageReceived and self._deferred is not None
-
-    @property
-    def pending(self) -> bool:
-        """Whether statements or tree rewrites wait for :meth:`settle`."""
-        return bool(self._statements or self._runs)
 
     def add(self, row: RowTuple, event: Any) -> Fold:
         """Take one event: its statements, its run's tree to rewrite later."""
@@ -177,6 +175,7 @@ class _OpenLineageEvents:
             self._statements.append(statements)
         if facts is not None:
             self._runs[facts.run_id] = None
+        self.pending = True
         if len(self._statements) >= _OPENLINEAGE_BATCH:
             yield from self._send()
 
@@ -192,14 +191,19 @@ class _OpenLineageEvents:
         yield from self._send()
         runs = list(self._runs)
         self._runs.clear()
-        assert self._refresh is not None or not runs
-        for start in range(0, len(runs), REFRESH_RUNS):
-            ops = list(self._refresh(runs[start : start + REFRESH_RUNS]))  # type: ignore[misc]
-            result = yield ApplyOps(
-                [to_sql_ops(ops, self._projection.tables)], self._tables, exact=False
+        self.pending = False
+        if not runs:
+            return
+        assert self._refresh is not None
+        rewrites = [
+            to_sql_ops(
+                list(self._refresh(runs[start : start + REFRESH_RUNS])), self._projection.tables
             )
-            if result is not None:
-                raise FoldFailed(result[1])
+            for start in range(0, len(runs), REFRESH_RUNS)
+        ]
+        result = yield ApplyOps(rewrites, self._tables, exact=False)
+        if result is not None:
+            raise FoldFailed(result[1])
 
 
 Write = tuple[str, BulkRows]
