@@ -98,6 +98,13 @@ class Projection:
     name: ClassVar[str]
     version: ClassVar[int]
     tables: ClassVar[Mapping[str, Table]]
+    #: Views read like tables but derived from this projection's own tables: a
+    #: name and a SELECT over ``{table}`` names. Nothing writes them, so a
+    #: catch-up pays nothing for them; queries read them by name, as tables.
+    derived: ClassVar[Mapping[str, str]] = {}
+    #: Tables an earlier version had and this one has not: dropped with the old
+    #: generations they belong to (a rebuild's swap, a reset).
+    retired: ClassVar[tuple[str, ...]] = ()
 
     def handlers(self) -> Mapping[type[Event], Handler]:
         """The handler for each event class this projection folds."""

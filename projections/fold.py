@@ -92,7 +92,7 @@ Folder = Callable[[Sequence[FoldEvent], Projection, tuple[tuple[str, str], ...]]
 in log order), the projection, and its tables' physical names."""
 
 #: The projection version each fold mirrors: another version takes the per-event path.
-FOLDED_VERSIONS: dict[type[Projection], int] = {RunsProjection: 6, ArtifactsProjection: 3}
+FOLDED_VERSIONS: dict[type[Projection], int] = {RunsProjection: 6, ArtifactsProjection: 4}
 
 _MISSING: Any = object()
 # ``uuid_text`` and ``to_json`` without their Python frames (a few calls an event):
@@ -526,7 +526,7 @@ _ARTIFACT_COLUMNS = (
 def fold_artifacts(
     events: Sequence[FoldEvent], projection: Projection, tables: tuple[tuple[str, str], ...]
 ) -> Fold:
-    """The ``artifacts`` projection (version 3) folded over a chunk; see the module docstring."""
+    """The ``artifacts`` projection (version 4) folded over a chunk; see the module docstring."""
     names = dict(tables)
     versions_t = names["artifact_versions"]
     load_version = f"SELECT last_version FROM {versions_t} WHERE name = ?"
@@ -545,13 +545,6 @@ def fold_artifacts(
             "step_run_id, input_name, artifact_id, run_id, position",
             "ON CONFLICT (step_run_id, input_name) "
             "DO UPDATE SET artifact_id = excluded.artifact_id, position = excluded.position",
-        ),
-        "lineage_edges": _insert(
-            projection,
-            names,
-            "lineage_edges",
-            "source_id, source_kind, target_id, target_kind, name, run_id, position",
-            "ON CONFLICT (source_id, target_id, name) DO NOTHING",
         ),
     }
     insert_version = _insert(projection, names, "artifact_versions", "name, last_version")
@@ -573,7 +566,7 @@ def fold_artifacts(
             state.clear()
 
     runs, steps, artifacts = rows["artifact_runs"], rows["artifact_steps"], rows["artifacts"]
-    consumers, edges = rows["artifact_consumers"], rows["lineage_edges"]
+    consumers = rows["artifact_consumers"]
     lineage = _OpenLineageEvents(projection, tables)
     try:
         for row, e in events:
@@ -617,9 +610,6 @@ def fold_artifacts(
                         position,
                     )
                 )
-                edges.append(
-                    (step_run_id, "step", artifact_id, "artifact", e.output_name, run_id, position)
-                )
             elif kind is StepStarted:
                 steps.append((_uuid(e.step_run_id), _uuid(e.run_id), e.step_name))
             elif kind is ArtifactConsumed:
@@ -627,9 +617,6 @@ def fold_artifacts(
                 step_run_id = _uuid(e.step_run_id)
                 run_id = _uuid(e.run_id)
                 consumers.append((step_run_id, e.input_name, artifact_id, run_id, position))
-                edges.append(
-                    (artifact_id, "artifact", step_run_id, "step", e.input_name, run_id, position)
-                )
             elif kind is RunStarted:
                 runs.append((_uuid(e.run_id), e.pipeline_name, e.run_name))
             else:

@@ -152,12 +152,6 @@ def _artifact_ops(e: OpenLineageReceived, c: EventContext, *, deferred: bool) ->
                 *(f.time_us, c.position),
             ),
         )
-        yield (
-            "INSERT INTO {lineage_edges} (source_id, source_kind, target_id, target_kind, name, "
-            "run_id, position) VALUES (?, 'step', ?, 'artifact', ?, ?, ?) "
-            "ON CONFLICT (source_id, target_id, name) DO NOTHING",
-            (x, artifact_id, name, x, c.position),
-        )
         # Only readers that named the dataset no earlier than this version was
         # made can read it (its time only ever moves earlier); the others keep theirs.
         yield from _relink(
@@ -220,14 +214,6 @@ def _consumed(
     )
     # No version changed: only this reader (new, or named it earlier) may read another.
     yield from _relink(name, source_id, "reader = ?", (x,), reader=x)
-    yield (
-        "INSERT INTO {lineage_edges} (source_id, source_kind, target_id, target_kind, name, "
-        "run_id, position) SELECT c.artifact_id, 'artifact', c.step_run_id, 'step', "
-        "c.input_name, c.run_id, ? FROM {artifact_consumers} c "
-        "WHERE c.step_run_id = ? AND c.input_name = ? "
-        "ON CONFLICT (source_id, target_id, name) DO NOTHING",
-        (c.position, x, name),
-    )
 
 
 def _relink(
@@ -267,13 +253,6 @@ def _relink(
         (source_id, name, name, *reader_params),
     )
     yield (
-        "UPDATE {lineage_edges} SET source_id = (SELECT c.artifact_id FROM "
-        "{artifact_consumers} c WHERE c.step_run_id = {lineage_edges}.target_id "
-        "AND c.input_name = {lineage_edges}.name) "
-        f"WHERE source_kind = 'artifact' AND name = ? AND target_id IN ({consumers})",
-        (name, name, *reader_params),
-    )
-    yield (
         "DELETE FROM {artifacts} WHERE artifact_id = ? AND NOT EXISTS "
         "(SELECT 1 FROM {artifact_consumers} WHERE artifact_id = ?)",
         (source_id, source_id),
@@ -309,7 +288,7 @@ def _normalise_artifacts(x: str) -> Iterator[Op]:
         f"SELECT run_id FROM {{ol_artifact_tree}} WHERE root_run_id = {root} "
         "AND (dirty = 1 OR seen = 0 OR run_id = ?)"
     )
-    for table in ("artifacts", "artifact_consumers", "artifact_steps", "lineage_edges"):
+    for table in ("artifacts", "artifact_consumers", "artifact_steps"):
         yield (
             f"UPDATE {{{table}}} SET run_id = {root} WHERE run_id IN ({changed}) "
             f"AND run_id <> {root}",
@@ -341,7 +320,7 @@ def normalise_artifacts(runs: Sequence[str]) -> Iterator[Op]:
         f"SELECT run_id FROM {{ol_artifact_tree}} WHERE root_run_id IN ({roots}) "
         "AND (dirty = 1 OR seen = 0)"
     )
-    for table in ("artifacts", "artifact_consumers", "artifact_steps", "lineage_edges"):
+    for table in ("artifacts", "artifact_consumers", "artifact_steps"):
         yield (
             f"UPDATE {{{table}}} SET run_id = (SELECT r.root_run_id FROM {{ol_artifact_tree}} r "
             f"WHERE r.run_id = {{{table}}}.run_id) "

@@ -186,12 +186,19 @@ def _create_generation_ddl(projection: Projection, generation: int) -> list[str]
     loading. The primary keys exist from the start: the handlers' updates find
     their rows through them.
     """
-    statements: list[str] = []
+    statements = _drop_retired_ddl(projection, generation)
     for table, definition in projection.tables.items():
         name = physical_name(table, generation)
         statements.append(f"DROP TABLE IF EXISTS {name}")
         statements += definition.create_statements(name, indexes=False)
     return statements
+
+
+def _drop_retired_ddl(projection: Projection, generation: int) -> list[str]:
+    # An earlier version's generation of the same number may have them.
+    return [
+        f"DROP TABLE IF EXISTS {physical_name(table, generation)}" for table in projection.retired
+    ]
 
 
 def _index_ddl(projection: Projection, generation: int) -> list[str]:
@@ -205,7 +212,7 @@ def _index_ddl(projection: Projection, generation: int) -> list[str]:
 def _drop_generation_ddl(projection: Projection, generation: int) -> list[str]:
     return [
         f"DROP TABLE IF EXISTS {physical_name(table, generation)}" for table in projection.tables
-    ]
+    ] + _drop_retired_ddl(projection, generation)
 
 
 def _point_views_ddl(projection: Projection, generation: int) -> list[str]:
@@ -215,6 +222,11 @@ def _point_views_ddl(projection: Projection, generation: int) -> list[str]:
         statements.append(f"DROP VIEW IF EXISTS {table}")
         physical = physical_name(table, generation)
         statements.append(f"CREATE VIEW {table} AS SELECT * FROM {physical}")
+    names = dict(_tables(projection, generation))
+    for view, select in projection.derived.items():
+        # Its SELECT names the generation's tables directly: no view on a view.
+        statements.append(f"DROP VIEW IF EXISTS {view}")
+        statements.append(f"CREATE VIEW {view} AS {select.format_map(names)}")
     return statements
 
 
@@ -367,7 +379,9 @@ def reset_all(projections: Sequence[Projection]) -> Tx[None]:
     states = yield from read_states()
     statements: list[str] = []
     for projection in projections:
-        statements += [f"DROP VIEW IF EXISTS {table}" for table in projection.tables]
+        statements += [
+            f"DROP VIEW IF EXISTS {view}" for view in (*projection.derived, *projection.tables)
+        ]
         state = states.get(projection.name)
         if state is not None:
             statements += _drop_generation_ddl(projection, state.generation)

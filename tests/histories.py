@@ -170,10 +170,11 @@ class Player:
 async def dump(
     views: ViewsStore, projections: list[Projection]
 ) -> dict[str, list[tuple[Any, ...]]]:
-    """Every row of every view table, in a deterministic order: to compare two views stores."""
+    """Every row of every view table and derived view, in a deterministic order: to
+    compare two views stores."""
     tables: dict[str, list[tuple[Any, ...]]] = {}
     for projection in projections:
-        for table in projection.tables:
+        for table in (*projection.tables, *projection.derived):
             rows = await views.fetch(f"SELECT * FROM {table}")
             tables[table] = sorted(rows, key=repr)
     return tables

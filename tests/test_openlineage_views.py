@@ -37,6 +37,11 @@ async def _dump(views: Views, names: tuple[str, ...]) -> dict[str, list[tuple[An
             kept = ", ".join(c for c in columns if c not in ("position", "version", "last_version"))
             rows = await views.views_store.fetch(f"SELECT {kept} FROM {table}")
             tables[table] = sorted(rows, key=repr)
+        for view in projection.derived:
+            rows = await views.views_store.fetch(
+                f"SELECT source_id, source_kind, target_id, target_kind, name, run_id FROM {view}"
+            )
+            tables[view] = sorted(rows, key=repr)
     return tables
 
 

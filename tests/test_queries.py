@@ -1171,10 +1171,13 @@ class TestRunDeletion:
                     f"SELECT COUNT(*) FROM {table} WHERE run_id = ?", (str(gone.run_id),)
                 )
                 for projection in default_projections()
-                for table, definition in projection.tables.items()
-                if "run_id TEXT" in definition.columns
+                for table in (
+                    *(t for t, d in projection.tables.items() if "run_id TEXT" in d.columns),
+                    *projection.derived,
+                )
             }
-            # 10 native tables and the 4 OpenLineage ones (run trees, state, facets shown).
+            # 9 native tables, the derived lineage edges and the 4 OpenLineage
+            # tables (run trees, state, facets shown).
             assert 14 == len(leftovers)
             assert {table: [(0,)] for table in leftovers} == leftovers
 
