@@ -14,8 +14,8 @@ and dicts, with no op objects, and writes them with a few ``executemany``:
   ``UPDATE``. A row the chunk updates without having inserted it is read when
   first needed (one query by primary key: the database still holds its state
   before the chunk, since nothing is written until the end);
-- rows of tables that no other statement of the projection reads (inputs,
-  outputs, metadata, lineage edges, consumers...) are written by the very
+- rows of tables that no other statement of the projection reads (metadata,
+  consumers, stack descriptions...) are written by the very
   statement the handler's op renders to, one ``executemany`` per table in log
   order: their relative order across tables cannot change what they store.
 
@@ -92,7 +92,7 @@ Folder = Callable[[Sequence[FoldEvent], Projection, tuple[tuple[str, str], ...]]
 in log order), the projection, and its tables' physical names."""
 
 #: The projection version each fold mirrors: another version takes the per-event path.
-FOLDED_VERSIONS: dict[type[Projection], int] = {RunsProjection: 6, ArtifactsProjection: 4}
+FOLDED_VERSIONS: dict[type[Projection], int] = {RunsProjection: 7, ArtifactsProjection: 4}
 
 _MISSING: Any = object()
 # ``uuid_text`` and ``to_json`` without their Python frames (a few calls an event):
@@ -295,28 +295,12 @@ def _as_update(row: list[Any]) -> tuple[Any, ...]:
 def fold_runs(
     events: Sequence[FoldEvent], projection: Projection, tables: tuple[tuple[str, str], ...]
 ) -> Fold:
-    """The ``runs`` projection (version 6) folded over a chunk; see the module docstring."""
+    """The ``runs`` projection (version 7) folded over a chunk; see the module docstring."""
     names = dict(tables)
     runs_t, steps_t = names["runs"], names["steps"]
     load_run = f"SELECT {_RUN_COLUMNS} FROM {runs_t} WHERE run_id = ?"
     load_step = f"SELECT {_STEP_COLUMNS} FROM {steps_t} WHERE step_run_id = ?"
     upserts = {
-        "step_inputs": _insert(
-            projection,
-            names,
-            "step_inputs",
-            "step_run_id, input_name, artifact_id, run_id",
-            "ON CONFLICT (step_run_id, input_name) "
-            "DO UPDATE SET artifact_id = excluded.artifact_id",
-        ),
-        "step_outputs": _insert(
-            projection,
-            names,
-            "step_outputs",
-            "step_run_id, output_name, artifact_id, run_id",
-            "ON CONFLICT (step_run_id, output_name) "
-            "DO UPDATE SET artifact_id = excluded.artifact_id",
-        ),
         "run_metadata": _insert(
             projection,
             names,
@@ -362,7 +346,7 @@ def fold_runs(
         for state in (runs, steps, runs_changed, steps_changed, runs_new, steps_new):
             state.clear()
 
-    inputs, outputs, metadata = rows["step_inputs"], rows["step_outputs"], rows["run_metadata"]
+    metadata = rows["run_metadata"]
     lineage = _OpenLineageEvents(projection, tables)
     try:
         for row, e in events:
@@ -425,29 +409,11 @@ def fold_runs(
                     step[_S_ERROR] = e.error
                     if step_id not in steps_new:
                         steps_changed[step_id] = None
-            elif kind is ArtifactProduced:
-                outputs.append(
-                    (
-                        _uuid(e.step_run_id),
-                        e.output_name,
-                        _uuid(e.artifact_id),
-                        _uuid(e.run_id),
-                    )
-                )
             elif kind is MetadataLogged:
                 run_id = _uuid(e.run_id)
                 step_text = "" if e.step_run_id is None else _uuid(e.step_run_id)
                 for key, value in e.values.items():
                     metadata.append((run_id, step_text, key, _json(value).decode(), position))
-            elif kind is ArtifactConsumed:
-                inputs.append(
-                    (
-                        _uuid(e.step_run_id),
-                        e.input_name,
-                        _uuid(e.artifact_id),
-                        _uuid(e.run_id),
-                    )
-                )
             elif kind is RunStarted:
                 run_id = _uuid(e.run_id)
                 if runs.get(run_id) is not None:
@@ -644,8 +610,6 @@ _MIRRORED: dict[type[Projection], dict[type, str]] = {
         RunStackDescribed: "_run_stack_described",
         RunStarted: "_run_started",
         StepStarted: "_step_started",
-        ArtifactConsumed: "_artifact_consumed",
-        ArtifactProduced: "_artifact_produced",
         MetadataLogged: "_metadata_logged",
         StepFinished: "_step_finished",
         RunFinished: "_run_finished",

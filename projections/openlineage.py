@@ -293,19 +293,6 @@ def _run_ops(e: OpenLineageReceived, c: EventContext, *, deferred: bool) -> Iter
             "sort_key = excluded.sort_key WHERE excluded.sort_key > {ol_run_shown}.sort_key",
             (f.run_id, key, to_json(value), f.sort_key),
         )
-    # The datasets the run wrote, as its outputs (``run describe``); the artifacts
-    # view decides which version each input read.
-    for d in f.outputs:
-        yield (
-            "INSERT INTO {step_outputs} (step_run_id, output_name, artifact_id, run_id) "
-            "VALUES (?, ?, ?, ?) ON CONFLICT (step_run_id, output_name) DO NOTHING",
-            (
-                f.run_id,
-                d.artifact_name,
-                artifact_id_for("output", d.namespace, d.name, f.run_id),
-                f.run_id,
-            ),
-        )
     if deferred:
         yield ("UPDATE {ol_run_tree} SET dirty = 1 WHERE run_id = ?", (f.run_id,))
     else:
@@ -353,11 +340,6 @@ def refresh_runs(runs: Sequence[str]) -> Iterator[Op]:
     yield (f"DELETE FROM {{run_metadata}} WHERE step_run_id IN ({changed})", ids)
     yield (
         f"DELETE FROM {{run_metadata}} WHERE run_id IN ({changed}) AND step_run_id = ''",
-        ids,
-    )
-    yield (
-        "UPDATE {step_outputs} SET run_id = (SELECT r.root_run_id FROM {ol_run_tree} r "
-        f"WHERE r.run_id = {{step_outputs}}.step_run_id) WHERE step_run_id IN ({changed})",
         ids,
     )
     started = f"COALESCE(s.start_us, s.first_us, {tree_min})"
@@ -453,10 +435,6 @@ def _refresh_runs(x: str) -> Iterator[Op]:
     yield (
         f"DELETE FROM {{run_metadata}} WHERE run_id IN ({changed}) AND step_run_id = ''",
         (x, x),
-    )
-    yield (
-        f"UPDATE {{step_outputs}} SET run_id = {root} WHERE step_run_id IN ({changed})",
-        (x, x, x),
     )
     started = f"COALESCE(s.start_us, s.first_us, {tree_min})"
     # A producer's clock can stamp the end before the start: no duration beats a negative one.

@@ -1,12 +1,14 @@
 """The ``runs`` projection: pipeline runs and their step runs.
 
 A run row carries its status, times, duration, error and step counts by
-status; a step row its status, times, parameters, cache key and error; inputs,
-outputs and metadata have their own tables. ``described_stacks`` holds the
-stacks that runs recorded away from their home store described
-(``run.stack_described``): the latest description of each stack, so a run's
-stack has a name and components in a store whose workspace never held it. A
-``run.deleted`` tombstone removes the run's rows: the views forget it, the log
+status; a step row its status, times, parameters, cache key and error;
+metadata has its own table. A step's inputs and outputs are the artifacts
+projection's (its consumers and artifacts): the queries read them there, as
+they read artifacts, and this projection no longer writes a copy (version 7).
+``described_stacks`` holds the stacks that runs recorded away from their home
+store described (``run.stack_described``): the latest description of each
+stack, so a run's stack has a name and components in a store whose workspace
+never held it. A ``run.deleted`` tombstone removes the run's rows: the views forget it, the log
 keeps it.
 """
 
@@ -15,8 +17,6 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 
 from eventstore import (
-    ArtifactConsumed,
-    ArtifactProduced,
     Event,
     MetadataLogged,
     OpenLineageReceived,
@@ -44,7 +44,7 @@ _ONE_LESS_RUNNING = Add("steps_running", -1)
 
 
 class RunsProjection(Projection):
-    """Pipeline runs and step runs, with inputs, outputs and metadata."""
+    """Pipeline runs and step runs, with their metadata."""
 
     name = "runs"
     #: v2: the newest-first index covers the position tie-break.
@@ -52,7 +52,9 @@ class RunsProjection(Projection):
     #: v4: OpenLineage runs (``openlineage.py``).
     #: v5: ``run_metadata`` indexed by step_run_id (an OpenLineage event scanned it whole).
     #: v6: no negative duration for an OpenLineage run whose end is stamped before its start.
-    version = 6
+    #: v7: no ``step_inputs`` and ``step_outputs``: copies of the artifacts projection's
+    #: consumers and artifacts, which a catch-up wrote twice.
+    version = 7
     tables = {
         "runs": Table(
             "run_id TEXT NOT NULL, pipeline_name TEXT NOT NULL, run_name TEXT NOT NULL, "
@@ -76,18 +78,6 @@ class RunsProjection(Projection):
             "step_run_id",
             ("run_id, position",),
         ),
-        "step_inputs": Table(
-            "step_run_id TEXT NOT NULL, input_name TEXT NOT NULL, artifact_id TEXT NOT NULL, "
-            "run_id TEXT NOT NULL",
-            "step_run_id, input_name",
-            ("run_id",),
-        ),
-        "step_outputs": Table(
-            "step_run_id TEXT NOT NULL, output_name TEXT NOT NULL, artifact_id TEXT NOT NULL, "
-            "run_id TEXT NOT NULL",
-            "step_run_id, output_name",
-            ("run_id",),
-        ),
         "run_metadata": Table(
             "run_id TEXT NOT NULL, step_run_id TEXT NOT NULL, key TEXT NOT NULL, "
             "value TEXT NOT NULL, position BIGINT NOT NULL",
@@ -102,6 +92,7 @@ class RunsProjection(Projection):
         ),
         **RUN_TABLES,
     }
+    retired = ("step_inputs", "step_outputs")
 
     def handlers(self) -> Mapping[type[Event], Handler]:
         """One handler per run event."""
@@ -109,8 +100,6 @@ class RunsProjection(Projection):
             RunStackDescribed: self._run_stack_described,
             RunStarted: self._run_started,
             StepStarted: self._step_started,
-            ArtifactConsumed: self._artifact_consumed,
-            ArtifactProduced: self._artifact_produced,
             MetadataLogged: self._metadata_logged,
             StepFinished: self._step_finished,
             RunFinished: self._run_finished,
@@ -174,32 +163,6 @@ class RunsProjection(Projection):
         yield Update("runs", run_id, {"steps_running": _ONE_MORE_RUNNING})
 
     @staticmethod
-    def _artifact_consumed(e: ArtifactConsumed, c: EventContext) -> Iterable[Op | RowOp]:
-        yield Upsert(
-            "step_inputs",
-            {
-                "step_run_id": uuid_text(e.step_run_id),
-                "input_name": e.input_name,
-                "artifact_id": uuid_text(e.artifact_id),
-                "run_id": uuid_text(e.run_id),
-            },
-            {"artifact_id": NEW},
-        )
-
-    @staticmethod
-    def _artifact_produced(e: ArtifactProduced, c: EventContext) -> Iterable[Op | RowOp]:
-        yield Upsert(
-            "step_outputs",
-            {
-                "step_run_id": uuid_text(e.step_run_id),
-                "output_name": e.output_name,
-                "artifact_id": uuid_text(e.artifact_id),
-                "run_id": uuid_text(e.run_id),
-            },
-            {"artifact_id": NEW},
-        )
-
-    @staticmethod
     def _metadata_logged(e: MetadataLogged, c: EventContext) -> Iterable[Op | RowOp]:
         run_id = uuid_text(e.run_id)
         step = "" if e.step_run_id is None else uuid_text(e.step_run_id)
@@ -257,5 +220,5 @@ class RunsProjection(Projection):
     @staticmethod
     def _run_deleted(e: RunDeleted, c: EventContext) -> Iterable[Op]:
         run_id = str(e.run_id)
-        for table in ("runs", "steps", "step_inputs", "step_outputs", "run_metadata"):
+        for table in ("runs", "steps", "run_metadata"):
             yield (f"DELETE FROM {{{table}}} WHERE run_id = ?", (run_id,))

@@ -201,14 +201,17 @@ def _steps(run_id: str) -> Tx[list[StepView]]:
     rows = yield Fetch(
         f"SELECT {_STEP_COLUMNS} FROM steps WHERE run_id = ? ORDER BY position", (run_id,)
     )
+    # The artifacts projection's rows: what a step read and wrote is lineage.
     inputs = yield Fetch(
-        "SELECT step_run_id, input_name, artifact_id FROM step_inputs WHERE run_id = ? "
+        "SELECT step_run_id, input_name, artifact_id FROM artifact_consumers WHERE run_id = ? "
         "ORDER BY input_name",
         (run_id,),
     )
+    # A name written twice by one step names its newest artifact (the later row wins);
+    # a dataset's source artifact (no step wrote it) is no output.
     outputs = yield Fetch(
-        "SELECT step_run_id, output_name, artifact_id FROM step_outputs WHERE run_id = ? "
-        "ORDER BY output_name",
+        "SELECT step_run_id, output_name, artifact_id FROM artifacts "
+        "WHERE run_id = ? AND step_run_id <> '' ORDER BY output_name, position",
         (run_id,),
     )
     metadata = yield Fetch(
