@@ -3,13 +3,15 @@
 Each ``artifact_name`` gets increasing versions (model v1, v2...). Lineage is a
 bipartite graph of step runs and artifacts: a ``produced`` edge from a step to
 each artifact it wrote, a ``consumed`` edge from an artifact to each step that
-read it. The projection keeps its own small tables of step and run names, so
-it never reads another projection's tables (each projection can be rebuilt or
-fail alone).
+read it. Its handlers never read another projection's tables (each
+projection can be rebuilt or fail alone); its queries name steps and runs
+from the ``runs`` projection's views (``step_names``, ``runs``), as they read
+a step's status there.
 
 The edges are not stored: ``lineage_edges`` is a view over ``artifacts`` (the
-produced edges) and ``artifact_consumers`` (the consumed ones). Storing them
-wrote each fact twice, and a catch-up spent a sixth of its time on it.
+produced edges) and ``artifact_consumers`` (the consumed ones). Storing them,
+and copies of the runs' and steps' names, wrote each fact twice: a catch-up
+spent a quarter of its time on the copies (version 5 has none).
 """
 
 from __future__ import annotations
@@ -22,8 +24,6 @@ from eventstore import (
     Event,
     OpenLineageReceived,
     RunDeleted,
-    RunStarted,
-    StepStarted,
 )
 
 from .definition import EventContext, Handler, Op, Projection, Table, to_json
@@ -41,8 +41,9 @@ class ArtifactsProjection(Projection):
     name = "artifacts"
     #: v2: OpenLineage datasets (``openlineage.py``); v3: the index that picks the
     #: version an OpenLineage reader read (``name, created_at_us, artifact_id``);
-    #: v4: ``lineage_edges`` derived from the artifacts and their consumers.
-    version = 4
+    #: v4: ``lineage_edges`` derived from the artifacts and their consumers;
+    #: v5: no ``artifact_steps`` and ``artifact_runs`` (the runs projection's names).
+    version = 5
     tables = {
         "artifacts": Table(
             "artifact_id TEXT NOT NULL, name TEXT NOT NULL, version INTEGER NOT NULL, "
@@ -68,20 +69,11 @@ class ArtifactsProjection(Projection):
             "step_run_id, input_name",
             ("artifact_id", "run_id"),
         ),
-        "artifact_steps": Table(
-            "step_run_id TEXT NOT NULL, run_id TEXT NOT NULL, step_name TEXT NOT NULL",
-            "step_run_id",
-            ("run_id",),
-        ),
         "artifact_versions": Table(
             "name TEXT NOT NULL, last_version INTEGER NOT NULL",
             "name",
         ),
         **ARTIFACT_TABLES,
-        "artifact_runs": Table(
-            "run_id TEXT NOT NULL, pipeline_name TEXT NOT NULL, run_name TEXT NOT NULL",
-            "run_id",
-        ),
     }
     derived = {
         # A step produced each artifact it wrote (a dataset's source artifact, which
@@ -97,40 +89,16 @@ class ArtifactsProjection(Projection):
             "WHERE EXISTS (SELECT 1 FROM {artifacts} a WHERE a.artifact_id = c.artifact_id)"
         ),
     }
-    retired = ("lineage_edges",)
+    retired = ("lineage_edges", "artifact_steps", "artifact_runs")
 
     def handlers(self) -> Mapping[type[Event], Handler]:
-        """Handlers for the run, step and artifact events lineage needs."""
+        """Handlers for the artifact events lineage needs."""
         return {
-            RunStarted: self._run_started,
-            StepStarted: self._step_started,
             ArtifactProduced: self._produced,
             ArtifactConsumed: self._consumed,
             RunDeleted: self._run_deleted,
             OpenLineageReceived: artifact_ops,
         }
-
-    @staticmethod
-    def _run_started(e: RunStarted, c: EventContext) -> Iterable[Op | RowOp]:
-        yield Insert(
-            "artifact_runs",
-            {
-                "run_id": uuid_text(e.run_id),
-                "pipeline_name": e.pipeline_name,
-                "run_name": e.run_name,
-            },
-        )
-
-    @staticmethod
-    def _step_started(e: StepStarted, c: EventContext) -> Iterable[Op | RowOp]:
-        yield Insert(
-            "artifact_steps",
-            {
-                "step_run_id": uuid_text(e.step_run_id),
-                "run_id": uuid_text(e.run_id),
-                "step_name": e.step_name,
-            },
-        )
 
     @staticmethod
     def _produced(e: ArtifactProduced, c: EventContext) -> Iterable[Op | RowOp]:
@@ -184,5 +152,5 @@ class ArtifactsProjection(Projection):
     @staticmethod
     def _run_deleted(e: RunDeleted, c: EventContext) -> Iterable[Op]:
         run_id = str(e.run_id)
-        for table in ("artifacts", "artifact_consumers", "artifact_steps", "artifact_runs"):
+        for table in ("artifacts", "artifact_consumers"):
             yield (f"DELETE FROM {{{table}}} WHERE run_id = ?", (run_id,))

@@ -92,7 +92,7 @@ Folder = Callable[[Sequence[FoldEvent], Projection, tuple[tuple[str, str], ...]]
 in log order), the projection, and its tables' physical names."""
 
 #: The projection version each fold mirrors: another version takes the per-event path.
-FOLDED_VERSIONS: dict[type[Projection], int] = {RunsProjection: 7, ArtifactsProjection: 4}
+FOLDED_VERSIONS: dict[type[Projection], int] = {RunsProjection: 7, ArtifactsProjection: 5}
 
 _MISSING: Any = object()
 # ``uuid_text`` and ``to_json`` without their Python frames (a few calls an event):
@@ -492,17 +492,11 @@ _ARTIFACT_COLUMNS = (
 def fold_artifacts(
     events: Sequence[FoldEvent], projection: Projection, tables: tuple[tuple[str, str], ...]
 ) -> Fold:
-    """The ``artifacts`` projection (version 4) folded over a chunk; see the module docstring."""
+    """The ``artifacts`` projection (version 5) folded over a chunk; see the module docstring."""
     names = dict(tables)
     versions_t = names["artifact_versions"]
     load_version = f"SELECT last_version FROM {versions_t} WHERE name = ?"
     writes = {
-        "artifact_runs": _insert(
-            projection, names, "artifact_runs", "run_id, pipeline_name, run_name"
-        ),
-        "artifact_steps": _insert(
-            projection, names, "artifact_steps", "step_run_id, run_id, step_name"
-        ),
         "artifacts": _insert(projection, names, "artifacts", _ARTIFACT_COLUMNS),
         "artifact_consumers": _insert(
             projection,
@@ -531,8 +525,7 @@ def fold_artifacts(
         for state in (versions, versions_new, versions_changed):
             state.clear()
 
-    runs, steps, artifacts = rows["artifact_runs"], rows["artifact_steps"], rows["artifacts"]
-    consumers = rows["artifact_consumers"]
+    artifacts, consumers = rows["artifacts"], rows["artifact_consumers"]
     lineage = _OpenLineageEvents(projection, tables)
     try:
         for row, e in events:
@@ -576,15 +569,11 @@ def fold_artifacts(
                         position,
                     )
                 )
-            elif kind is StepStarted:
-                steps.append((_uuid(e.step_run_id), _uuid(e.run_id), e.step_name))
             elif kind is ArtifactConsumed:
                 artifact_id = _uuid(e.artifact_id)
                 step_run_id = _uuid(e.step_run_id)
                 run_id = _uuid(e.run_id)
                 consumers.append((step_run_id, e.input_name, artifact_id, run_id, position))
-            elif kind is RunStarted:
-                runs.append((_uuid(e.run_id), e.pipeline_name, e.run_name))
             else:
                 yield from flush()
                 if lineage.takes(kind):
@@ -615,8 +604,6 @@ _MIRRORED: dict[type[Projection], dict[type, str]] = {
         RunFinished: "_run_finished",
     },
     ArtifactsProjection: {
-        RunStarted: "_run_started",
-        StepStarted: "_step_started",
         ArtifactProduced: "_produced",
         ArtifactConsumed: "_consumed",
     },

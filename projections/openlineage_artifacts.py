@@ -123,11 +123,6 @@ def _artifact_ops(e: OpenLineageReceived, c: EventContext, *, deferred: bool) ->
     yield from _dataset_ops(job, f.inputs, "in", f.time_us)
     yield from _dataset_ops(job, f.outputs, "out", f.time_us)
     yield from tree_ops("ol_artifact_tree", f)
-    yield (
-        "INSERT INTO {artifact_steps} (step_run_id, run_id, step_name) VALUES (?, ?, ?) "
-        "ON CONFLICT (step_run_id) DO NOTHING",
-        (x, x, f.name),
-    )
     for d in f.outputs:
         name = d.artifact_name
         artifact_id = artifact_id_for("output", d.namespace, d.name, x)
@@ -288,20 +283,12 @@ def _normalise_artifacts(x: str) -> Iterator[Op]:
         f"SELECT run_id FROM {{ol_artifact_tree}} WHERE root_run_id = {root} "
         "AND (dirty = 1 OR seen = 0 OR run_id = ?)"
     )
-    for table in ("artifacts", "artifact_consumers", "artifact_steps"):
+    for table in ("artifacts", "artifact_consumers"):
         yield (
             f"UPDATE {{{table}}} SET run_id = {root} WHERE run_id IN ({changed}) "
             f"AND run_id <> {root}",
             (x, x, x, x),
         )
-    yield (f"DELETE FROM {{artifact_runs}} WHERE run_id IN ({changed})", (x, x))
-    yield (f"DELETE FROM {{artifact_runs}} WHERE run_id = {root}", (x,))
-    yield (
-        "INSERT INTO {artifact_runs} (run_id, pipeline_name, run_name) "
-        "SELECT t.run_id, t.namespace || '/' || t.name, t.raw_run_id FROM {ol_artifact_tree} t "
-        f"WHERE t.run_id = {root}",
-        (x,),
-    )
     yield (
         f"UPDATE {{ol_artifact_tree}} SET dirty = 0 WHERE dirty = 1 AND root_run_id = {root}",
         (x,),
@@ -320,21 +307,13 @@ def normalise_artifacts(runs: Sequence[str]) -> Iterator[Op]:
         f"SELECT run_id FROM {{ol_artifact_tree}} WHERE root_run_id IN ({roots}) "
         "AND (dirty = 1 OR seen = 0)"
     )
-    for table in ("artifacts", "artifact_consumers", "artifact_steps"):
+    for table in ("artifacts", "artifact_consumers"):
         yield (
             f"UPDATE {{{table}}} SET run_id = (SELECT r.root_run_id FROM {{ol_artifact_tree}} r "
             f"WHERE r.run_id = {{{table}}}.run_id) "
             f"WHERE run_id IN ({changed} AND run_id <> root_run_id)",
             ids,
         )
-    yield (f"DELETE FROM {{artifact_runs}} WHERE run_id IN ({changed})", ids)
-    yield (f"DELETE FROM {{artifact_runs}} WHERE run_id IN ({roots})", ids)
-    yield (
-        "INSERT INTO {artifact_runs} (run_id, pipeline_name, run_name) "
-        "SELECT t.run_id, t.namespace || '/' || t.name, t.raw_run_id FROM {ol_artifact_tree} t "
-        f"WHERE t.run_id IN ({roots})",
-        ids,
-    )
     yield (
         f"UPDATE {{ol_artifact_tree}} SET dirty = 0 WHERE dirty = 1 AND root_run_id IN ({roots})",
         ids,

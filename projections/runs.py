@@ -93,6 +93,21 @@ class RunsProjection(Projection):
         **RUN_TABLES,
     }
     retired = ("step_inputs", "step_outputs")
+    derived = {
+        # Every step run lineage and artifact listings name: the steps, but an
+        # OpenLineage placeholder (a parent named by its children, never sent),
+        # and each OpenLineage root run that sent events (it reads and writes
+        # datasets itself; it has no step row, so no status here, and it comes
+        # first: position 0).
+        "step_names": (
+            "SELECT s.step_run_id, s.run_id, s.step_name, s.status, s.position FROM {steps} s "
+            "WHERE NOT EXISTS (SELECT 1 FROM {ol_run_tree} t "
+            "WHERE t.run_id = s.step_run_id AND t.seen = 0) "
+            "UNION ALL "
+            "SELECT run_id, run_id, name, NULL, 0 FROM {ol_run_tree} "
+            "WHERE run_id = root_run_id AND seen = 1"
+        ),
+    }
 
     def handlers(self) -> Mapping[type[Event], Handler]:
         """One handler per run event."""

@@ -23,6 +23,13 @@ from .openlineage_events import dag_run_events, ndjson, run_event
 DAG = dag_run_events()
 
 
+#: The derived views' columns but ``position``.
+_DERIVED_COLUMNS = {
+    "lineage_edges": "source_id, source_kind, target_id, target_kind, name, run_id",
+    "step_names": "step_run_id, run_id, step_name, status",
+}
+
+
 async def _dump(views: Views, names: tuple[str, ...]) -> dict[str, list[tuple[Any, ...]]]:
     """Every row of the named projections' views, without ``position`` columns (they
     record where a row was last written, which depends on arrival order)."""
@@ -38,9 +45,7 @@ async def _dump(views: Views, names: tuple[str, ...]) -> dict[str, list[tuple[An
             rows = await views.views_store.fetch(f"SELECT {kept} FROM {table}")
             tables[table] = sorted(rows, key=repr)
         for view in projection.derived:
-            rows = await views.views_store.fetch(
-                f"SELECT source_id, source_kind, target_id, target_kind, name, run_id FROM {view}"
-            )
+            rows = await views.views_store.fetch(f"SELECT {_DERIVED_COLUMNS[view]} FROM {view}")
             tables[view] = sorted(rows, key=repr)
     return tables
 

@@ -1176,9 +1176,9 @@ class TestRunDeletion:
                     *projection.derived,
                 )
             }
-            # 7 native tables, the derived lineage edges and the 4 OpenLineage
-            # tables (run trees, state, facets shown).
-            assert 12 == len(leftovers)
+            # 5 native tables, the 2 derived views (step names, lineage edges) and
+            # the 4 OpenLineage tables (run trees, state, facets shown).
+            assert 11 == len(leftovers)
             assert {table: [(0,)] for table in leftovers} == leftovers
 
             logged = [e.type async for e in store.read_stream(run_stream(gone.run_id))]

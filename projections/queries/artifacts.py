@@ -60,13 +60,19 @@ class ArtifactView(msgspec.Struct, frozen=True, kw_only=True):
 _ARTIFACT_COLUMNS = (
     "a.artifact_id, a.name, a.version, a.uri, a.artifact_type, a.data_type, a.materializer, "
     "a.content_hash, a.size_bytes, a.metadata, a.run_id, r.run_name, r.pipeline_name, "
-    "a.step_run_id, st.step_name, a.output_name, a.created_at_us"
+    "a.step_run_id, COALESCE(st.step_name, ot.name), a.output_name, a.created_at_us"
 )
 
 
-_ARTIFACT_FROM = (
-    "artifacts a LEFT JOIN artifact_runs r ON r.run_id = a.run_id "
-    "LEFT JOIN artifact_steps st ON st.step_run_id = a.step_run_id"
+# Run and step names are the runs projection's: a step's, or an OpenLineage root
+# run's (a job that wrote datasets itself). The rows of its ``step_names`` view,
+# joined here by hand: SQLite would scan that UNION ALL whole on each join.
+_STEP_NAME_JOINS = (
+    "LEFT JOIN steps st ON st.step_run_id = {step} "
+    "LEFT JOIN ol_run_tree ot ON ot.run_id = {step} AND ot.root_run_id = ot.run_id"
+)
+_ARTIFACT_FROM = "artifacts a LEFT JOIN runs r ON r.run_id = a.run_id " + _STEP_NAME_JOINS.format(
+    step="a.step_run_id"
 )
 
 
@@ -207,10 +213,10 @@ class ArtifactQueries(ViewsReader):
         def body() -> Tx[ArtifactView]:
             row = yield from _resolve_artifact(ref)
             consumers = yield Fetch(
-                "SELECT c.step_run_id, st.step_name, c.run_id, r.run_name, c.input_name "
-                "FROM artifact_consumers c "
-                "LEFT JOIN artifact_steps st ON st.step_run_id = c.step_run_id "
-                "LEFT JOIN artifact_runs r ON r.run_id = c.run_id "
+                "SELECT c.step_run_id, COALESCE(st.step_name, ot.name), c.run_id, r.run_name, "
+                "c.input_name FROM artifact_consumers c "
+                + _STEP_NAME_JOINS.format(step="c.step_run_id")
+                + " LEFT JOIN runs r ON r.run_id = c.run_id "
                 "WHERE c.artifact_id = ? ORDER BY c.position",
                 (row[0],),
             )

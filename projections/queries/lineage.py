@@ -122,7 +122,7 @@ def _nodes(distance: dict[str, int]) -> Tx[list[LineageNode]]:
         marks = ",".join("?" * len(chunk))
         artifacts = yield Fetch(
             "SELECT a.artifact_id, a.name, a.version, a.run_id, r.run_name FROM artifacts a "
-            "LEFT JOIN artifact_runs r ON r.run_id = a.run_id "
+            "LEFT JOIN runs r ON r.run_id = a.run_id "
             f"WHERE a.artifact_id IN ({marks})",
             tuple(chunk),
         )
@@ -136,9 +136,8 @@ def _nodes(distance: dict[str, int]) -> Tx[list[LineageNode]]:
                 depth=distance[artifact_id],
             )
         steps = yield Fetch(
-            "SELECT st.step_run_id, st.step_name, st.run_id, r.run_name, sr.status "
-            "FROM artifact_steps st LEFT JOIN artifact_runs r ON r.run_id = st.run_id "
-            "LEFT JOIN steps sr ON sr.step_run_id = st.step_run_id "
+            "SELECT st.step_run_id, st.step_name, st.run_id, r.run_name, st.status "
+            "FROM step_names st LEFT JOIN runs r ON r.run_id = st.run_id "
             f"WHERE st.step_run_id IN ({marks})",
             tuple(chunk),
         )
@@ -190,7 +189,9 @@ class LineageQueries(ViewsReader):
                 assert run is not None
                 row = yield from _resolve_run(run)
                 steps = yield Fetch(
-                    "SELECT step_run_id FROM artifact_steps WHERE run_id = ?", (row[0],)
+                    "SELECT step_run_id FROM step_names WHERE run_id = ? "
+                    "ORDER BY position, step_run_id",
+                    (row[0],),
                 )
                 roots = [str(s) for (s,) in steps]
             graph = yield from _walk(roots, direction, depth)
