@@ -491,9 +491,7 @@ def test_a_poison_event_is_recorded_and_the_views_go_on(one_run: Path) -> None:
     assert "Events not applied" in sh("projections", "status").stdout
     report = sh.json("verify", code=7)
     assert report["ok"]
-    assert [("runs", position)] == [
-        (f["projection"], f["position"]) for f in report["view_faults"]
-    ]
+    assert [("runs", position)] == [(f["projection"], f["position"]) for f in report["view_faults"]]
     text = sh("verify", code=7)
     assert f"finding: the runs view could not apply the event at position {position}" in (
         text.stdout
