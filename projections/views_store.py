@@ -327,7 +327,10 @@ class SQLiteViewsStore:
             # View index pages are touched at random (UUID keys): a larger cache
             # keeps catch-up off the system-call path.
             writer.execute("PRAGMA cache_size = -65536")
-            writer.execute("PRAGMA temp_store = MEMORY")
+            # Sorts for index builds and the swap's statement journal spill to
+            # temporary files: in memory, a rebuild of 1,100,142 events grew to
+            # 437 MB at its swaps (254 MB with files, and no slower).
+            writer.execute("PRAGMA temp_store = FILE")
             for statement in STATE_DDL:
                 writer.execute(statement)
         except sqlite3.Error as exc:
