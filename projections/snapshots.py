@@ -57,9 +57,9 @@ log = get_logger("projections.snapshots")
 #: Fewest events between two snapshots (small logs replay fast anyway).
 MIN_SPACING = 10_000
 #: About how many snapshots a log of any length keeps.
-TARGET_COUNT = 10
+TARGET_COUNT = 20
 #: Snapshots kept at most; the densest pair loses its older member first.
-MAX_SNAPSHOTS = 12
+MAX_SNAPSHOTS = 24
 
 #: Pages copied between two looks at the stop flag (16 MB of 4 KB pages: a few ms).
 COPY_STEP_PAGES = 4096

@@ -421,6 +421,8 @@ async def views_as_of(
             await scratch.open()
             await _start_from_snapshot(store, scratch, target, projections)
             runner = ProjectionRunner(store, scratch, projections)
+            # One look, then dropped: no index builds, unless kept for inspection.
+            runner.build_indexes = scratch_path is not None
             await runner.prepare(auto_rebuild=False)
             await runner.catch_up(to_position=target, progress=progress)
             yield Views(store, scratch, runner, as_of=target)
