@@ -18,8 +18,10 @@ read is skipped, and a rebuild discards them all.
 Spacing: a snapshot is due once the views have moved ``max(MIN_SPACING,
 position // TARGET_COUNT)`` past the newest one, so a log of any size keeps
 about ``TARGET_COUNT`` of them spread over its length (older, denser ones are
-pruned down to ``MAX_SNAPSHOTS``); an as-of then replays at most about a tenth
-of the log.
+pruned down to ``MAX_SNAPSHOTS``); an as-of then replays at most about a
+twentieth of the log (a catch-up checks at its chunks' ends, every 50,000
+events: a log of 1,000,000 keeps one every 50,000 positions, one of 1,100,000
+every 100,000 past 1,000,000).
 
 Beside the writes: :meth:`ViewSnapshots.take` copies on a connection of its
 own (the views store runs it on a thread of its own), in one read transaction
