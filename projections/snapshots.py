@@ -48,6 +48,7 @@ __all__ = [
     "COPY_STEP_PAGES",
     "MAX_SNAPSHOTS",
     "MIN_SPACING",
+    "SNAPSHOT_URI_PARAMETERS",
     "TARGET_COUNT",
     "SnapshotStopped",
     "ViewSnapshots",
@@ -65,6 +66,11 @@ MAX_SNAPSHOTS = 24
 
 #: Pages copied between two looks at the stop flag (16 MB of 4 KB pages: a few ms).
 COPY_STEP_PAGES = 4096
+
+#: How a snapshot is opened: read-only, and ``immutable`` (a kept snapshot never
+#: changes): a WAL-mode file opened read-only otherwise leaves an empty ``-wal``
+#: and a ``-shm`` beside it, which the pruning would then leave behind.
+SNAPSHOT_URI_PARAMETERS = "mode=ro&immutable=1"
 
 _NAME = re.compile(r"^at-(\d+)\.db$")
 # A copy under way (or left by a process that died): partial-<pid>-<random>.db.
@@ -250,7 +256,7 @@ class ViewSnapshots:
     @staticmethod
     def _fits(path: Path, versions: Mapping[str, int], log_id: str) -> bool:
         try:
-            conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+            conn = sqlite3.connect(f"file:{path}?{SNAPSHOT_URI_PARAMETERS}", uri=True)
         except sqlite3.Error:
             return False
         try:

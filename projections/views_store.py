@@ -55,7 +55,7 @@ from .errors import (
     ViewsStoreError,
 )
 from .row_ops import Layout, to_sql
-from .snapshots import SnapshotStopped, ViewSnapshots
+from .snapshots import SNAPSHOT_URI_PARAMETERS, SnapshotStopped, ViewSnapshots
 from .transaction_driver import drive
 from .transactions import (
     STATE_DDL,
@@ -652,7 +652,7 @@ class SQLiteViewsStore:
 
         def copy() -> None:
             with self._writer_busy:
-                source = sqlite3.connect(f"file:{snapshot}?mode=ro", uri=True)
+                source = sqlite3.connect(f"file:{snapshot}?{SNAPSHOT_URI_PARAMETERS}", uri=True)
                 try:
                     source.backup(conn)
                 finally:

@@ -148,6 +148,12 @@ async def test_as_of_into_a_directory_starts_from_a_snapshot(tmp_path: Path) -> 
             assert expected == await dump(past.views_store, default_projections())
         async with views_as_of(store, position=taken[0], into=tmp_path / "early") as early:
             assert early.as_of == taken[0]
+        async with views_as_of(store, position=taken[-1]) as latest:
+            assert latest.as_of == taken[-1]
+        # Read as immutable files: no -wal or -shm left beside them (nor, once
+        # pruned, without them).
+        snapshot_files = sorted(p.name for p in views.runner.snapshots.directory.iterdir())
+        assert [f"at-{p}.db" for p in sorted(taken, key=str)] == snapshot_files
 
 
 async def test_as_of_position_equals_live_views_then(tmp_path: Path) -> None:
