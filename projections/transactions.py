@@ -222,6 +222,13 @@ def _point_views_ddl(projection: Projection, generation: int) -> list[str]:
         statements.append(f"DROP VIEW IF EXISTS {table}")
         physical = physical_name(table, generation)
         statements.append(f"CREATE VIEW {table} AS SELECT * FROM {physical}")
+    # An earlier version's logical view of a table this one retired: on
+    # PostgreSQL it would keep the old generation's table from being dropped.
+    statements += [
+        f"DROP VIEW IF EXISTS {table}"
+        for table in projection.retired
+        if table not in projection.derived
+    ]
     names = dict(_tables(projection, generation))
     for view, select in projection.derived.items():
         # Its SELECT names the generation's tables directly: no view on a view.
@@ -379,9 +386,8 @@ def reset_all(projections: Sequence[Projection]) -> Tx[None]:
     states = yield from read_states()
     statements: list[str] = []
     for projection in projections:
-        statements += [
-            f"DROP VIEW IF EXISTS {view}" for view in (*projection.derived, *projection.tables)
-        ]
+        views = {*projection.derived, *projection.tables, *projection.retired}
+        statements += [f"DROP VIEW IF EXISTS {view}" for view in sorted(views)]
         state = states.get(projection.name)
         if state is not None:
             statements += _drop_generation_ddl(projection, state.generation)
