@@ -103,7 +103,8 @@ class Projection:
     #: catch-up pays nothing for them; queries read them by name, as tables.
     derived: ClassVar[Mapping[str, str]] = {}
     #: Tables an earlier version had and this one has not: dropped with the old
-    #: generations they belong to (a rebuild's swap, a reset).
+    #: generations they belong to, and their logical views with them (a
+    #: rebuild's swap, a reset).
     retired: ClassVar[tuple[str, ...]] = ()
 
     def handlers(self) -> Mapping[type[Event], Handler]:
