@@ -8,8 +8,8 @@ they read artifacts, and this projection no longer writes a copy (version 7).
 ``described_stacks`` holds the stacks that runs recorded away from their home
 store described (``run.stack_described``): the latest description of each
 stack, so a run's stack has a name and components in a store whose workspace
-never held it. A ``run.deleted`` tombstone removes the run's rows: the views forget it, the log
-keeps it.
+never held it. A ``run.deleted`` tombstone removes the run's rows: the views
+forget it, the log keeps it.
 """
 
 from __future__ import annotations

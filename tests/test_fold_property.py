@@ -85,6 +85,20 @@ def make_views(request: pytest.FixtureRequest) -> Make:
     return _postgres_views(request.getfixturevalue("postgres_server"))
 
 
+async def _prepared_pair(
+    store: EventStore, folded: ViewsStore, reference: ViewsStore, batch_size: int
+) -> list[ProjectionRunner]:
+    """A folding runner on ``folded`` and a statement-by-statement one on
+    ``reference``, prepared, in that order."""
+    runners = [
+        ProjectionRunner(store, folded, batch_size=batch_size, fold=True),
+        ProjectionRunner(store, reference, batch_size=batch_size, coalesce=False, fold=False),
+    ]
+    for runner in runners:
+        await runner.prepare()
+    return runners
+
+
 async def _check_folded(
     tmp_path: Path, make_views: Make, history: list[list[Event]], batch_size: int
 ) -> None:
@@ -94,12 +108,7 @@ async def _check_folded(
         make_views() as folded,
         make_views() as reference,
     ):
-        runners = [
-            ProjectionRunner(store, folded, batch_size=batch_size, fold=True),
-            ProjectionRunner(store, reference, batch_size=batch_size, coalesce=False, fold=False),
-        ]
-        for runner in runners:
-            await runner.prepare()
+        runners = await _prepared_pair(store, folded, reference, batch_size)
         projections = default_projections()
         for events_ in history:
             for event in events_:
@@ -164,12 +173,8 @@ async def _folded_and_statements_agree(
 ) -> dict[str, list[tuple[Any, ...]]]:
     """Catch both up (one folding, one statement by statement); the fold never retried,
     recorded no fault, and left the statements' tables, which are returned."""
-    runners = [
-        ProjectionRunner(store, folded, batch_size=batch_size, fold=True),
-        ProjectionRunner(store, reference, batch_size=batch_size, coalesce=False, fold=False),
-    ]
+    runners = await _prepared_pair(store, folded, reference, batch_size)
     for runner in runners:
-        await runner.prepare()
         await runner.catch_up()
     assert retries
     assert not any(retries)
@@ -330,12 +335,7 @@ async def _openlineage_in_any_order(
         make_views() as reference,
     ):
         await ensure_default_stack(store)
-        runners = [
-            ProjectionRunner(store, folded, batch_size=batch_size, fold=True),
-            ProjectionRunner(store, reference, batch_size=batch_size, coalesce=False, fold=False),
-        ]
-        for runner in runners:
-            await runner.prepare()
+        runners = await _prepared_pair(store, folded, reference, batch_size)
         projections = default_projections()
         for start, end in zip([0, *cuts], [*cuts, len(shuffled)], strict=True):
             for index in range(start, end):
