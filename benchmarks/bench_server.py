@@ -282,7 +282,13 @@ def _catch_up_seconds(url: str, timeout: float = 600.0) -> tuple[float, int]:
 # -- the server child -----------------------------------------------------------------
 
 
-def _serve(store: str, access_log: bool, follow: bool = True, views: str = "process") -> None:
+def _serve(
+    store: str,
+    access_log: bool,
+    follow: bool = True,
+    views: str = "process",
+    log_writer: str = "process",
+) -> None:
     """The child: ``metaledger serve`` on ``store`` plus the floor routes, port chosen.
 
     ``views`` is ``--views-follower`` (a child process, or ``inline``). Without
@@ -365,6 +371,7 @@ def _serve(store: str, access_log: bool, follow: bool = True, views: str = "proc
         access_log=access_log,
         ready_lag=0,
         views_follower="process" if follow and views == "process" else "inline",
+        log_writer=log_writer,  # type: ignore[arg-type]
     )
 
     def listening(host: str, port: int) -> None:
@@ -384,10 +391,14 @@ def _serve(store: str, access_log: bool, follow: bool = True, views: str = "proc
 
 
 def _start(
-    store: str, access_log: bool, follow: bool = True, views: str = "process"
+    store: str,
+    access_log: bool,
+    follow: bool = True,
+    views: str = "process",
+    log_writer: str = "process",
 ) -> tuple[subprocess.Popen[str], str]:
     quiet = ([] if access_log else ["--no-access-log"]) + ([] if follow else ["--no-follow"])
-    quiet += ["--views-follower", views]
+    quiet += ["--views-follower", views, "--log-writer", log_writer]
     child = subprocess.Popen(
         [sys.executable, "-m", "benchmarks.bench_server", "--serve-child", store, *quiet],
         stdout=subprocess.PIPE,
@@ -538,9 +549,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         default="process",
         help="who keeps the server's views current (as `metaledger serve --views-follower`)",
     )
+    parser.add_argument(
+        "--log-writer",
+        choices=("process", "thread"),
+        default="process",
+        help="who commits the appends (as `metaledger serve --log-writer`)",
+    )
     args = parser.parse_args(argv)
     if args.serve_child:
-        _serve(args.serve_child, not args.no_access_log, not args.no_follow, args.views_follower)
+        _serve(
+            args.serve_child,
+            not args.no_access_log,
+            not args.no_follow,
+            args.views_follower,
+            args.log_writer,
+        )
         return 0
     if shutil.which("wrk") is None:
         print("bench_server needs wrk (apt-get install wrk)", file=sys.stderr)
@@ -568,8 +591,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         # Each ingest figure gets a fresh server and store: views still catching
         # up on one figure's events would slow the next.
-        views = args.views_follower
-        child, url = _start(store, logged, views=views)
+        views, writer = args.views_follower, args.log_writer
+        child, url = _start(store, logged, views=views, log_writer=writer)
         try:
             measured["noop"] = _wrk(f"{url}/healthz", script=None, **load)
             measured["ol-floor"] = _wrk(
@@ -580,7 +603,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         finally:
             child.terminate()
             child.wait(60)
-        child, url = _start(fresh("store-batched"), logged, views=views)
+        child, url = _start(fresh("store-batched"), logged, views=views, log_writer=writer)
         try:
             measured["ol-many"] = _wrk(
                 f"{url}/api/v1/lineage", script=scripts["ol-batched"], **load
@@ -589,7 +612,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         finally:
             child.terminate()
             child.wait(60)
-        child, url = _start(fresh("store-no-views"), logged, follow=False)
+        child, url = _start(fresh("store-no-views"), logged, follow=False, log_writer=writer)
         try:
             # Floor H again, minutes later: the machine's load moves; the mean is the floor.
             again = _wrk(f"{url}/bench/lineage-floor", script=scripts["ol-single"], **load)
@@ -609,7 +632,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             child.terminate()
             child.wait(60)
         if args.write_api:
-            child, url = _start(fresh("store-write-api"), logged, views=views)
+            child, url = _start(fresh("store-write-api"), logged, views=views, log_writer=writer)
             try:
                 events = f"{url}/api/metaledger/v1/events"
                 measured["floor"] = _wrk(f"{url}/bench/floor", script=scripts["single"], **load)
@@ -637,7 +660,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         load_after = os.getloadavg()
         print(
             f"metaledger serve, {args.connections} connections, {args.seconds} s each, "
-            f"{'with' if logged else 'without'} the access log, views follower {views}; "
+            f"{'with' if logged else 'without'} the access log, views follower {views}, "
+            f"log writer {writer}; "
             f"load average {load_before[0]:.2f} before, "
             f"{load_after[0]:.2f} after:"
         )

@@ -91,6 +91,15 @@ _TOKEN_FILE_HELP = "The token file (JSON, secrets stored hashed) [default: $META
     "upkeep never stalls requests (under a burst they fall behind and catch up after; "
     "/readyz reports the lag), or a task of the server process.",
 )
+@click.option(
+    "--log-writer",
+    type=click.Choice(["process", "thread"]),
+    default="process",
+    show_default=True,
+    help="Who commits a SQLite store's appends: a child process, whose commits never wait "
+    "for the busy server's interpreter lock, or a thread of the server process. "
+    "(PostgreSQL commits in the database server either way.)",
+)
 def serve(
     host: str,
     port: int,
@@ -102,6 +111,7 @@ def serve(
     access_log: bool,
     ready_lag: int,
     views_follower: str,
+    log_writer: str,
 ) -> None:
     """Serve the store over HTTP: OpenLineage ingest, the read API, a live event stream.
 
@@ -143,6 +153,7 @@ def serve(
         insecure=insecure,
         access_log=access_log,
         views_follower=views_follower,  # type: ignore[arg-type]
+        log_writer=log_writer,  # type: ignore[arg-type]
     )
     from eventstore.logs import configure_logging
 

@@ -44,7 +44,9 @@ from .errors import AppendError, InvalidEventError, StoreClosedError, StoreCorru
 from .events import Event
 from .ids import new_event_id
 from .planner import EncodedEvent, PendingAppend
+from .uri import StoreLocation
 from .writer import GroupCommitWriter
+from .writer_process import ProcessWriter
 
 __all__ = ["DEFAULT_CHUNK", "Log", "ProgressCallback"]
 
@@ -90,14 +92,26 @@ class Log:
         codec: EventCodec | None = None,
         poll_interval: float = 0.2,
         max_batch_events: int = 2000,
+        writer_process: StoreLocation | None = None,
     ) -> None:
         self.backend = backend
         self.codec = codec or EventCodec()
         self.poll_interval = poll_interval
         self._appended = anyio.Event()
         self._known_head = 0
-        self._writer = GroupCommitWriter(
-            backend, max_batch_events=max_batch_events, on_commit=self._committed
+        # A SQLite store's appends may be committed by a process of its own
+        # (eventstore.writer_process: a busy server's loop starves a thread).
+        self._writer: GroupCommitWriter = (
+            ProcessWriter(
+                backend,
+                writer_process,
+                max_batch_events=max_batch_events,
+                on_commit=self._committed,
+            )
+            if writer_process is not None
+            else GroupCommitWriter(
+                backend, max_batch_events=max_batch_events, on_commit=self._committed
+            )
         )
         self._defaults = _default_metadata()
         self._default_metadata_bytes = encode_metadata(self._defaults)

@@ -21,7 +21,14 @@ from typing import Any, Literal, TextIO
 
 import structlog
 
-__all__ = ["LIBRARY_FIELDS", "LogOutput", "configure_logging", "configured_output", "get_logger"]
+__all__ = [
+    "LIBRARY_FIELDS",
+    "LogOutput",
+    "child_log_arguments",
+    "configure_logging",
+    "configured_output",
+    "get_logger",
+]
 
 #: The ``LogRecord`` attribute holding a library event's name and fields, for formatters.
 LIBRARY_FIELDS = "metaledger"
@@ -53,6 +60,18 @@ def configured_output() -> LogOutput | None:
     if _handler is None or logging.getLogger().handlers[-1:] != [_handler]:
         return None  # someone configured logging after us: go through logging
     return _output
+
+
+def child_log_arguments() -> list[str]:
+    """``--log-level`` and ``--log-format`` for a child process to log as this one does.
+
+    The server's children (the views follower, the log writer) take them, so
+    their lines join the server's on its stderr in its format and at its level.
+    """
+    output = configured_output()
+    level = output.level if output is not None else logging.WARNING
+    fmt = output.fmt if output is not None else "text"
+    return ["--log-level", str(level), "--log-format", fmt]
 
 
 def _to_stdlib(_: Any, __: str, event_dict: structlog.typing.EventDict) -> Any:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import AsyncIterator, Callable
-from typing import Any, Concatenate, Generic, ParamSpec, TypeVar, overload
+from typing import Any, Concatenate, Generic, Literal, ParamSpec, TypeVar, overload
 from uuid import UUID
 
 import anyio
@@ -209,6 +209,7 @@ async def open_store(
     backend_options: dict[str, Any] | None = None,
     codec: EventCodec | None = None,
     default_stack: bool = True,
+    log_writer: Literal["thread", "process"] = "thread",
 ) -> AsyncIterator[EventStore]:
     """Open (by default creating) the store at ``uri`` for the duration of the block.
 
@@ -230,6 +231,10 @@ async def open_store(
     :mod:`eventstore.store_factories`); None for either keeps the location's. An
     unknown option or a bad value raises StoreOptionError. ``codec`` lets an
     application extend the event catalogue with its own event classes and upcasters.
+    ``log_writer="process"`` commits a SQLite store's appends in a child process
+    (:mod:`eventstore.writer_process`: what a busy server wants, whose event
+    loop would starve the committing thread); other stores, and read-only
+    handles, keep the thread.
     """
     location = resolve_store(uri, durability=durability, options=backend_options)
     backend = factory_for(location).log_backend(location, read_only=read_only)
@@ -239,6 +244,11 @@ async def open_store(
             backend,
             codec=codec or EventCodec(max_event_bytes=max_event_bytes),
             poll_interval=poll_interval,
+            writer_process=(
+                location
+                if log_writer == "process" and location.kind == "sqlite" and not backend.read_only
+                else None
+            ),
         ),
         location,
     )

@@ -178,19 +178,12 @@ class GroupCommitWriter:
         if self._commit_blocking is not None:
             await self._run_thread(self._commit_blocking)
             return
-        batch: list[_Ticket] = []
+        batch: list[_Ticket] | None = []
         try:
             while True:
-                if not self._queue:
-                    if self._closed:
-                        return
-                    await self._wakeup.wait()
-                    self._wakeup = anyio.Event()
-                    continue
-                # One pass of the event loop lets every caller woken by the last
-                # commit queue its next append, so they share this transaction.
-                await anyio.lowlevel.checkpoint()
-                batch = self._take_batch()
+                batch = await self._next_batch()
+                if batch is None:
+                    return
                 await self._commit(batch)
                 batch = []
         finally:
@@ -198,7 +191,7 @@ class GroupCommitWriter:
             self._closed = True
             # Cancelled (the store's task group is going down): nobody may wait forever.
             error = StoreClosedError("the store closed before this append was committed")
-            for _, future in batch:
+            for _, future in batch or ():
                 _settle(future, error)
             while self._queue:
                 _settle(self._queue.popleft()[1], error)
@@ -272,12 +265,10 @@ class GroupCommitWriter:
                 wakeup.clear()
                 continue
             batch = self._take_batch()
-            first = batch[0][0]
-            atomic = isinstance(first, _Atomic)
-            appends = list(first) if isinstance(first, _Atomic) else [a for a, _ in batch]
+            appends, atomic = self._appends_of(batch)
             outcome: list[AppendResult | AppendError] | BaseException
             try:
-                outcome = commit(appends, atomic)  # type: ignore[arg-type]
+                outcome = commit(appends, atomic)
             except Exception as exc:
                 outcome = exc
             loop.call_soon_threadsafe(self._settle_batch, batch, outcome)
@@ -320,6 +311,26 @@ class GroupCommitWriter:
         if last:
             self._on_commit(last)
 
+    async def _next_batch(self) -> list[_Ticket] | None:
+        """On the loop: wait for appends and take a batch of them; None once closed and drained."""
+        while not self._queue:
+            if self._closed:
+                return None
+            await self._wakeup.wait()
+            self._wakeup = anyio.Event()
+        # One pass of the event loop lets every caller woken by the last commit
+        # queue its next append, so they share this batch.
+        await anyio.lowlevel.checkpoint()
+        return self._take_batch()
+
+    @staticmethod
+    def _appends_of(batch: list[_Ticket]) -> tuple[list[PendingAppend], bool]:
+        """A batch's appends, and whether they are one all-or-nothing group."""
+        first = batch[0][0]
+        if isinstance(first, _Atomic):
+            return list(first), True
+        return [append for append, _ in batch], False  # type: ignore[misc]
+
     def _take_batch(self) -> list[_Ticket]:
         queue = self._queue
         batch: list[_Ticket] = []
@@ -335,15 +346,13 @@ class GroupCommitWriter:
         return batch
 
     async def _commit(self, batch: list[_Ticket]) -> None:
-        first = batch[0][0]
-        atomic = isinstance(first, _Atomic)
-        appends = list(first) if isinstance(first, _Atomic) else [a for a, _ in batch]
+        appends, atomic = self._appends_of(batch)
         outcome: list[AppendResult | AppendError] | BaseException
         try:
             # Shielded: once a batch is handed to the backend it finishes, so the
             # outcome each caller sees is the truth even while the store closes.
             with anyio.CancelScope(shield=True):
-                outcome = await self._backend.commit(appends, atomic=atomic)  # type: ignore[arg-type]
+                outcome = await self._backend.commit(appends, atomic=atomic)
         except Exception as exc:  # a store or driver error: fail the batch, keep the writer
             outcome = exc
         self._settle_batch(batch, outcome)

@@ -47,7 +47,7 @@ async def open_ledger(config: ServerConfig) -> AsyncIterator[Ledger]:
     """The store ``config`` names with live views kept current, for the block's duration."""
     location = resolve_store(config.store_uri)
     async with (
-        open_store(location, create=True) as store,
+        open_store(location, create=True, log_writer=config.log_writer) as store,
         open_views(store, fresh=False) as views,
         anyio.create_task_group() as group,
     ):

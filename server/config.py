@@ -12,10 +12,12 @@ from typing import Literal
 
 from .auth import TokenTable
 
-__all__ = ["DEFAULT_PORT", "Limits", "ServerConfig", "ViewsFollower"]
+__all__ = ["DEFAULT_PORT", "Limits", "LogWriter", "ServerConfig", "ViewsFollower"]
 
 #: Who keeps the live views current: a child process (default) or a task of the server.
 ViewsFollower = Literal["process", "inline"]
+#: Who commits a SQLite store's appends: a child process (default) or a thread of the server.
+LogWriter = Literal["process", "thread"]
 
 #: The port ``metaledger serve`` listens on unless told (Marquez's default too).
 DEFAULT_PORT = 5000
@@ -58,3 +60,8 @@ class ServerConfig:
     #: ``process``: a child process keeps the views current (server/views_process.py),
     #: so their upkeep never stalls the requests; ``inline``: a task of the server does.
     views_follower: ViewsFollower = "process"
+    #: ``process``: a SQLite store's appends are committed by a child process
+    #: (eventstore/writer_process.py), whose commits never wait for the busy
+    #: event loop's GIL; ``thread``: by a thread of the server. PostgreSQL
+    #: stores always commit from the event loop.
+    log_writer: LogWriter = "process"

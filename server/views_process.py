@@ -25,7 +25,6 @@ batches once the burst ends.
 from __future__ import annotations
 
 import contextlib
-import logging
 import os
 import subprocess
 import sys
@@ -34,7 +33,7 @@ import anyio
 import anyio.abc
 from anyio.abc import TaskStatus
 
-from eventstore.logs import configured_output, get_logger
+from eventstore.logs import child_log_arguments, get_logger
 from projections import Views
 
 __all__ = ["READY", "follow_in_child"]
@@ -55,18 +54,7 @@ READY_SECONDS = 120.0
 
 
 def _command() -> list[str]:
-    output = configured_output()
-    level = output.level if output is not None else logging.WARNING
-    fmt = output.fmt if output is not None else "text"
-    return [
-        sys.executable,
-        "-m",
-        "server.views_child",
-        "--log-level",
-        str(level),
-        "--log-format",
-        fmt,
-    ]
+    return [sys.executable, "-m", "server.views_child", *child_log_arguments()]
 
 
 def _environment(store_uri: str | None) -> dict[str, str]:

@@ -89,6 +89,19 @@ def run_shown(server: ServerProcess, run_id: str) -> bool:
     return httpx.get(f"{server.url}/api/v1/jobs/runs/{run_id}").status_code == 200
 
 
+def writer_pids(server: ServerProcess) -> list[int]:
+    """The log writer children (``eventstore.writer_child``) of the server, by command line."""
+    found = []
+    for pid in children_of(server.process.pid):
+        try:
+            command = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except OSError:
+            continue
+        if b"eventstore.writer_child" in command:
+            found.append(pid)
+    return found
+
+
 def child_pid(server: ServerProcess, nth: int = 1) -> int:
     """The pid of the ``nth`` views child the server started (waiting for its log line)."""
 
@@ -109,18 +122,26 @@ class TestViewsChild:
     ) -> None:
         with running_server(store_uri) as server:
             pid = child_pid(server)
-            assert children_of(server.process.pid) == [pid]
-            # The requests first: the views take the CPU they leave.
+            # A SQLite store's appends are committed by a writer child too.
+            writers = writer_pids(server) if store_uri.startswith("/") else []
+            assert len(writers) == (1 if store_uri.startswith("/") else 0)
+            assert sorted(children_of(server.process.pid)) == sorted([pid, *writers])
+            # The requests first: the views take the CPU they leave; never the writer.
             assert os.getpriority(os.PRIO_PROCESS, pid) > os.getpriority(
                 os.PRIO_PROCESS, server.process.pid
             )
+            for writer in writers:
+                assert os.getpriority(os.PRIO_PROCESS, writer) == os.getpriority(
+                    os.PRIO_PROCESS, server.process.pid
+                )
             run_id = ingest_one(server, 1)
             until(lambda: run_shown(server, run_id), "the views show the ingested run")
             ready = httpx.get(f"{server.url}/readyz")
             assert ready.status_code == 200
             assert server.stop(sig) == 0
-            # The server waited for its child before exiting: nothing is left.
+            # The server waited for its children before exiting: nothing is left.
             assert gone(pid)
+            assert all(gone(writer) for writer in writers)
         assert "views_follower_exited" not in server.stderr()
 
     def test_a_child_that_dies_is_restarted(self, store_uri: str) -> None:
@@ -155,10 +176,12 @@ class TestViewsChild:
     def test_a_killed_server_leaves_no_child(self, tmp_path: Path) -> None:
         with running_server(str(tmp_path / "store")) as server:
             pid = child_pid(server)
+            (writer,) = writer_pids(server)
             server.process.kill()
             server.process.wait(30)
-            # Its stdin closed with the server: the child stops on its own.
+            # Their stdin closed with the server: the children stop on their own.
             until(lambda: gone(pid), "the orphaned views child exits")
+            until(lambda: gone(writer), "the orphaned log writer child exits")
 
     def test_inline_keeps_the_views_in_the_server(self, tmp_path: Path) -> None:
         with running_server(
@@ -166,5 +189,14 @@ class TestViewsChild:
         ) as server:
             run_id = ingest_one(server, 3)
             until(lambda: run_shown(server, run_id), "the views show the ingested run")
-            assert children_of(server.process.pid) == []
+            assert children_of(server.process.pid) == writer_pids(server)
         assert "views_follower_started" not in server.stderr()
+
+    def test_a_thread_log_writer_starts_no_writer_child(self, tmp_path: Path) -> None:
+        with running_server(
+            str(tmp_path / "store"), extra_args=["--log-writer", "thread"]
+        ) as server:
+            run_id = ingest_one(server, 5)
+            until(lambda: run_shown(server, run_id), "the views show the ingested run")
+            assert children_of(server.process.pid) == [child_pid(server)]
+        assert "log_writer_started" not in server.stderr()

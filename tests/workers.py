@@ -6,9 +6,11 @@ in all, one per append; prints every acknowledged event id.
 ``project STORE``: catches the views up 5 events a batch, printing a line per
 batch (the parent kills it mid-way).
 
-``crashloop STORE``: appends 3-event batches forever, printing one line per
-acknowledged append (``ack <position> <id> <id> <id>``), flushed at once, so
-the parent knows exactly what was acknowledged when it kills the process.
+``crashloop STORE [thread|process]``: appends 3-event batches forever, printing
+one line per acknowledged append (``ack <position> <id> <id> <id>``), flushed at
+once, so the parent knows exactly what was acknowledged when it kills the
+process. With ``process`` a log writer child commits them (its pid is printed
+first, ``writer <pid>``).
 """
 
 from __future__ import annotations
@@ -43,9 +45,16 @@ async def append(store_uri: str, prefix: str, tasks: int, count: int) -> None:
     sys.stdout.write("\n".join(ids) + "\n")
 
 
-async def crashloop(store_uri: str) -> None:
+async def crashloop(store_uri: str, log_writer: str = "thread") -> None:
     """Append forever, acknowledging each append on stdout; the parent kills us."""
-    async with open_store(store_uri, default_stack=False) as store:
+    async with open_store(
+        store_uri,
+        default_stack=False,
+        log_writer=log_writer,  # type: ignore[arg-type]
+    ) as store:
+        pid = getattr(store.log._writer, "pid", None)
+        if pid is not None:
+            sys.stdout.write(f"writer {pid}\n")
         sys.stdout.write("ready\n")
         sys.stdout.flush()
         n = 0
@@ -117,7 +126,7 @@ def main(argv: list[str]) -> None:
     if argv[0] == "append":
         anyio.run(append, argv[1], argv[2], int(argv[3]), int(argv[4]))
     elif argv[0] == "crashloop":
-        anyio.run(crashloop, argv[1])
+        anyio.run(crashloop, *argv[1:3])
     elif argv[0] == "project":
         anyio.run(project, argv[1])
     else:
