@@ -101,7 +101,8 @@ RUN_TABLES = {
 _STEP_STATUSES = ("running", "completed", "failed", "cached", "skipped", "stopped")
 
 
-@functools.lru_cache(maxsize=4096)  # a dataset's source id recurs with every reader
+# Each reader of a dataset names its source: the same id, asked for again and again.
+@functools.lru_cache(maxsize=4096)
 def artifact_id_for(kind: str, *parts: str) -> str:
     """The id of a dataset's artifact: ``output`` (namespace, name, producing run) or
     ``source`` (namespace, name); name-based, so every projection derives the same."""
