@@ -55,6 +55,18 @@ class _Server(uvicorn.Server):
         super().handle_exit(sig, frame)
         self._ledger.stopping.set()
 
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        """Stop as uvicorn does; a forced stop (a second Ctrl-C) still ends the lifespan.
+
+        uvicorn skips the lifespan's shutdown then, and the loop's teardown
+        cancelled the task still waiting in it, which uvicorn logged as an error
+        with a traceback. Ours does nothing on shutdown (the ledger closes
+        after uvicorn returns), so it ends at once either way.
+        """
+        await super().shutdown(sockets)
+        if self.force_exit:
+            await self.lifespan.shutdown()
+
     @contextlib.contextmanager
     def capture_signals(self) -> Generator[None, None, None]:
         """SIGINT and SIGTERM stop the server gracefully, handled on the event loop.

@@ -140,6 +140,17 @@ class TestServing:
         # One structured line per request.
         assert server.stderr().count("path=/readyz") == 1
 
+    def test_a_second_ctrl_c_forces_the_stop_without_a_traceback(self, tmp_path: Path) -> None:
+        with running_server(str(tmp_path / "store")) as server:
+            assert httpx.get(f"{server.url}/healthz?probe=forced").status_code == 200
+            server.process.send_signal(signal.SIGINT)
+            server.wait_for_line(r"Shutting down")
+            code = server.stop(signal.SIGINT)  # the second: uvicorn stops waiting on anything
+        assert code == 0
+        assert "Traceback" not in server.stderr()
+        assert "ledger_closed" in server.stderr()
+        assert "probe=forced" in server.stderr()  # the access log was still flushed
+
     def test_a_non_loopback_address_without_tokens_is_refused(self, tmp_path: Path) -> None:
         done = subprocess.run(
             [sys.executable, "-m", "cli", "--store", str(tmp_path / "s"), "serve",
