@@ -149,8 +149,11 @@ class ProcessWriter(GroupCommitWriter):
         delay = 0.1
         try:
             while True:
+                started = anyio.current_time()
                 if await self._serve(process):
                     return
+                if anyio.current_time() - started > 2 * MAX_RESTART_DELAY:
+                    delay = 0.1  # it ran a good while: not a crash loop
                 code = process.returncode
                 log.error("log_writer_exited", code=code, restart_in=delay)
                 await anyio.sleep(delay)
@@ -196,7 +199,12 @@ class ProcessWriter(GroupCommitWriter):
                     group.cancel_scope.cancel()  # the child ended: nothing more to send it
 
                 group.start_soon(receive)
-                await self._send(stdin)
+                try:
+                    await self._send(stdin)
+                except (anyio.BrokenResourceError, anyio.ClosedResourceError):
+                    # The child died under a send: the receiver sees the end of
+                    # its answers and ends this group; the finally fails the rest.
+                    await anyio.sleep_forever()
                 closed_by_us = True
                 with contextlib.suppress(anyio.BrokenResourceError, anyio.ClosedResourceError):
                     await stdin.aclose()

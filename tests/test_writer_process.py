@@ -11,6 +11,7 @@ child that commits what it read and exits. Every wait has a timeout.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import time
@@ -274,3 +275,48 @@ def test_frames_are_cut_whole_from_any_reads() -> None:
     broken.feed(b"\xff\xff\xff\xff")
     with pytest.raises(StoreError, match="out of step"):
         broken.frames()
+
+
+async def test_children_killed_again_and_again_under_load_lose_nothing_acknowledged(
+    tmp_path: Path,
+) -> None:
+    """Kills land wherever they land: mid-commit, mid-answer, while a batch is being sent."""
+    async with open_store(tmp_path / "s", log_writer="process", default_stack=False) as store:
+        writer = store.log._writer
+        assert isinstance(writer, ProcessWriter)
+        acknowledged: set[str] = set()
+        # Set as the acknowledged appends pass 250, 500...: a kill after each.
+        progress = [anyio.Event() for _ in range(5)]
+
+        async def task(n: int) -> None:
+            for i in range(60):
+                event = deleted(f"{n}-{i}")
+                while True:
+                    try:
+                        await store.append(f"stream-{n}", [event])
+                        break
+                    except StoreError:
+                        continue  # unanswered when a child died: the same event again
+                acknowledged.add(str(event.event_id))
+                for k, passed in enumerate(progress):
+                    if len(acknowledged) >= (k + 1) * 250:
+                        passed.set()
+
+        async def killer() -> None:
+            for passed in progress:
+                with anyio.fail_after(WAIT):
+                    await passed.wait()
+                pid = writer.pid
+                assert pid is not None
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+
+        async with anyio.create_task_group() as group:
+            group.start_soon(killer)
+            for n in range(30):
+                group.start_soon(task, n)
+        assert writer.starts >= 2
+        stored = Counter([e.event_id_text async for e in store.read_all()])
+        assert set(stored) == acknowledged
+        assert set(stored.values()) == {1}
+        assert (await store.verify()).ok
