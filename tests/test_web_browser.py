@@ -11,7 +11,9 @@ auto-waiting ``expect``), never a sleep; every test ends with no console errors.
 from __future__ import annotations
 
 import json
+import os
 import re
+import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -266,6 +268,42 @@ def test_the_runs_list_shows_a_new_run_live(demo: Demo, page: Any) -> None:
     _cli(demo.store, "demo")
     expect(rows).to_have_count(before + 1, timeout=30_000)
     expect(page.locator("#runs-count")).to_contain_text(f"{before + 1} runs")
+    _no_console_errors(page)
+
+
+async def _record_one(store_uri: str) -> int:
+    """One demo run through the library (which keeps no views); the log's head after it."""
+    from cli.init import artifact_root
+    from eventstore.demo import run_demo
+
+    async with open_store(store_uri) as store:
+        await run_demo(store, artifact_root=artifact_root(store.location.path))
+        return await store.head()
+
+
+def test_the_live_list_waits_for_views_that_lag_the_log(demo: Demo, page: Any) -> None:
+    """The stream says an event was stored before the views include it: the page asks
+    again until they do, rather than keeping the rows it got first."""
+    from playwright.sync_api import expect
+
+    page.goto(demo.url + "/")
+    rows = page.locator("table.runs tbody tr")
+    before = rows.count()
+    expect(page.locator("#live-status")).to_have_text("live")
+    started = re.search(r"views_follower_started\s+pid=(\d+)", demo.server.stderr())
+    assert started is not None
+    views_child = int(started.group(1))
+    os.kill(views_child, signal.SIGSTOP)  # the views stand still; the log goes on
+    try:
+        with ThreadPoolExecutor(1) as pool:
+            head = pool.submit(anyio.run, _record_one, demo.store).result(timeout=120)
+        # Every event of the new run reached the page, and each refresh got views
+        # that do not hold it yet.
+        expect(page.locator("#runs")).to_have_attribute("data-seen", str(head), timeout=30_000)
+        expect(rows).to_have_count(before)
+    finally:
+        os.kill(views_child, signal.SIGCONT)
+    expect(rows).to_have_count(before + 1, timeout=30_000)
     _no_console_errors(page)
 
 

@@ -72,11 +72,13 @@ async def runs_list(request: Request) -> Response:
     cursor = request.query_params.get("cursor") or None
     limit = _whole(request, "limit", PAGE_SIZE, most=MAX_PAGE)
     head = await ledger.store.head()
+    fragment = "fragment" in request.query_params
+    # Read before the query: the rows include at least this much of the log.
+    views_at = await _views_position(ledger) if fragment else None
     async with ledger.queries(as_of_of(request)) as q:
         page_runs, next_cursor = await runs_page(q, filters, cursor=cursor, limit=limit)
         # Counted up to a bound: past it the page says "more than 10,000 runs".
         total = await q.count_runs(**filters.as_kwargs(), most=COUNT_BOUND + 1)
-        fragment = "fragment" in request.query_params
         stacks = [] if fragment else [s.name for s in await q.stacks()]
     page = Page(request)
     base = {k: v for k, v in request.query_params.items() if k not in ("cursor", "fragment")}
@@ -94,8 +96,18 @@ async def runs_list(request: Request) -> Response:
         "stacks": stacks,
     }
     if fragment:
-        return render(request, "_runs_table.html", context, head=head)
+        response = render(request, "_runs_table.html", context, head=head)
+        # The live page refreshes on the log's events, but the views follow the log
+        # a moment behind: it asks again until they include the last event it saw.
+        response.headers["X-Views-Position"] = str(views_at)
+        return response
     return render(request, "runs.html", context, head=head)
+
+
+async def _views_position(ledger: Ledger) -> int:
+    """How far every live view has applied the log (the least of their positions)."""
+    states = await ledger.views.runner.refresh()
+    return min((s.position for s in states.values() if s.status == "live"), default=0)
 
 
 @page_errors
