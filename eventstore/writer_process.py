@@ -142,8 +142,24 @@ class ProcessWriter(GroupCommitWriter):
                 await process.stdout.aclose()
 
     async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
-        """Start the child, then send and settle batches until closed (and drained)."""
-        process = await self._start()
+        """Start the child, then send and settle batches until closed (and drained).
+
+        A first child that cannot start (no process may be started here, or it
+        fails before it answers) leaves the commits to a thread, as
+        ``log_writer="thread"`` does, with a warning: the store opened, so it
+        can be written without a child.
+        """
+        try:
+            process = await self._start()
+        except StoreError as exc:
+            commit = getattr(self._backend, "commit_blocking", None)
+            if commit is None:
+                raise
+            log.warning("log_writer_in_process", reason=str(exc))
+            self._commit_blocking = commit
+            self.pid = None
+            await super().run(task_status=task_status)
+            return
         self._running = True
         task_status.started()
         delay = 0.1

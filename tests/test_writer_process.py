@@ -320,3 +320,26 @@ async def test_children_killed_again_and_again_under_load_lose_nothing_acknowled
         assert set(stored) == acknowledged
         assert set(stored.values()) == {1}
         assert (await store.verify()).ok
+
+
+async def test_a_child_that_cannot_start_leaves_the_commits_to_a_thread(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    import sys
+
+    import eventstore.writer_process
+
+    # A child that dies before it answers, as one that cannot import us would.
+    monkeypatch.setattr(
+        eventstore.writer_process, "_command", lambda: [sys.executable, "-c", "raise SystemExit(7)"]
+    )
+    async with open_store(tmp_path / "s", log_writer="process", default_stack=False) as store:
+        writer = store.log._writer
+        assert isinstance(writer, ProcessWriter)
+        assert writer.pid is None
+        assert writer.starts == 0
+        results = [await store.append("s", [deleted(str(n))]) for n in range(3)]
+        assert [r.positions for r in results] == [(1,), (2,), (3,)]
+        assert (await store.verify()).ok
+    assert "log_writer_in_process" in caplog.text
+    assert "exit code 7" in caplog.text
