@@ -70,6 +70,8 @@ class _Pipe:
 
     def first(self) -> bytes | None:
         """The next frame, waiting for it; None once the pipe closed."""
+        if self._pushed_back:
+            return self._pushed_back.pop(0)
         while True:
             found = self._buffer.frames()
             if found:

@@ -343,3 +343,27 @@ async def test_a_child_that_cannot_start_leaves_the_commits_to_a_thread(
         assert (await store.verify()).ok
     assert "log_writer_in_process" in caplog.text
     assert "exit code 7" in caplog.text
+
+
+def test_the_childs_pipe_hands_out_every_frame_once_in_order() -> None:
+    from eventstore.writer_child import _Pipe
+
+    read_end, write_end = os.pipe()
+    try:
+        bodies = [bytes([n]) * (n * 300) for n in range(1, 8)]
+        os.write(write_end, b"".join(frame(b) for b in bodies[:3]))
+        pipe = _Pipe(read_end)
+        got = [pipe.first()]  # one read brings three frames: two wait their turn
+        os.write(write_end, b"".join(frame(b) for b in bodies[3:]))
+        os.close(write_end)  # the end: a pipe that lost a frame cannot hang the test
+        write_end = -1
+        got.append(pipe.first())
+        got += pipe.waiting(1 << 20)
+        while (body := pipe.first()) is not None:
+            got.append(body)
+        assert got == bodies
+        assert pipe.closed
+    finally:
+        os.close(read_end)
+        if write_end >= 0:
+            os.close(write_end)
