@@ -27,11 +27,12 @@ import select
 import signal
 import sys
 import threading
+from collections import deque
 from collections.abc import Sequence
 
 import anyio
 
-from .errors import LedgerError
+from .errors import LedgerError, ReadOnlyStoreError
 from .logs import configure_logging, get_logger
 from .sqlite_backend import SQLiteBackend
 from .store_factories import factory_for
@@ -58,42 +59,38 @@ class _Pipe:
     def __init__(self, fd: int) -> None:
         self._fd = fd
         self._buffer = FrameBuffer()
-        self._pushed_back: list[bytes] = []
+        #: Whole frames read and not handed out yet, in order.
+        self._frames: deque[bytes] = deque()
         self.closed = False
 
     def _read(self) -> None:
         data = os.read(self._fd, _READ_BYTES)
         if data:
             self._buffer.feed(data)
+            self._frames.extend(self._buffer.frames())
         else:
             self.closed = True
 
     def first(self) -> bytes | None:
         """The next frame, waiting for it; None once the pipe closed."""
-        if self._pushed_back:
-            return self._pushed_back.pop(0)
-        while True:
-            found = self._buffer.frames()
-            if found:
-                self._pushed_back = found[1:]
-                return found[0]
+        while not self._frames:
             if self.closed:
                 return None
             self._read()
+        return self._frames.popleft()
 
     def waiting(self, limit: int) -> list[bytes]:
         """Frames already waiting (up to about ``limit`` bytes), without blocking."""
-        found, self._pushed_back = self._pushed_back, []
-        size = sum(len(f) for f in found)
+        found: list[bytes] = []
+        size = 0
         while size < limit:
-            more = self._buffer.frames()
-            if more:
-                found += more
-                size += sum(len(f) for f in more)
-                continue
-            if self.closed or not select.select([self._fd], [], [], 0)[0]:
+            if self._frames:
+                found.append(self._frames.popleft())
+                size += len(found[-1])
+            elif self.closed or not select.select([self._fd], [], [], 0)[0]:
                 break
-            self._read()
+            else:
+                self._read()
         return found
 
 
@@ -181,7 +178,8 @@ async def _run(pipe: _Pipe, out: int, max_batch_bytes: int) -> int:
     try:
         assert isinstance(backend, SQLiteBackend)
         if backend.read_only:
-            _write(out, encode_outcomes(LedgerError(backend.read_only_reason or "read-only")))
+            reason = backend.read_only_reason or "the log cannot be written"
+            _write(out, encode_outcomes(ReadOnlyStoreError(reason)))
             return 3
         backend.start_background_checkpoints()
         _write(out, frame(READY))

@@ -199,17 +199,17 @@ class ProcessWriter(GroupCommitWriter):
         assert process.stdin is not None
         assert process.stdout is not None
         stdin, stdout = process.stdin, process.stdout
+        # One buffer for the child's answers: a drain after a cancelled receive
+        # goes on from the part of a frame already read.
+        answers = FrameBuffer()
         closed_by_us = False
         try:
             async with anyio.create_task_group() as group:
 
                 async def receive() -> None:
-                    buffer = FrameBuffer()
                     try:
                         while True:
-                            buffer.feed(await stdout.receive())
-                            for body in buffer.frames():
-                                self._settle_batch(self._in_flight.popleft(), decode_outcomes(body))
+                            self._settle_answers(answers, await stdout.receive())
                     except (anyio.EndOfStream, anyio.BrokenResourceError):
                         pass
                     group.cancel_scope.cancel()  # the child ended: nothing more to send it
@@ -230,7 +230,7 @@ class ProcessWriter(GroupCommitWriter):
             # child commits what it read, answers and exits once its stdin closes.
             with anyio.CancelScope(shield=True):
                 if not closed_by_us and process.returncode is None:
-                    await self._drain(process)
+                    await self._drain(process, answers)
                 await self._stop(process)
                 if self._in_flight:
                     error = StoreError(
@@ -243,21 +243,24 @@ class ProcessWriter(GroupCommitWriter):
                             _settle(future, error)
         return closed_by_us
 
-    async def _drain(self, process: anyio.abc.Process) -> None:
+    def _settle_answers(self, answers: FrameBuffer, data: bytes) -> None:
+        """Settle the batches whose answers ``data`` completes, in the order sent."""
+        answers.feed(data)
+        for body in answers.frames():
+            self._settle_batch(self._in_flight.popleft(), decode_outcomes(body))
+
+    async def _drain(self, process: anyio.abc.Process, answers: FrameBuffer) -> None:
         """Close the child's stdin and settle the answers it still sends (bounded)."""
         assert process.stdin is not None
         assert process.stdout is not None
         with contextlib.suppress(anyio.BrokenResourceError, anyio.ClosedResourceError):
             await process.stdin.aclose()
-        buffer = FrameBuffer()
         with anyio.move_on_after(DRAIN_SECONDS):
             with contextlib.suppress(
                 anyio.EndOfStream, anyio.BrokenResourceError, anyio.ClosedResourceError
             ):
                 while self._in_flight:
-                    buffer.feed(await process.stdout.receive())
-                    for body in buffer.frames():
-                        self._settle_batch(self._in_flight.popleft(), decode_outcomes(body))
+                    self._settle_answers(answers, await process.stdout.receive())
 
     async def _send(self, stdin: anyio.abc.ByteSendStream) -> None:
         """Send what is queued, batch by batch, until closed and the queue is empty."""

@@ -37,6 +37,7 @@ from eventstore.writer import GroupCommitWriter
 from eventstore.writer_frames import FrameBuffer, decode_outcomes, encode_outcomes, frame
 from eventstore.writer_process import ProcessWriter
 
+from .test_server_views_process import gone
 from .workers import spawn
 
 pytestmark = pytest.mark.anyio
@@ -46,15 +47,6 @@ WAIT = 60.0
 
 def deleted(reason: str) -> NewEvent:
     return NewEvent(RunDeleted(run_id=uuid.uuid4(), reason=reason))
-
-
-def gone(pid: int) -> bool:
-    """Whether process ``pid`` has ended (a zombie counts: its parent is gone)."""
-    try:
-        status = Path(f"/proc/{pid}/status").read_text()
-    except (FileNotFoundError, ProcessLookupError):
-        return True
-    return any(line.split()[1:2] in (["Z"], ["X"]) for line in status.splitlines()[:3])
 
 
 async def test_concurrent_appends_are_committed_together_once_each(tmp_path: Path) -> None:
